@@ -1,0 +1,1 @@
+"""The vehicle and its MAVLink sub-protocols, one module each."""

@@ -1,0 +1,31 @@
+"""ArduPilot flight mode names <-> custom_mode numbers, per vehicle type (pymavlink keeps the tables)."""
+
+from __future__ import annotations
+
+from pymavlink import mavutil
+
+from flightctl.errors import ModeError
+
+
+def mode_table(mav_type: int) -> dict[int, str]:
+    table = mavutil.mode_mapping_bynumber(mav_type)
+    if table is None:
+        raise ModeError(f"no flight mode table for MAV_TYPE {mav_type}")
+    return {int(number): str(name) for number, name in table.items()}
+
+
+def mode_number(mav_type: int, name: str) -> int:
+    table = mode_table(mav_type)
+    wanted = name.strip().upper()
+    for number, mode_name in table.items():
+        if mode_name == wanted:
+            return number
+    raise ModeError(f"unknown flight mode {name!r} for this vehicle; known: {', '.join(sorted(table.values()))}")
+
+
+def mode_name(mav_type: int, number: int) -> str:
+    try:
+        table = mode_table(mav_type)
+    except ModeError:
+        return f"MODE({number})"
+    return table.get(number, f"MODE({number})")

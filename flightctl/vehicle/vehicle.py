@@ -1,0 +1,105 @@
+"""``Vehicle``: the front object. ``vehicle.commands``, ``.params``, ``.telemetry`` over one MavConnection."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.link.codec import SigningKey
+from flightctl.link.connection import MavConnection
+from flightctl.link.transport import transport_for_url
+from flightctl.vehicle.commands import Commands
+from flightctl.vehicle.params import ParamEncoding, Params
+from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, Clock, Telemetry, VehicleState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    system_id: int = 1
+    target_system: int | None = None
+    heartbeat_period_s: float = 1.0
+    link_timeout_s: float = 3.0
+    open_timeout_s: float = 10.0
+    signing_key_file: Path | None = None
+    signing_link_id: int = 0
+
+
+class Vehicle:
+    def __init__(self, connection: MavConnection) -> None:
+        self.connection = connection
+        self.commands = Commands(connection)
+        self.params = Params(connection)
+        self.telemetry = Telemetry(connection)
+
+    @property
+    def state(self) -> VehicleState:
+        return self.telemetry.state
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        url: str,
+        *,
+        options: LinkOptions | None = None,
+        heartbeat_timeout_s: float = 30.0,
+        rates_hz: Mapping[str, float] | None = DEFAULT_RATES_HZ,
+    ) -> AsyncIterator[Vehicle]:
+        """Open ``url``, wait for the vehicle's heartbeat, learn its parameter encoding, ask for telemetry."""
+        options = options or LinkOptions()
+        signing = None
+        if options.signing_key_file is not None:
+            signing = SigningKey.from_file(options.signing_key_file, options.signing_link_id)
+        transport = transport_for_url(url, open_timeout_s=options.open_timeout_s)
+        connection = MavConnection(
+            transport,
+            system_id=options.system_id,
+            target_system=options.target_system,
+            heartbeat_period_s=options.heartbeat_period_s,
+            link_timeout_s=options.link_timeout_s,
+            signing=signing,
+        )
+        async with connection:
+            vehicle = cls(connection)
+            try:
+                await vehicle.start(heartbeat_timeout_s=heartbeat_timeout_s, rates_hz=rates_hz)
+                yield vehicle
+            finally:
+                vehicle.telemetry.close()
+
+    async def start(self, *, heartbeat_timeout_s: float, rates_hz: Mapping[str, float] | None) -> None:
+        """Everything after the link opened: the vehicle's heartbeat, its capabilities, telemetry rates."""
+        try:
+            await self.connection.wait_vehicle(timeout_s=heartbeat_timeout_s)
+        except VehicleTimeout:
+            raise VehicleTimeout(
+                f"{self.connection.transport.url}: no autopilot heartbeat within {heartbeat_timeout_s:g} s"
+            ) from None
+        await self._learn_capabilities()
+        if rates_hz:
+            await self.telemetry.request_rates(self.commands, rates_hz)
+
+    async def _learn_capabilities(self) -> None:
+        with self.connection.inbox("AUTOPILOT_VERSION", what="AUTOPILOT_VERSION") as versions:
+            try:
+                await self.commands.request_message("AUTOPILOT_VERSION")
+                version = await versions.next(3.0)
+            except FlightctlError as exc:
+                log.warning("no AUTOPILOT_VERSION (%s); assuming ArduPilot parameter encoding", exc)
+                return
+        self.params.encoding = ParamEncoding.from_capabilities(version.capabilities)
+
+    async def wait_ready(self, *, timeout_s: float = 120.0) -> VehicleState:
+        """Until the vehicle could arm: EKF navigating, 3D GPS fix, ArduPilot's pre-arm checks passing."""
+        return await self.telemetry.wait_until(
+            lambda s: s.ready_to_arm, timeout_s=timeout_s, what="vehicle ready to arm", clock=Clock.VEHICLE
+        )
+
+    def __repr__(self) -> str:
+        return f"<Vehicle {self.connection!r} mode={self.state.mode} armed={self.state.armed}>"

@@ -1,0 +1,127 @@
+"""Parameters against a scripted peer that stores them the way ArduPilot (or PX4) encodes them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from flightctl.dialect import MAVLinkMessage, mavlink
+from flightctl.errors import ParamError, ParamTimeout
+from flightctl.link.connection import MavConnection
+from flightctl.vehicle.params import ParamEncoding, Params, decode_value, encode_value
+from tests.support.peer import ScriptedPeer
+
+INT32 = mavlink.MAV_PARAM_TYPE_INT32
+REAL32 = mavlink.MAV_PARAM_TYPE_REAL32
+INT8 = mavlink.MAV_PARAM_TYPE_INT8
+
+
+class ParamStore:
+    """The peer's parameter table, kept as real values and encoded on the wire like the autopilot would."""
+
+    def __init__(self, peer: ScriptedPeer, values: dict[str, tuple[float, int]], encoding: ParamEncoding) -> None:
+        self.peer, self.values, self.encoding = peer, dict(values), encoding
+        self.names = list(values)
+        self.drop_indices: set[int] = set()
+        self.clamp: dict[str, float] = {}
+        peer.on("PARAM_SET", self.on_set)
+        peer.on("PARAM_REQUEST_READ", self.on_read)
+        peer.on("PARAM_REQUEST_LIST", self.on_list)
+
+    def value_message(self, name: str, index: int) -> MAVLinkMessage:
+        value, kind = self.values[name]
+        raw = encode_value(value, kind, self.encoding)
+        return mavlink.MAVLink_param_value_message(name.encode(), raw, kind, len(self.names), index)
+
+    def on_set(self, message: MAVLinkMessage) -> None:
+        name = message.param_id
+        kind = self.values[name][1]
+        value = decode_value(message.param_value, kind, self.encoding)
+        self.values[name] = (self.clamp.get(name, value), kind)
+        self.peer.send(self.value_message(name, 65535))
+
+    def on_read(self, message: MAVLinkMessage) -> None:
+        if message.param_index >= 0:
+            self.peer.send(self.value_message(self.names[message.param_index], message.param_index))
+        elif message.param_id in self.values:
+            self.peer.send(self.value_message(message.param_id, self.names.index(message.param_id)))
+
+    def on_list(self, _message: MAVLinkMessage) -> None:
+        for index, name in enumerate(self.names):
+            if index not in self.drop_indices:
+                self.peer.send(self.value_message(name, index))
+
+
+@pytest.mark.parametrize("encoding", list(ParamEncoding))
+async def test_integer_parameter_round_trips_exactly(
+    peer: ScriptedPeer, connection: MavConnection, encoding: ParamEncoding
+) -> None:
+    """Test that setting an INT32 parameter returns exactly the integer we set, in either encoding."""
+    ParamStore(peer, {"SYSID_THISMAV": (1, INT32), "BIG": (0, INT32)}, encoding)
+    params = Params(connection, encoding=encoding, timeout_s=0.2)
+    echoed = await params.set("BIG", 16_777_215)
+    assert echoed.value == 16_777_215
+    assert isinstance(echoed.value, int)
+    assert (await params.get("BIG")).value == 16_777_215
+
+
+def test_bytewise_encoding_keeps_integers_beyond_float_precision() -> None:
+    """Test that bytewise encoding carries 2**31-1 exactly where a C cast could not."""
+    raw = encode_value(2**31 - 1, INT32, ParamEncoding.BYTEWISE)
+    assert decode_value(raw, INT32, ParamEncoding.BYTEWISE) == 2**31 - 1
+    with pytest.raises(ParamError, match="2\\*\\*24"):
+        encode_value(2**31 - 1, INT32, ParamEncoding.C_CAST)
+
+
+def test_integer_out_of_range_or_fractional_is_refused() -> None:
+    """Test that a value the parameter type cannot hold is refused before sending."""
+    with pytest.raises(ParamError, match="does not fit"):
+        encode_value(200, INT8, ParamEncoding.C_CAST)
+    with pytest.raises(ParamError, match="not a whole number"):
+        encode_value(1.5, INT32, ParamEncoding.C_CAST)
+
+
+async def test_float_parameter_set_confirmed(peer: ScriptedPeer, connection: MavConnection) -> None:
+    """Test that a float parameter set is confirmed at float32 precision."""
+    ParamStore(peer, {"WPNAV_SPEED": (500.0, REAL32)}, ParamEncoding.C_CAST)
+    echoed = await Params(connection, timeout_s=0.2).set("WPNAV_SPEED", 0.1)
+    assert math.isclose(echoed.value, 0.1, rel_tol=1e-7)
+
+
+async def test_vehicle_keeping_another_value_is_an_error(peer: ScriptedPeer, connection: MavConnection) -> None:
+    """Test that an echo with a different value (the vehicle clamped it) raises ParamError."""
+    store = ParamStore(peer, {"ANGLE_MAX": (3000.0, REAL32)}, ParamEncoding.C_CAST)
+    store.clamp["ANGLE_MAX"] = 8000.0
+    with pytest.raises(ParamError, match="vehicle kept 8000"):
+        await Params(connection, timeout_s=0.2).set("ANGLE_MAX", 9000.0)
+
+
+async def test_missing_parameter_times_out_with_its_name(peer: ScriptedPeer, connection: MavConnection) -> None:
+    """Test that reading a parameter the vehicle does not have ends in ParamTimeout naming it."""
+    ParamStore(peer, {}, ParamEncoding.C_CAST)
+    with pytest.raises(ParamTimeout, match="NO_SUCH_PARAM"):
+        await Params(connection, timeout_s=0.05, attempts=2).get("NO_SUCH_PARAM")
+    assert len(peer.sent("PARAM_REQUEST_READ")) == 2
+
+
+async def test_fetch_all_rerequests_gaps_and_reports_progress(peer: ScriptedPeer, connection: MavConnection) -> None:
+    """Test that parameters lost from the list are asked for by index, and progress reaches the total."""
+    values = {f"P{n:03d}": (float(n), REAL32) for n in range(120)}
+    store = ParamStore(peer, values, ParamEncoding.C_CAST)
+    store.drop_indices = {0, 7, 64, 119}
+    progress: list[tuple[int, int]] = []
+    fetched = await Params(connection).fetch_all(progress=lambda done, total: progress.append((done, total)), quiet_s=0.1)
+    assert len(fetched) == 120
+    assert fetched["P064"].value == 64.0
+    assert progress[-1] == (120, 120)
+    assert sorted(m.param_index for m in peer.sent("PARAM_REQUEST_READ")) == [0, 7, 64, 119]
+
+
+async def test_fetch_all_gives_up_with_count_missing(peer: ScriptedPeer, connection: MavConnection) -> None:
+    """Test that parameters that never arrive end the fetch with ParamTimeout saying how many are missing."""
+    store = ParamStore(peer, {f"P{n}": (0.0, REAL32) for n in range(10)}, ParamEncoding.C_CAST)
+    store.drop_indices = {3}
+    peer.on("PARAM_REQUEST_READ", lambda _m: None)
+    with pytest.raises(ParamTimeout, match="1 of 10 still missing"):
+        await Params(connection).fetch_all(quiet_s=0.05, rounds=2)
