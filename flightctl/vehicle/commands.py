@@ -9,6 +9,7 @@ COMMAND_ACK names the command but not the request it answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ class Commands:
                         except VehicleTimeout:
                             raise CommandTimeout(label, attempt + 1, policy.in_progress_timeout_s) from None
                     if ack.result != MAV_RESULT_ACCEPTED:
-                        raise VehicleRejected(ack.result, label, _recent_texts(texts))
+                        raise VehicleRejected(ack.result, label, await _explanation(texts))
                     return ack
                 raise CommandTimeout(label, policy.attempts, policy.ack_timeout_s)
 
@@ -244,9 +245,13 @@ class Commands:
         return vehicle
 
 
-def _recent_texts(texts: Inbox) -> str:
-    """What the vehicle said while we waited (ArduPilot explains refusals in STATUSTEXT, e.g. "PreArm: ...")."""
+async def _explanation(texts: Inbox, grace_s: float = 0.5) -> str:
+    """What the vehicle said about a refusal. ArduPilot explains in STATUSTEXT ("Arm: Mode not armable"),
+    queued for sending, so the text often arrives just after the COMMAND_ACK: allow it a moment."""
     lines: list[str] = []
     while (message := texts.get_nowait()) is not None:
         lines.append(str(message.text))
+    if not lines:
+        with contextlib.suppress(VehicleTimeout):
+            lines.append(str((await texts.next(grace_s)).text))
     return "; ".join(lines[-4:])

@@ -32,9 +32,7 @@ async def test_command_timeout_names_the_command(peer: ScriptedPeer, connection:
     assert connection.pending_waiters() == 0
 
 
-async def test_rejection_carries_result_and_vehicle_explanation(
-    peer: ScriptedPeer, connection: MavConnection
-) -> None:
+async def test_rejection_carries_result_and_vehicle_explanation(peer: ScriptedPeer, connection: MavConnection) -> None:
     """Test that VehicleRejected carries the MAV_RESULT and what the vehicle said about it."""
 
     def refuse(cmd: object) -> None:

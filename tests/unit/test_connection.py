@@ -33,9 +33,7 @@ async def test_gcs_heartbeat_is_not_taken_for_the_vehicle() -> None:
     """Test that a ground station's heartbeat on the same link does not become the vehicle."""
     peer = ScriptedPeer(system_id=255, component_id=190, mav_type=mavlink.MAV_TYPE_GCS)
     async with MavConnection(peer.transport, link_timeout_s=0.5) as conn:
-        peer.send(
-            mavlink.MAVLink_heartbeat_message(mavlink.MAV_TYPE_GCS, mavlink.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3)
-        )
+        peer.send(mavlink.MAVLink_heartbeat_message(mavlink.MAV_TYPE_GCS, mavlink.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3))
         with pytest.raises(VehicleTimeout, match="link not connected"):
             await conn.wait_vehicle(timeout_s=0.3)
         assert conn.vehicle is None

@@ -111,7 +111,9 @@ async def test_fetch_all_rerequests_gaps_and_reports_progress(peer: ScriptedPeer
     store = ParamStore(peer, values, ParamEncoding.C_CAST)
     store.drop_indices = {0, 7, 64, 119}
     progress: list[tuple[int, int]] = []
-    fetched = await Params(connection).fetch_all(progress=lambda done, total: progress.append((done, total)), quiet_s=0.1)
+    fetched = await Params(connection).fetch_all(
+        progress=lambda done, total: progress.append((done, total)), quiet_s=0.1
+    )
     assert len(fetched) == 120
     assert fetched["P064"].value == 64.0
     assert progress[-1] == (120, 120)

@@ -111,9 +111,7 @@ async def test_status_texts_stream(peer: ScriptedPeer, connection: MavConnection
     assert list(telemetry.status_log) == [(6, "Gripper load released")]
 
 
-async def test_other_components_do_not_overwrite_autopilot_state(
-    peer: ScriptedPeer, connection: MavConnection
-) -> None:
+async def test_other_components_do_not_overwrite_autopilot_state(peer: ScriptedPeer, connection: MavConnection) -> None:
     """Test that a gimbal's heartbeat (same system, another component) does not change mode or armed."""
     telemetry = Telemetry(connection)
     gimbal = ScriptedPeer(component_id=154, mav_type=mavlink.MAV_TYPE_GIMBAL)

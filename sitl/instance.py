@@ -1,0 +1,222 @@
+"""One ArduPilot SITL process: start it, connect to it, wait until it could arm, stop exactly it.
+
+Ports for instance N (``-I N``): SERIAL0 is sent as UDP to our harness port (``--serial0 udpclient``), so the
+simulation never waits for a client and never stalls on a reader that went away; SERIAL1 and SERIAL2 stay
+TCP servers on 5762+10N and 5763+10N for other clients (``flightctl status``, MAVProxy, a serial bridge).
+SITL's own console output goes straight to a file in its working directory: nothing to drain, nothing to
+block, and the tail is at hand when something fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from flightctl.errors import FlightctlError
+from flightctl.vehicle.vehicle import LinkOptions, Vehicle
+from sitl.errors import SitlError
+from sitl.locations import Home
+from sitl.paths import VehicleKind, ardupilot_defaults, delivery_params, sitl_binary, sitl_model
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+HARNESS_UDP_BASE = 14560
+SERIAL1_TCP_BASE = 5762
+SERIAL2_TCP_BASE = 5763
+
+
+class SitlInstance:
+    """``async with SitlInstance(...) as sim: sim.vehicle ...`` starts SITL and returns once it is ready."""
+
+    def __init__(
+        self,
+        *,
+        home: Home,
+        vehicle: VehicleKind = "copter",
+        instance: int = 0,
+        speedup: float = 1.0,
+        params: Sequence[Path] | None = None,
+        workdir: Path | None = None,
+        ready_timeout_s: float = 180.0,
+    ) -> None:
+        if not 0 <= instance <= 50:
+            raise SitlError(f"SITL instance {instance} is outside 0..50")
+        self.kind: VehicleKind = vehicle
+        self.instance = instance
+        self.speedup = speedup
+        self.home = home
+        self.binary = sitl_binary(vehicle)
+        self.param_files = (
+            list(params) if params is not None else [ardupilot_defaults(vehicle), delivery_params(vehicle)]
+        )
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"flightctl-sitl-{vehicle}-{instance}-"))
+        self.ready_timeout_s = ready_timeout_s
+        self._process: asyncio.subprocess.Process | None = None
+        self._exits = contextlib.AsyncExitStack()
+        self._vehicle: Vehicle | None = None
+
+    # ---- addresses -------------------------------------------------------------------------------------
+
+    @property
+    def harness_url(self) -> str:
+        return f"udpin:127.0.0.1:{HARNESS_UDP_BASE + 10 * self.instance}"
+
+    @property
+    def serial1_url(self) -> str:
+        return f"tcp:127.0.0.1:{SERIAL1_TCP_BASE + 10 * self.instance}"
+
+    @property
+    def serial2_url(self) -> str:
+        return f"tcp:127.0.0.1:{SERIAL2_TCP_BASE + 10 * self.instance}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "sitl.log"
+
+    @property
+    def vehicle(self) -> Vehicle:
+        if self._vehicle is None:
+            raise SitlError("SITL instance is not started")
+        return self._vehicle
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SitlInstance:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    def command_line(self) -> list[str]:
+        for path in self.param_files:
+            if not path.is_file():
+                raise SitlError(f"SITL parameter file not found: {path}")
+        return [
+            str(self.binary),
+            "--model",
+            sitl_model(self.kind),
+            "--speedup",
+            f"{self.speedup:g}",
+            "--home",
+            self.home.sitl_arg(),
+            "--defaults",
+            ",".join(str(path) for path in self.param_files),
+            "-I",
+            str(self.instance),
+            "--serial0",
+            f"udpclient:127.0.0.1:{HARNESS_UDP_BASE + 10 * self.instance}",
+        ]
+
+    async def start(self) -> None:
+        """Start SITL from a clean state (no eeprom.bin), connect on SERIAL0, wait until it could arm."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "eeprom.bin").unlink(missing_ok=True)
+        await self.spawn()
+        await self._connect_primary()
+
+    async def spawn(self) -> None:
+        """Only the process; keeps eeprom.bin (parameters survive a restart, as on a real autopilot)."""
+        args = self.command_line()
+        log.info("starting SITL: %s (in %s)", " ".join(args), self.workdir)
+        with self.log_path.open("ab") as output:
+            self._process = await asyncio.create_subprocess_exec(
+                *args,
+                cwd=self.workdir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() kills it and only it
+            )
+
+    async def _connect_primary(self) -> None:
+        vehicle = await self._exits.enter_async_context(
+            Vehicle.connect(self.harness_url, options=LinkOptions(link_timeout_s=5.0), heartbeat_timeout_s=60.0)
+        )
+        self._vehicle = vehicle
+        await self.guard(vehicle.wait_ready(timeout_s=self.ready_timeout_s), "waiting for SITL to be ready to arm")
+
+    async def guard(self, work: Awaitable[T], doing: str) -> T:
+        """Run ``work``; if SITL dies meanwhile, or ``work`` fails, raise SitlError with SITL's last words."""
+        process = self._process
+        if process is None:
+            raise SitlError("SITL is not running")
+        work_task = asyncio.ensure_future(work)
+        exit_task = asyncio.ensure_future(process.wait())
+        try:
+            done, _ = await asyncio.wait({work_task, exit_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exit_task.cancel()
+        if work_task in done:
+            try:
+                return work_task.result()
+            except FlightctlError as exc:
+                raise SitlError(f"{doing}: {exc}\n--- SITL output (tail) ---\n{self.output_tail()}") from exc
+        work_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, FlightctlError):
+            await work_task
+        raise SitlError(
+            f"{doing}: SITL exited with code {process.returncode}\n--- SITL output (tail) ---\n{self.output_tail()}"
+        )
+
+    async def restart(self) -> None:
+        """Stop and start the process keeping its parameters (eeprom.bin), then reconnect and wait ready."""
+        await self._disconnect()
+        await self._terminate()
+        await self.spawn()
+        await self._connect_primary()
+
+    async def stop(self) -> None:
+        await self._disconnect()
+        await self._terminate()
+        if self._own_workdir and os.environ.get("FLIGHTCTL_KEEP_SITL") is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _disconnect(self) -> None:
+        await self._exits.aclose()
+        self._exits = contextlib.AsyncExitStack()
+        self._vehicle = None
+
+    async def _terminate(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        for sig, grace_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await process.wait()
+            if process.returncode is not None:
+                return
+        raise SitlError(f"SITL process {process.pid} did not exit after SIGKILL")
+
+    def output_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return f"(no SITL output: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __repr__(self) -> str:
+        state = "RUNNING" if self.running else "STOPPED"
+        return f"<SitlInstance {self.kind} -I {self.instance} x{self.speedup:g} [{state}]>"

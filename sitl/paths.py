@@ -1,0 +1,60 @@
+"""Where ArduPilot's SITL build and our configs live.
+
+SITL is built from ArduPilot's source outside this repository. We look in ``$ARDUPILOT_HOME`` (default
+``~/ardupilot``) for ``build/sitl/bin/arducopter`` / ``arduplane``, and take ArduPilot's own SITL model
+defaults from the same tree, so a binary and the defaults it was tested with always come together.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from sitl.errors import SitlNotBuilt
+
+VehicleKind = Literal["copter", "plane"]
+
+_BINARY = {"copter": "arducopter", "plane": "arduplane"}
+# ArduPilot's own defaults for its SITL models, relative to the ArduPilot tree.
+_ARDUPILOT_DEFAULTS = {
+    "copter": "Tools/autotest/default_params/copter.parm",
+    "plane": "Tools/autotest/models/plane.parm",
+}
+_MODEL = {"copter": "quad", "plane": "plane"}
+
+
+def ardupilot_home() -> Path:
+    return Path(os.environ.get("ARDUPILOT_HOME", "~/ardupilot")).expanduser()
+
+
+def sitl_binary(vehicle: VehicleKind) -> Path:
+    """The SITL binary for ``vehicle``; ``SitlNotBuilt`` saying where we looked and how to fix it."""
+    path = ardupilot_home() / "build" / "sitl" / "bin" / _BINARY[vehicle]
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise SitlNotBuilt(
+            f"no ArduPilot SITL binary at {path}: build ArduPilot's SITL "
+            f"('./waf configure --board sitl && ./waf {vehicle}') in $ARDUPILOT_HOME (now {ardupilot_home()})"
+        )
+    return path
+
+
+def ardupilot_defaults(vehicle: VehicleKind) -> Path:
+    path = ardupilot_home() / _ARDUPILOT_DEFAULTS[vehicle]
+    if not path.is_file():
+        raise SitlNotBuilt(f"ArduPilot's SITL defaults for {vehicle} are missing: {path}")
+    return path
+
+
+def sitl_model(vehicle: VehicleKind) -> str:
+    return _MODEL[vehicle]
+
+
+def configs_dir() -> Path:
+    """This repository's configs/ (``$FLIGHTCTL_CONFIGS`` overrides it)."""
+    override = os.environ.get("FLIGHTCTL_CONFIGS")
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "configs"
+
+
+def delivery_params(vehicle: VehicleKind) -> Path:
+    return configs_dir() / "params" / f"{vehicle}-delivery.parm"
