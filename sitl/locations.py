@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from flightctl.config import configs_dir, read_toml
 from flightctl.errors import ConfigError
 from flightctl.geo import AltFrame, Location
-from sitl.paths import configs_dir
 
 
 class Home(BaseModel, frozen=True):
@@ -28,10 +27,7 @@ class Home(BaseModel, frozen=True):
 
 def load_locations(path: Path | None = None) -> dict[str, Home]:
     path = path or configs_dir() / "locations.toml"
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    raw = read_toml(path)
     homes: dict[str, Home] = {}
     for name, fields in raw.items():
         try:

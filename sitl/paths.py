@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from flightctl.config import configs_dir
 from sitl.errors import SitlNotBuilt
 
 VehicleKind = Literal["copter", "plane"]
@@ -48,12 +49,6 @@ def ardupilot_defaults(vehicle: VehicleKind) -> Path:
 
 def sitl_model(vehicle: VehicleKind) -> str:
     return _MODEL[vehicle]
-
-
-def configs_dir() -> Path:
-    """This repository's configs/ (``$FLIGHTCTL_CONFIGS`` overrides it)."""
-    override = os.environ.get("FLIGHTCTL_CONFIGS")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "configs"
 
 
 def delivery_params(vehicle: VehicleKind) -> Path:

@@ -1,0 +1,3 @@
+from flightctl.cli import app
+
+app(prog_name="flightctl")

@@ -1,0 +1,61 @@
+"""`flightctl sim up` in one shell, `flightctl status` in another: the engineer's first five minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+
+pytestmark = pytest.mark.sitl
+
+FLIGHTCTL = [sys.executable, "-m", "flightctl"]
+
+
+async def test_sim_up_then_status_shows_a_ready_vehicle() -> None:
+    """Test that `sim up` prints a URL on which `status --json` shows a connected vehicle ready to arm,
+    and that Ctrl-C (SIGINT) stops it cleanly."""
+    require_sitl("copter")
+    instance = INSTANCE_BASE + 2
+    sim = await asyncio.create_subprocess_exec(
+        *FLIGHTCTL, "sim", "up", "--speedup", "5", "--first-instance", str(instance),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert sim.stdout is not None
+    output: list[str] = []
+    try:
+        url = None
+        async with asyncio.timeout(180):
+            while url is None:
+                line = (await sim.stdout.readline()).decode()
+                assert line, f"sim up ended early:\n{''.join(output)}"
+                output.append(line)
+                if "connect:" in line:
+                    url = line.split("connect:")[1].split()[0]
+        assert url == f"tcp:127.0.0.1:{5762 + 10 * instance}"
+        status = await asyncio.create_subprocess_exec(
+            *FLIGHTCTL, "status", "--connect", url, "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(status.communicate(), 60)
+        assert status.returncode == 0, stderr.decode()
+        record = json.loads(stdout)
+        assert record["link"]["state"] == "connected"
+        assert record["vehicle"]["type"] == "QUADROTOR"
+        assert record["ready_to_arm"] is True
+        assert record["armed"] is False
+        assert record["gps"]["satellites"] >= 6
+        assert record["ekf"]["navigation_ok"] is True
+    finally:
+        if sim.returncode is None:
+            sim.send_signal(signal.SIGINT)
+        await asyncio.wait_for(sim.wait(), 30)
+    assert sim.returncode == 130
+    stopped = await asyncio.create_subprocess_exec("pgrep", "-f", f"arducopter.*-I {instance} ")
+    assert await stopped.wait() == 1, "no SITL process of this instance is left running"
