@@ -21,12 +21,16 @@ from rich.logging import RichHandler
 from flightctl.config import load_telemetry_config
 from flightctl.console import status_record, status_table
 from flightctl.errors import ConditionTimeout, FlightctlError
+from flightctl.link.codec import SigningKey
+from flightctl.vehicle.signing import install_signing_key, remove_signing_key, write_new_key
 from flightctl.vehicle.telemetry import Clock, VehicleState
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Onboard flight and delivery controller.")
 sim_app = typer.Typer(no_args_is_help=True, help="ArduPilot SITL for engineers: start simulated vehicles.")
+signing_app = typer.Typer(no_args_is_help=True, help="MAVLink 2 signing keys: make one, install it, remove it.")
 app.add_typer(sim_app, name="sim")
+app.add_typer(signing_app, name="signing")
 
 console = Console()
 errors = Console(stderr=True)
@@ -113,6 +117,46 @@ def _print_status(vehicle: Vehicle, as_json: bool) -> None:
         sys.stdout.flush()
     else:
         console.print(status_table(vehicle))
+
+
+@signing_app.command("new-key")
+def signing_new_key(path: Annotated[Path, typer.Argument(help="Where to write the key (mode 0600).")]) -> None:
+    """Write a new random 32-byte signing key as 64 hex characters."""
+    try:
+        write_new_key(path)
+    except FlightctlError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"new signing key written to {path}")
+
+
+@signing_app.command("install")
+def signing_install(
+    connect: ConnectOption,
+    key: Annotated[Path, typer.Option("--key", help="Key file to install on the vehicle.")],
+) -> None:
+    """Install a signing key on the vehicle (on the ground only); it signs and demands signatures from then on."""
+
+    async def install() -> None:
+        signing_key = SigningKey.from_file(key)
+        async with Vehicle.connect(connect, rates_hz=None) as vehicle:
+            await install_signing_key(vehicle.connection, signing_key)
+        console.print("signing key installed: the vehicle now signs its messages and expects signed ones")
+
+    run(install)
+
+
+@signing_app.command("remove")
+def signing_remove(connect: ConnectOption, signing_key: SigningOption = None) -> None:
+    """Turn signing off on the vehicle (over its USB/SERIAL0 link, or a link signed with --signing-key)."""
+
+    async def remove() -> None:
+        options = LinkOptions(signing_key_file=signing_key)
+        async with Vehicle.connect(connect, options=options, rates_hz=None) as vehicle:
+            await remove_signing_key(vehicle.connection)
+        console.print("signing turned off on the vehicle")
+
+    run(remove)
 
 
 @sim_app.command("up")

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+import pytest
 
 from flightctl.dialect import mavlink
+from flightctl.errors import ConfigError
 from flightctl.link.codec import MavCodec, SigningKey, signing_timestamp
+from flightctl.vehicle.signing import write_new_key
 
 
 def heartbeat(custom_mode: int = 0) -> mavlink.MAVLink_message:
@@ -106,3 +111,22 @@ def test_replayed_frame_is_rejected() -> None:
     frame = vehicle.encode(heartbeat(4))
     assert len(receiver.feed(frame)) == 1
     assert receiver.feed(frame) == []
+
+
+def test_key_file_round_trip_and_bad_files(tmp_path: Path) -> None:
+    """Test that a key file written by write_new_key loads back, and malformed key files say why."""
+    path = tmp_path / "vehicle.key"
+    key = write_new_key(path)
+    assert SigningKey.from_file(path) == key
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert key.secret.hex() not in repr(key)
+    with pytest.raises(ConfigError, match="refusing to overwrite"):
+        write_new_key(path)
+    (tmp_path / "short.key").write_text("abcd")
+    with pytest.raises(ConfigError, match="32 bytes"):
+        SigningKey.from_file(tmp_path / "short.key")
+    (tmp_path / "nothex.key").write_text("zz" * 32)
+    with pytest.raises(ConfigError, match="64 hex characters"):
+        SigningKey.from_file(tmp_path / "nothex.key")
+    with pytest.raises(ConfigError, match="cannot read"):
+        SigningKey.from_file(tmp_path / "missing.key")
