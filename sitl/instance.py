@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from flightctl.config import load_telemetry_config
 from flightctl.errors import FlightctlError
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
@@ -150,7 +151,12 @@ class SitlInstance:
 
     async def _connect_primary(self) -> None:
         vehicle = await self._exits.enter_async_context(
-            Vehicle.connect(self.harness_url, options=LinkOptions(link_timeout_s=5.0), heartbeat_timeout_s=60.0)
+            Vehicle.connect(
+                self.harness_url,
+                options=LinkOptions(link_timeout_s=5.0),
+                heartbeat_timeout_s=60.0,
+                rates_hz=load_telemetry_config().rates_hz,
+            )
         )
         self._vehicle = vehicle
         await self.guard(vehicle.wait_ready(timeout_s=self.ready_timeout_s), "waiting for SITL to be ready to arm")

@@ -87,3 +87,18 @@ async def test_arming_refused_without_a_mission_is_explained(copter: Vehicle) ->
     assert caught.value.result_name.startswith("MAV_RESULT_")
     assert "mission" in str(caught.value).lower(), "ArduPilot's own reason travels with the error"
     await copter.commands.set_mode("STABILIZE")
+
+
+async def test_param_guard_restores_what_a_test_changed(copter: Vehicle) -> None:
+    """Test that parameters set through ParamGuard are back to their old values after restore()."""
+    from sitl.param_guard import ParamGuard
+
+    before = (await copter.params.get("RTL_ALT")).value, (await copter.params.get("WPNAV_SPEED")).value
+    guard = ParamGuard(copter.params)
+    await guard.set_many({"RTL_ALT": 2500, "WPNAV_SPEED": 321})
+    await guard.set("RTL_ALT", 2600)
+    assert (await copter.params.get("RTL_ALT")).value == 2600
+    await guard.restore()
+    after = (await copter.params.get("RTL_ALT")).value, (await copter.params.get("WPNAV_SPEED")).value
+    assert after == before
+    assert guard.changed == {}
