@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.codec import SigningKey
 from flightctl.link.connection import MavConnection
 from flightctl.link.transport import transport_for_url
+from flightctl.missions.ardupilot import Firmware
 from flightctl.vehicle.commands import Commands
+from flightctl.vehicle.mission import MissionProtocol
 from flightctl.vehicle.params import ParamEncoding, Params
 from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, Clock, Telemetry, VehicleState
 
@@ -36,6 +38,15 @@ class Vehicle:
         self.commands = Commands(connection)
         self.params = Params(connection)
         self.telemetry = Telemetry(connection)
+        self.mission = MissionProtocol(connection, self.commands)
+
+    @property
+    def firmware(self) -> Firmware:
+        """Copter or Plane rules for mission storage, from the vehicle's heartbeat."""
+        identity = self.connection.vehicle
+        if identity is None:
+            raise ConditionTimeout("no vehicle heartbeat heard yet")
+        return Firmware.from_mav_type(identity.mav_type)
 
     @property
     def state(self) -> VehicleState:

@@ -61,6 +61,8 @@ class ScriptedPeer:
         self.received: list[MAVLinkMessage] = []
         self.loss_to_flightctl = 0.0
         self.loss_from_flightctl = 0.0
+        self.duplicate_to_flightctl = 0.0  # chance a message arrives twice
+        self.delay_to_flightctl = 0.0  # chance a message is held back (and so overtaken by later ones)
         self.silent = False
         self.custom_mode = 0
         self.base_mode = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
@@ -101,7 +103,13 @@ class ScriptedPeer:
     def send(self, message: MAVLinkMessage) -> None:
         if self.silent or self._rng.random() < self.loss_to_flightctl:
             return
-        self.send_bytes(self.codec.encode(message))
+        data = self.codec.encode(message)
+        copies = 2 if self._rng.random() < self.duplicate_to_flightctl else 1
+        for _ in range(copies):
+            if self._rng.random() < self.delay_to_flightctl:
+                asyncio.get_running_loop().call_later(self._rng.uniform(0.001, 0.02), self.send_bytes, data)
+            else:
+                self.send_bytes(data)
 
     def send_bytes(self, data: bytes) -> None:
         if self.transport.is_connected:

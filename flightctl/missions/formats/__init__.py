@@ -1,0 +1,69 @@
+"""Mission files, chosen by extension: ``.waypoints``/``.txt`` (QGC WPL 110), ``.plan`` (QGroundControl),
+``.yaml``/``.yml`` (ours). Reading a file either gives a whole plan or raises ``MissionFileError``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from flightctl.errors import ConfigError
+from flightctl.missions.formats.errors import MissionFileError
+from flightctl.missions.formats.qgc import format_qgc_plan, parse_qgc_plan
+from flightctl.missions.formats.wpl import format_wpl, parse_wpl
+from flightctl.missions.formats.yaml_plan import format_yaml_plan, parse_yaml_plan
+from flightctl.missions.model import MissionPlan
+
+__all__ = ["MissionFileError", "format_plan", "load_plan", "parse_plan", "save_plan"]
+
+_PARSERS: dict[str, Callable[[str, Path | str], MissionPlan]] = {
+    ".waypoints": parse_wpl,
+    ".txt": parse_wpl,
+    ".plan": parse_qgc_plan,
+    ".yaml": parse_yaml_plan,
+    ".yml": parse_yaml_plan,
+}
+_FORMATTERS: dict[str, Callable[[MissionPlan], str]] = {
+    ".waypoints": format_wpl,
+    ".txt": format_wpl,
+    ".plan": format_qgc_plan,
+    ".yaml": format_yaml_plan,
+    ".yml": format_yaml_plan,
+}
+_KNOWN = ", ".join(sorted(_PARSERS))
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in _PARSERS:
+        raise MissionFileError(path, "", f"unknown mission file type {suffix or '(none)'!r}; use one of {_KNOWN}")
+    return suffix
+
+
+def parse_plan(text: str, path: Path) -> MissionPlan:
+    return _PARSERS[_suffix(path)](text, path)
+
+
+def load_plan(path: Path) -> MissionPlan:
+    suffix = _suffix(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MissionFileError(path, "", f"cannot read: {exc}") from None
+    return _PARSERS[suffix](text, path)
+
+
+def format_plan(plan: MissionPlan, path: Path) -> str:
+    suffix = _suffix(path)
+    if _FORMATTERS[suffix] is format_wpl and (plan.fence or plan.rally):
+        raise ConfigError(
+            f"{path}: a WPL file holds only the mission; the fence and rally points would be lost. Use .plan or .yaml"
+        )
+    return _FORMATTERS[suffix](plan)
+
+
+def save_plan(plan: MissionPlan, path: Path) -> None:
+    """Write atomically: a reader never sees half a file, and a failed write leaves the old file."""
+    text = format_plan(plan, path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)

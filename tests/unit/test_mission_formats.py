@@ -1,0 +1,192 @@
+"""Mission file formats: exact round trips, real QGroundControl files, and malformed files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from flightctl.dialect import mavlink as m
+from flightctl.errors import ConfigError
+from flightctl.geo import AltFrame, Location, offset
+from flightctl.missions.formats import MissionFileError, format_plan, load_plan, parse_plan, save_plan
+from flightctl.missions.geofence import FenceCircle, FencePolygon, FenceShapes, fence_items, return_point_item
+from flightctl.missions.model import MissionItem, MissionPlan
+from tests.support.shared_data import shared_testdata
+
+KIRKWALL = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
+
+
+def awkward_plan() -> MissionPlan:
+    """Coordinates at the last 1e-7 digit, negative longitudes, NaN params, DO_ items with x/y, all frames."""
+
+    def at(distance: float, bearing: float, alt: float) -> Location:
+        return offset(KIRKWALL, bearing_deg=bearing, distance_m=distance).with_alt(alt, AltFrame.RELATIVE)
+
+    mission = [
+        MissionItem.home(KIRKWALL),
+        MissionItem.takeoff(30),
+        MissionItem(
+            m.MAV_CMD_NAV_WAYPOINT, m.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, 0, 0, 0, math.nan, 589600001, -29599999, 40.25
+        ),
+        MissionItem(m.MAV_CMD_DO_CHANGE_SPEED, m.MAV_FRAME_MISSION, 1, 10.5, -1, 0),
+        MissionItem(m.MAV_CMD_DO_DIGICAM_CONTROL, m.MAV_FRAME_MISSION, 1, 0, 0, 0, 1, 7, 0),
+        MissionItem.payload_place(at(1500, 100, 0), max_descent_m=10),
+        MissionItem(m.MAV_CMD_NAV_WAYPOINT, m.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT, x=-353632619, y=1491652301, z=55.5),
+        MissionItem.return_to_launch(),
+    ]
+    shapes = FenceShapes(
+        [
+            FencePolygon(
+                True, ((589500000, -29700000), (589700000, -29700000), (589700000, -29400000), (589500000, -29400000))
+            )
+        ],
+        [FenceCircle(False, (589600000, -29550000), 40.5)],
+        return_point_item(at(10, 0, 25)),
+    )
+    rally = [MissionItem.rally_point(at(300, bearing, 50)) for bearing in (0, 120, 240)]
+    return MissionPlan(mission, fence_items(shapes), rally, name="awkward")
+
+
+@pytest.mark.parametrize("suffix", [".plan", ".yaml"])
+def test_round_trip_is_exact(tmp_path: Path, suffix: str) -> None:
+    """Test that writing and reading a plan gives back exactly the same items (1e7 integers, float32 params)."""
+    plan = awkward_plan()
+    path = tmp_path / f"plan{suffix}"
+    save_plan(plan, path)
+    again = load_plan(path)
+    assert again.mission == plan.mission
+    assert again.fence == plan.fence
+    assert again.rally == plan.rally
+    assert again.content_hash() == plan.content_hash()
+
+
+def test_wpl_round_trip_is_exact(tmp_path: Path) -> None:
+    """Test the WPL 110 round trip, and that a WPL file refuses to silently drop fence and rally."""
+    plan = awkward_plan()
+    mission_only = MissionPlan(plan.mission)
+    path = tmp_path / "mission.waypoints"
+    save_plan(mission_only, path)
+    assert path.read_text().startswith("QGC WPL 110\n0\t1\t0\t16\t")
+    assert load_plan(path).mission == plan.mission
+    with pytest.raises(ConfigError, match="fence and rally points would be lost"):
+        save_plan(plan, tmp_path / "all.waypoints")
+    assert not (tmp_path / "all.waypoints").exists()
+
+
+def test_real_qgc_plan_from_qgroundcontrol() -> None:
+    """Test reading QGC's own ArduPilot SITL test plan: frames 0/2/3/10, null params, DO_ items."""
+    plan = load_plan(shared_testdata("qgc", "ArduPilotSITL-ArduCopter.plan"))
+    assert len(plan.mission) == 12  # planned home + 11 items
+    home, takeoff, change_speed = plan.mission[0], plan.mission[1], plan.mission[3]
+    assert (home.x, home.y, home.z) == (-353632610, 1491652300, 584.0)
+    assert (takeoff.command, takeoff.frame, takeoff.x, takeoff.z) == (22, 3, -353605661, 30.0)
+    assert math.isnan(takeoff.param4)
+    assert (change_speed.command, change_speed.frame, change_speed.params) == (178, 2, (1.0, 10.0, -1.0, 0.0))
+    assert math.isnan(plan.mission[6].z), "QGC's 'calculated above terrain' altitude is null in the file"
+    assert {item.frame for item in plan.mission} == {0, 2, 3, 10}
+
+
+def test_real_qgc_plan_round_trips() -> None:
+    """Test that QGC's simple_square.plan survives plan -> yaml -> plan exactly."""
+    plan = load_plan(shared_testdata("qgc", "simple_square.plan"))
+    again = parse_plan(format_plan(plan, Path("x.yaml")), Path("x.yaml"))
+    assert again.mission == plan.mission
+
+
+def test_qgc_survey_items_are_expanded(tmp_path: Path) -> None:
+    """Test that a transect-style complex item contributes its expanded waypoints, and a landing pattern
+    (computed by QGC at upload) is refused with a clear reason."""
+    simple = {
+        "type": "SimpleItem",
+        "command": 16,
+        "frame": 3,
+        "params": [0, 0, 0, None, 58.96, -2.96, 40],
+        "autoContinue": True,
+    }
+    survey = {
+        "type": "ComplexItem",
+        "complexItemType": "survey",
+        "TransectStyleComplexItem": {"Items": [simple, simple]},
+    }
+    document = {
+        "fileType": "Plan",
+        "mission": {"plannedHomePosition": [58.9582, -2.9609, 20], "items": [simple, survey]},
+    }
+    path = tmp_path / "survey.plan"
+    path.write_text(json.dumps(document))
+    assert len(load_plan(path).mission) == 4
+    document["mission"]["items"] = [{"type": "ComplexItem", "complexItemType": "fwLandingPattern"}]  # type: ignore[index]
+    path.write_text(json.dumps(document))
+    with pytest.raises(
+        MissionFileError, match=r"mission.items\[0\]: complex item 'fwLandingPattern' has no expanded items"
+    ):
+        load_plan(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.waypoints", "QGC WPL 120\n", r"line 1: expected the header 'QGC WPL 110'"),
+        (
+            "bad.waypoints",
+            "QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\n",
+            r"line 2: expected 12 columns, found 11",
+        ),
+        (
+            "bad.waypoints",
+            "QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n2\t0\t3\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n",
+            r"line 3: sequence number 2 where 1",
+        ),
+        (
+            "bad.waypoints",
+            "QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\tfifty\t-2.9\t20\t1\n",
+            r"line 2: 'fifty' is not a number of degrees",
+        ),
+        ("bad.plan", '{"fileType": "Plan", "mission": {"items": []', r"line 1 column \d+: not valid JSON"),
+        ("bad.plan", '{"fileType": "Mission"}', r"not a QGroundControl plan"),
+        (
+            "bad.plan",
+            '{"fileType": "Plan", "mission": {"plannedHomePosition": [1, 2, 3], "items": [{"type": "SimpleItem", "command": 16, "frame": 3, "params": [0, 0]}]}}',
+            r"mission.items\[0\].params: expected 7 values, found 2",
+        ),
+        (
+            "bad.yaml",
+            "home: {lat: 58.9, lon: -2.9, alt_m: 20}\nmission:\n  - {command: NAV_FLY_TO_MOON}\n",
+            r"mission.0.command: Value error, unknown MAV_CMD 'NAV_FLY_TO_MOON'",
+        ),
+        (
+            "bad.yaml",
+            "home: {lat: 58.9, lon: -2.9, alt_m: 20}\nmission:\n  - {command: NAV_WAYPOINT, lat: 58.9}\n",
+            r"give both lat and lon",
+        ),
+        ("bad.yaml", "home: {lat: 58.9, lon: -2.9}\n", r"home.alt_m: Field required"),
+        ("bad.yaml", "home: [1\n", r"line \d+ column \d+: not valid YAML"),
+        (
+            "bad.yaml",
+            "home: {lat: 58.9, lon: -2.9, alt_m: 1}\nfence:\n  - {polygon: [[58.9, -2.9], [59.0, -2.8], [58.9, -2.8], [59.0, -2.9]]}\n",
+            r"fence: fence polygon 0: fence polygon is not a simple polygon \(Self-intersection",
+        ),
+        ("bad.kml", "<kml/>", r"unknown mission file type '.kml'"),
+    ],
+)
+def test_malformed_files_say_file_place_and_reason(tmp_path: Path, name: str, text: str, message: str) -> None:
+    """Test that each malformed file raises MissionFileError naming the file, where, and why."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(MissionFileError, match=message) as caught:
+        load_plan(path)
+    assert str(path) in str(caught.value)
+
+
+def test_yaml_is_readable() -> None:
+    """Test that our YAML names commands and frames and writes coordinates with 7 decimals."""
+    text = format_plan(awkward_plan(), Path("x.yaml"))
+    assert "command: NAV_PAYLOAD_PLACE" in text
+    assert "frame: GLOBAL_RELATIVE_ALT_INT" in text
+    assert "lat: 58.9600001" in text
+    assert "lon: -2.9599999" in text
+    assert "polygon:" in text
+    assert "radius_m: 40.5" in text

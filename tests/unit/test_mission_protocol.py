@@ -1,0 +1,224 @@
+"""The mission protocol against a scripted vehicle: loss, duplicates, reordering, NACKs, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from flightctl.dialect import mavlink
+from flightctl.geo import AltFrame, Location, offset
+from flightctl.link.connection import MavConnection
+from flightctl.missions.model import MissionItem, MissionType
+from flightctl.vehicle.commands import Commands
+from flightctl.vehicle.mission import MissionError, MissionProtocol, MissionTimeout, TransferPolicy
+from tests.support.mission_peer import MissionPeer
+from tests.support.peer import ScriptedPeer
+
+KIRKWALL = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
+FAST = TransferPolicy(reply_timeout_s=0.05, count_attempts=20, silent_limit=40, item_attempts=40, restart_delay_s=0.05)
+
+
+def route(count: int) -> list[MissionItem]:
+    items = [MissionItem.home(KIRKWALL), MissionItem.takeoff(30)]
+    for n in range(count - 2):
+        point = offset(KIRKWALL, bearing_deg=(n * 7) % 360, distance_m=50 + n).with_alt(30 + n % 20, AltFrame.RELATIVE)
+        items.append(MissionItem.waypoint(point, hold_s=n % 3))
+    return items
+
+
+@pytest.fixture
+async def vehicle_side(peer: ScriptedPeer) -> AsyncIterator[MissionPeer]:
+    mission_peer = MissionPeer(peer)
+    yield mission_peer
+    mission_peer.stop()
+
+
+@pytest.fixture
+def protocol(connection: MavConnection) -> MissionProtocol:
+    return MissionProtocol(connection, Commands(connection), FAST)
+
+
+def stored_items(vehicle_side: MissionPeer, mission_type: int = 0) -> list[MissionItem]:
+    return [
+        MissionItem(m.command, m.frame, m.param1, m.param2, m.param3, m.param4, m.x, m.y, m.z, bool(m.autocontinue))
+        for m in vehicle_side.stored[mission_type]
+    ]
+
+
+async def test_upload_and_download_survive_30_percent_loss_both_ways(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that with 30 % of messages lost in each direction a 200-item mission uploads, downloads identical,
+    and progress reaches 200/200 both ways."""
+    items = route(200)
+    peer.loss_to_flightctl = peer.loss_from_flightctl = 0.3
+    progress: list[tuple[int, int]] = []
+    await protocol.upload(items, MissionType.MISSION, progress=lambda _t, done, total: progress.append((done, total)))
+    assert progress[-1] == (200, 200)
+    assert stored_items(vehicle_side) == items
+    downloaded = await protocol.download(MissionType.MISSION)
+    assert downloaded == items
+
+
+async def test_duplicated_and_reordered_messages(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that duplicated and reordered requests and items from the vehicle still give an exact transfer."""
+    items = route(120)
+    peer.duplicate_to_flightctl = 0.3
+    peer.delay_to_flightctl = 0.3
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side) == items
+    assert await protocol.download(MissionType.MISSION) == items
+
+
+async def test_vehicle_asking_with_old_mission_request(
+    vehicle_side: MissionPeer, protocol: MissionProtocol, peer: ScriptedPeer
+) -> None:
+    """Test that MISSION_REQUEST (ArduPilot's way of asking) is answered with MISSION_ITEM_INT."""
+    vehicle_side.use_old_request = True
+    items = route(10)
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side) == items
+    assert peer.sent("MISSION_ITEM") == []
+    assert len(peer.sent("MISSION_ITEM_INT")) >= 10
+
+
+async def test_lost_final_ack_is_settled_by_reading_the_count(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that when the final MISSION_ACK is lost, the upload completes by asking the vehicle for its count,
+    without resending items (ArduPilot answers those with ERROR) or restarting."""
+    vehicle_side.lose_final_acks = 1
+    items = route(15)
+    transfers = await protocol.upload(items, MissionType.MISSION)
+    assert transfers == 1
+    assert vehicle_side.uploads_completed == 1
+    assert stored_items(vehicle_side) == items
+    assert len(peer.sent("MISSION_REQUEST_LIST")) >= 1
+    assert len(peer.sent("MISSION_ITEM_INT")) == 15
+
+
+async def test_nack_mid_upload_names_the_item(vehicle_side: MissionPeer, protocol: MissionProtocol) -> None:
+    """Test that a NACK on item 7 raises MissionError naming the stage, the item and the result."""
+    vehicle_side.nack_at[7] = mavlink.MAV_MISSION_INVALID_PARAM3
+    with pytest.raises(
+        MissionError, match=r"mission upload, item 7: vehicle answered MAV_MISSION_INVALID_PARAM3"
+    ) as caught:
+        await protocol.upload(route(12), MissionType.MISSION)
+    assert caught.value.seq == 7
+    assert caught.value.result == mavlink.MAV_MISSION_INVALID_PARAM3
+    assert caught.value.stage == "upload"
+
+
+async def test_invalid_sequence_mid_transfer_is_only_a_warning(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that INVALID_SEQUENCE (our duplicate item crossed the vehicle's request) does not stop the upload."""
+    original = peer._responders["MISSION_ITEM_INT"]
+    sent_duplicate = False
+
+    def with_duplicate(message: object) -> None:
+        nonlocal sent_duplicate
+        original(message)
+        if not sent_duplicate and message.seq == 3:  # type: ignore[attr-defined]
+            sent_duplicate = True
+            original(message)  # the vehicle sees item 3 twice and answers INVALID_SEQUENCE
+
+    peer.on("MISSION_ITEM_INT", with_duplicate)
+    items = route(8)
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side) == items
+    assert sent_duplicate
+
+
+async def test_no_space_right_after_boot_is_retried(vehicle_side: MissionPeer, protocol: MissionProtocol) -> None:
+    """Test that a NO_SPACE answer to the first MISSION_COUNTs (seen from a freshly booted ArduPilot) is waited
+    out with a fresh transfer, and the upload completes."""
+    vehicle_side.no_space_for_first_counts = 2
+    items = route(20)
+    transfers = await protocol.upload(items, MissionType.MISSION)
+    assert transfers == 3
+    assert stored_items(vehicle_side) == items
+
+
+async def test_another_station_uploading_is_waited_for(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that while another GCS holds the vehicle's upload (DENIED), we retry after it is abandoned."""
+    other_gcs = mavlink.MAVLink_mission_count_message(1, 1, 5, 0)
+    other_gcs._header = mavlink.MAVLink_header(other_gcs.id, srcSystem=255, srcComponent=190)
+    vehicle_side.abandon_s = 0.15  # (ArduPilot: 8 s, shorter than our default restart pauses added up)
+    vehicle_side._count(other_gcs)  # the other station started and went silent
+    items = route(10)
+    transfers = await protocol.upload(items, MissionType.MISSION)
+    assert transfers >= 2
+    assert stored_items(vehicle_side) == items
+
+
+async def test_capacity_nack_is_not_retried(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that NO_SPACE explained as a capacity limit fails at once, with the vehicle's words."""
+
+    def too_many(message: object) -> None:
+        peer.send(mavlink.MAVLink_statustext_message(4, b"Only 50 items are supported"))
+        vehicle_side._ack(message, mavlink.MAV_MISSION_NO_SPACE, 0)  # type: ignore[arg-type]
+
+    peer.on("MISSION_COUNT", too_many)
+    with pytest.raises(MissionError, match="Only 50 items are supported"):
+        await protocol.upload(route(60), MissionType.MISSION)
+    assert len(peer.sent("MISSION_COUNT")) == 1
+
+
+async def test_silent_vehicle_times_out_at_the_count_stage(peer: ScriptedPeer, protocol: MissionProtocol) -> None:
+    """Test that a vehicle that never answers MISSION_COUNT gives MissionTimeout after the allowed sends."""
+    with pytest.raises(MissionTimeout, match="no request after 20 MISSION_COUNT"):
+        await protocol.upload(route(5), MissionType.FENCE)
+
+
+async def test_cancelled_upload_leaves_no_pending_waiters(
+    connection: MavConnection, vehicle_side: MissionPeer, protocol: MissionProtocol, peer: ScriptedPeer
+) -> None:
+    """Test that cancelling an upload midway unregisters every inbox it used."""
+    peer.loss_to_flightctl = 0.5
+    before = connection.pending_waiters()
+    task = asyncio.create_task(protocol.upload(route(200), MissionType.MISSION))
+    await asyncio.sleep(0.2)
+    assert connection.pending_waiters() > before
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert connection.pending_waiters() == before
+    assert not protocol._lock.locked()
+
+
+async def test_download_restarts_when_the_list_shrinks(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that if another station shortens the mission while we read it, the download starts over and
+    returns the new list."""
+    await protocol.upload(route(30), MissionType.MISSION)
+    original = peer._responders["MISSION_REQUEST_INT"]
+
+    def shrink_at_10(message: object) -> None:
+        if message.seq == 10 and len(vehicle_side.stored[0]) == 30:  # type: ignore[attr-defined]
+            vehicle_side.stored[0] = vehicle_side.stored[0][:5]
+        original(message)
+
+    peer.on("MISSION_REQUEST_INT", shrink_at_10)
+    downloaded = await protocol.download(MissionType.MISSION)
+    assert len(downloaded) == 5
+
+
+async def test_clear_each_type(vehicle_side: MissionPeer, protocol: MissionProtocol) -> None:
+    """Test that clear empties a list and an empty upload is a clear too."""
+    await protocol.upload(route(5), MissionType.RALLY)
+    await protocol.clear(MissionType.RALLY)
+    assert vehicle_side.stored[2] == []
+    await protocol.upload(route(5), MissionType.FENCE)
+    await protocol.upload([], MissionType.FENCE)
+    assert vehicle_side.stored[1] == []
+    assert await protocol.count(MissionType.FENCE) == 0
