@@ -53,3 +53,11 @@ def sitl_model(vehicle: VehicleKind) -> str:
 
 def delivery_params(vehicle: VehicleKind) -> Path:
     return configs_dir() / "params" / f"{vehicle}-delivery.parm"
+
+
+def ardupilot_file(relative: str) -> Path:
+    """A data file from the ArduPilot tree (e.g. an autotest mission), read where SITL was built."""
+    path = ardupilot_home() / relative
+    if not path.is_file():
+        raise SitlNotBuilt(f"ArduPilot file not found: {path}")
+    return path

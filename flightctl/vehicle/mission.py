@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.connection import Inbox, MavConnection
+from flightctl.link.rtt import RttEstimator
 from flightctl.missions.ardupilot import Firmware, describe_difference, stored_form
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
 from flightctl.vehicle.commands import Commands
@@ -48,6 +49,7 @@ _RETRYABLE = {
 @dataclass(frozen=True)
 class TransferPolicy:
     reply_timeout_s: float = 1.5  # how long to wait for the vehicle's next message before acting
+    min_reply_timeout_s: float = 0.1  # the shortest wait for a download reply, however fast the link looks
     count_attempts: int = 6  # MISSION_COUNT / MISSION_REQUEST_LIST sends before giving up
     silent_limit: int = 6  # consecutive reply timeouts tolerated in the middle of a transfer
     item_attempts: int = 8  # requests per item when downloading
@@ -123,6 +125,20 @@ class MissionProtocol:
         self._commands = commands
         self.policy = policy or TransferPolicy()
         self._lock = asyncio.Lock()  # one transfer at a time: the vehicle keeps one transfer state per type
+        self._uploaded_count: int | None = None  # mission items (with home) we last put on the vehicle
+        self._reported_total: int | None = None  # MISSION_CURRENT.total: the vehicle's items, without home
+        connection.add_listener("MISSION_CURRENT", self._mission_current)
+
+    def _mission_current(self, message: MAVLinkMessage) -> None:
+        if self._connection.is_from_vehicle(message):
+            self._reported_total = int(message.total)
+
+    def changed_elsewhere(self) -> bool:
+        """True when the vehicle reports a mission length other than the one we uploaded: another ground
+        station (or a pilot's tablet) has touched the mission since. MISSION_CURRENT.total excludes home."""
+        if self._uploaded_count is None or self._reported_total is None:
+            return False
+        return self._reported_total != max(self._uploaded_count - 1, 0)
 
     # ---- helpers ---------------------------------------------------------------------------------------
 
@@ -173,6 +189,9 @@ class MissionProtocol:
                     )  # fmt: skip
                     await asyncio.sleep(delay_s)
                 else:
+                    if mission_type is MissionType.MISSION:
+                        self._uploaded_count = len(items)
+                        self._reported_total = None  # what the vehicle said before no longer applies
                     return attempt
             assert last is not None
             raise MissionError(mission_type, last.stage, last.texts, seq=last.seq, result=last.result)
@@ -326,7 +345,7 @@ class MissionProtocol:
         waiting out each lost reply one at a time is what makes downloads slow."""
         connection = self._connection
         loop = asyncio.get_running_loop()
-        timeout_s = self.policy.reply_timeout_s
+        rtt = RttEstimator(min_timeout_s=self.policy.min_reply_timeout_s, max_timeout_s=self.policy.reply_timeout_s)
         items: dict[int, MissionItem] = {}
         in_flight: dict[int, float] = {}  # seq -> when last requested
         attempts: dict[int, int] = {}
@@ -349,6 +368,7 @@ class MissionProtocol:
             while next_seq < count and len(in_flight) < self.policy.download_window:
                 request(next_seq)
                 next_seq += 1
+            timeout_s = rtt.timeout_s()
             wait_s = max(0.0, min(in_flight.values()) + timeout_s - loop.time())
             try:
                 reply = await inbox.next(wait_s)
@@ -371,7 +391,9 @@ class MissionProtocol:
                     raise _ListChanged("another station started uploading")
                 raise MissionError(mission_type, "download", "", seq=min(in_flight, default=None), result=reply.type)
             elif reply.seq in in_flight:
-                del in_flight[reply.seq]
+                asked_at = in_flight.pop(reply.seq)
+                if attempts[reply.seq] == 1:
+                    rtt.sample(loop.time() - asked_at)
                 items[reply.seq] = _item_from_message(reply)
                 self._report(progress, mission_type, len(items), count)
             # else: a duplicate answer to a request already answered
@@ -420,6 +442,7 @@ class MissionProtocol:
         verify: bool = True,
         types: list[MissionType] | None = None,
         progress: Progress | None = None,
+        verify_progress: Progress | None = None,
     ) -> UploadReport:
         """Upload each list of ``plan`` (all three by default, an empty list clears that type), then read
         everything back and compare with what ArduPilot can hold. Refuses before sending anything if an
@@ -432,7 +455,7 @@ class MissionProtocol:
             report.transfers += await self.upload(items, mission_type, progress=progress)
             report.items[mission_type] = len(items)
         if verify:
-            downloaded = await self.download_plan(types, progress=progress)
+            downloaded = await self.download_plan(types, progress=verify_progress)
             mismatches = compare_plans(expected, downloaded, types)
             if mismatches:
                 raise MissionVerifyError(mismatches)

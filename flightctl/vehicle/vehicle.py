@@ -11,7 +11,7 @@ from pathlib import Path
 from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.codec import SigningKey
 from flightctl.link.connection import MavConnection
-from flightctl.link.transport import transport_for_url
+from flightctl.link.transport import Transport, transport_for_url
 from flightctl.missions.ardupilot import Firmware
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.mission import MissionProtocol
@@ -53,21 +53,34 @@ class Vehicle:
         return self.telemetry.state
 
     @classmethod
-    @contextlib.asynccontextmanager
-    async def connect(
+    def connect(
         cls,
         url: str,
         *,
         options: LinkOptions | None = None,
         heartbeat_timeout_s: float = 30.0,
         rates_hz: Mapping[str, float] | None = DEFAULT_RATES_HZ,
-    ) -> AsyncIterator[Vehicle]:
+    ) -> contextlib.AbstractAsyncContextManager[Vehicle]:
         """Open ``url``, wait for the vehicle's heartbeat, learn its parameter encoding, ask for telemetry."""
+        options = options or LinkOptions()
+        transport = transport_for_url(url, open_timeout_s=options.open_timeout_s)
+        return cls.over(transport, options=options, heartbeat_timeout_s=heartbeat_timeout_s, rates_hz=rates_hz)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def over(
+        cls,
+        transport: Transport,
+        *,
+        options: LinkOptions | None = None,
+        heartbeat_timeout_s: float = 30.0,
+        rates_hz: Mapping[str, float] | None = DEFAULT_RATES_HZ,
+    ) -> AsyncIterator[Vehicle]:
+        """Like ``connect``, over a transport built elsewhere (a fault-injecting one, a test's)."""
         options = options or LinkOptions()
         signing = None
         if options.signing_key_file is not None:
             signing = SigningKey.from_file(options.signing_key_file, options.signing_link_id)
-        transport = transport_for_url(url, open_timeout_s=options.open_timeout_s)
         connection = MavConnection(
             transport,
             system_id=options.system_id,

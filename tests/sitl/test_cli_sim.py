@@ -59,3 +59,39 @@ async def test_sim_up_then_status_shows_a_ready_vehicle() -> None:
     assert sim.returncode == 130
     stopped = await asyncio.create_subprocess_exec("pgrep", "-f", f"arducopter.*-I {instance} ")
     assert await stopped.wait() == 1, "no SITL process of this instance is left running"
+
+
+async def test_mission_upload_and_download_through_the_cli(sitl_copter: object, tmp_path: object) -> None:
+    """Test `flightctl mission upload` (verified) then `mission download --out x.yaml`: the file read back
+    holds the same route (as ArduPilot stores it), and `mission clear` empties it."""
+    from pathlib import Path
+
+    from flightctl.missions.ardupilot import Firmware
+    from flightctl.missions.formats import load_plan
+    from flightctl.missions.model import MissionType
+    from flightctl.vehicle.mission import compare_plans, expected_on_vehicle
+    from sitl.instance import SitlInstance
+    from tests.unit.test_cli import _write_plan
+
+    assert isinstance(sitl_copter, SitlInstance)
+    assert isinstance(tmp_path, Path)
+    source, target = tmp_path / "route.yaml", tmp_path / "held.yaml"
+    _write_plan(source)
+    url = sitl_copter.serial2_url
+
+    async def flightctl(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *FLIGHTCTL, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0, output.decode()
+        return output.decode()
+
+    assert "read back and verified" in await flightctl("mission", "upload", str(source), "--connect", url)
+    assert "wrote" in await flightctl(
+        "mission", "download", "--connect", url, "--out", str(target), "--type", "mission"
+    )
+    expected = expected_on_vehicle(load_plan(source), Firmware.COPTER)
+    assert compare_plans(expected, load_plan(target), [MissionType.MISSION]) == []
+    assert "cleared mission" in await flightctl("mission", "clear", "--connect", url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -50,3 +51,51 @@ def test_console_script_is_installed() -> None:
     assert result.returncode == 0, result.stderr
     assert "status" in result.stdout
     assert "sim" in result.stdout
+
+
+def _write_plan(path: Path) -> None:
+    from flightctl.geo import AltFrame, Location, offset
+    from flightctl.missions.formats import save_plan
+    from flightctl.missions.model import MissionItem, MissionPlan
+
+    home = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
+    first = offset(home, bearing_deg=90, distance_m=300).with_alt(30, AltFrame.RELATIVE)
+    second = offset(first, bearing_deg=0, distance_m=400)
+    save_plan(
+        MissionPlan(
+            [MissionItem.home(home), MissionItem.takeoff(30), MissionItem.waypoint(first), MissionItem.waypoint(second)]
+        ),
+        path,
+    )
+
+
+def test_mission_show_prints_legs_and_hash(tmp_path: Path) -> None:
+    """Test that `mission show` lists the items with leg lengths (300 m then 400 m) and the content hash."""
+    path = tmp_path / "route.yaml"
+    _write_plan(path)
+    result = runner.invoke(app, ["mission", "show", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "NAV_WAYPOINT" in result.output
+    assert " 300 " in result.output
+    assert " 400 " in result.output
+    assert " 700 " in result.output, "running total"
+    assert "content hash:" in result.output
+
+
+def test_mission_upload_of_a_bad_file_sends_nothing(tmp_path: Path) -> None:
+    """Test that a malformed file stops `mission upload` before it connects, with file, place and reason."""
+    path = tmp_path / "broken.waypoints"
+    path.write_text("QGC WPL 110\n0\t1\t0\t16\t0\n")
+    result = runner.invoke(
+        app, ["mission", "upload", str(path), "--connect", "tcp:127.0.0.1:9"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 1
+    assert "line 2: expected 12 columns, found 5" in result.output
+    assert "could not connect" not in result.output
+
+
+def test_mission_download_refuses_a_format_that_would_lose_data() -> None:
+    """Test that downloading everything into a .waypoints file is refused before connecting."""
+    result = runner.invoke(app, ["mission", "download", "--connect", "tcp:127.0.0.1:9", "--out", "all.waypoints"])
+    assert result.exit_code == 1
+    assert "holds only the mission" in result.output

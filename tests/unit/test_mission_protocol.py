@@ -17,7 +17,14 @@ from tests.support.mission_peer import MissionPeer
 from tests.support.peer import ScriptedPeer
 
 KIRKWALL = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
-FAST = TransferPolicy(reply_timeout_s=0.05, count_attempts=20, silent_limit=40, item_attempts=40, restart_delay_s=0.05)
+FAST = TransferPolicy(
+    reply_timeout_s=0.05,
+    min_reply_timeout_s=0.01,
+    count_attempts=20,
+    silent_limit=40,
+    item_attempts=40,
+    restart_delay_s=0.05,
+)
 
 
 def route(count: int) -> list[MissionItem]:
@@ -222,3 +229,18 @@ async def test_clear_each_type(vehicle_side: MissionPeer, protocol: MissionProto
     await protocol.upload([], MissionType.FENCE)
     assert vehicle_side.stored[1] == []
     assert await protocol.count(MissionType.FENCE) == 0
+
+
+async def test_mission_changed_by_another_station_is_noticed(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that after our upload, a MISSION_CURRENT reporting a different length flags the mission as changed
+    elsewhere, and one reporting ours does not."""
+    await protocol.upload(route(10), MissionType.MISSION)
+    assert not protocol.changed_elsewhere()
+    peer.send(mavlink.MAVLink_mission_current_message(0, 9, 0, 0))  # total excludes home: ours
+    await asyncio.sleep(0.02)
+    assert not protocol.changed_elsewhere()
+    peer.send(mavlink.MAVLink_mission_current_message(0, 4, 0, 0))
+    await asyncio.sleep(0.02)
+    assert protocol.changed_elsewhere()

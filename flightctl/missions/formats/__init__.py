@@ -11,9 +11,9 @@ from flightctl.missions.formats.errors import MissionFileError
 from flightctl.missions.formats.qgc import format_qgc_plan, parse_qgc_plan
 from flightctl.missions.formats.wpl import format_wpl, parse_wpl
 from flightctl.missions.formats.yaml_plan import format_yaml_plan, parse_yaml_plan
-from flightctl.missions.model import MissionPlan
+from flightctl.missions.model import MissionPlan, MissionType
 
-__all__ = ["MissionFileError", "format_plan", "load_plan", "parse_plan", "save_plan"]
+__all__ = ["MissionFileError", "check_writable_format", "format_plan", "load_plan", "parse_plan", "save_plan"]
 
 _PARSERS: dict[str, Callable[[str, Path | str], MissionPlan]] = {
     ".waypoints": parse_wpl,
@@ -37,6 +37,13 @@ def _suffix(path: Path) -> str:
     if suffix not in _PARSERS:
         raise MissionFileError(path, "", f"unknown mission file type {suffix or '(none)'!r}; use one of {_KNOWN}")
     return suffix
+
+
+def check_writable_format(path: Path, types: list[MissionType]) -> None:
+    """Refuse, before any work, a file type that cannot hold what would be written to it."""
+    suffix = _suffix(path)
+    if _FORMATTERS[suffix] is format_wpl and any(t is not MissionType.MISSION for t in types):
+        raise MissionFileError(path, "", "a WPL file holds only the mission; use .plan or .yaml, or --type mission")
 
 
 def parse_plan(text: str, path: Path) -> MissionPlan:

@@ -1,0 +1,30 @@
+"""``flightctl``: the command line, assembled from one module per command group."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.logging import RichHandler
+
+from flightctl.cli.common import errors
+from flightctl.cli.mission import mission_app
+from flightctl.cli.signing import signing_app
+from flightctl.cli.sim import sim_app
+from flightctl.cli.status import status
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Onboard flight and delivery controller.")
+app.command()(status)
+app.add_typer(mission_app, name="mission")
+app.add_typer(sim_app, name="sim")
+app.add_typer(signing_app, name="signing")
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the link does.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=errors, show_path=False)],
+    )

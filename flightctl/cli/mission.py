@@ -1,0 +1,195 @@
+"""``flightctl mission ...``: show, upload, download and clear mission files."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flightctl.cli.common import (
+    ConnectOption,
+    SigningOption,
+    connect_vehicle,
+    console,
+    fail,
+    load_or_exit,
+    run,
+)
+from flightctl.errors import FlightctlError
+from flightctl.geo import distance_m
+from flightctl.missions.formats import check_writable_format, load_plan, save_plan
+from flightctl.missions.geofence import fence_shapes
+from flightctl.missions.model import MissionPlan, MissionType
+from flightctl.vehicle.mission import Progress as ProgressCallback
+
+mission_app = typer.Typer(no_args_is_help=True, help="Missions, geofences and rally points.")
+
+
+class TypeChoice(enum.StrEnum):
+    mission = "mission"
+    fence = "fence"
+    rally = "rally"
+    all = "all"
+
+
+def selected_types(choice: TypeChoice | None, plan: MissionPlan | None = None) -> list[MissionType]:
+    if choice is TypeChoice.all:
+        return list(MissionType)
+    if choice is not None:
+        return [MissionType[choice.name.upper()]]
+    if plan is None:
+        return list(MissionType)
+    # By default a file's empty lists leave the vehicle's alone; --type all replaces (clears) them too.
+    return [MissionType.MISSION, *(t for t in (MissionType.FENCE, MissionType.RALLY) if plan.items(t))]
+
+
+class TransferBars:
+    """One progress bar per stage and mission type."""
+
+    def __init__(self, out: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out
+        )
+        self._tasks: dict[tuple[str, MissionType], TaskID] = {}
+
+    def stage(self, name: str) -> ProgressCallback:
+        def update(mission_type: MissionType, done: int, total: int) -> None:
+            key = (name, mission_type)
+            if key not in self._tasks:
+                self._tasks[key] = self.progress.add_task(f"{mission_type.label} {name}", total=total)
+            self.progress.update(self._tasks[key], completed=done, total=total)
+
+        return update
+
+
+def plan_table(plan: MissionPlan, title: str) -> Table:
+    """Every mission item, with the length of each leg and the distance flown so far."""
+    table = Table(title=title)
+    for column in ("#", "command", "frame", "params", "lat", "lon", "alt m", "leg m", "total m"):
+        table.add_column(column, justify="right" if column in ("#", "alt m", "leg m", "total m") else "left")
+    previous = plan.home
+    total = 0.0
+    for seq, item in enumerate(plan.mission):
+        location = item.location()
+        leg = ""
+        if seq > 0 and location is not None and previous is not None:
+            step = distance_m(previous, location)
+            total += step
+            leg = f"{step:.0f}"
+            previous = location
+        positioned = item.has_location or seq == 0
+        table.add_row(
+            str(seq),
+            "HOME" if seq == 0 else item.name,
+            str(item.frame),
+            ", ".join(f"{value:g}" for value in item.params) if any(item.params) else "",
+            f"{item.x / 1e7:.7f}" if positioned else "",
+            f"{item.y / 1e7:.7f}" if positioned else "",
+            f"{item.z:g}" if positioned else "",
+            leg,
+            f"{total:.0f}" if leg else "",
+        )
+    return table
+
+
+def fence_summary(plan: MissionPlan) -> str:
+    shapes = fence_shapes(plan.fence)
+    parts = [
+        f"{'inclusion' if p.inclusion else 'exclusion'} polygon, {len(p.vertices_e7)} vertices" for p in shapes.polygons
+    ]
+    parts += [f"{'inclusion' if c.inclusion else 'exclusion'} circle r={c.radius_m:g} m" for c in shapes.circles]
+    if shapes.return_point is not None:
+        parts.append("breach return point")
+    return "; ".join(parts) or "none"
+
+
+@mission_app.command("show")
+def show(file: Annotated[Path, typer.Argument(help="Mission file (.waypoints, .txt, .plan, .yaml).")]) -> None:
+    """Show a mission file as a table with leg lengths, plus its fence and rally points."""
+    plan = load_or_exit(load_plan, file)
+    console.print(plan_table(plan, f"{file.name}: {len(plan.mission)} items (0 = home)"))
+    console.print(f"fence: {fence_summary(plan)}")
+    console.print(f"rally points: {len(plan.rally)}")
+    console.print(f"content hash: {plan.content_hash()}")
+
+
+@mission_app.command("upload")
+def upload(
+    file: Annotated[Path, typer.Argument(help="Mission file to upload.")],
+    connect: ConnectOption,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Read back and compare.")] = True,
+    kind: Annotated[TypeChoice | None, typer.Option("--type", help="Which lists (default: those in the file).")] = None,
+    signing_key: SigningOption = None,
+) -> None:
+    """Upload a plan, then read it back and compare it with what ArduPilot can hold."""
+    plan = load_or_exit(load_plan, file)  # a bad file stops here: nothing is sent
+    types = selected_types(kind, plan)
+
+    async def go() -> None:
+        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+            bars = TransferBars(console)
+            with bars.progress:
+                report = await vehicle.mission.upload_plan(
+                    plan,
+                    firmware=vehicle.firmware,
+                    verify=verify,
+                    types=types,
+                    progress=bars.stage("upload"),
+                    verify_progress=bars.stage("verify"),
+                )
+        counts = ", ".join(f"{t.label} {n}" for t, n in report.items.items())
+        verdict = "read back and verified" if verify else "NOT verified (--no-verify)"
+        console.print(f"[bold green]uploaded[/] {counts}: {verdict}. Stored hash {report.stored_hash[:16]}")
+
+    run(go)
+
+
+@mission_app.command("download")
+def download(
+    connect: ConnectOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write; the format follows its extension.")],
+    kind: Annotated[TypeChoice, typer.Option("--type", help="Which lists to read.")] = TypeChoice.all,
+    signing_key: SigningOption = None,
+) -> None:
+    """Read the vehicle's lists into a file (.waypoints holds the mission only)."""
+    types = selected_types(kind)
+    try:
+        check_writable_format(out, types)  # before connecting: a wrong extension costs nothing
+    except FlightctlError as exc:
+        raise fail(exc) from None
+
+    async def go() -> None:
+        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+            bars = TransferBars(console)
+            with bars.progress:
+                plan = await vehicle.mission.download_plan(types, progress=bars.stage("download"))
+        plan.name = out.stem
+        await asyncio.to_thread(save_plan, plan, out)
+        console.print(
+            f"[bold green]wrote[/] {out}: mission {len(plan.mission)}, fence {len(plan.fence)}, rally {len(plan.rally)}"
+        )
+
+    run(go)
+
+
+@mission_app.command("clear")
+def clear(
+    connect: ConnectOption,
+    kind: Annotated[TypeChoice, typer.Option("--type", help="Which lists to clear.")] = TypeChoice.mission,
+    signing_key: SigningOption = None,
+) -> None:
+    """Clear the vehicle's mission (or its fence, rally points, or all three)."""
+
+    async def go() -> None:
+        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+            for mission_type in selected_types(kind):
+                await vehicle.mission.clear(mission_type)
+                console.print(f"cleared {mission_type.label}")
+
+    run(go)

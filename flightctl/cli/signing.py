@@ -1,0 +1,53 @@
+"""``flightctl signing ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, console, fail, run
+from flightctl.errors import FlightctlError
+from flightctl.link.codec import SigningKey
+from flightctl.vehicle.signing import install_signing_key, remove_signing_key, write_new_key
+
+signing_app = typer.Typer(no_args_is_help=True, help="MAVLink 2 signing keys: make one, install it, remove it.")
+
+
+@signing_app.command("new-key")
+def new_key(path: Annotated[Path, typer.Argument(help="Where to write the key (mode 0600).")]) -> None:
+    """Write a new random 32-byte signing key as 64 hex characters."""
+    try:
+        write_new_key(path)
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    console.print(f"new signing key written to {path}")
+
+
+@signing_app.command("install")
+def install(
+    connect: ConnectOption,
+    key: Annotated[Path, typer.Option("--key", help="Key file to install on the vehicle.")],
+) -> None:
+    """Install a signing key on the vehicle (on the ground only); it signs and demands signatures from then on."""
+
+    async def go() -> None:
+        signing_key = SigningKey.from_file(key)
+        async with connect_vehicle(connect, telemetry=False) as vehicle:
+            await install_signing_key(vehicle.connection, signing_key)
+        console.print("signing key installed: the vehicle now signs its messages and expects signed ones")
+
+    run(go)
+
+
+@signing_app.command("remove")
+def remove(connect: ConnectOption, signing_key: SigningOption = None) -> None:
+    """Turn signing off on the vehicle (over its USB/SERIAL0 link, or a link signed with --signing-key)."""
+
+    async def go() -> None:
+        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+            await remove_signing_key(vehicle.connection)
+        console.print("signing turned off on the vehicle")
+
+    run(go)
