@@ -1,4 +1,4 @@
-"""Fixtures kept in the steering repository's shared/testdata (real files from other tools)."""
+"""Fixtures kept in the steering repository's shared/testdata (real files from other tools, not ours to commit)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
+# Where shared/ sits: beside this checkout on a developer's machine, or in the workplace's fixed place.
+_CANDIDATES = [Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared")]
+
 
 def shared_testdata(*parts: str) -> Path:
-    root = Path(os.environ.get("FLIGHTCTL_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-    path = root.joinpath("testdata", *parts)
-    if not path.exists():
-        pytest.skip(f"shared test data not present at {path} (set FLIGHTCTL_SHARED to the shared/ folder)")
-    return path
+    roots = [Path(os.environ["FLIGHTCTL_SHARED"])] if "FLIGHTCTL_SHARED" in os.environ else _CANDIDATES
+    for root in roots:
+        path = root.joinpath("testdata", *parts)
+        if path.exists():
+            return path
+    pytest.skip(f"shared test data {'/'.join(parts)} not found in {', '.join(map(str, roots))} (set FLIGHTCTL_SHARED)")
