@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import TypeVar
 
+import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from flightctl.dialect import message_id
@@ -42,6 +44,36 @@ class TelemetryConfig(BaseModel, frozen=True):
             if not 0 <= rate <= 50:
                 raise ValueError(f"{name}: rate {rate} Hz is outside 0..50")
         return rates
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml_model(path: Path, model: type[M]) -> M:
+    """A YAML file validated into ``model``; ``ConfigError`` naming the file, the field and the problem."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def named_config(kind: str, name_or_path: str) -> Path:
+    """``kirkwall`` -> configs/<kind>/kirkwall.yaml; a path is taken as it is."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    return configs_dir() / kind / f"{name_or_path}.yaml"
 
 
 def load_telemetry_config(path: Path | None = None) -> TelemetryConfig:

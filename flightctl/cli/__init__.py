@@ -9,6 +9,7 @@ import typer
 from rich.logging import RichHandler
 
 from flightctl.cli.common import errors
+from flightctl.cli.deliver import deliver
 from flightctl.cli.mission import mission_app
 from flightctl.cli.signing import signing_app
 from flightctl.cli.sim import sim_app
@@ -16,6 +17,7 @@ from flightctl.cli.status import status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Onboard flight and delivery controller.")
 app.command()(status)
+app.command()(deliver)
 app.add_typer(mission_app, name="mission")
 app.add_typer(sim_app, name="sim")
 app.add_typer(signing_app, name="signing")

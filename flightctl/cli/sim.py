@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -24,3 +25,32 @@ def up(
     from sitl.session import run_sim_up  # the harness is for engineers' machines only: import on demand
 
     run(lambda: run_sim_up(vehicle, instances, speedup, home, first_instance, console, watch=watch))
+
+
+@sim_app.command("deliver")
+def deliver(
+    order: Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")],
+    speedup: Annotated[float, typer.Option(min=0.1, max=100, help="Simulation speed.")] = 5.0,
+    site: Annotated[str, typer.Option("--site", help="Site file or name; SITL starts at its depot.")] = "kirkwall",
+    profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file or name.")] = "sitl-quad",
+    journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: in SITL's folder).")] = None,
+    instance: Annotated[int, typer.Option("--instance", min=0, help="SITL -I.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Start ArduCopter SITL at the site's depot with the delivery profile and fly one delivery on it."""
+    from flightctl.cli.deliver import NOT_DELIVERED_EXIT, load_plan_or_exit, run_delivery
+    from sitl.instance import SitlInstance
+    from sitl.locations import Home
+
+    plan = load_plan_or_exit(order, site, profile)
+    depot = plan.site.depot
+    home = Home(lat_deg=depot.lat, lon_deg=depot.lon, alt_m=plan.site.depot_alt_m, heading_deg=0)
+
+    async def go() -> bool:
+        async with SitlInstance(home=home, vehicle="copter", instance=instance, speedup=speedup) as sim:
+            console.print(f"SITL ready at {plan.site.name} (connect to watch: {sim.serial1_url})")
+            outcome = await run_delivery(sim.vehicle, plan, journal or sim.workdir / "journal.sqlite", as_json=as_json)
+            return outcome.delivered
+
+    if not run(go):
+        raise typer.Exit(NOT_DELIVERED_EXIT)

@@ -37,6 +37,7 @@ DEFAULT_RATES_HZ: Mapping[str, float] = {
     "WIND": 1,
     "EXTENDED_SYS_STATE": 1,
     "SERVO_OUTPUT_RAW": 2,
+    "FENCE_STATUS": 1,
 }
 
 # EKF_STATUS_REPORT flags that must all be set before the vehicle can navigate (ArduPilot's own readiness
@@ -52,6 +53,13 @@ EKF_NAV_READY = (
     | mavlink.EKF_PRED_POS_HORIZ_ABS
 )
 _PREARM_BIT = mavlink.MAV_SYS_STATUS_PREARM_CHECK
+
+
+@dataclass(frozen=True)
+class StatusText:
+    seq: int
+    severity: int
+    text: str
 
 
 class Clock(enum.Enum):
@@ -92,6 +100,7 @@ class VehicleState:
     wind_speed_m_s: float | None = None
     landed_state: int | None = None
     servo_outputs_us: tuple[int, ...] = field(default_factory=tuple)
+    fence_breached: bool | None = None
 
     @property
     def ekf_nav_ready(self) -> bool:
@@ -126,7 +135,8 @@ class Telemetry:
     def __init__(self, connection: MavConnection) -> None:
         self._connection = connection
         self.state = VehicleState()
-        self.status_log: deque[tuple[int, str]] = deque(maxlen=200)  # (severity, text)
+        self.status_log: deque[StatusText] = deque(maxlen=200)
+        self.status_count = 0  # STATUSTEXTs seen so far: a position in the log that survives its rotation
         self._wakeups: set[asyncio.Event] = set()
         handlers: dict[str, Callable[[MAVLinkMessage], None]] = {
             "HEARTBEAT": self._heartbeat,
@@ -145,6 +155,7 @@ class Telemetry:
             "EXTENDED_SYS_STATE": self._extended_sys_state,
             "SERVO_OUTPUT_RAW": self._servo_output,
             "STATUSTEXT": self._status_text,
+            "FENCE_STATUS": self._fence_status,
         }
         self._removers = [connection.add_listener(name, self._guarded(handler)) for name, handler in handlers.items()]
 
@@ -241,7 +252,15 @@ class Telemetry:
         self.state.servo_outputs_us = tuple(getattr(m, f"servo{n}_raw") for n in range(1, 17))
 
     def _status_text(self, m: MAVLinkMessage) -> None:
-        self.status_log.append((m.severity, str(m.text)))
+        self.status_count += 1
+        self.status_log.append(StatusText(self.status_count, int(m.severity), str(m.text)))
+
+    def _fence_status(self, m: MAVLinkMessage) -> None:
+        self.state.fence_breached = bool(m.breach_status)
+
+    def texts_since(self, count: int) -> list[StatusText]:
+        """STATUSTEXTs that arrived after ``status_count`` was ``count`` (still in the log)."""
+        return [entry for entry in self.status_log if entry.seq > count]
 
     def _tick(self, time_boot_ms: int) -> None:
         # time_boot_ms goes backwards only when the autopilot rebooted; take it as the new clock.

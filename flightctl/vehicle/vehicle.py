@@ -16,6 +16,7 @@ from flightctl.missions.ardupilot import Firmware
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.mission import MissionProtocol
 from flightctl.vehicle.params import ParamEncoding, Params
+from flightctl.vehicle.payload import Payload
 from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, Clock, Telemetry, VehicleState
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Vehicle:
         self.params = Params(connection)
         self.telemetry = Telemetry(connection)
         self.mission = MissionProtocol(connection, self.commands)
+        self.payload = Payload(self.commands, self.params, self.telemetry)
 
     @property
     def firmware(self) -> Firmware:

@@ -108,7 +108,8 @@ async def test_status_texts_stream(peer: ScriptedPeer, connection: MavConnection
     peer.send(mavlink.MAVLink_statustext_message(6, b"Gripper load released"))
     assert await first == (6, "Gripper load released")
     await texts.aclose()
-    assert list(telemetry.status_log) == [(6, "Gripper load released")]
+    assert [(t.seq, t.severity, t.text) for t in telemetry.status_log] == [(1, 6, "Gripper load released")]
+    assert telemetry.texts_since(1) == []
 
 
 async def test_other_components_do_not_overwrite_autopilot_state(peer: ScriptedPeer, connection: MavConnection) -> None:

@@ -1,0 +1,114 @@
+"""``flightctl deliver``: one delivery, from order file to the vehicle back on the ground."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, console, fail, run
+from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.journal import Journal
+from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+from flightctl.delivery.planner import DeliveryPlan, plan_delivery
+from flightctl.delivery.sequencer import DeliveryOutcome, DeliveryProgress, DeliverySequencer
+from flightctl.errors import FlightctlError
+from flightctl.vehicle.vehicle import Vehicle
+
+OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")]
+SiteOption = Annotated[str, typer.Option("--site", help="Site file, or a name in configs/sites/.")]
+ProfileOption = Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")]
+JournalOption = Annotated[Path, typer.Option("--journal", help="SQLite journal (resumes an interrupted delivery).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+NOT_DELIVERED_EXIT = 2
+
+
+def load_plan_or_exit(order: str, site: str, profile: str) -> DeliveryPlan:
+    """Read and plan before touching the vehicle: a bad order or an impossible route sends nothing."""
+    try:
+        return plan_delivery(
+            read_yaml_model(named_config("orders", order), DeliveryOrder),
+            read_yaml_model(named_config("sites", site), Site),
+            read_yaml_model(named_config("profiles", profile), VehicleProfile),
+        )
+    except FlightctlError as exc:
+        raise fail(exc) from None
+
+
+def _progress_line(progress: DeliveryProgress) -> Text:
+    def number(value: float | int | None, unit: str, digits: int = 0) -> str:
+        return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+    return Text.assemble(
+        (f"{progress.state.value:<11}", "bold cyan"),
+        f"  to go {number(progress.distance_to_go_m, ' m'):>8}",
+        f"  alt {number(progress.relative_alt_m, ' m', 1):>7}",
+        f"  battery {number(progress.battery_v, ' V', 2)} {number(progress.battery_pct, '%')}",
+        f"  item {number(progress.mission_seq, '')}",
+    )
+
+
+def summary_table(outcome: DeliveryOutcome) -> Table:
+    record = outcome.as_json()
+    table = Table(title=f"delivery {outcome.order_id}: {record['outcome'].upper()}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("final state", outcome.state.value)
+    if outcome.abort_reason:
+        table.add_row("abort reason", outcome.abort_reason)
+    for line in outcome.nogo:
+        table.add_row("NO-GO", line)
+    if outcome.release_point is not None:
+        table.add_row(
+            "release point",
+            f"{outcome.release_point.lat_deg:.7f}, {outcome.release_point.lon_deg:.7f} "
+            f"({outcome.release_error_m:.1f} m from the target)",
+        )
+    for phase, seconds in record["phase_times_s"].items():
+        table.add_row(f"time {phase}", f"{seconds:.0f} s")
+    if outcome.energy_used_wh is not None:
+        table.add_row("energy used", f"{outcome.energy_used_wh:.1f} Wh")
+    return table
+
+
+async def run_delivery(vehicle: Vehicle, plan: DeliveryPlan, journal_path: Path, *, as_json: bool) -> DeliveryOutcome:
+    async with await Journal.open(journal_path) as journal:
+        if as_json:
+            outcome = await DeliverySequencer(vehicle, plan, journal).run()
+        else:
+            with Live(Text("starting"), console=console, refresh_per_second=4, transient=False) as live:
+                outcome = await DeliverySequencer(
+                    vehicle, plan, journal, on_progress=lambda p: live.update(_progress_line(p))
+                ).run()
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.as_json()) + "\n")
+    else:
+        console.print(summary_table(outcome))
+    return outcome
+
+
+def deliver(
+    order: OrderArgument,
+    connect: ConnectOption,
+    site: SiteOption = "kirkwall",
+    profile: ProfileOption = "sitl-quad",
+    journal: JournalOption = Path("flightctl-journal.sqlite"),
+    as_json: JsonOption = False,
+    signing_key: SigningOption = None,
+) -> None:
+    """Fly one delivery: go/no-go, upload and verify, fly, drop, return. Exit 0 delivered, 2 not delivered."""
+    plan = load_plan_or_exit(order, site, profile)
+
+    async def go() -> DeliveryOutcome:
+        async with connect_vehicle(connect, signing_key) as vehicle:
+            return await run_delivery(vehicle, plan, journal, as_json=as_json)
+
+    if not run(go).delivered:
+        raise typer.Exit(NOT_DELIVERED_EXIT)
