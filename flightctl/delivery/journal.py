@@ -58,7 +58,11 @@ class Journal:
     @classmethod
     async def open(cls, path: Path) -> Journal:
         journal = cls(path)
-        await journal._call(journal._open)
+        try:
+            await journal._call(journal._open)
+        except JournalError:
+            journal._executor.shutdown(wait=False)
+            raise
         return journal
 
     async def __aenter__(self) -> Journal:
@@ -79,7 +83,7 @@ class Journal:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, function, *args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"journal {self.path}: {exc}") from exc
 
     async def record(
