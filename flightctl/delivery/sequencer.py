@@ -387,14 +387,14 @@ class DeliverySequencer:
         voltage = state.battery_voltage_v
         if self._persisted("low voltage", voltage is not None and voltage < profile.battery_abort_voltage_v, state):
             return f"battery {voltage:.2f} V below the abort voltage {profile.battery_abort_voltage_v:g} V"
+        wind = state.wind_speed_m_s
+        if self._persisted("wind", wind is not None and wind > profile.wind_limit_m_s, state):
+            return f"wind {wind:.1f} m/s above the limit {profile.wind_limit_m_s:g} m/s"
         needed, remaining = self._energy_home(state)
         if needed is not None and remaining is not None:
             short = remaining < needed + profile.reserve_fraction * profile.usable_battery_wh
             if self._persisted("low energy", short, state):
                 return f"battery {remaining:.1f} Wh left, {needed:.1f} Wh needed to get home plus the reserve"
-        wind = state.wind_speed_m_s
-        if self._persisted("wind", wind is not None and wind > profile.wind_limit_m_s, state):
-            return f"wind {wind:.1f} m/s above the limit {profile.wind_limit_m_s:g} m/s"
         if state.fence_breached:
             return "geofence breached"
         if state.mode is not None and state.mode not in self._mode_expected:

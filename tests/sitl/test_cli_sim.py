@@ -95,3 +95,22 @@ async def test_mission_upload_and_download_through_the_cli(sitl_copter: object, 
     expected = expected_on_vehicle(load_plan(source), Firmware.COPTER)
     assert compare_plans(expected, load_plan(target), [MissionType.MISSION]) == []
     assert "cleared mission" in await flightctl("mission", "clear", "--connect", url)
+
+
+async def test_sim_deliver_refuses_an_impossible_order() -> None:
+    """Test the README's main job on an order beyond the battery: SITL starts at the depot, the go/no-go
+    refuses with the energy numbers, exit code 2, SITL stopped."""
+    require_sitl("copter")
+    instance = INSTANCE_BASE + 6
+    process = await asyncio.create_subprocess_exec(
+        *FLIGHTCTL, "sim", "deliver", "kirkwall-4500m-heavy", "--speedup", "5", "--instance", str(instance), "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 300)
+    assert process.returncode == 2, stderr.decode()
+    record = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert record["outcome"] == "no-go"
+    assert record["final_state"] == "FAILED"
+    assert "NO-GO energy" in record["nogo"][0]
+    stopped = await asyncio.create_subprocess_exec("pgrep", "-f", f"arducopter.*-I {instance} ")
+    assert await stopped.wait() == 1

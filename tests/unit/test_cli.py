@@ -99,3 +99,24 @@ def test_mission_download_refuses_a_format_that_would_lose_data() -> None:
     result = runner.invoke(app, ["mission", "download", "--connect", "tcp:127.0.0.1:9", "--out", "all.waypoints"])
     assert result.exit_code == 1
     assert "holds only the mission" in result.output
+
+
+def test_deliver_with_a_bad_order_stops_before_connecting(tmp_path: Path) -> None:
+    """Test that `deliver` with an order that fails validation reports it and never connects."""
+    path = tmp_path / "order.yaml"
+    path.write_text("order_id: X1\ndrop: {lat: 58.95, lon: -2.93}\nmethod: winch\nparcel_kg: 1\n")
+    result = runner.invoke(app, ["deliver", str(path), "--connect", "tcp:127.0.0.1:9"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "drop_zone: Field required" in result.output
+    assert "could not connect" not in result.output
+
+
+def test_deliver_to_an_unplannable_drop_stops_before_connecting(tmp_path: Path) -> None:
+    """Test that an order whose drop point is in a no-fly zone is refused at planning, before connecting."""
+    path = tmp_path / "order.yaml"
+    path.write_text(
+        "order_id: X2\ndrop: {lat: 58.9632, lon: -2.9667}\ndrop_zone: {radius_m: 5}\nmethod: payload_place\nparcel_kg: 1\n"
+    )
+    result = runner.invoke(app, ["deliver", str(path), "--connect", "tcp:127.0.0.1:9"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "inside a no-fly zone" in result.output

@@ -117,3 +117,64 @@ async def test_history_tells_what_must_not_happen_twice(tmp_path: Path) -> None:
     assert history.mission_hash == "abc"
     assert history.release_started
     assert not history.released
+
+
+def _sequencer_for_abort_rules(changed_elsewhere: bool = False) -> object:
+    from types import SimpleNamespace
+
+    from flightctl.delivery.order import Site
+    from flightctl.delivery.planner import plan_delivery
+    from flightctl.delivery.sequencer import DeliverySequencer
+
+    site = read_yaml_model(named_config("sites", "kirkwall"), Site)
+    plan = plan_delivery(ORDER, site, PROFILE)
+    vehicle = SimpleNamespace(mission=SimpleNamespace(changed_elsewhere=lambda: changed_elsewhere))
+    return DeliverySequencer(vehicle, plan, journal=None)  # type: ignore[arg-type]
+
+
+def _flying(ms: int, **changes: object) -> VehicleState:
+    state = hovering()
+    state.mode, state.time_boot_ms, state.battery_voltage_v, state.battery_consumed_wh, state.wind_speed_m_s = (
+        "AUTO",
+        ms,
+        12.5,
+        20.0,
+        2.0,
+    )
+    for name, value in changes.items():
+        setattr(state, name, value)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"battery_voltage_v": 10.2}, "battery 10.20 V below the abort voltage 10.8 V"),
+        ({"battery_consumed_wh": 150.0}, "Wh needed to get home plus the reserve"),
+        ({"wind_speed_m_s": 14.0}, "wind 14.0 m/s above the limit 10 m/s"),
+    ],
+)
+def test_abort_needs_the_condition_to_persist(changes: dict[str, object], reason: str) -> None:
+    """Test that a low battery, an empty tank or high wind aborts once it has lasted 3 s of vehicle time, not
+    on its first sample (one gust or sag is not a trend)."""
+    sequencer = _sequencer_for_abort_rules()
+    assert sequencer._abort_reason(_flying(10_000)) is None  # type: ignore[attr-defined]
+    assert sequencer._abort_reason(_flying(11_000, **changes)) is None  # type: ignore[attr-defined]
+    assert sequencer._abort_reason(_flying(12_000, **changes)) is None  # type: ignore[attr-defined]
+    found = sequencer._abort_reason(_flying(14_100, **changes))  # type: ignore[attr-defined]
+    assert found is not None
+    assert reason in found
+
+
+@pytest.mark.parametrize(
+    ("changes", "changed_elsewhere", "reason"),
+    [
+        ({"fence_breached": True}, False, "geofence breached"),
+        ({"mode": "LAND"}, False, "the autopilot switched to LAND (failsafe or another station)"),
+        ({}, True, "the mission was changed by another station"),
+    ],
+)
+def test_immediate_aborts(changes: dict[str, object], changed_elsewhere: bool, reason: str) -> None:
+    """Test that a fence breach, an autopilot mode change and a mission changed elsewhere abort at once."""
+    sequencer = _sequencer_for_abort_rules(changed_elsewhere)
+    assert sequencer._abort_reason(_flying(10_000, **changes)) == reason  # type: ignore[attr-defined]
