@@ -180,14 +180,20 @@ def _check_lat_lon(item: MissionItem, seq: int) -> None:
         )
 
 
-def _stored_location(item: MissionItem, seq: int) -> MissionItem:
-    """x/y kept, altitude through Location's int32 centimetres, frame collapsed to its float variant."""
-    frame = _MISSION_LOCATION_FRAMES.get(item.frame)
+def _stored_frame(item: MissionItem, seq: int, frames: dict[int, int]) -> int:
+    """The frame ArduPilot returns for ``item``'s frame; UNSUPPORTED_FRAME if it does not take it."""
+    frame = frames.get(item.frame)
     if frame is None:
         raise Unstorable(
             m.MAV_MISSION_UNSUPPORTED_FRAME, f"{_what(item, seq, 'frame')} {enum_name('MAV_FRAME', item.frame)}"
         )
     _check_lat_lon(item, seq)
+    return frame
+
+
+def _stored_location(item: MissionItem, seq: int) -> MissionItem:
+    """x/y kept, altitude through Location's int32 centimetres, frame collapsed to its float variant."""
+    frame = _stored_frame(item, seq, _MISSION_LOCATION_FRAMES)
     z = f32(item.z)
     if math.isnan(z) or abs(z) >= LOCATION_ALT_MAX_M:
         raise Unstorable(
@@ -277,13 +283,9 @@ def _stored_mission_item(item: MissionItem, seq: int, firmware: Firmware) -> Mis
 
 
 def _stored_fence_item(item: MissionItem, seq: int) -> MissionItem:
-    if item.frame not in _GLOBAL_FRAMES:
-        raise Unstorable(
-            m.MAV_MISSION_UNSUPPORTED_FRAME, f"{_what(item, seq, 'frame')} {enum_name('MAV_FRAME', item.frame)}"
-        )
+    _stored_frame(item, seq, _GLOBAL_FRAMES)
     if item.command not in _FENCE_COMMANDS:
         raise Unstorable(m.MAV_MISSION_UNSUPPORTED, f"item {seq}: {item.name} is not a fence item")
-    _check_lat_lon(item, seq)
     param1 = 0.0
     if item.command in (m.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION, m.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION):
         if f32(item.param1) > 255:
@@ -297,12 +299,7 @@ def _stored_fence_item(item: MissionItem, seq: int) -> MissionItem:
 def _stored_rally_item(item: MissionItem, seq: int) -> MissionItem:
     if item.command != m.MAV_CMD_NAV_RALLY_POINT:
         raise Unstorable(m.MAV_MISSION_UNSUPPORTED, f"item {seq}: {item.name} is not a rally point")
-    frame = _GLOBAL_FRAMES.get(item.frame)
-    if frame is None:
-        raise Unstorable(
-            m.MAV_MISSION_UNSUPPORTED_FRAME, f"{_what(item, seq, 'frame')} {enum_name('MAV_FRAME', item.frame)}"
-        )
-    _check_lat_lon(item, seq)
+    frame = _stored_frame(item, seq, _GLOBAL_FRAMES)
     z = f32(item.z)
     if math.isnan(z) or not -32768 <= z <= 32767:
         raise Unstorable(m.MAV_MISSION_INVALID_PARAM7, f"{_what(item, seq, 'altitude')} {item.z} does not fit int16 m")

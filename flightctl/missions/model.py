@@ -59,23 +59,6 @@ LOCATION_COMMANDS = frozenset(
         mavlink.MAV_CMD_NAV_RALLY_POINT,
     }
 )
-# Commands the vehicle flies to (they make a leg of the route).
-NAV_COMMANDS = frozenset(
-    {
-        mavlink.MAV_CMD_NAV_WAYPOINT,
-        mavlink.MAV_CMD_NAV_LOITER_UNLIM,
-        mavlink.MAV_CMD_NAV_LOITER_TURNS,
-        mavlink.MAV_CMD_NAV_LOITER_TIME,
-        mavlink.MAV_CMD_NAV_LAND,
-        mavlink.MAV_CMD_NAV_TAKEOFF,
-        mavlink.MAV_CMD_NAV_CONTINUE_AND_CHANGE_ALT,
-        mavlink.MAV_CMD_NAV_LOITER_TO_ALT,
-        mavlink.MAV_CMD_NAV_SPLINE_WAYPOINT,
-        mavlink.MAV_CMD_NAV_PAYLOAD_PLACE,
-        mavlink.MAV_CMD_NAV_VTOL_TAKEOFF,
-        mavlink.MAV_CMD_NAV_VTOL_LAND,
-    }
-)
 
 _FRAME_FOR_ALT = {
     AltFrame.ABSOLUTE: mavlink.MAV_FRAME_GLOBAL_INT,
@@ -142,10 +125,6 @@ class MissionItem:
     @property
     def has_location(self) -> bool:
         return self.command in LOCATION_COMMANDS
-
-    @property
-    def is_nav(self) -> bool:
-        return self.command in NAV_COMMANDS
 
     def location(self) -> Location | None:
         """Where this item is, if it is somewhere (lat/lon not both zero, a frame with an altitude reference)."""
