@@ -188,6 +188,7 @@ class DeliverySequencer:
         self._entered_ms = self._vehicle_ms()
         log.info("%s: %s %s", self.order_id, state.value, detail or "")
         await self._record("state", state.value, detail)
+        self._report(self.vehicle.state)
 
     async def _command(self, name: str, detail: dict[str, Any] | None = None) -> None:
         """Journal that we are about to command ``name``; the caller then does it."""
