@@ -30,7 +30,7 @@ from typing import Any
 
 from flightctl.delivery.energy import energy_to_home
 from flightctl.delivery.interlocks import release_interlocks
-from flightctl.delivery.journal import Journal, JournalEvent
+from flightctl.delivery.journal import Journal, JournalError, JournalEvent
 from flightctl.delivery.order import DeliveryMethod
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import preflight_checks
@@ -120,6 +120,7 @@ class _History:
     nogo: list[str] = field(default_factory=list)
     release_point: Location | None = None
     energy_at_start_wh: float | None = None
+    armed_by_us: bool = False
 
     @classmethod
     def of(cls, events: list[JournalEvent]) -> _History:
@@ -137,8 +138,10 @@ class _History:
                     history.release_point = Location(detail["lat_deg"], detail["lon_deg"], 0.0, AltFrame.ABSOLUTE)
             elif event.kind == "state" and event.name == DeliveryState.ABORTING:
                 history.abort_reason = detail.get("reason")
-            elif event.kind == "check" and not detail.get("ok", True):
+            elif event.kind == "check" and detail.get("stage") == "preflight" and not detail.get("ok", True):
                 history.nogo.append(detail.get("line", event.name))
+            elif event.kind == "command" and event.name == "arm":
+                history.armed_by_us = True
             elif event.name == "energy_at_start":
                 history.energy_at_start_wh = detail.get("consumed_wh")
         return history
@@ -203,6 +206,8 @@ class DeliverySequencer:
         if last in TERMINAL:
             self.state = last
             return await self._outcome()
+        if flying and last is DeliveryState.ARMING and self.history.armed_by_us:
+            last = DeliveryState.ENROUTE  # we armed it and died before saying so: it is flying our mission
         if last is None or last in ON_THE_GROUND:
             if flying:
                 self.state = last or DeliveryState.PREFLIGHT
@@ -250,7 +255,11 @@ class DeliverySequencer:
             self.plan, vehicle.state.snapshot(), parcel_gripped=parcel_gripped, now_utc=datetime.now(UTC)
         )
         for check in verdict.checks:
-            await self._record("check", check.name, {"ok": check.ok, "detail": check.detail, "line": check.line()})
+            await self._record(
+                "check",
+                check.name,
+                {"stage": "preflight", "ok": check.ok, "detail": check.detail, "line": check.line()},
+            )
         if not verdict.go:
             self.history.nogo = [check.line() for check in verdict.failed]
             await self._enter(DeliveryState.FAILED, reason="NO-GO", failed=[c.name for c in verdict.failed])
@@ -315,7 +324,13 @@ class DeliverySequencer:
                 except TimeoutError:
                     pass
                 updates.clear()
-                await self._step(self.vehicle.state.snapshot())
+                try:
+                    await self._step(self.vehicle.state.snapshot())
+                except JournalError:
+                    raise  # without the journal nothing may be done: the mission's own gate takes over
+                except FlightctlError as exc:
+                    log.warning("%s: %s (will look again)", self.order_id, exc)
+                    await self._record("observation", "step_failed", {"error": str(exc)})
         finally:
             remove()
         return await self._outcome()
@@ -418,17 +433,24 @@ class DeliverySequencer:
     async def _abort(self, reason: str, *, rtl: bool, command: bool = True) -> None:
         await self._enter(DeliveryState.ABORTING, reason=reason, with_parcel=not self.history.released)
         self.history.abort_reason = reason
-        if not command:
-            return
-        mode = self.vehicle.state.mode
-        if rtl or mode != "AUTO":
-            if mode in ("RTL", "LAND", "SMART_RTL"):
-                return  # the autopilot already acts; fighting it would be worse
-            await self._command("set_mode", {"mode": "RTL", "reason": reason})
-            self._mode_expected.add("RTL")
-            await self.vehicle.commands.set_mode("RTL")
-        else:
-            await self._return_along_route(reason)
+        if not command or self.vehicle.state.mode in ("RTL", "LAND", "SMART_RTL"):
+            return  # the mission or the autopilot already brings it home; fighting it would be worse
+        try:
+            if rtl or self.vehicle.state.mode != "AUTO":
+                await self._rtl(reason)
+            else:
+                await self._return_along_route(reason)
+        except JournalError:
+            raise
+        except FlightctlError as exc:
+            await self._record("observation", "abort_action_failed", {"error": str(exc)})
+            if not rtl:
+                await self._rtl(f"{reason} (return along the route failed)")
+
+    async def _rtl(self, reason: str) -> None:
+        await self._command("set_mode", {"mode": "RTL", "reason": reason})
+        self._mode_expected.add("RTL")
+        await self.vehicle.commands.set_mode("RTL")
 
     async def _return_along_route(self, reason: str) -> None:
         await self._command("set_current", {"seq": self.plan.climb_seq, "reason": reason})

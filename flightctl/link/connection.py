@@ -167,7 +167,7 @@ class MavConnection:
         self.vehicle: VehicleIdentity | None = None
         self.last_heartbeat: MAVLinkMessage | None = None
         self._state = LinkState.WAITING
-        self._state_changed = asyncio.Condition()
+        self._state_changed = asyncio.Event()  # set and replaced on every change
         self._state_listeners: list[Callable[[LinkState], None]] = []
         self._last_vehicle_heartbeat_at: float | None = None
         self._inboxes: dict[str, list[Inbox]] = {}
@@ -317,8 +317,13 @@ class MavConnection:
 
     async def _read_forever(self) -> None:
         while True:
-            data = await self.transport.read()
-            for message in self.codec.feed(data):
+            data = await self.transport.read()  # LinkClosed ends the reader; nothing else may
+            try:
+                messages = self.codec.feed(data)
+            except Exception:  # a codec bug must cost the bytes, not the link
+                log.exception("%s: could not decode %d bytes", self.transport.url, len(data))
+                continue
+            for message in messages:
                 self._route(message)
 
     def _route(self, message: MAVLinkMessage) -> None:
@@ -338,7 +343,11 @@ class MavConnection:
                 self._listener_errors += 1
                 log.exception("listener for %s failed", name)
         for inbox in tuple(self._inboxes.get(name, ())):
-            inbox._offer(message)
+            try:
+                inbox._offer(message)
+            except Exception:  # a waiter's predicate must never stop the reader
+                self._listener_errors += 1
+                log.exception("inbox %r failed on %s", inbox, name)
 
     def _vehicle_heartbeat(self, message: MAVLinkMessage) -> None:
         if self.vehicle is None:
@@ -389,16 +398,14 @@ class MavConnection:
             except Exception:
                 self._listener_errors += 1
                 log.exception("link state listener failed")
-        asyncio.get_running_loop().create_task(self._notify_state())
-
-    async def _notify_state(self) -> None:
-        async with self._state_changed:
-            self._state_changed.notify_all()
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
 
     async def wait_state(self, state: LinkState, *, timeout_s: float) -> None:
         try:
-            async with asyncio.timeout(timeout_s), self._state_changed:
-                await self._state_changed.wait_for(lambda: self._state is state)
+            async with asyncio.timeout(timeout_s):
+                while self._state is not state:
+                    await self._state_changed.wait()
         except TimeoutError:
             raise VehicleTimeout(
                 f"{self.transport.url}: link not {state.value} within {timeout_s:g} s (it is {self._state.value})"

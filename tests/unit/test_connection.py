@@ -122,3 +122,16 @@ async def test_failing_listener_does_not_stop_the_reader(peer: ScriptedPeer, con
         peer.send(mavlink.MAVLink_command_ack_message(1, 0, 0, 0, 0, 0))
         assert (await acks.next(1.0)).command == 1
     assert connection.stats().listener_errors == 1
+
+
+async def test_failing_predicate_does_not_stop_the_reader(peer: ScriptedPeer, connection: MavConnection) -> None:
+    """Test that a waiter whose predicate raises is counted, and other waiters still get their messages."""
+
+    def broken(_message: object) -> bool:
+        raise AttributeError("no such field")
+
+    with connection.inbox("COMMAND_ACK", broken, what="broken"), connection.inbox("COMMAND_ACK", what="fine") as fine:
+        peer.send(mavlink.MAVLink_command_ack_message(7, 0, 0, 0, 0, 0))
+        assert (await fine.next(1.0)).command == 7
+    assert connection.stats().listener_errors == 1
+    assert connection.is_open
