@@ -383,8 +383,11 @@ class MissionProtocol:
                 if reply.count != count:  # ArduPilot's answer to a seq past the end: the list shrank
                     raise _ListChanged(f"the vehicle now holds {reply.count} items, not {count}")
             elif kind == "MISSION_ACK":
-                if reply.type == _ACCEPTED:
-                    continue  # a late ACK of an earlier upload
+                if reply.type in (_ACCEPTED, mavlink.MAV_MISSION_ERROR):
+                    # ACCEPTED: a late ACK of our upload. ERROR: ArduPilot's answer to a duplicate item that
+                    # crossed the end of that upload. Neither is about this download; a real read error
+                    # would repeat until the item's attempts run out.
+                    continue
                 if reply.type == mavlink.MAV_MISSION_INVALID_SEQUENCE:
                     raise _ListChanged("an item we asked for no longer exists")
                 if reply.type == mavlink.MAV_MISSION_DENIED:
