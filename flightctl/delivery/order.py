@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Point, Polygon
 
-from flightctl.geo import AltFrame, Location
+from flightctl.geo import AltFrame, Location, distance_m
 
 
 class _Model(BaseModel):
@@ -155,8 +155,6 @@ class VehicleProfile(_Model):
 
 def zone_contains(order: DeliveryOrder, position: Location) -> bool:
     """Is ``position`` (horizontally) inside the order's drop zone?"""
-    from flightctl.geo import distance_m
-
     zone = order.drop_zone
     if zone.radius_m is not None:
         return bool(distance_m(order.drop_location(), position) <= zone.radius_m)
