@@ -6,8 +6,6 @@ generated v20 module directly instead, so MAVLink 2 extension fields (``mission_
 
 from __future__ import annotations
 
-from typing import Any
-
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 __all__ = ["MAVLinkMessage", "enum_name", "enum_value", "mavlink", "message_id"]
@@ -35,8 +33,3 @@ def message_id(name: str) -> int:
     if not isinstance(value, int):
         raise KeyError(f"not a MAVLink message: {name}")
     return value
-
-
-def message_fields(message: Any) -> dict[str, Any]:
-    """A decoded message as a plain dict (for logs and --json)."""
-    return {name: getattr(message, name) for name in message.get_fieldnames()}

@@ -315,10 +315,6 @@ def stored_form(item: MissionItem, seq: int, mission_type: MissionType, firmware
     return _stored_mission_item(item, seq, firmware)
 
 
-def is_modelled(command: int) -> bool:
-    return command in _SIMPLE or command in LOCATION_COMMANDS or command == m.MAV_CMD_DO_MOUNT_CONTROL
-
-
 def describe_difference(expected: MissionItem, actual: MissionItem) -> str:
     """Which fields differ, for an error message a person can act on."""
     fields = ("command", "frame", "param1", "param2", "param3", "param4", "x", "y", "z", "autocontinue")

@@ -13,7 +13,7 @@ from shapely.validation import explain_validity
 
 from flightctl.dialect import mavlink
 from flightctl.errors import ConfigError
-from flightctl.geo import AltFrame, Location
+from flightctl.geo import Location
 from flightctl.missions.model import MissionItem
 
 _VERTEX = {
@@ -129,9 +129,3 @@ def fence_shapes(items: list[MissionItem]) -> FenceShapes:
             raise ConfigError(f"fence item {index}: {item.name} is not a fence item")
         index += 1
     return shapes
-
-
-def rally_item(location: Location) -> MissionItem:
-    if location.frame is AltFrame.TERRAIN:
-        raise ConfigError("rally points above terrain are not supported here; give a relative or absolute altitude")
-    return MissionItem.rally_point(location)

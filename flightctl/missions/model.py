@@ -253,9 +253,6 @@ class MissionPlan:
         lists[mission_type] = items
         return MissionPlan(lists[MissionType.MISSION], lists[MissionType.FENCE], lists[MissionType.RALLY], self.name)
 
-    def present_types(self) -> list[MissionType]:
-        return [mission_type for mission_type in MissionType if self.items(mission_type)]
-
     @property
     def home(self) -> Location | None:
         return self.mission[0].location() if self.mission else None
