@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 from pathlib import Path
 from typing import Annotated
@@ -125,6 +126,14 @@ def upload(
     connect: ConnectOption,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Read back and compare.")] = True,
     kind: Annotated[TypeChoice | None, typer.Option("--type", help="Which lists (default: those in the file).")] = None,
+    mavftp: Annotated[
+        bool,
+        typer.Option(
+            "--mavftp/--no-mavftp",
+            help="Write ArduPilot's @MISSION files over MAVFTP when the vehicle offers it (six items per round "
+            "trip); --no-mavftp uses the mission protocol alone.",
+        ),
+    ] = True,
     signing_key: SigningOption = None,
 ) -> None:
     """Upload a plan, then read it back and compare it with what ArduPilot can hold."""
@@ -133,6 +142,7 @@ def upload(
 
     async def go() -> None:
         async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+            vehicle.mission.policy = dataclasses.replace(vehicle.mission.policy, use_ftp=mavftp)
             bars = TransferBars(console)
             with bars.progress:
                 report = await vehicle.mission.upload_plan(

@@ -28,9 +28,11 @@ from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.connection import Inbox, MavConnection
 from flightctl.link.rtt import RttEstimator
+from flightctl.missions import ardupilot_files
 from flightctl.missions.ardupilot import Firmware, describe_difference, stored_form
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
 from flightctl.vehicle.commands import Commands
+from flightctl.vehicle.ftp import FtpError, MavFtp
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class TransferPolicy:
     download_window: int = 4  # item requests in flight at once when downloading
     transfer_attempts: int = 4  # whole transfers tried after a NACK that ended one
     restart_delay_s: float = 2.0  # pause before a new transfer, growing with each attempt
+    # Upload by writing ArduPilot's @MISSION file over MAVFTP when the vehicle offers it: six items per round
+    # trip instead of one. The mission protocol stays the fallback, and is what names a refused item.
+    use_ftp: bool = True
 
 
 class MissionError(FlightctlError):
@@ -120,10 +125,20 @@ class _TransferEnded(Exception):
 class MissionProtocol:
     """``vehicle.mission``: upload, download, clear and set-current for each mission type."""
 
-    def __init__(self, connection: MavConnection, commands: Commands, policy: TransferPolicy | None = None) -> None:
+    def __init__(
+        self,
+        connection: MavConnection,
+        commands: Commands,
+        policy: TransferPolicy | None = None,
+        *,
+        ftp: MavFtp | None = None,
+    ) -> None:
         self._connection = connection
         self._commands = commands
         self.policy = policy or TransferPolicy()
+        self._ftp = ftp
+        # Set once the vehicle says it is ArduPilot and serves MAVFTP (AUTOPILOT_VERSION capabilities).
+        self.mission_files = False
         self._lock = asyncio.Lock()  # one transfer at a time: the vehicle keeps one transfer state per type
         self._uploaded_count: int | None = None  # mission items (with home) we last put on the vehicle
         self._reported_total: int | None = None  # MISSION_CURRENT.total: the vehicle's items, without home
@@ -173,6 +188,9 @@ class MissionProtocol:
     ) -> int:
         """Put ``items`` on the vehicle as its ``mission_type`` list. Returns how many transfers it took."""
         async with self._lock:
+            if items and await self._upload_as_file(items, mission_type, progress):
+                self._uploaded(items, mission_type)
+                return 1
             last: _TransferEnded | None = None
             for attempt in range(1, self.policy.transfer_attempts + 1):
                 try:
@@ -189,12 +207,50 @@ class MissionProtocol:
                     )  # fmt: skip
                     await asyncio.sleep(delay_s)
                 else:
-                    if mission_type is MissionType.MISSION:
-                        self._uploaded_count = len(items)
-                        self._reported_total = None  # what the vehicle said before no longer applies
+                    self._uploaded(items, mission_type)
                     return attempt
             assert last is not None
             raise MissionError(mission_type, last.stage, last.texts, seq=last.seq, result=last.result)
+
+    def _uploaded(self, items: list[MissionItem], mission_type: MissionType) -> None:
+        if mission_type is MissionType.MISSION:
+            self._uploaded_count = len(items)
+            self._reported_total = None  # what the vehicle said before no longer applies
+
+    async def _upload_as_file(
+        self, items: list[MissionItem], mission_type: MissionType, progress: Progress | None
+    ) -> bool:
+        """Write the list as ArduPilot's @MISSION file; True once the vehicle holds that many items.
+
+        False (after a warning) whenever that cannot be shown, and the caller uses the mission protocol.
+        ArduPilot acknowledges the file's close even when it refuses the content, so the count read back is
+        what says the file was taken: it refuses a file whole only when it is malformed (magic, length, an
+        all-zero item), which ours is not once every write was acknowledged under MAVLink's CRC, and any
+        item it refuses after clearing the list leaves it shorter. ``upload_plan`` reads everything back.
+        """
+        if self._ftp is None or not self.mission_files or not self.policy.use_ftp:
+            return False
+        data = ardupilot_files.encode(items, mission_type)
+        header = len(data) - len(items) * ardupilot_files.ITEM_SIZE
+
+        def written(done: int, _total: int) -> None:
+            self._report(progress, mission_type, max(done - header, 0) // ardupilot_files.ITEM_SIZE, len(items))
+
+        path = ardupilot_files.PATHS[mission_type]
+        try:
+            await self._ftp.write_file(path, data, progress=written)
+            held = await self.count(mission_type)
+        except (FtpError, MissionError) as exc:
+            log.warning("%s upload as %s failed (%s); using the mission protocol", mission_type.label, path, exc)
+            return False
+        if held != len(items):
+            log.warning(
+                "%s upload: the vehicle holds %d items after writing %d to %s; using the mission protocol, which "
+                "names any item it refuses", mission_type.label, held, len(items), path,
+            )  # fmt: skip
+            return False
+        self._report(progress, mission_type, len(items), len(items))
+        return True
 
     async def _upload_once(
         self, items: list[MissionItem], mission_type: MissionType, progress: Progress | None

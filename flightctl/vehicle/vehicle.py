@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from flightctl.dialect import mavlink
 from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.codec import SigningKey
 from flightctl.link.connection import MavConnection
 from flightctl.link.transport import Transport, transport_for_url
 from flightctl.missions.ardupilot import Firmware
 from flightctl.vehicle.commands import Commands
+from flightctl.vehicle.ftp import MavFtp
 from flightctl.vehicle.mission import MissionProtocol
 from flightctl.vehicle.params import ParamEncoding, Params
 from flightctl.vehicle.payload import Payload
@@ -39,7 +41,8 @@ class Vehicle:
         self.commands = Commands(connection)
         self.params = Params(connection)
         self.telemetry = Telemetry(connection)
-        self.mission = MissionProtocol(connection, self.commands)
+        self.ftp = MavFtp(connection)
+        self.mission = MissionProtocol(connection, self.commands, ftp=self.ftp)
         self.payload = Payload(self.commands, self.params, self.telemetry)
 
     @property
@@ -120,6 +123,12 @@ class Vehicle:
                 log.warning("no AUTOPILOT_VERSION (%s); assuming ArduPilot parameter encoding", exc)
                 return
         self.params.encoding = ParamEncoding.from_capabilities(version.capabilities)
+        identity = self.connection.vehicle
+        self.mission.mission_files = bool(
+            version.capabilities & mavlink.MAV_PROTOCOL_CAPABILITY_FTP
+            and identity is not None
+            and identity.autopilot == mavlink.MAV_AUTOPILOT_ARDUPILOTMEGA
+        )
 
     async def wait_ready(self, *, timeout_s: float = 120.0) -> VehicleState:
         """Until the vehicle could arm: EKF navigating, 3D GPS fix, ArduPilot's pre-arm checks passing."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from flightctl.dialect import MAVLinkMessage
 from flightctl.dialect import mavlink as m
 from flightctl.geo import AltFrame, Location, distance_m, offset
 from flightctl.missions.ardupilot import Unstorable
@@ -48,24 +50,67 @@ def long_mission(count: int) -> list[MissionItem]:
     return items
 
 
-async def test_500_item_mission_uploads_and_reads_back_identical(copter: Vehicle) -> None:
+@dataclasses.dataclass
+class TransferWatch:
+    """What crossed the link while a test ran: mission-protocol requests and FTP answers from the vehicle."""
+
+    by_ftp: bool
+    item_requests: int = 0
+    ftp_replies: int = 0
+
+    def assert_uploads_went_the_chosen_way(self) -> None:
+        if self.by_ftp:
+            assert self.ftp_replies > 0, "nothing went by MAVFTP"
+            assert self.item_requests == 0, "the vehicle asked for items: MAVFTP did not take"
+        else:
+            assert self.item_requests > 0, "the vehicle asked for no items"
+            assert self.ftp_replies == 0, "MAVFTP was used though switched off"
+
+
+@pytest.fixture(params=["mavftp", "mission-protocol"])
+async def transfer(request: pytest.FixtureRequest, copter: Vehicle) -> AsyncIterator[TransferWatch]:
+    """Run the test once writing ArduPilot's @MISSION files over MAVFTP (the default) and once with the
+    mission protocol alone, so both uploaders are proven against the real autopilot."""
+    policy = copter.mission.policy
+    copter.mission.policy = dataclasses.replace(policy, use_ftp=request.param == "mavftp")
+    watch = TransferWatch(by_ftp=request.param == "mavftp")
+
+    def seen(message: MAVLinkMessage) -> None:
+        if message.get_type() == "FILE_TRANSFER_PROTOCOL":
+            watch.ftp_replies += 1
+        else:
+            watch.item_requests += 1
+
+    remove = copter.connection.add_listener(["MISSION_REQUEST_INT", "MISSION_REQUEST", "FILE_TRANSFER_PROTOCOL"], seen)
+    try:
+        yield watch
+    finally:
+        remove()
+        copter.mission.policy = policy
+
+
+async def test_500_item_mission_uploads_and_reads_back_identical(copter: Vehicle, transfer: TransferWatch) -> None:
     """Test that a 500-item mission of mixed commands uploads, and reads back equal to what ArduPilot can
-    hold (checked item by item and by hash)."""
-    plan = MissionPlan(long_mission(500))
+    hold (checked item by item and by hash). Its length differs from the list it replaces, so an upload
+    that did not take cannot pass."""
+    before = await copter.mission.download(MissionType.MISSION)
+    plan = MissionPlan(long_mission(500 if len(before) != 500 else 499))
+    size = len(plan.mission)
     progress: list[int] = []
     report = await copter.mission.upload_plan(
         plan, firmware=copter.firmware, types=[MissionType.MISSION], progress=lambda _t, done, _n: progress.append(done)
     )
-    assert report.items == {MissionType.MISSION: 500}
-    assert progress[-1] == 500
+    assert report.items == {MissionType.MISSION: size}
+    assert progress[-1] == size
     downloaded = await copter.mission.download(MissionType.MISSION)
-    assert len(downloaded) == 500
+    assert len(downloaded) == size
     assert MissionPlan(downloaded).content_hash() == report.stored_hash
     assert downloaded[4] != plan.mission[4], "LOITER_TIME really came back normalised (whole seconds, direction)"
-    assert await copter.mission.count(MissionType.MISSION) == 500
+    assert await copter.mission.count(MissionType.MISSION) == size
+    transfer.assert_uploads_went_the_chosen_way()
 
 
-async def test_fence_and_rally_upload_and_read_back(copter: Vehicle) -> None:
+async def test_fence_and_rally_upload_and_read_back(copter: Vehicle, transfer: TransferWatch) -> None:
     """Test an inclusion polygon, an exclusion circle and 5 rally points: upload, download, identical."""
     polygon = FencePolygon(
         True, tuple((p.lat_e7, p.lon_e7) for p in (around(1000, b, 0) for b in (0, 72, 144, 216, 288)))
@@ -84,6 +129,7 @@ async def test_fence_and_rally_upload_and_read_back(copter: Vehicle) -> None:
     assert [(i.x, i.y, i.z) for i in held.rally] == [(i.x, i.y, i.z) for i in rally]
     assert held.fence[5].param1 == 45.5
     assert report.items == {MissionType.FENCE: 6, MissionType.RALLY: 5}
+    transfer.assert_uploads_went_the_chosen_way()
     await copter.mission.clear(MissionType.FENCE)
     await copter.mission.clear(MissionType.RALLY)
     assert await copter.mission.count(MissionType.FENCE) == 0

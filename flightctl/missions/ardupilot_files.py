@@ -1,0 +1,69 @@
+"""ArduPilot's mission, fence and rally lists as files (libraries/AP_Filesystem/AP_Filesystem_Mission.cpp).
+
+A file is a 10-byte header (magic 0x763d, mission type, options, first index, item count) followed by each
+item as a full-length MISSION_ITEM_INT payload, 38 bytes in MAVLink wire order. ArduPilot converts every
+item with the same code the mission protocol uses, so what it stores is the same; it refuses the whole file
+when the count disagrees with the length or an item is all zeros.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from flightctl.dialect import mavlink
+from flightctl.errors import FlightctlError
+from flightctl.missions.model import MissionItem, MissionType
+
+MAGIC = 0x763D  # AP_Filesystem_Mission.h mission_magic
+_HEADER = struct.Struct("<HHHHH")  # magic, data_type, options, start, num_items
+_ITEM = mavlink.MAVLink_mission_item_int_message
+ITEM_SIZE: int = _ITEM.unpacker.size
+_ITEM_NUMBERS = ("command", "frame", "param1", "param2", "param3", "param4", "x", "y", "z")
+
+PATHS = {
+    MissionType.MISSION: "@MISSION/mission.dat",
+    MissionType.FENCE: "@MISSION/fence.dat",
+    MissionType.RALLY: "@MISSION/rally.dat",
+}
+
+
+class MissionFileError(FlightctlError):
+    """Bytes that are not an ArduPilot mission file."""
+
+
+def encode(items: list[MissionItem], mission_type: MissionType) -> bytes:
+    """The file that makes the vehicle's ``mission_type`` list exactly ``items`` (replacing what was there)."""
+    if len(items) >= 0xFFFF:
+        raise MissionFileError(f"{len(items)} items do not fit an ArduPilot mission file")
+    parts = [_HEADER.pack(MAGIC, int(mission_type), 0, 0, len(items))]
+    for seq, item in enumerate(items):
+        message = _ITEM(
+            0, 0, seq, item.frame, item.command, 0, int(item.autocontinue),
+            item.param1, item.param2, item.param3, item.param4, item.x, item.y, item.z, int(mission_type),
+        )  # fmt: skip
+        parts.append(_ITEM.unpacker.pack(*(getattr(message, name) for name in _ITEM.ordered_fieldnames)))
+    return b"".join(parts)
+
+
+def decode(data: bytes) -> tuple[MissionType, list[MissionItem]]:
+    """The mission type and items a file holds; ``MissionFileError`` saying what is wrong otherwise."""
+    if len(data) < _HEADER.size:
+        raise MissionFileError(f"{len(data)} bytes is shorter than the {_HEADER.size}-byte header")
+    magic, data_type, _options, start, count = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise MissionFileError(f"magic is {magic:#06x}, not {MAGIC:#06x}")
+    if start != 0:
+        raise MissionFileError(f"a partial list (from item {start}) is not a whole plan")
+    body = data[_HEADER.size :]
+    if len(body) != count * ITEM_SIZE:
+        raise MissionFileError(f"header says {count} items but {len(body)} bytes follow ({ITEM_SIZE} per item)")
+    try:
+        mission_type = MissionType(data_type)
+    except ValueError:
+        raise MissionFileError(f"unknown mission type {data_type}") from None
+    items = []
+    for seq in range(count):
+        fields = dict(zip(_ITEM.ordered_fieldnames, _ITEM.unpacker.unpack_from(body, seq * ITEM_SIZE), strict=True))
+        numbers = {name: fields[name] for name in _ITEM_NUMBERS}
+        items.append(MissionItem(**numbers, autocontinue=bool(fields["autocontinue"])))
+    return mission_type, items

@@ -1,0 +1,128 @@
+"""The vehicle's side of MAVLink FTP for ArduPilot's @MISSION files, scripted on a ScriptedPeer.
+
+It follows libraries/GCS_MAVLink/GCS_FTP.cpp and AP_Filesystem_Mission.cpp where they matter to a client:
+one open file, requests queued five deep and answered in order by a worker, the last answer replayed for a
+repeated request, TerminateSession acknowledged even when the file is then refused, a refused item leaving
+the list cleared up to it. Items land in the MissionPeer's store, so both protocols see one vehicle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import deque
+
+from pymavlink import mavftp_op as op
+from pymavlink.mavftp import FtpError as FtpCode
+
+from flightctl.dialect import MAVLinkMessage, mavlink
+from flightctl.missions import ardupilot_files
+from tests.support.mission_peer import MissionPeer
+
+_HEADER = struct.Struct("<HBBBBBBI")
+_QUEUE_DEPTH = 5
+
+
+class FtpPeer:
+    def __init__(self, mission_peer: MissionPeer) -> None:
+        self.mission_peer = mission_peer
+        self.peer = mission_peer.peer
+        self.silent = False  # FTP switched off (BRD_OPTIONS): requests vanish
+        self.busy = False  # another client holds the one file: opens are refused
+        self.refuse_item_at: int | None = None  # conversion fails here, after the list was cleared
+        self.files_closed = 0
+        self.requests_dropped = 0
+        self._queue: deque[tuple[tuple[int, int], bytes]] = deque()
+        self._last_reply: tuple[tuple[int, int], int, int, bytes] | None = None  # sender, session, seq, payload
+        self._open: tuple[int, int, str] | None = None  # session, mission type, path
+        self._buffer = bytearray()
+        self.peer.on("FILE_TRANSFER_PROTOCOL", self._request)
+        self._worker = asyncio.get_running_loop().create_task(self._work_forever())
+
+    def stop(self) -> None:
+        self._worker.cancel()
+
+    def _request(self, message: MAVLinkMessage) -> None:
+        if self.silent:
+            return
+        if len(self._queue) >= _QUEUE_DEPTH:
+            self.requests_dropped += 1  # ArduPilot drops what its queue cannot hold
+            return
+        self._queue.append(((message.get_srcSystem(), message.get_srcComponent()), bytes(message.payload)))
+
+    async def _work_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.001)
+            while self._queue:
+                sender, payload = self._queue.popleft()
+                self._handle(sender, payload)
+
+    def _handle(self, sender: tuple[int, int], payload: bytes) -> None:
+        seq, session, opcode, size, _req, _burst, _pad, offset = _HEADER.unpack_from(payload)
+        data = payload[12 : 12 + size]
+        last = self._last_reply
+        if last is not None and last[:2] == (sender, session) and (seq + 1) % 0x10000 == last[2]:
+            self._send(sender, last[3])  # a repeated request gets the same answer
+            return
+        if opcode == op.OP_None:
+            reply = (op.OP_Ack, b"")
+        elif opcode == op.OP_CreateFile:
+            reply = self._create(session, data)
+        elif opcode == op.OP_WriteFile:
+            reply = self._write(session, offset, data)
+        elif opcode in (op.OP_TerminateSession, op.OP_ResetSessions):
+            reply = self._close(session)
+        else:
+            reply = (op.OP_Nack, bytes([FtpCode.UnknownCommand]))
+        answer, reply_data = reply
+        header = _HEADER.pack((seq + 1) % 0x10000, session, answer, len(reply_data), opcode, 0, 0, offset)
+        out = (header + reply_data).ljust(251, b"\0")
+        self._last_reply = (sender, session, (seq + 1) % 0x10000, out)
+        self._send(sender, out)
+
+    def _send(self, sender: tuple[int, int], payload: bytes) -> None:
+        self.peer.send(mavlink.MAVLink_file_transfer_protocol_message(0, sender[0], sender[1], list(payload)))
+
+    def _create(self, session: int, data: bytes) -> tuple[int, bytes]:
+        if self._open is not None or self.busy:
+            return op.OP_Nack, bytes([FtpCode.Fail])
+        path = data.split(b"\0")[0].decode()
+        types = {path: int(kind) for kind, path in ardupilot_files.PATHS.items()}
+        if path not in types:
+            return op.OP_Nack, bytes([FtpCode.FileNotFound])
+        self._open = (session, types[path], path)
+        self._buffer = bytearray()
+        return op.OP_Ack, b""
+
+    def _write(self, session: int, offset: int, data: bytes) -> tuple[int, bytes]:
+        if self._open is None:
+            return op.OP_Nack, bytes([FtpCode.FileNotFound])
+        if self._open[0] != session:
+            return op.OP_Nack, bytes([FtpCode.InvalidSession])
+        end = offset + len(data)
+        if end > len(self._buffer):
+            self._buffer.extend(bytes(end - len(self._buffer)))
+        self._buffer[offset:end] = data
+        return op.OP_Ack, b""
+
+    def _close(self, session: int) -> tuple[int, bytes]:
+        if self._open is None or self._open[0] != session:
+            return op.OP_Ack, b""
+        mission_type = self._open[1]
+        self._open = None
+        self.files_closed += 1
+        try:
+            _type, items = ardupilot_files.decode(bytes(self._buffer))
+        except ardupilot_files.MissionFileError:
+            return op.OP_Ack, b""  # refused whole; ArduPilot still acknowledges the close
+        stored = []
+        for seq, item in enumerate(items):
+            if seq == self.refuse_item_at:
+                break
+            message = mavlink.MAVLink_mission_item_int_message(
+                0, 0, seq, item.frame, item.command, 0, int(item.autocontinue),
+                item.param1, item.param2, item.param3, item.param4, item.x, item.y, item.z, mission_type,
+            )  # fmt: skip
+            stored.append(message)
+        self.mission_peer.stored[mission_type] = stored
+        return op.OP_Ack, b""

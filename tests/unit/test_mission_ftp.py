@@ -1,0 +1,169 @@
+"""Mission upload as ArduPilot's @MISSION file over MAVFTP, against a scripted vehicle: loss, refusals, a
+vehicle without FTP, cancellation. The file layout itself is checked byte by byte here and for real in SITL."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+
+import pytest
+
+from flightctl.dialect import mavlink
+from flightctl.geo import AltFrame
+from flightctl.link.connection import MavConnection
+from flightctl.missions import ardupilot_files
+from flightctl.missions.model import MissionItem, MissionType
+from flightctl.vehicle.commands import Commands
+from flightctl.vehicle.ftp import FtpError, FtpPolicy, MavFtp
+from flightctl.vehicle.mission import MissionError, MissionProtocol
+from tests.support.ftp_peer import FtpPeer
+from tests.support.mission_peer import MissionPeer
+from tests.support.peer import ScriptedPeer
+from tests.unit.test_mission_protocol import FAST, KIRKWALL, route, stored_items
+
+FAST_FTP = FtpPolicy(reply_timeout_s=0.05, attempts=30)
+
+
+@pytest.fixture
+async def vehicle_side(peer: ScriptedPeer) -> AsyncIterator[FtpPeer]:
+    mission_peer = MissionPeer(peer)
+    ftp_peer = FtpPeer(mission_peer)
+    yield ftp_peer
+    ftp_peer.stop()
+    mission_peer.stop()
+
+
+@pytest.fixture
+def protocol(connection: MavConnection) -> MissionProtocol:
+    protocol = MissionProtocol(connection, Commands(connection), FAST, ftp=MavFtp(connection, FAST_FTP))
+    protocol.mission_files = True  # what Vehicle sets when AUTOPILOT_VERSION offers FTP on ArduPilot
+    return protocol
+
+
+def items_sent(peer: ScriptedPeer) -> int:
+    return len(peer.sent("MISSION_ITEM_INT"))
+
+
+def test_file_layout_is_arducopters() -> None:
+    """Test the bytes against AP_Filesystem_Mission: header (magic 0x763d, type, options, start, count), then
+    each item as a full 38-byte MISSION_ITEM_INT payload in wire order."""
+    item = MissionItem.waypoint(KIRKWALL, hold_s=5)
+    data = ardupilot_files.encode([MissionItem.home(KIRKWALL), item], MissionType.MISSION)
+    assert data[:10] == struct.pack("<HHHHH", 0x763D, 0, 0, 0, 2)
+    assert len(data) == 10 + 2 * 38
+    second = struct.unpack("<ffffiifHHBBBBBB", data[48:])
+    assert second == (5.0, 0.0, 0.0, 0.0, item.x, item.y, pytest.approx(item.z), 1, 16, 0, 0, item.frame, 0, 1, 0)
+    assert ardupilot_files.decode(data) == (MissionType.MISSION, [MissionItem.home(KIRKWALL), item])
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x3d\x76", "shorter than"),
+        (struct.pack("<HHHHH", 0x1234, 0, 0, 0, 0), "magic"),
+        (struct.pack("<HHHHH", 0x763D, 0, 0, 0, 2) + bytes(38), "header says 2 items"),
+        (struct.pack("<HHHHH", 0x763D, 9, 0, 0, 0), "unknown mission type 9"),
+    ],
+)
+def test_malformed_files_are_named(data: bytes, reason: str) -> None:
+    """Test that a file that is not a mission file says what is wrong with it."""
+    with pytest.raises(ardupilot_files.MissionFileError, match=reason):
+        ardupilot_files.decode(data)
+
+
+async def test_upload_as_file_survives_30_percent_loss_both_ways(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that a 200-item mission goes over as one file through 30 % loss each way, lands exactly, and
+    progress reaches 200/200, without a single mission-protocol item sent."""
+    items = route(200)
+    peer.loss_to_flightctl = peer.loss_from_flightctl = 0.3
+    progress: list[tuple[int, int]] = []
+    await protocol.upload(items, MissionType.MISSION, progress=lambda _t, done, total: progress.append((done, total)))
+    assert stored_items(vehicle_side.mission_peer) == items
+    assert progress[-1] == (200, 200)
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+    assert items_sent(peer) == 0
+    assert vehicle_side.files_closed >= 1
+
+
+async def test_fence_and_rally_go_as_their_own_files(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that fence and rally lists are written to fence.dat and rally.dat and land in their own lists."""
+    rally = [MissionItem.rally_point(KIRKWALL.with_alt(50 + n, AltFrame.RELATIVE)) for n in range(5)]
+    await protocol.upload(rally, MissionType.RALLY)
+    assert stored_items(vehicle_side.mission_peer, MissionType.RALLY) == rally
+    assert stored_items(vehicle_side.mission_peer, MissionType.MISSION) == []
+    assert items_sent(peer) == 0
+
+
+async def test_refused_item_falls_back_to_the_mission_protocol_which_names_it(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that when the vehicle takes the file but refuses item 7 (leaving 7 items), the upload goes again
+    by the mission protocol, and its NACK gives a typed error naming item 7."""
+    vehicle_side.refuse_item_at = 7
+    vehicle_side.mission_peer.nack_at[7] = mavlink.MAV_MISSION_INVALID_PARAM5_X
+    with pytest.raises(MissionError) as raised:
+        await protocol.upload(route(20), MissionType.MISSION)
+    assert raised.value.seq == 7
+    assert raised.value.result == mavlink.MAV_MISSION_INVALID_PARAM5_X
+    assert vehicle_side.files_closed == 1
+    assert items_sent(peer) == 8  # items 0..7 by the mission protocol
+
+
+async def test_vehicle_that_never_answers_ftp_still_gets_its_mission(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that with FTP switched off on the vehicle (no answers at all) the mission protocol uploads it."""
+    vehicle_side.silent = True
+    items = route(30)
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side.mission_peer) == items
+    assert items_sent(peer) == 30
+    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == 3  # the open, tried three times, then given up
+
+
+async def test_file_held_by_another_client_falls_back(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that an open refused because another client holds the vehicle's file falls back at once."""
+    vehicle_side.busy = True
+    items = route(30)
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side.mission_peer) == items
+    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == 1
+
+
+async def test_ftp_refusal_is_a_typed_error_naming_operation_and_file(
+    connection: MavConnection, vehicle_side: FtpPeer
+) -> None:
+    """Test that MavFtp says which operation on which file was refused, and why."""
+    vehicle_side.busy = True
+    with pytest.raises(FtpError, match=r"MAVFTP create @MISSION/mission.dat: Fail") as raised:
+        await MavFtp(connection, FAST_FTP).write_file("@MISSION/mission.dat", b"x")
+    assert raised.value.code == 1
+
+
+async def test_cancelled_file_upload_frees_waiters_and_the_vehicles_file(
+    connection: MavConnection, peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that cancelling mid-file unregisters every inbox and closes the session on the vehicle, so the
+    next upload can open the file."""
+    peer.loss_to_flightctl = 0.5
+    before = connection.pending_waiters()
+    task = asyncio.create_task(protocol.upload(route(300), MissionType.MISSION))
+    await peer.expect("FILE_TRANSFER_PROTOCOL", count=6)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert connection.pending_waiters() == before
+    await asyncio.sleep(0.05)
+    assert vehicle_side._open is None
+    peer.loss_to_flightctl = 0.0
+    items = route(40)
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side.mission_peer) == items
+    assert items_sent(peer) == 0
