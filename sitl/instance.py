@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from flightctl.config import load_telemetry_config
 from flightctl.errors import FlightctlError
+from flightctl.vehicle.ftp import FtpError
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
 from sitl.locations import Home
@@ -160,6 +161,11 @@ class SitlInstance:
         )
         self._vehicle = vehicle
         await self.guard(vehicle.wait_ready(timeout_s=self.ready_timeout_s), "waiting for SITL to be ready to arm")
+        if vehicle.mission.mission_files:
+            # ArduPilot's FTP worker checks for send space on the link that used FTP first, whoever it
+            # answers (GCS_FTP.cpp, send_ftp_reply). A TCP port nobody drains any more (a CLI that came and
+            # went) would stall FTP for every link; the harness link is UDP, always drained, so it goes first.
+            await self.guard(_ping_ftp(vehicle), "asking SITL's MAVFTP server for an answer")
 
     async def guard(self, work: Awaitable[T], doing: str) -> T:
         """Run ``work``; if SITL dies meanwhile, or ``work`` fails, raise SitlError with SITL's last words."""
@@ -226,3 +232,10 @@ class SitlInstance:
     def __repr__(self) -> str:
         state = "RUNNING" if self.running else "STOPPED"
         return f"<SitlInstance {self.kind} -I {self.instance} x{self.speedup:g} [{state}]>"
+
+
+async def _ping_ftp(vehicle: Vehicle) -> None:
+    try:
+        await vehicle.ftp.ping()
+    except FtpError as exc:
+        log.warning("SITL's MAVFTP server did not answer (%s); uploads will use the mission protocol", exc)

@@ -32,7 +32,7 @@ from flightctl.missions import ardupilot_files
 from flightctl.missions.ardupilot import Firmware, describe_difference, stored_form
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
 from flightctl.vehicle.commands import Commands
-from flightctl.vehicle.ftp import FtpError, MavFtp
+from flightctl.vehicle.ftp import FtpError, FtpTimeout, MavFtp
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class TransferPolicy:
     # Upload by writing ArduPilot's @MISSION file over MAVFTP when the vehicle offers it: six items per round
     # trip instead of one. The mission protocol stays the fallback, and is what names a refused item.
     use_ftp: bool = True
+    ftp_rest_s: float = 60.0  # after MAVFTP went unanswered, use the mission protocol alone for this long
 
 
 class MissionError(FlightctlError):
@@ -139,6 +140,7 @@ class MissionProtocol:
         self._ftp = ftp
         # Set once the vehicle says it is ArduPilot and serves MAVFTP (AUTOPILOT_VERSION capabilities).
         self.mission_files = False
+        self._ftp_rest_until = 0.0  # loop time before which MAVFTP is not tried (it went unanswered)
         self._lock = asyncio.Lock()  # one transfer at a time: the vehicle keeps one transfer state per type
         self._uploaded_count: int | None = None  # mission items (with home) we last put on the vehicle
         self._reported_total: int | None = None  # MISSION_CURRENT.total: the vehicle's items, without home
@@ -230,6 +232,9 @@ class MissionProtocol:
         """
         if self._ftp is None or not self.mission_files or not self.policy.use_ftp:
             return False
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._ftp_rest_until:
+            return False
         data = ardupilot_files.encode(items, mission_type)
         header = len(data) - len(items) * ardupilot_files.ITEM_SIZE
 
@@ -240,6 +245,15 @@ class MissionProtocol:
         try:
             await self._ftp.write_file(path, data, progress=written)
             held = await self.count(mission_type)
+        except FtpTimeout as exc:
+            # A server that stopped answering (ArduPilot's FTP worker can stall on another link's full
+            # buffer) would cost every upload its timeouts: leave it alone for a while.
+            self._ftp_rest_until = loop.time() + self.policy.ftp_rest_s
+            log.warning(
+                "%s upload as %s failed (%s); using the mission protocol, and only it for %g s",
+                mission_type.label, path, exc, self.policy.ftp_rest_s,
+            )  # fmt: skip
+            return False
         except (FtpError, MissionError) as exc:
             log.warning("%s upload as %s failed (%s); using the mission protocol", mission_type.label, path, exc)
             return False

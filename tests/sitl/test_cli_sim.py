@@ -17,6 +17,12 @@ pytestmark = pytest.mark.sitl
 FLIGHTCTL = [sys.executable, "-m", "flightctl"]
 
 
+def _interruptible() -> None:
+    # A test run started in the background (``cmd &``) ignores SIGINT, and children inherit that: give
+    # `sim up` the Ctrl-C an engineer's terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_sim_up_then_status_shows_a_ready_vehicle() -> None:
     """Test that `sim up` prints a URL on which `status --json` shows a connected vehicle ready to arm,
     and that Ctrl-C (SIGINT) stops it cleanly."""
@@ -26,6 +32,7 @@ async def test_sim_up_then_status_shows_a_ready_vehicle() -> None:
         *FLIGHTCTL, "sim", "up", "--speedup", "5", "--first-instance", str(instance),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=_interruptible,
     )  # fmt: skip
     assert sim.stdout is not None
     output: list[str] = []

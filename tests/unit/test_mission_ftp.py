@@ -15,7 +15,7 @@ from flightctl.link.connection import MavConnection
 from flightctl.missions import ardupilot_files
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.commands import Commands
-from flightctl.vehicle.ftp import FtpError, FtpPolicy, MavFtp
+from flightctl.vehicle.ftp import FtpError, FtpPolicy, FtpTimeout, MavFtp
 from flightctl.vehicle.mission import MissionError, MissionProtocol
 from tests.support.ftp_peer import FtpPeer
 from tests.support.mission_peer import MissionPeer
@@ -117,13 +117,18 @@ async def test_refused_item_falls_back_to_the_mission_protocol_which_names_it(
 async def test_vehicle_that_never_answers_ftp_still_gets_its_mission(
     peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
 ) -> None:
-    """Test that with FTP switched off on the vehicle (no answers at all) the mission protocol uploads it."""
+    """Test that with FTP not answering at all the mission protocol uploads it, and the next upload does
+    not wait on FTP again."""
     vehicle_side.silent = True
     items = route(30)
     await protocol.upload(items, MissionType.MISSION)
     assert stored_items(vehicle_side.mission_peer) == items
     assert items_sent(peer) == 30
     assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == 3  # the open, tried three times, then given up
+    rally = [MissionItem.rally_point(KIRKWALL.with_alt(60, AltFrame.RELATIVE))]
+    await protocol.upload(rally, MissionType.RALLY)
+    assert stored_items(vehicle_side.mission_peer, MissionType.RALLY) == rally
+    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == 3
 
 
 async def test_file_held_by_another_client_falls_back(
@@ -145,6 +150,24 @@ async def test_ftp_refusal_is_a_typed_error_naming_operation_and_file(
     with pytest.raises(FtpError, match=r"MAVFTP create @MISSION/mission.dat: Fail") as raised:
         await MavFtp(connection, FAST_FTP).write_file("@MISSION/mission.dat", b"x")
     assert raised.value.code == 1
+
+
+async def test_ping_tells_an_answering_server_from_a_silent_one(
+    connection: MavConnection, vehicle_side: FtpPeer
+) -> None:
+    """Test that ping returns when the server answers and is a typed timeout when it does not."""
+    ftp = MavFtp(connection, FtpPolicy(reply_timeout_s=0.05, attempts=2))
+    await ftp.ping()
+    vehicle_side.silent = True
+    with pytest.raises(FtpTimeout, match=r"MAVFTP ping \(server\): no answer to 2 requests"):
+        await ftp.ping()
+
+
+async def test_overlong_path_is_refused_before_sending(connection: MavConnection, peer: ScriptedPeer) -> None:
+    """Test that a path longer than one FTP message can carry is refused here, with nothing sent."""
+    with pytest.raises(FtpError, match="at most 238 bytes"):
+        await MavFtp(connection, FAST_FTP).write_file("@MISSION/" + "x" * 240, b"data")
+    assert peer.sent("FILE_TRANSFER_PROTOCOL") == []
 
 
 async def test_cancelled_file_upload_frees_waiters_and_the_vehicles_file(
