@@ -18,7 +18,6 @@ MAGIC = 0x763D  # AP_Filesystem_Mission.h mission_magic
 _HEADER = struct.Struct("<HHHHH")  # magic, data_type, options, start, num_items
 _ITEM = mavlink.MAVLink_mission_item_int_message
 ITEM_SIZE: int = _ITEM.unpacker.size
-_ITEM_NUMBERS = ("command", "frame", "param1", "param2", "param3", "param4", "x", "y", "z")
 
 PATHS = {
     MissionType.MISSION: "@MISSION/mission.dat",
@@ -37,10 +36,7 @@ def encode(items: list[MissionItem], mission_type: MissionType) -> bytes:
         raise MissionFileError(f"{len(items)} items do not fit an ArduPilot mission file")
     parts = [_HEADER.pack(MAGIC, int(mission_type), 0, 0, len(items))]
     for seq, item in enumerate(items):
-        message = _ITEM(
-            0, 0, seq, item.frame, item.command, 0, int(item.autocontinue),
-            item.param1, item.param2, item.param3, item.param4, item.x, item.y, item.z, int(mission_type),
-        )  # fmt: skip
+        message = item.message(seq, mission_type)
         parts.append(_ITEM.unpacker.pack(*(getattr(message, name) for name in _ITEM.ordered_fieldnames)))
     return b"".join(parts)
 
@@ -63,7 +59,7 @@ def decode(data: bytes) -> tuple[MissionType, list[MissionItem]]:
         raise MissionFileError(f"unknown mission type {data_type}") from None
     items = []
     for seq in range(count):
-        fields = dict(zip(_ITEM.ordered_fieldnames, _ITEM.unpacker.unpack_from(body, seq * ITEM_SIZE), strict=True))
-        numbers = {name: fields[name] for name in _ITEM_NUMBERS}
-        items.append(MissionItem(**numbers, autocontinue=bool(fields["autocontinue"])))
+        fields = _ITEM.unpacker.unpack_from(body, seq * ITEM_SIZE)
+        message = _ITEM(**dict(zip(_ITEM.ordered_fieldnames, fields, strict=True)))
+        items.append(MissionItem.from_message(message))
     return mission_type, items

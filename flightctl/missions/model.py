@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from flightctl.dialect import enum_name, mavlink
+from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.geo import AltFrame, Location
 
 
@@ -117,6 +117,22 @@ class MissionItem:
     @property
     def name(self) -> str:
         return command_name(self.command)
+
+    def message(self, seq: int, mission_type: int, target_system: int = 0, target_component: int = 0) -> MAVLinkMessage:
+        """The MISSION_ITEM_INT that carries this item as number ``seq`` (``current`` unset: ArduPilot
+        ignores it, and set-current is its own command)."""
+        return mavlink.MAVLink_mission_item_int_message(
+            target_system, target_component, seq, self.frame, self.command, 0, int(self.autocontinue),
+            self.param1, self.param2, self.param3, self.param4, self.x, self.y, self.z, mission_type,
+        )  # fmt: skip
+
+    @classmethod
+    def from_message(cls, message: MAVLinkMessage) -> MissionItem:
+        """The content of a MISSION_ITEM_INT (or anything with its fields)."""
+        return cls(
+            message.command, message.frame, message.param1, message.param2, message.param3, message.param4,
+            message.x, message.y, message.z, bool(message.autocontinue),
+        )  # fmt: skip
 
     @property
     def params(self) -> tuple[float, float, float, float]:

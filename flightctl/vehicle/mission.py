@@ -170,10 +170,7 @@ class MissionProtocol:
 
     def _item_message(self, item: MissionItem, seq: int, mission_type: MissionType) -> MAVLinkMessage:
         c = self._connection
-        return mavlink.MAVLink_mission_item_int_message(
-            c.target_system, c.target_component, seq, item.frame, item.command, 0, int(item.autocontinue),
-            item.param1, item.param2, item.param3, item.param4, item.x, item.y, item.z, mission_type,
-        )  # fmt: skip
+        return item.message(seq, mission_type, c.target_system, c.target_component)
 
     def _count_message(self, count: int, mission_type: MissionType) -> MAVLinkMessage:
         c = self._connection
@@ -467,7 +464,7 @@ class MissionProtocol:
                 asked_at = in_flight.pop(reply.seq)
                 if attempts[reply.seq] == 1:
                     rtt.sample(loop.time() - asked_at)
-                items[reply.seq] = _item_from_message(reply)
+                items[reply.seq] = MissionItem.from_message(reply)
                 self._report(progress, mission_type, len(items), count)
             # else: a duplicate answer to a request already answered
         return [items[seq] for seq in range(count)]
@@ -546,21 +543,6 @@ class MissionProtocol:
 
 class _ListChanged(Exception):
     pass
-
-
-def _item_from_message(message: MAVLinkMessage) -> MissionItem:
-    return MissionItem(
-        command=message.command,
-        frame=message.frame,
-        param1=message.param1,
-        param2=message.param2,
-        param3=message.param3,
-        param4=message.param4,
-        x=message.x,
-        y=message.y,
-        z=message.z,
-        autocontinue=bool(message.autocontinue),
-    )
 
 
 def _drain_texts(texts: Inbox) -> str:

@@ -119,10 +119,7 @@ class FtpPeer:
         for seq, item in enumerate(items):
             if seq == self.refuse_item_at:
                 break
-            message = mavlink.MAVLink_mission_item_int_message(
-                0, 0, seq, item.frame, item.command, 0, int(item.autocontinue),
-                item.param1, item.param2, item.param3, item.param4, item.x, item.y, item.z, mission_type,
-            )  # fmt: skip
+            message = item.message(seq, mission_type)
             stored.append(message)
         self.mission_peer.stored[mission_type] = stored
         return op.OP_Ack, b""

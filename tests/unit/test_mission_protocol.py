@@ -48,10 +48,7 @@ def protocol(connection: MavConnection) -> MissionProtocol:
 
 
 def stored_items(vehicle_side: MissionPeer, mission_type: int = 0) -> list[MissionItem]:
-    return [
-        MissionItem(m.command, m.frame, m.param1, m.param2, m.param3, m.param4, m.x, m.y, m.z, bool(m.autocontinue))
-        for m in vehicle_side.stored[mission_type]
-    ]
+    return [MissionItem.from_message(m) for m in vehicle_side.stored[mission_type]]
 
 
 async def test_upload_and_download_survive_30_percent_loss_both_ways(
