@@ -112,8 +112,15 @@ class MavFtp:
         self._seq = itertools.count(random.randrange(0x10000))
         self._sessions = itertools.count(random.randrange(256))
 
-    async def write_file(self, path: str, data: bytes, *, progress: WriteProgress | None = None) -> None:
-        """Create (or truncate) ``path`` on the vehicle, write ``data`` and close it. Raises ``FtpError``."""
+    async def write_file(
+        self, path: str, data: bytes, *, progress: WriteProgress | None = None, first_chunk_last: bool = False
+    ) -> None:
+        """Create (or truncate) ``path`` on the vehicle, write ``data`` and close it. Raises ``FtpError``.
+
+        ``first_chunk_last``: write the chunk at offset 0 only once every other chunk is acknowledged. For a
+        file the server checks by its header (ArduPilot's @MISSION files) an interrupted transfer then
+        never leaves a file that looks whole but has holes in it.
+        """
         name = path.encode() + b"\0"
         if len(name) > MAX_DATA:
             raise FtpError("create", path, f"a path is at most {MAX_DATA - 1} bytes")
@@ -125,7 +132,7 @@ class MavFtp:
                 # Few tries: a vehicle with FTP switched off never answers, and the caller has another way.
                 await self._exchange(replies, session, op.OP_CreateFile, path, data=name, attempts=3)
                 try:
-                    await self._write_all(replies, session, path, data, progress)
+                    await self._write_all(replies, session, path, data, progress, first_chunk_last=first_chunk_last)
                 except BaseException:
                     # Free the vehicle's one file for the next transfer, briefly: a dead link must not hold
                     # up a cancellation. Left open, ArduPilot drops it 3 s after another session starts.
@@ -177,15 +184,38 @@ class MavFtp:
         raise FtpTimeout(operation, path, f"no answer to {attempts} requests")
 
     async def _write_all(
-        self, replies: Inbox, session: int, path: str, data: bytes, progress: WriteProgress | None
+        self,
+        replies: Inbox,
+        session: int,
+        path: str,
+        data: bytes,
+        progress: WriteProgress | None,
+        *,
+        first_chunk_last: bool,
     ) -> None:
+        offsets = list(range(0, len(data), MAX_DATA))
+        phases = [offsets[1:], offsets[:1]] if first_chunk_last else [offsets]
+        done = 0
+        for phase in phases:
+            done = await self._write_chunks(replies, session, path, data, phase, done, progress)
+
+    async def _write_chunks(
+        self,
+        replies: Inbox,
+        session: int,
+        path: str,
+        data: bytes,
+        offsets: list[int],
+        done: int,
+        progress: WriteProgress | None,
+    ) -> int:
+        """Write the chunks at ``offsets``, ``write_window`` at a time, until each is acknowledged. Returns the
+        bytes acknowledged so far (``done`` before)."""
         loop = asyncio.get_running_loop()
-        waiting = list(range(0, len(data), MAX_DATA))  # offsets not yet sent, in order
-        waiting.reverse()
+        waiting = list(reversed(offsets))  # popped from the end: lowest offset first
         in_flight: dict[int, float] = {}  # offset -> when last sent
         sends: dict[int, int] = {}  # offset -> how often sent
         offset_of_seq: dict[int, int] = {}
-        acknowledged = 0
 
         def send(offset: int) -> None:
             sends[offset] = sends.get(offset, 0) + 1
@@ -219,6 +249,7 @@ class MavFtp:
                 code, reason = reply.refusal()
                 raise FtpError("write", path, f"{reason} at offset {answered}", code=code)
             if in_flight.pop(answered, None) is not None:
-                acknowledged += len(data[answered : answered + MAX_DATA])
+                done += len(data[answered : answered + MAX_DATA])
                 if progress is not None:
-                    progress(acknowledged, len(data))
+                    progress(done, len(data))
+        return done

@@ -240,7 +240,9 @@ class MissionProtocol:
 
         path = ardupilot_files.PATHS[mission_type]
         try:
-            await self._ftp.write_file(path, data, progress=written)
+            # ArduPilot applies an abandoned @MISSION file whenever its session is next closed, even much
+            # later, if the header is right: the header goes last, so only a whole file can ever apply.
+            await self._ftp.write_file(path, data, progress=written, first_chunk_last=True)
             held = await self.count(mission_type)
         except FtpTimeout as exc:
             # A server that stopped answering (ArduPilot's FTP worker can stall on another link's full

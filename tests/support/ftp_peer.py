@@ -31,6 +31,8 @@ class FtpPeer:
         self.busy = False  # another client holds the one file: opens are refused
         self.refuse_item_at: int | None = None  # conversion fails here, after the list was cleared
         self.files_closed = 0
+        self.header_writes_complete: list[bool] = []  # per write at offset 0: was the rest already in place?
+        self._written: set[int] = set()
         self.requests_dropped = 0
         self._queue: deque[tuple[tuple[int, int], bytes]] = deque()
         self._last_reply: tuple[tuple[int, int], int, int, bytes] | None = None  # sender, session, seq, payload
@@ -92,6 +94,7 @@ class FtpPeer:
             return op.OP_Nack, bytes([FtpCode.FileNotFound])
         self._open = (session, types[path], path)
         self._buffer = bytearray()
+        self._written = set()
         return op.OP_Ack, b""
 
     def _write(self, session: int, offset: int, data: bytes) -> tuple[int, bytes]:
@@ -99,6 +102,10 @@ class FtpPeer:
             return op.OP_Nack, bytes([FtpCode.FileNotFound])
         if self._open[0] != session:
             return op.OP_Nack, bytes([FtpCode.InvalidSession])
+        if offset == 0 and len(data) >= 10:
+            total = 10 + ardupilot_files.ITEM_SIZE * struct.unpack_from("<H", data, 8)[0]
+            self.header_writes_complete.append(self._written >= set(range(len(data), total, len(data))))
+        self._written.add(offset)
         end = offset + len(data)
         if end > len(self._buffer):
             self._buffer.extend(bytes(end - len(self._buffer)))

@@ -86,6 +86,8 @@ async def test_upload_as_file_survives_30_percent_loss_both_ways(
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     assert items_sent(peer) == 0
     assert vehicle_side.files_closed >= 1
+    assert vehicle_side.header_writes_complete, "the header was written"
+    assert all(vehicle_side.header_writes_complete), "the header went in before the rest of the file"
 
 
 async def test_fence_and_rally_go_as_their_own_files(
