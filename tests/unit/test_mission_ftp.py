@@ -45,7 +45,7 @@ def items_sent(peer: ScriptedPeer) -> int:
     return len(peer.sent("MISSION_ITEM_INT"))
 
 
-def test_file_layout_is_arducopters() -> None:
+def test_file_layout_matches_ardupilots_reader() -> None:
     """Test the bytes against AP_Filesystem_Mission: header (magic 0x763d, type, options, start, count), then
     each item as a full 38-byte MISSION_ITEM_INT payload in wire order."""
     item = MissionItem.waypoint(KIRKWALL, hold_s=5)
