@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from flightctl.dialect import mavlink
-from flightctl.errors import FlightctlError
+from flightctl.missions.formats.errors import MissionFileError
 from flightctl.missions.model import MissionItem, MissionType
 
 MAGIC = 0x763D  # AP_Filesystem_Mission.h mission_magic
@@ -26,14 +26,10 @@ PATHS = {
 }
 
 
-class MissionFileError(FlightctlError):
-    """Bytes that are not an ArduPilot mission file."""
-
-
 def encode(items: list[MissionItem], mission_type: MissionType) -> bytes:
     """The file that makes the vehicle's ``mission_type`` list exactly ``items`` (replacing what was there)."""
     if len(items) >= 0xFFFF:
-        raise MissionFileError(f"{len(items)} items do not fit an ArduPilot mission file")
+        raise MissionFileError(PATHS[mission_type], "", f"{len(items)} items do not fit an ArduPilot mission file")
     parts = [_HEADER.pack(MAGIC, int(mission_type), 0, 0, len(items))]
     for seq, item in enumerate(items):
         message = item.message(seq, mission_type)
@@ -41,22 +37,24 @@ def encode(items: list[MissionItem], mission_type: MissionType) -> bytes:
     return b"".join(parts)
 
 
-def decode(data: bytes) -> tuple[MissionType, list[MissionItem]]:
+def decode(data: bytes, name: str = "@MISSION file") -> tuple[MissionType, list[MissionItem]]:
     """The mission type and items a file holds; ``MissionFileError`` saying what is wrong otherwise."""
     if len(data) < _HEADER.size:
-        raise MissionFileError(f"{len(data)} bytes is shorter than the {_HEADER.size}-byte header")
+        raise MissionFileError(name, "header", f"{len(data)} bytes is shorter than the {_HEADER.size}-byte header")
     magic, data_type, _options, start, count = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise MissionFileError(f"magic is {magic:#06x}, not {MAGIC:#06x}")
+        raise MissionFileError(name, "header", f"magic is {magic:#06x}, not {MAGIC:#06x}")
     if start != 0:
-        raise MissionFileError(f"a partial list (from item {start}) is not a whole plan")
+        raise MissionFileError(name, "header", f"a partial list (from item {start}) is not a whole plan")
     body = data[_HEADER.size :]
     if len(body) != count * ITEM_SIZE:
-        raise MissionFileError(f"header says {count} items but {len(body)} bytes follow ({ITEM_SIZE} per item)")
+        raise MissionFileError(
+            name, "header", f"says {count} items but {len(body)} bytes follow ({ITEM_SIZE} per item)"
+        )
     try:
         mission_type = MissionType(data_type)
     except ValueError:
-        raise MissionFileError(f"unknown mission type {data_type}") from None
+        raise MissionFileError(name, "header", f"unknown mission type {data_type}") from None
     items = []
     for seq in range(count):
         fields = _ITEM.unpacker.unpack_from(body, seq * ITEM_SIZE)

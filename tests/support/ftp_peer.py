@@ -17,6 +17,7 @@ from pymavlink.mavftp import FtpError as FtpCode
 
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.missions import ardupilot_files
+from flightctl.missions.formats.errors import MissionFileError
 from tests.support.mission_peer import MissionPeer
 
 _HEADER = struct.Struct("<HBBBBBBI")
@@ -120,7 +121,7 @@ class FtpPeer:
         self.files_closed += 1
         try:
             _type, items = ardupilot_files.decode(bytes(self._buffer))
-        except ardupilot_files.MissionFileError:
+        except MissionFileError:
             return op.OP_Ack, b""  # refused whole; ArduPilot still acknowledges the close
         stored = []
         for seq, item in enumerate(items):

@@ -13,6 +13,7 @@ from flightctl.dialect import mavlink
 from flightctl.geo import AltFrame
 from flightctl.link.connection import MavConnection
 from flightctl.missions import ardupilot_files
+from flightctl.missions.formats.errors import MissionFileError
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.ftp import FtpError, FtpPolicy, FtpTimeout, MavFtp
@@ -62,13 +63,13 @@ def test_file_layout_matches_ardupilots_reader() -> None:
     [
         (b"\x3d\x76", "shorter than"),
         (struct.pack("<HHHHH", 0x1234, 0, 0, 0, 0), "magic"),
-        (struct.pack("<HHHHH", 0x763D, 0, 0, 0, 2) + bytes(38), "header says 2 items"),
+        (struct.pack("<HHHHH", 0x763D, 0, 0, 0, 2) + bytes(38), "header: says 2 items"),
         (struct.pack("<HHHHH", 0x763D, 9, 0, 0, 0), "unknown mission type 9"),
     ],
 )
 def test_malformed_files_are_named(data: bytes, reason: str) -> None:
     """Test that a file that is not a mission file says what is wrong with it."""
-    with pytest.raises(ardupilot_files.MissionFileError, match=reason):
+    with pytest.raises(MissionFileError, match=reason):
         ardupilot_files.decode(data)
 
 
