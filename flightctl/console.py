@@ -30,6 +30,7 @@ def status_record(vehicle: Vehicle) -> dict[str, Any]:
             "bad_crc": link.codec.bad_crc,
             "garbage_bytes": link.codec.garbage_bytes,
         },
+        "software_version": vehicle.software_version,
         "mode": state.mode,
         "armed": state.armed,
         "ready_to_arm": state.ready_to_arm,
@@ -77,6 +78,7 @@ def status_table(vehicle: Vehicle) -> Table:
         link_text.append(f"  {link.quality_pct:.0f}% of frames received")
     table.add_row("link", link_text)
     table.add_row("vehicle", "-" if identity is None else f"{identity.type_name} (system {identity.system_id})")
+    table.add_row("software", vehicle.software_version or "-")
     table.add_row("mode", state.mode or "-")
     table.add_row("armed", Text("ARMED", style="bold yellow") if state.armed else Text("disarmed"))
     table.add_row("ready to arm", _flag(state.ready_to_arm, "yes", "no"))

@@ -9,3 +9,7 @@ class SitlError(FlightctlError):
 
 class SitlNotBuilt(SitlError):
     """No SITL binary where we looked; tests skip (loudly) on this and nothing else."""
+
+
+class SitlInstallError(SitlError):
+    """``flightctl sim install`` could not fetch, check or build ArduPilot; the prefix is left as it was."""

@@ -16,7 +16,7 @@ from sitl.errors import SitlNotBuilt
 
 VehicleKind = Literal["copter", "plane"]
 
-_BINARY = {"copter": "arducopter", "plane": "arduplane"}
+BINARY_NAMES: dict[str, str] = {"copter": "arducopter", "plane": "arduplane"}
 # ArduPilot's own defaults for its SITL models, relative to the ArduPilot tree.
 _ARDUPILOT_DEFAULTS = {
     "copter": "Tools/autotest/default_params/copter.parm",
@@ -31,11 +31,11 @@ def ardupilot_home() -> Path:
 
 def sitl_binary(vehicle: VehicleKind) -> Path:
     """The SITL binary for ``vehicle``; ``SitlNotBuilt`` saying where we looked and how to fix it."""
-    path = ardupilot_home() / "build" / "sitl" / "bin" / _BINARY[vehicle]
+    path = ardupilot_home() / "build" / "sitl" / "bin" / BINARY_NAMES[vehicle]
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise SitlNotBuilt(
-            f"no ArduPilot SITL binary at {path}: build ArduPilot's SITL "
-            f"('./waf configure --board sitl && ./waf {vehicle}') in $ARDUPILOT_HOME (now {ardupilot_home()})"
+            f"no ArduPilot SITL binary at {path}: run 'flightctl sim install' (builds it from source at the "
+            f"pinned version), or point $ARDUPILOT_HOME (now {ardupilot_home()}) at a tree where it is built"
         )
     return path
 

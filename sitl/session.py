@@ -7,13 +7,15 @@ import contextlib
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from flightctl.console import status_table
 from flightctl.geo import offset
 from sitl.errors import SitlError
+from sitl.install import installed_version
 from sitl.instance import SitlInstance
 from sitl.locations import Home, resolve_home
-from sitl.paths import VehicleKind
+from sitl.paths import VehicleKind, ardupilot_home
 
 # Vehicles started together stand this far apart (east), so their positions can be told apart.
 SPACING_M = 10.0
@@ -46,9 +48,11 @@ async def run_sim_up(
             # One at a time: two cores cannot initialise several EKFs at once without slowing them all.
             for sim in sims:
                 await stack.enter_async_context(sim)
+        console.print(Text(f"ArduPilot build: {installed_version() or 'unknown'} in {ardupilot_home()}"))
         for sim in sims:
             console.print(
-                f"[bold green]ready[/]: SITL {sim.kind} instance {sim.instance} at "
+                f"[bold green]ready[/]: SITL {sim.kind} {sim.vehicle.software_version or ''} "
+                f"instance {sim.instance} at "
                 f"{sim.home.lat_deg:.6f},{sim.home.lon_deg:.6f} (speedup {sim.speedup:g})\n"
                 f"  connect: [bold]{sim.serial1_url}[/]  or  {sim.serial2_url}\n"
                 f"  log:     {sim.log_path}"

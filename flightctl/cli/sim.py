@@ -9,7 +9,36 @@ import typer
 
 from flightctl.cli.common import console, run
 
-sim_app = typer.Typer(no_args_is_help=True, help="ArduPilot SITL for engineers: start simulated vehicles.")
+sim_app = typer.Typer(
+    no_args_is_help=True, help="ArduPilot SITL for engineers: build it, start simulated vehicles, fly deliveries."
+)
+
+
+@sim_app.command("install")
+def install(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="A git URL, an ArduPilot directory or a .tar.xz snapshot. Default: the pinned snapshot in "
+            "../shared/ardupilot/ beside the checkout, else ArduPilot's repository at the pinned commit."
+        ),
+    ] = None,
+    vehicles: Annotated[str, typer.Option(help="Comma-separated: copter, plane.")] = "copter,plane",
+    prefix: Annotated[
+        Path | None, typer.Option(help="Where the tree goes. Default: $ARDUPILOT_HOME, else ~/ardupilot.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Parallel compile jobs (default: the cores).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a different version already there.")] = False,
+    system_packages: Annotated[
+        bool, typer.Option(help="Install missing Debian packages with apt-get when running as root.")
+    ] = True,
+) -> None:
+    """Build ArduPilot's SITL (copter, plane) from source at the version flightctl is tested against."""
+    from flightctl.cli.sim_install import run_install  # the harness is for engineers' machines only
+
+    run_install(source, vehicles, prefix, jobs, force=force, system_packages=system_packages)
 
 
 @sim_app.command("up")

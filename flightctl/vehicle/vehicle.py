@@ -23,6 +23,28 @@ from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, Clock, Telemetry, Vehi
 
 log = logging.getLogger(__name__)
 
+# FIRMWARE_VERSION_TYPE, the low byte of AUTOPILOT_VERSION.flight_sw_version.
+_RELEASE_TYPES = {0: "dev", 64: "alpha", 128: "beta", 192: "rc", 255: "official"}
+
+
+def software_version(flight_sw_version: int, flight_custom_version: bytes | list[int] | str) -> str:
+    """'4.7.0-dev (90700977)': the version and git hash an autopilot reports in AUTOPILOT_VERSION."""
+    major, minor, patch, kind = (
+        (flight_sw_version >> 24) & 0xFF,
+        (flight_sw_version >> 16) & 0xFF,
+        (flight_sw_version >> 8) & 0xFF,
+        flight_sw_version & 0xFF,
+    )
+    raw = (
+        flight_custom_version.encode("latin-1")
+        if isinstance(flight_custom_version, str)
+        else bytes(flight_custom_version)
+    )
+    git_hash = raw.split(b"\0", 1)[0].decode("ascii", "replace")
+    release = _RELEASE_TYPES.get(kind, f"type {kind}")
+    text = f"{major}.{minor}.{patch}" + ("" if release == "official" else f"-{release}")
+    return f"{text} ({git_hash})" if git_hash else text
+
 
 @dataclass(frozen=True)
 class LinkOptions:
@@ -44,6 +66,8 @@ class Vehicle:
         self.ftp = MavFtp(connection)
         self.mission = MissionProtocol(connection, self.commands, ftp=self.ftp)
         self.payload = Payload(self.commands, self.params, self.telemetry)
+        # From AUTOPILOT_VERSION once connected, e.g. '4.7.0-dev (90700977)'; None if the vehicle did not say.
+        self.software_version: str | None = None
 
     @property
     def firmware(self) -> Firmware:
@@ -123,6 +147,7 @@ class Vehicle:
                 log.warning("no AUTOPILOT_VERSION (%s); assuming ArduPilot parameter encoding", exc)
                 return
         self.params.encoding = ParamEncoding.from_capabilities(version.capabilities)
+        self.software_version = software_version(version.flight_sw_version, version.flight_custom_version)
         identity = self.connection.vehicle
         self.mission.mission_files = bool(
             version.capabilities & mavlink.MAV_PROTOCOL_CAPABILITY_FTP

@@ -26,9 +26,12 @@ INSTANCE_BASE = int(os.environ.get("FLIGHTCTL_SITL_INSTANCE", "4"))
 
 
 def require_sitl(kind: VehicleKind) -> None:
+    """Skip, loudly, without SITL; under CI (CI=true) a missing SITL fails the run: CI never passes unflown."""
     try:
         sitl_binary(kind)
     except SitlNotBuilt as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and no SITL to fly: {exc}", pytrace=False)
         pytest.skip(f"{SITL_SKIP_MARK}: {exc}")
 
 

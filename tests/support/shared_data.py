@@ -11,10 +11,23 @@ import pytest
 _CANDIDATES = [Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared")]
 
 
+def _roots() -> list[Path]:
+    return [Path(os.environ["FLIGHTCTL_SHARED"])] if "FLIGHTCTL_SHARED" in os.environ else _CANDIDATES
+
+
+def shared_root() -> Path:
+    """The shared/ folder itself (its ardupilot/ snapshot, its testdata/)."""
+    for root in _roots():
+        if root.is_dir():
+            return root
+    pytest.skip(f"shared/ not found in {', '.join(map(str, _roots()))} (set FLIGHTCTL_SHARED)")
+
+
 def shared_testdata(*parts: str) -> Path:
-    roots = [Path(os.environ["FLIGHTCTL_SHARED"])] if "FLIGHTCTL_SHARED" in os.environ else _CANDIDATES
-    for root in roots:
+    for root in _roots():
         path = root.joinpath("testdata", *parts)
         if path.exists():
             return path
-    pytest.skip(f"shared test data {'/'.join(parts)} not found in {', '.join(map(str, roots))} (set FLIGHTCTL_SHARED)")
+    pytest.skip(
+        f"shared test data {'/'.join(parts)} not found in {', '.join(map(str, _roots()))} (set FLIGHTCTL_SHARED)"
+    )
