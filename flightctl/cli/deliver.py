@@ -14,10 +14,12 @@ from rich.text import Text
 
 from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, console, fail, run
 from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.decide import Limits
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan, plan_delivery
-from flightctl.delivery.sequencer import DeliveryOutcome, DeliveryProgress, DeliverySequencer
+from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
 from flightctl.errors import FlightctlError
 from flightctl.vehicle.vehicle import Vehicle
 
@@ -26,6 +28,17 @@ SiteOption = Annotated[str, typer.Option("--site", help="Site file, or a name in
 ProfileOption = Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")]
 JournalOption = Annotated[Path, typer.Option("--journal", help="SQLite journal (resumes an interrupted delivery).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+LinkTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--link-lost-timeout",
+        min=1,
+        max=86_400,
+        help="Seconds to wait for a lost autopilot link to come back before ending with the outcome unknown "
+        "(exit 2; run again with the same --journal to pick the delivery up).",
+    ),
+]
+DEFAULT_LINK_LOST_TIMEOUT_S = 300.0
 
 NOT_DELIVERED_EXIT = 2
 
@@ -78,14 +91,22 @@ def summary_table(outcome: DeliveryOutcome) -> Table:
     return table
 
 
-async def run_delivery(vehicle: Vehicle, plan: DeliveryPlan, journal_path: Path, *, as_json: bool) -> DeliveryOutcome:
+async def run_delivery(
+    vehicle: Vehicle,
+    plan: DeliveryPlan,
+    journal_path: Path,
+    *,
+    as_json: bool,
+    link_lost_timeout_s: float = DEFAULT_LINK_LOST_TIMEOUT_S,
+) -> DeliveryOutcome:
+    limits = Limits(link_lost_give_up_s=link_lost_timeout_s)
     async with await Journal.open(journal_path) as journal:
         if as_json:
-            outcome = await DeliverySequencer(vehicle, plan, journal).run()
+            outcome = await DeliverySequencer(vehicle, plan, journal, limits=limits).run()
         else:
             with Live(Text("starting"), console=console, refresh_per_second=4, transient=False) as live:
                 outcome = await DeliverySequencer(
-                    vehicle, plan, journal, on_progress=lambda p: live.update(_progress_line(p))
+                    vehicle, plan, journal, on_progress=lambda p: live.update(_progress_line(p)), limits=limits
                 ).run()
     if as_json:
         sys.stdout.write(json.dumps(outcome.as_json()) + "\n")
@@ -102,13 +123,15 @@ def deliver(
     journal: JournalOption = Path("flightctl-journal.sqlite"),
     as_json: JsonOption = False,
     signing_key: SigningOption = None,
+    link_lost_timeout_s: LinkTimeoutOption = DEFAULT_LINK_LOST_TIMEOUT_S,
 ) -> None:
-    """Fly one delivery: go/no-go, upload and verify, fly, drop, return. Exit 0 delivered, 2 not delivered."""
+    """Fly one delivery: go/no-go, upload and verify, fly, drop, return. Exit 0 delivered, 2 not delivered
+    (or outcome unknown after the link was lost)."""
     plan = load_plan_or_exit(order, site, profile)
 
     async def go() -> DeliveryOutcome:
         async with connect_vehicle(connect, signing_key) as vehicle:
-            return await run_delivery(vehicle, plan, journal, as_json=as_json)
+            return await run_delivery(vehicle, plan, journal, as_json=as_json, link_lost_timeout_s=link_lost_timeout_s)
 
     if not run(go).delivered:
         raise typer.Exit(NOT_DELIVERED_EXIT)

@@ -3,6 +3,11 @@ records is taken or published. After a crash it is the source of truth: what was
 confirmed, and so what must never be done twice.
 
 SQLite calls block, so they run on one dedicated thread; the event loop only awaits them.
+
+Writers name what they record with the enums of ``delivery.events`` (one method per kind of event), and
+readers get them back typed. A file is stamped with its schema version (``PRAGMA user_version``); journals
+written before the stamp have the same table and names and are read as version 1, and a newer version or a
+file that is not a journal is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flightctl.delivery.events import Command, DeliveryState, EventKind, Observation
 from flightctl.errors import FlightctlError
+
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -43,10 +51,40 @@ class JournalEvent:
     order_id: str
     at_utc: str
     vehicle_ms: int | None
-    kind: str
-    state: str
+    kind: EventKind
+    state: DeliveryState
     name: str
     detail: dict[str, Any]
+
+    @property
+    def entered(self) -> DeliveryState | None:
+        """The state this event entered, for a transition."""
+        return DeliveryState(self.name) if self.kind is EventKind.STATE else None
+
+    @property
+    def command(self) -> Command | None:
+        return _member(Command, self.name) if self.kind is EventKind.COMMAND else None
+
+    @property
+    def observation(self) -> Observation | None:
+        return _member(Observation, self.name) if self.kind is EventKind.OBSERVATION else None
+
+
+def _member(enum_type: type[Command] | type[Observation], name: str) -> Any:
+    try:
+        return enum_type(name)
+    except ValueError:
+        return None  # a name this version does not act on (only ever in a note)
+
+
+def _event(row: tuple[Any, ...], path: Path) -> JournalEvent:
+    try:
+        kind, state = EventKind(row[4]), DeliveryState(row[5])
+        if kind is EventKind.STATE:
+            DeliveryState(row[6])
+        return JournalEvent(row[0], row[1], row[2], row[3], kind, state, row[6], json.loads(row[7]))
+    except ValueError as exc:
+        raise JournalError(f"journal {path}: event {row[0]} is not one this flightctl understands ({exc})") from exc
 
 
 class Journal:
@@ -76,8 +114,25 @@ class Journal:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed event survives power loss, not just a crash
-        db.executescript(_SCHEMA)
+        try:
+            self._check_schema(db)
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
         self._db = db
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path}: schema version {version}, newer than this flightctl reads "
+                f"({SCHEMA_VERSION}); use the flightctl that wrote it"
+            )
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables - {"events", "sqlite_sequence"}:
+            raise JournalError(f"journal {self.path}: not a flightctl journal (tables {sorted(tables)})")
 
     async def _call(self, function: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -86,15 +141,49 @@ class Journal:
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"journal {self.path}: {exc}") from exc
 
-    async def record(
+    async def record_state(
+        self, order_id: str, state: DeliveryState, detail: dict[str, Any] | None = None, *, vehicle_ms: int | None
+    ) -> JournalEvent:
+        """A transition into ``state``."""
+        return await self._append(order_id, EventKind.STATE, state, state, detail, vehicle_ms)
+
+    async def record_command(
         self,
         order_id: str,
-        *,
-        kind: str,
-        state: str,
-        name: str,
+        state: DeliveryState,
+        command: Command,
         detail: dict[str, Any] | None = None,
-        vehicle_ms: int | None = None,
+        *,
+        vehicle_ms: int | None,
+    ) -> JournalEvent:
+        """A command, journaled before it is sent."""
+        return await self._append(order_id, EventKind.COMMAND, state, command, detail, vehicle_ms)
+
+    async def record_observation(
+        self,
+        order_id: str,
+        state: DeliveryState,
+        observation: Observation,
+        detail: dict[str, Any] | None = None,
+        *,
+        vehicle_ms: int | None,
+    ) -> JournalEvent:
+        return await self._append(order_id, EventKind.OBSERVATION, state, observation, detail, vehicle_ms)
+
+    async def record_check(
+        self, order_id: str, state: DeliveryState, name: str, detail: dict[str, Any], *, vehicle_ms: int | None
+    ) -> JournalEvent:
+        """A check (``detail`` holds at least ``ok``, ``line`` and ``stage``)."""
+        return await self._append(order_id, EventKind.CHECK, state, name, detail, vehicle_ms)
+
+    async def _append(
+        self,
+        order_id: str,
+        kind: EventKind,
+        state: DeliveryState,
+        name: str,
+        detail: dict[str, Any] | None,
+        vehicle_ms: int | None,
     ) -> JournalEvent:
         """Append one event and return once it is on disk."""
         at = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -105,12 +194,12 @@ class Journal:
             cursor = self._db.execute(
                 "INSERT INTO events (order_id, at_utc, vehicle_ms, kind, state, name, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (order_id, at, vehicle_ms, kind, state, name, text),
+                (order_id, at, vehicle_ms, kind.value, state.value, str(name), text),
             )
             return int(cursor.lastrowid or 0)
 
         event_id = await self._call(write)
-        return JournalEvent(event_id, order_id, at, vehicle_ms, kind, state, name, json.loads(text))
+        return JournalEvent(event_id, order_id, at, vehicle_ms, kind, state, str(name), json.loads(text))
 
     async def events(self, order_id: str) -> list[JournalEvent]:
         def read() -> list[tuple[Any, ...]]:
@@ -124,7 +213,7 @@ class Journal:
             )
 
         rows = await self._call(read)
-        return [JournalEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+        return [_event(row, self.path) for row in rows]
 
     async def close(self) -> None:
         if self._db is not None:

@@ -92,12 +92,16 @@ class Payload:
 
         await self._telemetry.wait_until(grabbed, timeout_s=timeout_s, what="gripper closed on the parcel")
 
-    async def release(self, *, timeout_s: float) -> ReleaseEvidence:
-        """Open the gripper and return the evidence that it opened."""
-        texts_after = self._telemetry.status_count
+    async def command_release(self) -> None:
+        """Tell the gripper to open; the evidence that it did is ``release_evidence``'s to find."""
         await self._commands.long(
             mavlink.MAV_CMD_DO_GRIPPER, [1, mavlink.GRIPPER_ACTION_RELEASE], label="gripper release"
         )
+
+    async def release(self, *, timeout_s: float) -> ReleaseEvidence:
+        """Open the gripper and return the evidence that it opened."""
+        texts_after = self._telemetry.status_count
+        await self.command_release()
         return await self.wait_released(texts_after, timeout_s=timeout_s)
 
     async def wait_released(self, texts_after: int, *, timeout_s: float) -> ReleaseEvidence:

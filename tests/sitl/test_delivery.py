@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.journal import Journal, JournalEvent
 from flightctl.delivery.order import DeliveryOrder, DropZone, LatLon, Site, VehicleProfile
+from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan, plan_delivery
-from flightctl.delivery.sequencer import DeliveryOutcome, DeliverySequencer, DeliveryState
+from flightctl.delivery.sequencer import DeliverySequencer
 from flightctl.geo import distance_m
 from flightctl.missions.model import MissionType
 from sitl.instance import SitlInstance

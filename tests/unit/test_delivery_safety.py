@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.events import Command, DeliveryState, Observation
+from flightctl.delivery.history import History
 from flightctl.delivery.interlocks import release_interlocks
 from flightctl.delivery.journal import Journal, JournalError
 from flightctl.delivery.order import DeliveryOrder, VehicleProfile
-from flightctl.delivery.sequencer import DeliveryState, _History
 from flightctl.geo import AltFrame, offset
 from flightctl.vehicle.telemetry import VehicleState
 
@@ -55,9 +56,9 @@ async def test_journal_survives_reopening_and_is_in_wal_mode(tmp_path: Path) -> 
     """Test that events are on disk once record() returns (read by a second connection), in order, WAL mode."""
     path = tmp_path / "journal.sqlite"
     journal = await Journal.open(path)
-    await journal.record("KWL-1", kind="state", state="PREFLIGHT", name="PREFLIGHT")
-    await journal.record("KWL-1", kind="command", state="ARMING", name="arm", detail={"why": "go"}, vehicle_ms=1234)
-    await journal.record("KWL-2", kind="state", state="PREFLIGHT", name="PREFLIGHT")
+    await journal.record_state("KWL-1", DeliveryState.PREFLIGHT, vehicle_ms=None)
+    await journal.record_command("KWL-1", DeliveryState.ARMING, Command.ARM, {"why": "go"}, vehicle_ms=1234)
+    await journal.record_state("KWL-2", DeliveryState.PREFLIGHT, vehicle_ms=None)
     other = sqlite3.connect(path)
     assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert other.execute("SELECT name FROM events WHERE order_id = 'KWL-1' ORDER BY id").fetchall() == [
@@ -87,7 +88,9 @@ async def test_journal_writes_do_not_block_the_event_loop(tmp_path: Path) -> Non
     task = asyncio.create_task(ticker())
     async with await Journal.open(tmp_path / "j.sqlite") as journal:
         for n in range(20):
-            await journal.record("KWL-1", kind="observation", state="ENROUTE", name=f"tick {n}")
+            await journal.record_observation(
+                "KWL-1", DeliveryState.ENROUTE, Observation.STEP_FAILED, {"n": n}, vehicle_ms=n
+            )
     task.cancel()
     assert ticks > 20
 
@@ -104,77 +107,86 @@ async def test_history_tells_what_must_not_happen_twice(tmp_path: Path) -> None:
     """Test that the journal read back after a crash says: the release was authorised (never again), which
     mission hash is ours, and the last state."""
     async with await Journal.open(tmp_path / "j.sqlite") as journal:
-        for kind, state, name, detail in [
-            ("state", "PREFLIGHT", "PREFLIGHT", {}),
-            ("observation", "UPLOADING", "uploaded", {"mission_hash": "abc"}),
-            ("state", "ENROUTE", "ENROUTE", {}),
-            ("state", "ON_STATION", "ON_STATION", {}),
-            ("command", "ON_STATION", "release_authorised", {"set_current": 6}),
-        ]:
-            await journal.record("KWL-1", kind=kind, state=state, name=name, detail=detail)
-        history = _History.of(await journal.events("KWL-1"))
+        await journal.record_state("KWL-1", DeliveryState.PREFLIGHT, vehicle_ms=None)
+        await journal.record_observation(
+            "KWL-1", DeliveryState.UPLOADING, Observation.UPLOADED, {"mission_hash": "abc"}, vehicle_ms=None
+        )
+        await journal.record_state("KWL-1", DeliveryState.ENROUTE, vehicle_ms=None)
+        await journal.record_state("KWL-1", DeliveryState.ON_STATION, vehicle_ms=None)
+        await journal.record_command(
+            "KWL-1", DeliveryState.ON_STATION, Command.RELEASE_AUTHORISED, {"set_current": 6}, vehicle_ms=None
+        )
+        history = History.of(await journal.events("KWL-1"))
     assert history.state is DeliveryState.ON_STATION
     assert history.mission_hash == "abc"
-    assert history.release_started
+    assert history.release_authorised
     assert not history.released
 
 
-def _sequencer_for_abort_rules(changed_elsewhere: bool = False) -> object:
-    from types import SimpleNamespace
-
-    from flightctl.delivery.order import Site
-    from flightctl.delivery.planner import plan_delivery
-    from flightctl.delivery.sequencer import DeliverySequencer
-
-    site = read_yaml_model(named_config("sites", "kirkwall"), Site)
-    plan = plan_delivery(ORDER, site, PROFILE)
-    vehicle = SimpleNamespace(mission=SimpleNamespace(changed_elsewhere=lambda: changed_elsewhere))
-    return DeliverySequencer(vehicle, plan, journal=None)  # type: ignore[arg-type]
-
-
-def _flying(ms: int, **changes: object) -> VehicleState:
-    state = hovering()
-    state.mode, state.time_boot_ms, state.battery_voltage_v, state.battery_consumed_wh, state.wind_speed_m_s = (
-        "AUTO",
-        ms,
-        12.5,
-        20.0,
-        2.0,
+def _old_journal(path: Path) -> None:
+    """A journal as the first flightctl wrote it: the same table, bare strings, no schema stamp."""
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, at_utc TEXT NOT NULL, vehicle_ms INTEGER,
+            kind TEXT NOT NULL CHECK (kind IN ('state', 'command', 'observation', 'check')),
+            state TEXT NOT NULL, name TEXT NOT NULL, detail TEXT NOT NULL);
+        INSERT INTO events VALUES (1, 'KWL-1', 't', 1000, 'state', 'ENROUTE', 'ENROUTE', '{}');
+        INSERT INTO events VALUES (2, 'KWL-1', 't', 2000, 'state', 'ON_STATION', 'ON_STATION', '{}');
+        INSERT INTO events VALUES (3, 'KWL-1', 't', 3000, 'command', 'ON_STATION', 'gripper_release', '{}');
+        """
     )
-    for name, value in changes.items():
-        setattr(state, name, value)
-    return state
+    db.commit()
+    db.close()
 
 
-@pytest.mark.parametrize(
-    ("changes", "reason"),
-    [
-        ({"battery_voltage_v": 10.2}, "battery 10.20 V below the abort voltage 10.8 V"),
-        ({"battery_consumed_wh": 150.0}, "Wh needed to get home plus the reserve"),
-        ({"wind_speed_m_s": 14.0}, "wind 14.0 m/s above the limit 10 m/s"),
-    ],
-)
-def test_abort_needs_the_condition_to_persist(changes: dict[str, object], reason: str) -> None:
-    """Test that a low battery, an empty tank or high wind aborts once it has lasted 3 s of vehicle time, not
-    on its first sample (one gust or sag is not a trend)."""
-    sequencer = _sequencer_for_abort_rules()
-    assert sequencer._abort_reason(_flying(10_000)) is None  # type: ignore[attr-defined]
-    assert sequencer._abort_reason(_flying(11_000, **changes)) is None  # type: ignore[attr-defined]
-    assert sequencer._abort_reason(_flying(12_000, **changes)) is None  # type: ignore[attr-defined]
-    found = sequencer._abort_reason(_flying(14_100, **changes))  # type: ignore[attr-defined]
-    assert found is not None
-    assert reason in found
+async def test_a_journal_written_before_the_typed_names_reads_the_same(tmp_path: Path) -> None:
+    """Test that an unstamped journal of the first version opens, reads typed, and keeps 'released from the gate'
+    as a release that must not happen again."""
+    path = tmp_path / "old.sqlite"
+    _old_journal(path)
+    async with await Journal.open(path) as journal:
+        events = await journal.events("KWL-1")
+    assert [e.command for e in events] == [None, None, Command.GRIPPER_RELEASE]
+    assert events[1].entered is DeliveryState.ON_STATION
+    history = History.of(events)
+    assert history.release_authorised
+    assert history.commanded(Command.GRIPPER_RELEASE)
 
 
-@pytest.mark.parametrize(
-    ("changes", "changed_elsewhere", "reason"),
-    [
-        ({"fence_breached": True}, False, "geofence breached"),
-        ({"mode": "LAND"}, False, "the autopilot switched to LAND (failsafe or another station)"),
-        ({}, True, "the mission was changed by another station"),
-    ],
-)
-def test_immediate_aborts(changes: dict[str, object], changed_elsewhere: bool, reason: str) -> None:
-    """Test that a fence breach, an autopilot mode change and a mission changed elsewhere abort at once."""
-    sequencer = _sequencer_for_abort_rules(changed_elsewhere)
-    assert sequencer._abort_reason(_flying(10_000, **changes)) == reason  # type: ignore[attr-defined]
+async def test_a_journal_from_a_newer_flightctl_is_refused(tmp_path: Path) -> None:
+    """Test that a journal stamped with a newer schema is refused with a message, not misread."""
+    path = tmp_path / "new.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(JournalError, match="schema version 99, newer than this flightctl reads"):
+        await Journal.open(path)
+
+
+async def test_a_database_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    """Test that pointing --journal at another SQLite database (or any other file) is an error naming it."""
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE customers (id INTEGER)")
+    db.close()
+    with pytest.raises(JournalError, match=r"not a flightctl journal \(tables \['customers'\]\)"):
+        await Journal.open(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all " * 100)
+    with pytest.raises(JournalError, match=r"notes\.txt"):
+        await Journal.open(text)
+
+
+async def test_an_event_name_outside_the_vocabulary_is_refused_on_read(tmp_path: Path) -> None:
+    """Test that a state the vocabulary does not know (a hand-edited or corrupt journal) is an error, not a guess."""
+    path = tmp_path / "edited.sqlite"
+    _old_journal(path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE events SET name = 'RELESED', state = 'RELESED' WHERE id = 2")
+    db.commit()
+    db.close()
+    async with await Journal.open(path) as journal:
+        with pytest.raises(JournalError, match="event 2 is not one this flightctl understands"):
+            await journal.events("KWL-1")

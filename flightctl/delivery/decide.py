@@ -1,0 +1,403 @@
+"""The delivery's decisions, as data: no vehicle, no journal, no I/O.
+
+``decide`` maps (journal history, plan, what was just observed) to the actions to take now. The sequencer is
+the thin loop around it: it observes, asks, journals each action before carrying it out, and applies what it
+journaled to the history, so a controller started again from the journal decides exactly as the one that died.
+
+Aborts, and how each one brings the vehicle home (``AbortHow``, chosen by the rule, never read from a text):
+- battery below the abort voltage, or below the energy to get home plus the reserve: RTL (ArduPilot takes
+  the nearest of home and the rally points);
+- wind above the limit, interlock violated, release not confirmed, geofence breach, mode taken by someone
+  else, mission changed elsewhere: back along the planned route with the parcel (the mission's return leg
+  keeps clear of no-fly zones; RTL flies straight);
+- the gate or release hold ended without a go-ahead, link lost: left to the vehicle (the mission itself goes
+  home with the parcel);
+- in any case, a vehicle already in RTL/LAND/SMART_RTL is left to the autopilot, and a return along the route
+  from any mode but AUTO becomes RTL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flightctl.delivery.energy import energy_to_home
+from flightctl.delivery.events import (
+    IN_FLIGHT_SUPERVISED,
+    ON_THE_GROUND,
+    TERMINAL,
+    Command,
+    DeliveryState,
+    Observation,
+)
+from flightctl.delivery.history import History
+from flightctl.delivery.interlocks import release_interlocks
+from flightctl.delivery.order import DeliveryMethod
+from flightctl.delivery.planner import DeliveryPlan
+from flightctl.geo import distance_m
+from flightctl.vehicle.payload import ReleaseEvidence
+from flightctl.vehicle.telemetry import VehicleState
+
+# Modes in which the autopilot is already bringing the vehicle home or down: an abort does not fight them.
+AUTOPILOT_RETURNING = frozenset({"RTL", "LAND", "SMART_RTL"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long things may take before they count (vehicle seconds unless named otherwise)."""
+
+    persist_s: float = 3.0  # a low battery or high wind must last this long: one gust or sag is not a trend
+    settle_s: float = 20.0  # time to settle at a hold before a failed interlock counts as a violation
+    mission_start_s: float = 30.0  # armed in AUTO, the mission must have begun by then
+    link_lost_give_up_s: float = 300.0  # controller's clock: how long to wait for a lost link to come back
+
+
+class AbortHow(enum.StrEnum):
+    RTL = "rtl"
+    RETURN_ALONG_ROUTE = "return_along_route"
+    LEAVE_TO_VEHICLE = "leave_to_vehicle"  # the mission or the autopilot already brings it home
+
+
+class Start(enum.StrEnum):
+    """What a controller does first with an order, from the journal and whether the vehicle is armed."""
+
+    FINISHED = "finished"  # the journal says it is over: report the outcome
+    FRESH = "fresh"  # nothing flown yet: preflight, upload, arm
+    REFUSE = "refuse"  # the vehicle is flying but not under this delivery
+    FOUND_LANDED = "found_landed"  # we were flying it, it is on the ground now
+    RESUME_FLYING = "resume_flying"  # check the mission on board is ours, then supervise
+
+
+def start_decision(history: History, vehicle_armed: bool) -> Start:
+    last = history.state
+    if last in TERMINAL:
+        return Start.FINISHED
+    if vehicle_armed and last is DeliveryState.ARMING and history.armed_by_us:
+        return Start.RESUME_FLYING  # we armed it and died before saying so: it is flying our mission
+    if last is None or last in ON_THE_GROUND:
+        return Start.REFUSE if vehicle_armed else Start.FRESH
+    return Start.RESUME_FLYING if vehicle_armed else Start.FOUND_LANDED
+
+
+# ---- actions -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enter:
+    state: DeliveryState
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Note:
+    observation: Observation
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordInterlocks:
+    ok: bool
+    line: str
+    distance_m: float | None
+
+
+@dataclass(frozen=True)
+class Abort:
+    reason: str
+    how: AbortHow
+
+
+@dataclass(frozen=True)
+class SetCurrent:
+    """Move the mission on: the go-ahead at the gate (RELEASE_AUTHORISED) or the way home (SET_CURRENT)."""
+
+    seq: int
+    command: Command
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReleaseGripper:
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Winch:
+    command: Command  # WINCH_LOWER, WINCH_RETRACT or WINCH_RELAX
+
+
+@dataclass(frozen=True)
+class MarkReleased:
+    evidence: ReleaseEvidence
+
+
+@dataclass(frozen=True)
+class FailOnGround:
+    """Armed but the mission never began: disarm and fail, rather than hover over the depot."""
+
+    reason: str
+
+
+Action = Enter | Note | RecordInterlocks | Abort | SetCurrent | ReleaseGripper | Winch | MarkReleased | FailOnGround
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the loop saw just now."""
+
+    vehicle: VehicleState
+    link_lost_s: float | None = None  # controller seconds since the link was lost; None while it is up
+    mission_changed_elsewhere: bool = False
+    release_evidence: ReleaseEvidence | None = None  # since the release was authorised or commanded
+    gripper_closed: bool | None = None  # the gripper servo at its grab PWM; None: unknown
+
+
+class Persistence:
+    """When each condition was first seen (vehicle ms): the one piece of memory that is not in the journal.
+
+    Lost on a restart, which only delays an abort by ``persist_s``."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, int] = {}
+
+    def held(self, name: str, condition: bool, now_ms: int, seconds: float) -> bool:
+        if not condition:
+            self._since.pop(name, None)
+            return False
+        return now_ms - self._since.setdefault(name, now_ms) >= seconds * 1000
+
+
+# ---- the decision ------------------------------------------------------------------------------------------
+
+
+def decide(
+    plan: DeliveryPlan, history: History, seen: Observed, persistence: Persistence, limits: Limits = Limits()
+) -> list[Action]:
+    """The actions to take now, in order; [] means wait for the next observation."""
+    state = history.state
+    if state is None or state in TERMINAL or state is DeliveryState.OUT_OF_CONTACT:
+        return []
+    link = _link_decision(plan, history, seen, limits)
+    if link is not None:
+        return link
+    vehicle = seen.vehicle
+    if not vehicle.armed and state not in ON_THE_GROUND:
+        return [Enter(DeliveryState.LANDED, {"released": history.released, "consumed_wh": vehicle.battery_consumed_wh})]
+    if state is DeliveryState.ENROUTE and not history.mission_started:
+        return _mission_start(plan, history, vehicle, limits)
+    if state in IN_FLIGHT_SUPERVISED:
+        rule = abort_rule(plan, history, seen, persistence, limits)
+        if rule is not None:
+            return [Abort(rule[0], resolve_abort(rule[1], vehicle.mode))]
+    seq = vehicle.mission_current_seq or 0
+    if state is DeliveryState.ENROUTE:
+        if seq >= plan.climb_seq:
+            return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
+        return [Enter(DeliveryState.ON_STATION)] if seq >= plan.gate_seq else []
+    if state is DeliveryState.ON_STATION:
+        return _at_gate(plan, history, vehicle, seq, limits)
+    if state is DeliveryState.RELEASING:
+        if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
+            return _placing(plan, history, seen, seq)
+        return _releasing_at_hold(plan, history, seen, seq, limits)
+    if state is DeliveryState.RELEASED:
+        return _after_release(plan, history, vehicle, seq)
+    return []
+
+
+def _link_decision(plan: DeliveryPlan, history: History, seen: Observed, limits: Limits) -> list[Action] | None:
+    """None while the link is up and nothing about it needs saying."""
+    state = history.state
+    if seen.link_lost_s is None:
+        if not history.link_lost:
+            return None
+        actions: list[Action] = [Note(Observation.LINK_RECOVERED)]
+        if state is DeliveryState.ABORTING and not history.released:
+            actions.append(SetCurrent(plan.climb_seq, Command.SET_CURRENT, "link recovered during an abort"))
+        return actions
+    if not history.link_lost:
+        actions = [Note(Observation.LINK_LOST, {"plan": "the gate hold times out and the mission returns home"})]
+        if state in (DeliveryState.ENROUTE, DeliveryState.ON_STATION, DeliveryState.RELEASING):
+            actions.append(Enter(DeliveryState.ABORTING, {"reason": "link to the autopilot lost"}))
+        return actions
+    if seen.link_lost_s >= limits.link_lost_give_up_s:
+        on_board = "delivered before the link was lost" if history.released else "presumed on board"
+        return [
+            Enter(
+                DeliveryState.OUT_OF_CONTACT,
+                {
+                    "reason": f"link to the autopilot lost for {seen.link_lost_s:.0f} s: outcome unknown",
+                    "parcel": on_board,
+                    "vehicle": "following its own fallback (gate hold timeout, then the mission's way home)",
+                },
+            )
+        ]
+    return []
+
+
+def _mission_start(plan: DeliveryPlan, history: History, vehicle: VehicleState, limits: Limits) -> list[Action]:
+    seq = vehicle.mission_current_seq or 0
+    climbed = (vehicle.relative_alt_m or 0.0) > 2.0
+    if seq > 1 or climbed:
+        return [Note(Observation.MISSION_STARTED, {"mission_seq": seq, "relative_alt_m": vehicle.relative_alt_m})]
+    if _in_state_s(history, vehicle) < limits.mission_start_s:
+        return []
+    return [
+        FailOnGround(
+            f"the mission did not start within {limits.mission_start_s:g} s of arming "
+            f"(mission item {seq}, {vehicle.relative_alt_m or 0.0:.1f} m above home, mode {vehicle.mode})"
+        )
+    ]
+
+
+def abort_rule(
+    plan: DeliveryPlan, history: History, seen: Observed, persistence: Persistence, limits: Limits = Limits()
+) -> tuple[str, AbortHow] | None:
+    """The first abort rule that fires, with the way home it calls for."""
+    state, profile = seen.vehicle, plan.profile
+    now = state.time_boot_ms or 0
+    voltage = state.battery_voltage_v
+    low = voltage is not None and voltage < profile.battery_abort_voltage_v
+    if persistence.held("low voltage", low, now, limits.persist_s):
+        return f"battery {voltage:.2f} V below the abort voltage {profile.battery_abort_voltage_v:g} V", AbortHow.RTL
+    wind = state.wind_speed_m_s
+    if persistence.held("wind", wind is not None and wind > profile.wind_limit_m_s, now, limits.persist_s):
+        return f"wind {wind:.1f} m/s above the limit {profile.wind_limit_m_s:g} m/s", AbortHow.RETURN_ALONG_ROUTE
+    needed, remaining = energy_home(plan, history, state)
+    if needed is not None and remaining is not None:
+        short = remaining < needed + profile.reserve_fraction * profile.usable_battery_wh
+        if persistence.held("low energy", short, now, limits.persist_s):
+            return f"battery {remaining:.1f} Wh left, {needed:.1f} Wh needed to get home plus the reserve", AbortHow.RTL
+    if state.fence_breached:
+        return "geofence breached", AbortHow.RETURN_ALONG_ROUTE
+    expected_modes = {"AUTO", "RTL"} if history.rtl_commanded else {"AUTO"}
+    if state.mode is not None and state.mode not in expected_modes:
+        return f"the autopilot switched to {state.mode} (failsafe or another station)", AbortHow.RETURN_ALONG_ROUTE
+    if seen.mission_changed_elsewhere:
+        return "the mission was changed by another station", AbortHow.RETURN_ALONG_ROUTE
+    return None
+
+
+def resolve_abort(how: AbortHow, mode: str | None) -> AbortHow:
+    """The way home a rule asked for, given the mode the vehicle is in now."""
+    if mode in AUTOPILOT_RETURNING:
+        return AbortHow.LEAVE_TO_VEHICLE
+    if how is AbortHow.RETURN_ALONG_ROUTE and mode != "AUTO":
+        return AbortHow.RTL  # the return leg only flies in AUTO
+    return how
+
+
+def energy_home(plan: DeliveryPlan, history: History, state: VehicleState) -> tuple[float | None, float | None]:
+    """(Wh needed to get home from here with the wind as a headwind, Wh left in the pack)."""
+    if state.position is None or state.battery_consumed_wh is None:
+        return None, None
+    km_home = distance_m(state.position, plan.site.home()) / 1000.0
+    parcel = 0.0 if history.released else plan.order.parcel_kg
+    needed = energy_to_home(plan.profile, km_home=km_home, parcel_kg=parcel, headwind_m_s=state.wind_speed_m_s or 0.0)
+    return needed, plan.profile.usable_battery_wh - state.battery_consumed_wh
+
+
+def _in_state_s(history: History, state: VehicleState) -> float:
+    if history.state_entered_ms is None or state.time_boot_ms is None:
+        return 0.0
+    return max(0.0, (state.time_boot_ms - history.state_entered_ms) / 1000.0)
+
+
+def _interlocks(
+    plan: DeliveryPlan, history: History, state: VehicleState, expected_alt_m: float, limits: Limits
+) -> RecordInterlocks | None:
+    """The interlock verdict to record: ok, or violated after the settle time; None while still settling."""
+    result = release_interlocks(plan.order, plan.profile, state, expected_alt_m=expected_alt_m)
+    if not result.ok and _in_state_s(history, state) < limits.settle_s:
+        return None
+    return RecordInterlocks(result.ok, result.describe(), result.distance_to_drop_m)
+
+
+def _at_gate(plan: DeliveryPlan, history: History, state: VehicleState, seq: int, limits: Limits) -> list[Action]:
+    if seq > plan.gate_seq:  # the hold timed out (or someone moved the mission on) without our go-ahead
+        return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
+    if history.release_authorised:  # after a restart: never authorise a second time
+        return [Enter(DeliveryState.RELEASING, {"note": "the release was authorised earlier (journal): not again"})]
+    verdict = _interlocks(plan, history, state, plan.profile.drop.approach_alt_m, limits)
+    if verdict is None:
+        return []
+    if not verdict.ok:
+        return [verdict, Abort("release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE)]
+    return [
+        verdict,
+        SetCurrent(plan.drop_seq, Command.RELEASE_AUTHORISED, "release interlocks satisfied at the gate"),
+        Enter(DeliveryState.RELEASING),
+    ]
+
+
+def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int) -> list[Action]:
+    """Payload place: ArduPilot releases at touchdown; we confirm it, or bring the parcel home."""
+    if seen.release_evidence is not None:
+        return [MarkReleased(seen.release_evidence)]
+    if _in_state_s(history, seen.vehicle) > plan.profile.drop.release_confirm_timeout_s:
+        return [Abort("release not confirmed in time: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE)]
+    if seq >= plan.climb_seq:
+        return [Abort("the vehicle climbed away from the place without releasing", AbortHow.LEAVE_TO_VEHICLE)]
+    return []
+
+
+def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq: int, limits: Limits) -> list[Action]:
+    """Release at height and winch: the controller commands each step at the release hold, journaled first."""
+    state, drop, winch = seen.vehicle, plan.profile.drop, plan.order.method is DeliveryMethod.WINCH
+    if history.commanded(Command.GRIPPER_RELEASE):
+        if seen.release_evidence is not None:
+            return [MarkReleased(seen.release_evidence)]
+        if (
+            seen.gripper_closed
+            and history.resumed_count > 0
+            and not history.commanded_in_this_run(Command.GRIPPER_RELEASE)
+        ):
+            # Journaled, then the controller died: the gripper is still closed, so the command never took.
+            return [ReleaseGripper("the gripper is still closed after a restart: the release never took")]
+        if _seconds_since(history, Command.GRIPPER_RELEASE, state) > drop.release_confirm_timeout_s:
+            return [Abort("release not confirmed: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE)]
+        return []
+    if seq >= plan.climb_seq:
+        return [Abort("the release hold ended without a release", AbortHow.LEAVE_TO_VEHICLE)]
+    if winch and history.commanded(Command.WINCH_LOWER):
+        if _seconds_since(history, Command.WINCH_LOWER, state) < drop.winch_length_m / drop.winch_rate_m_s:
+            return []
+        return [ReleaseGripper()]
+    if seq != plan.release_hold_seq:
+        return []
+    verdict = _interlocks(plan, history, state, plan.drop_alt_m, limits)
+    if verdict is None:
+        return []
+    if not verdict.ok:
+        return [
+            verdict,
+            Abort("release interlock violated at the release height: no release", AbortHow.RETURN_ALONG_ROUTE),
+        ]
+    return [verdict, Winch(Command.WINCH_LOWER) if winch else ReleaseGripper()]
+
+
+def _after_release(plan: DeliveryPlan, history: History, state: VehicleState, seq: int) -> list[Action]:
+    if seq >= plan.climb_seq:
+        return [Enter(DeliveryState.RETURNING)]
+    if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
+        return []  # the mission climbs away by itself
+    drop = plan.profile.drop
+    if plan.order.method is DeliveryMethod.WINCH:
+        if not history.commanded(Command.WINCH_RETRACT):
+            return [Winch(Command.WINCH_RETRACT)]
+        if not history.commanded(Command.WINCH_RELAX):
+            if _seconds_since(history, Command.WINCH_RETRACT, state) < drop.winch_length_m / drop.winch_rate_m_s:
+                return []
+            return [Winch(Command.WINCH_RELAX)]
+    if Command.SET_CURRENT in history.commands_in_state:
+        return []  # sent; MISSION_CURRENT will show it
+    return [SetCurrent(plan.climb_seq, Command.SET_CURRENT, "released")]
+
+
+def _seconds_since(history: History, command: Command, state: VehicleState) -> float:
+    at = history.commanded_ms.get(command)
+    if at is None or state.time_boot_ms is None:
+        return 0.0
+    return max(0.0, (state.time_boot_ms - at) / 1000.0)

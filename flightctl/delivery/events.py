@@ -1,0 +1,80 @@
+"""The vocabulary of a delivery: its states and the names of what the journal records.
+
+Every name the sequencer writes and every name ``History`` reads is one of these enums, so a typo is a type
+error rather than a silently broken "never release twice". The values are the strings journals have always
+held, so journals written before the enums existed read the same.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class DeliveryState(enum.StrEnum):
+    PREFLIGHT = "PREFLIGHT"
+    UPLOADING = "UPLOADING"
+    ARMING = "ARMING"
+    ENROUTE = "ENROUTE"
+    ON_STATION = "ON_STATION"
+    RELEASING = "RELEASING"
+    RELEASED = "RELEASED"
+    RETURNING = "RETURNING"
+    ABORTING = "ABORTING"
+    # The link was lost and did not come back within the controller's bound: the vehicle follows its own
+    # fallback (the gate hold times out, the mission brings it home) and the parcel is presumed on board.
+    # Not final: a controller started again with the same journal picks the delivery up from the vehicle.
+    OUT_OF_CONTACT = "OUT_OF_CONTACT"
+    LANDED = "LANDED"
+    FAILED = "FAILED"
+
+
+TERMINAL = frozenset({DeliveryState.LANDED, DeliveryState.FAILED})
+# States in which the controller's loop ends; a restart resumes OUT_OF_CONTACT, never the terminal ones.
+LOOP_ENDS = TERMINAL | {DeliveryState.OUT_OF_CONTACT}
+ON_THE_GROUND = frozenset({DeliveryState.PREFLIGHT, DeliveryState.UPLOADING, DeliveryState.ARMING})
+IN_FLIGHT_SUPERVISED = frozenset(
+    {DeliveryState.ENROUTE, DeliveryState.ON_STATION, DeliveryState.RELEASING, DeliveryState.RELEASED}
+)
+
+
+class EventKind(enum.StrEnum):
+    STATE = "state"  # a transition; the name is the DeliveryState entered
+    COMMAND = "command"  # something about to be commanded, journaled before it is sent
+    OBSERVATION = "observation"  # something seen or measured
+    CHECK = "check"  # a go/no-go or interlock check, with its verdict and its line
+
+
+class Command(enum.StrEnum):
+    GRIPPER_GRAB = "gripper_grab"
+    FENCE_SETUP = "fence_setup"
+    SET_MODE = "set_mode"
+    SET_CURRENT = "set_current"
+    ARM = "arm"
+    DISARM = "disarm"
+    RELEASE_AUTHORISED = "release_authorised"  # the go-ahead at the gate (set-current to the drop)
+    WINCH_LOWER = "winch_lower"
+    GRIPPER_RELEASE = "gripper_release"
+    WINCH_RETRACT = "winch_retract"
+    WINCH_RELAX = "winch_relax"
+
+
+class Observation(enum.StrEnum):
+    GRIPPER_GRAB_FAILED = "gripper_grab_failed"
+    TELEMETRY_INCOMPLETE = "telemetry_incomplete"
+    UPLOADED = "uploaded"
+    ENERGY_AT_START = "energy_at_start"
+    MISSION_STARTED = "mission_started"
+    RESUMED = "resumed"
+    LINK_LOST = "link_lost"
+    LINK_RECOVERED = "link_recovered"
+    STEP_FAILED = "step_failed"
+    ABORT_ACTION_FAILED = "abort_action_failed"
+    WINCH_LOWERING = "winch_lowering"
+    WINCH_RETRACTING = "winch_retracting"
+    AFTER_RELEASE_STEP_FAILED = "after_release_step_failed"
+
+
+class CheckStage(enum.StrEnum):
+    PREFLIGHT = "preflight"
+    FENCE = "fence"
+    INTERLOCKS = "interlocks"
