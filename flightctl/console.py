@@ -53,6 +53,12 @@ def status_record(vehicle: Vehicle) -> dict[str, Any]:
         "groundspeed_m_s": state.groundspeed_m_s,
         "wind": {"from_deg": state.wind_direction_deg, "speed_m_s": state.wind_speed_m_s},
         "time_boot_ms": state.time_boot_ms,
+        "telemetry_rates": None
+        if vehicle.rates is None
+        else [
+            {"message": r.message, "requested_hz": r.requested_hz, "measured_hz": r.measured_hz, "request": r.status}
+            for r in vehicle.rates.report()
+        ],
     }
 
 

@@ -19,7 +19,6 @@ from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import ConditionTimeout
 from flightctl.geo import AltFrame, Location
 from flightctl.link.connection import MavConnection
-from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.modes import mode_name
 
 # What we ask the vehicle to stream unless configuration says otherwise (Hz).
@@ -265,12 +264,6 @@ class Telemetry:
     def _tick(self, time_boot_ms: int) -> None:
         # time_boot_ms goes backwards only when the autopilot rebooted; take it as the new clock.
         self.state.time_boot_ms = time_boot_ms
-
-    # ---- configuration ---------------------------------------------------------------------------------
-
-    async def request_rates(self, commands: Commands, rates_hz: Mapping[str, float] = DEFAULT_RATES_HZ) -> None:
-        for message, rate_hz in rates_hz.items():
-            await commands.set_message_interval(message, rate_hz)
 
     # ---- waiting and streaming ---------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -19,6 +20,7 @@ from flightctl.vehicle.ftp import MavFtp
 from flightctl.vehicle.mission import MissionProtocol
 from flightctl.vehicle.params import ParamEncoding, Params
 from flightctl.vehicle.payload import Payload
+from flightctl.vehicle.rates import StreamRates
 from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, Clock, Telemetry, VehicleState
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ class Vehicle:
         self.payload = Payload(self.commands, self.params, self.telemetry)
         # From AUTOPILOT_VERSION once connected, e.g. '4.7.0-dev (90700977)'; None if the vehicle did not say.
         self.software_version: str | None = None
+        # Telemetry rates, asked for in the background (a lossy link must not fail the connection for them).
+        self.rates: StreamRates | None = None
+        self._rates_task: asyncio.Task[None] | None = None
 
     @property
     def firmware(self) -> Firmware:
@@ -124,7 +129,7 @@ class Vehicle:
                 await vehicle.start(heartbeat_timeout_s=heartbeat_timeout_s, rates_hz=rates_hz)
                 yield vehicle
             finally:
-                vehicle.telemetry.close()
+                await vehicle._stop()
 
     async def start(self, *, heartbeat_timeout_s: float, rates_hz: Mapping[str, float] | None) -> None:
         """Everything after the link opened: the vehicle's heartbeat, its capabilities, telemetry rates."""
@@ -136,7 +141,17 @@ class Vehicle:
             ) from None
         await self._learn_capabilities()
         if rates_hz:
-            await self.telemetry.request_rates(self.commands, rates_hz)
+            self.rates = StreamRates(self.connection, self.commands, rates_hz)
+            self._rates_task = asyncio.create_task(self.rates.run(), name="stream rates")
+
+    async def _stop(self) -> None:
+        if self._rates_task is not None:
+            self._rates_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rates_task
+        if self.rates is not None:
+            self.rates.close()
+        self.telemetry.close()
 
     async def _learn_capabilities(self) -> None:
         with self.connection.inbox("AUTOPILOT_VERSION", what="AUTOPILOT_VERSION") as versions:
