@@ -13,7 +13,7 @@ from flightctl.errors import FlightctlError
 from flightctl.vehicle.vehicle import Vehicle
 from sitl.errors import SitlNotBuilt
 from sitl.instance import SitlInstance
-from sitl.locations import resolve_home
+from sitl.locations import Home, resolve_home
 from sitl.param_guard import ParamGuard
 from sitl.paths import VehicleKind, sitl_binary
 from tests.conftest import SITL_SKIP_MARK
@@ -42,6 +42,17 @@ async def sitl_copter() -> AsyncIterator[SitlInstance]:
     async with SitlInstance(
         home=resolve_home("kirkwall"), vehicle="copter", instance=INSTANCE_BASE, speedup=SPEEDUP
     ) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def depot_sitl() -> AsyncIterator[SitlInstance]:
+    """A fresh copter at the Kirkwall depot (full battery, empty gripper), at delivery test speed."""
+    from tests.sitl.deliveries import DELIVERY_SPEEDUP, SITE
+
+    require_sitl("copter")
+    home = Home(lat_deg=SITE.depot.lat, lon_deg=SITE.depot.lon, alt_m=SITE.depot_alt_m, heading_deg=0)
+    async with SitlInstance(home=home, instance=INSTANCE_BASE + 5, speedup=DELIVERY_SPEEDUP) as sim:
         yield sim
 
 

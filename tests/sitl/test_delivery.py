@@ -3,66 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from flightctl.config import named_config, read_yaml_model
 from flightctl.delivery.events import DeliveryState
-from flightctl.delivery.journal import Journal, JournalEvent
-from flightctl.delivery.order import DeliveryOrder, DropZone, LatLon, Site, VehicleProfile
-from flightctl.delivery.outcome import DeliveryOutcome
-from flightctl.delivery.planner import DeliveryPlan, plan_delivery
-from flightctl.delivery.sequencer import DeliverySequencer
+from flightctl.delivery.journal import Journal
+from flightctl.delivery.order import DropZone, LatLon
+from flightctl.delivery.planner import plan_delivery
 from flightctl.geo import distance_m
 from flightctl.missions.model import MissionType
 from sitl.instance import SitlInstance
-from sitl.locations import Home
-from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+from tests.sitl.deliveries import PROFILE, SITE, assert_home_and_disarmed, commands, fly, order, states
 
 pytestmark = pytest.mark.sitl
-
-DELIVERY_SPEEDUP = float(os.environ.get("FLIGHTCTL_SITL_DELIVERY_SPEEDUP", "10"))
-SITE = read_yaml_model(named_config("sites", "kirkwall"), Site)
-PROFILE = read_yaml_model(named_config("profiles", "sitl-quad"), VehicleProfile)
-
-
-def order(name: str) -> DeliveryOrder:
-    return read_yaml_model(named_config("orders", name), DeliveryOrder)
-
-
-@pytest.fixture
-async def depot_sitl() -> AsyncIterator[SitlInstance]:
-    """A fresh copter at the Kirkwall depot (full battery, empty gripper), at delivery test speed."""
-    require_sitl("copter")
-    home = Home(lat_deg=SITE.depot.lat, lon_deg=SITE.depot.lon, alt_m=SITE.depot_alt_m, heading_deg=0)
-    async with SitlInstance(home=home, instance=INSTANCE_BASE + 5, speedup=DELIVERY_SPEEDUP) as sim:
-        yield sim
-
-
-async def fly(sim: SitlInstance, plan: DeliveryPlan, journal_path: Path) -> tuple[DeliveryOutcome, list[JournalEvent]]:
-    async with await Journal.open(journal_path) as journal:
-        outcome = await DeliverySequencer(sim.vehicle, plan, journal).run()
-        return outcome, await journal.events(plan.order.order_id)
-
-
-def states(events: list[JournalEvent]) -> list[str]:
-    return [e.name for e in events if e.kind == "state"]
-
-
-def commands(events: list[JournalEvent]) -> list[str]:
-    return [e.name for e in events if e.kind == "command"]
-
-
-def assert_home_and_disarmed(sim: SitlInstance) -> None:
-    state = sim.vehicle.state
-    assert not state.armed
-    assert state.position is not None
-    assert distance_m(state.position, SITE.home()) < 10.0
 
 
 async def test_payload_place_delivery_1500m(depot_sitl: SitlInstance, tmp_path: Path) -> None:

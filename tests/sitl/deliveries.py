@@ -1,0 +1,44 @@
+"""What the delivery SITL tests share: the Kirkwall site and profile, flying one plan, reading its journal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.journal import Journal, JournalEvent
+from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+from flightctl.delivery.outcome import DeliveryOutcome
+from flightctl.delivery.planner import DeliveryPlan
+from flightctl.delivery.sequencer import DeliverySequencer
+from flightctl.geo import distance_m
+from sitl.instance import SitlInstance
+
+DELIVERY_SPEEDUP = float(os.environ.get("FLIGHTCTL_SITL_DELIVERY_SPEEDUP", "10"))
+SITE = read_yaml_model(named_config("sites", "kirkwall"), Site)
+PROFILE = read_yaml_model(named_config("profiles", "sitl-quad"), VehicleProfile)
+
+
+def order(name: str) -> DeliveryOrder:
+    return read_yaml_model(named_config("orders", name), DeliveryOrder)
+
+
+async def fly(sim: SitlInstance, plan: DeliveryPlan, journal_path: Path) -> tuple[DeliveryOutcome, list[JournalEvent]]:
+    async with await Journal.open(journal_path) as journal:
+        outcome = await DeliverySequencer(sim.vehicle, plan, journal).run()
+        return outcome, await journal.events(plan.order.order_id)
+
+
+def states(events: list[JournalEvent]) -> list[str]:
+    return [e.name for e in events if e.kind == "state"]
+
+
+def commands(events: list[JournalEvent]) -> list[str]:
+    return [e.name for e in events if e.kind == "command"]
+
+
+def assert_home_and_disarmed(sim: SitlInstance) -> None:
+    state = sim.vehicle.state
+    assert not state.armed
+    assert state.position is not None
+    assert distance_m(state.position, SITE.home()) < 10.0
