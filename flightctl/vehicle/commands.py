@@ -18,6 +18,7 @@ from flightctl.dialect import MAVLinkMessage, enum_name, mavlink, message_id
 from flightctl.errors import CommandTimeout, ConditionTimeout, VehicleRejected, VehicleTimeout
 from flightctl.geo import Location
 from flightctl.link.connection import Inbox, MavConnection, VehicleIdentity
+from flightctl.link.request import NoReply, RetryPolicy, request
 from flightctl.vehicle.modes import mode_name, mode_number
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,9 @@ _HeartbeatPredicate = Callable[[MAVLinkMessage], bool]
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait for each ACK and how many times to send."""
+class CommandPolicy(RetryPolicy):
+    """``RetryPolicy`` for ACKs, and how long a command that answered IN_PROGRESS may take to finish."""
 
-    ack_timeout_s: float = 1.5
-    attempts: int = 3
     in_progress_timeout_s: float = 30.0
 
 
@@ -48,9 +47,9 @@ def command_name(command: int) -> str:
 class Commands:
     """``vehicle.commands``: send commands, and the everyday actions (arm, modes, takeoff, land...)."""
 
-    def __init__(self, connection: MavConnection, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, connection: MavConnection, policy: CommandPolicy | None = None) -> None:
         self._connection = connection
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or CommandPolicy()
         self._in_flight: dict[int, asyncio.Lock] = {}
 
     # ---- the protocol ----------------------------------------------------------------------------------
@@ -60,7 +59,7 @@ class Commands:
         command: int,
         params: Sequence[float] = (),
         *,
-        policy: RetryPolicy | None = None,
+        policy: CommandPolicy | None = None,
         label: str | None = None,
     ) -> MAVLinkMessage:
         """Send COMMAND_LONG (up to 7 params) until ACKed; return the ACCEPTED ack or raise."""
@@ -88,7 +87,7 @@ class Commands:
         x: int = 0,
         y: int = 0,
         z: float = 0.0,
-        policy: RetryPolicy | None = None,
+        policy: CommandPolicy | None = None,
         label: str | None = None,
     ) -> MAVLinkMessage:
         """Send COMMAND_INT (positions as 1e7 integers, no float rounding) until ACKed."""
@@ -116,7 +115,7 @@ class Commands:
         self,
         command: int,
         build: _Builder,
-        policy: RetryPolicy,
+        policy: CommandPolicy,
         label: str,
     ) -> MAVLinkMessage:
         connection = self._connection
@@ -133,22 +132,18 @@ class Commands:
                 connection.inbox("COMMAND_ACK", answers_us, what=f"{label} ACK") as acks,
                 connection.inbox("STATUSTEXT", what=f"{label} status texts", maxsize=16) as texts,
             ):
-                for attempt in range(policy.attempts):
-                    connection.send(build(attempt))
+                try:
+                    ack, attempt = await request(connection, build, acks, policy)
+                except NoReply:
+                    raise CommandTimeout(label, policy.attempts, policy.reply_timeout_s) from None
+                while ack.result == MAV_RESULT_IN_PROGRESS:
                     try:
-                        ack = await acks.next(policy.ack_timeout_s)
+                        ack = await acks.next(policy.in_progress_timeout_s)
                     except VehicleTimeout:
-                        log.info("%s: no ACK to attempt %d/%d", label, attempt + 1, policy.attempts)
-                        continue
-                    while ack.result == MAV_RESULT_IN_PROGRESS:
-                        try:
-                            ack = await acks.next(policy.in_progress_timeout_s)
-                        except VehicleTimeout:
-                            raise CommandTimeout(label, attempt + 1, policy.in_progress_timeout_s) from None
-                    if ack.result != MAV_RESULT_ACCEPTED:
-                        raise VehicleRejected(ack.result, label, await _explanation(texts))
-                    return ack
-                raise CommandTimeout(label, policy.attempts, policy.ack_timeout_s)
+                        raise CommandTimeout(label, attempt + 1, policy.in_progress_timeout_s) from None
+                if ack.result != MAV_RESULT_ACCEPTED:
+                    raise VehicleRejected(ack.result, label, await _explanation(texts))
+                return ack
 
     # ---- actions ---------------------------------------------------------------------------------------
 

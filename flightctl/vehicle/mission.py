@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.connection import Inbox, MavConnection
+from flightctl.link.request import NoReply, RetryPolicy, request
 from flightctl.link.rtt import RttEstimator
 from flightctl.missions import ardupilot_files
 from flightctl.missions.ardupilot import Firmware, describe_difference, stored_form
@@ -482,16 +483,15 @@ class MissionProtocol:
             with connection.inbox(
                 "MISSION_ACK", self._for_us(mission_type), what=f"{mission_type.label} clear"
             ) as acks:
-                for _attempt in range(self.policy.count_attempts):
-                    connection.send(message)
-                    try:
-                        ack = await acks.next(self.policy.reply_timeout_s)
-                    except VehicleTimeout:
-                        continue
-                    if ack.type == _ACCEPTED:
-                        return
-                    raise MissionError(mission_type, "clear", "", result=ack.type)
-        raise MissionTimeout(mission_type, "clear", f"no MISSION_ACK after {self.policy.count_attempts} requests")
+                policy = RetryPolicy(self.policy.reply_timeout_s, self.policy.count_attempts)
+                try:
+                    ack, _attempt = await request(connection, message, acks, policy)
+                except NoReply:
+                    raise MissionTimeout(
+                        mission_type, "clear", f"no MISSION_ACK after {policy.attempts} requests"
+                    ) from None
+        if ack.type != _ACCEPTED:
+            raise MissionError(mission_type, "clear", "", result=ack.type)
 
     async def set_current(self, seq: int, *, timeout_s: float = 5.0) -> None:
         """Make ``seq`` the current mission item (MAV_CMD_DO_SET_MISSION_CURRENT), confirmed by MISSION_CURRENT."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import ParamError, ParamTimeout, VehicleTimeout
 from flightctl.link.connection import MavConnection
+from flightctl.link.request import NoReply, RetryPolicy, request
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +114,11 @@ class Params:
         connection: MavConnection,
         *,
         encoding: ParamEncoding = ParamEncoding.C_CAST,
-        timeout_s: float = 1.5,
-        attempts: int = 4,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._connection = connection
         self.encoding = encoding
-        self.timeout_s = timeout_s
-        self.attempts = attempts
+        self.policy = policy or RetryPolicy(reply_timeout_s=1.5, attempts=4)
         self.cache: dict[str, Param] = {}
         self._lock = asyncio.Lock()
         connection.add_listener("PARAM_VALUE", self._remember)
@@ -142,17 +141,16 @@ class Params:
         """Read one parameter from the vehicle (not from the cache)."""
         _check_name(name)
         connection = self._connection
-        request = mavlink.MAVLink_param_request_read_message(
+        message = mavlink.MAVLink_param_request_read_message(
             connection.target_system, connection.target_component, name.encode("ascii"), -1
         )
         with connection.inbox("PARAM_VALUE", lambda m: m.param_id == name, what=f"param {name}") as values:
-            for _attempt in range(self.attempts):
-                connection.send(request)
-                try:
-                    return self._to_param(await values.next(self.timeout_s))
-                except VehicleTimeout:
-                    continue
-        raise ParamTimeout(f"param {name}: no PARAM_VALUE after {self.attempts} requests (does it exist?)")
+            try:
+                return self._to_param((await request(connection, message, values, self.policy))[0])
+            except NoReply:
+                raise ParamTimeout(
+                    f"param {name}: no PARAM_VALUE after {self.policy.attempts} requests (does it exist?)"
+                ) from None
 
     async def set(self, name: str, value: float, *, param_type: int | None = None) -> Param:
         """Set a parameter and return it as the vehicle echoed it; ``ParamError`` if it kept another value."""
@@ -166,16 +164,15 @@ class Params:
             connection.target_system, connection.target_component, name.encode("ascii"), raw, param_type
         )
         with connection.inbox("PARAM_VALUE", lambda m: m.param_id == name, what=f"param {name}") as values:
-            for _attempt in range(self.attempts):
-                connection.send(message)
-                try:
-                    echoed = self._to_param(await values.next(self.timeout_s))
-                except VehicleTimeout:
-                    continue
-                if not self._same_value(echoed.value, value, param_type):
-                    raise ParamError(f"param {name}: set to {value!r}, vehicle kept {echoed.value!r}")
-                return echoed
-        raise ParamTimeout(f"param {name}: set to {value!r} not confirmed after {self.attempts} attempts")
+            try:
+                echoed = self._to_param((await request(connection, message, values, self.policy))[0])
+            except NoReply:
+                raise ParamTimeout(
+                    f"param {name}: set to {value!r} not confirmed after {self.policy.attempts} attempts"
+                ) from None
+        if not self._same_value(echoed.value, value, param_type):
+            raise ParamError(f"param {name}: set to {value!r}, vehicle kept {echoed.value!r}")
+        return echoed
 
     @staticmethod
     def _same_value(echoed: float, wanted: float, param_type: int) -> bool:

@@ -12,9 +12,10 @@ import secrets
 from pathlib import Path
 
 from flightctl.dialect import MAVLinkMessage, mavlink
-from flightctl.errors import ConfigError, FlightctlError, VehicleTimeout
+from flightctl.errors import ConfigError, FlightctlError
 from flightctl.link.codec import SigningKey, signing_timestamp
 from flightctl.link.connection import MavConnection
+from flightctl.link.request import NoReply, RetryPolicy, request
 
 
 class SigningSetupError(FlightctlError):
@@ -36,7 +37,7 @@ def _signed(message: MAVLinkMessage) -> bool:
 
 
 async def _send_key(
-    connection: MavConnection, secret: bytes, timestamp: int, *, signed: bool, timeout_s: float
+    connection: MavConnection, secret: bytes, timestamp: int, *, signed: bool, policy: RetryPolicy
 ) -> None:
     heartbeat = connection.last_heartbeat
     if heartbeat is not None and heartbeat.base_mode & mavlink.MAV_MODE_FLAG_SAFETY_ARMED:
@@ -47,24 +48,27 @@ async def _send_key(
     wanted = "signed" if signed else "unsigned"
     with connection.inbox("HEARTBEAT", lambda m: _signed(m) == signed, what=f"{wanted} heartbeat") as beats:
         # SETUP_SIGNING has no ACK: resend a few times, confirmation is the heartbeat's signature flag.
-        for _attempt in range(3):
-            connection.send(message)
-            try:
-                await beats.next(timeout_s)
-            except VehicleTimeout:
-                continue
-            return
-    raise SigningSetupError(f"the vehicle's heartbeats are still not {wanted} after 3 SETUP_SIGNING messages")
+        try:
+            await request(connection, message, beats, policy)
+        except NoReply:
+            raise SigningSetupError(
+                f"the vehicle's heartbeats are still not {wanted} after {policy.attempts} SETUP_SIGNING messages"
+            ) from None
 
 
-async def install_signing_key(connection: MavConnection, key: SigningKey, *, timeout_s: float = 3.0) -> None:
+SIGNING_POLICY = RetryPolicy(reply_timeout_s=3.0, attempts=3)
+
+
+async def install_signing_key(
+    connection: MavConnection, key: SigningKey, *, policy: RetryPolicy = SIGNING_POLICY
+) -> None:
     """Give the vehicle ``key``; return once its heartbeats arrive signed."""
-    await _send_key(connection, key.secret, signing_timestamp(), signed=True, timeout_s=timeout_s)
+    await _send_key(connection, key.secret, signing_timestamp(), signed=True, policy=policy)
 
 
-async def remove_signing_key(connection: MavConnection, *, timeout_s: float = 3.0) -> None:
+async def remove_signing_key(connection: MavConnection, *, policy: RetryPolicy = SIGNING_POLICY) -> None:
     """Turn signing off on the vehicle (all-zero key, zero timestamp); return once heartbeats are unsigned.
 
     Only works over a link the vehicle accepts unsigned traffic on (SERIAL0/USB) or over a signed link.
     """
-    await _send_key(connection, bytes(32), 0, signed=False, timeout_s=timeout_s)
+    await _send_key(connection, bytes(32), 0, signed=False, policy=policy)

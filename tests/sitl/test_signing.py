@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flightctl.errors import CommandTimeout
-from flightctl.vehicle.commands import RetryPolicy
+from flightctl.vehicle.commands import CommandPolicy
 from flightctl.vehicle.signing import install_signing_key, remove_signing_key, write_new_key
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.instance import SitlInstance
@@ -29,7 +29,7 @@ async def test_signed_link_works_and_unsigned_commands_are_refused(sitl_copter: 
         async with Vehicle.connect(sitl_copter.serial2_url, rates_hz=None) as unsigned:
             with pytest.raises(CommandTimeout):
                 await unsigned.commands.long(
-                    512, [148], policy=RetryPolicy(ack_timeout_s=0.5, attempts=2)
+                    512, [148], policy=CommandPolicy(reply_timeout_s=0.5, attempts=2)
                 )  # REQUEST_MESSAGE(AUTOPILOT_VERSION), unsigned: ignored
     finally:
         await remove_signing_key(harness)

@@ -9,10 +9,10 @@ import pytest
 from flightctl.dialect import mavlink
 from flightctl.errors import CommandTimeout, ConditionTimeout, ModeError, VehicleRejected
 from flightctl.link.connection import MavConnection
-from flightctl.vehicle.commands import Commands, RetryPolicy
+from flightctl.vehicle.commands import CommandPolicy, Commands
 from tests.support.peer import ScriptedPeer
 
-FAST = RetryPolicy(ack_timeout_s=0.1, attempts=3, in_progress_timeout_s=0.5)
+FAST = CommandPolicy(reply_timeout_s=0.1, attempts=3, in_progress_timeout_s=0.5)
 
 
 async def test_command_retried_after_lost_ack(peer: ScriptedPeer, connection: MavConnection) -> None:

@@ -9,6 +9,7 @@ import pytest
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.errors import ParamError, ParamTimeout
 from flightctl.link.connection import MavConnection
+from flightctl.link.request import RetryPolicy
 from flightctl.vehicle.params import ParamEncoding, Params, decode_value, encode_value
 from tests.support.peer import ScriptedPeer
 
@@ -59,7 +60,7 @@ async def test_integer_parameter_round_trips_exactly(
 ) -> None:
     """Test that setting an INT32 parameter returns exactly the integer we set, in either encoding."""
     ParamStore(peer, {"SYSID_THISMAV": (1, INT32), "BIG": (0, INT32)}, encoding)
-    params = Params(connection, encoding=encoding, timeout_s=0.2)
+    params = Params(connection, encoding=encoding, policy=RetryPolicy(0.2, 4))
     echoed = await params.set("BIG", 16_777_215)
     assert echoed.value == 16_777_215
     assert isinstance(echoed.value, int)
@@ -85,7 +86,7 @@ def test_integer_out_of_range_or_fractional_is_refused() -> None:
 async def test_float_parameter_set_confirmed(peer: ScriptedPeer, connection: MavConnection) -> None:
     """Test that a float parameter set is confirmed at float32 precision."""
     ParamStore(peer, {"WPNAV_SPEED": (500.0, REAL32)}, ParamEncoding.C_CAST)
-    echoed = await Params(connection, timeout_s=0.2).set("WPNAV_SPEED", 0.1)
+    echoed = await Params(connection, policy=RetryPolicy(0.2, 4)).set("WPNAV_SPEED", 0.1)
     assert math.isclose(echoed.value, 0.1, rel_tol=1e-7)
 
 
@@ -94,14 +95,14 @@ async def test_vehicle_keeping_another_value_is_an_error(peer: ScriptedPeer, con
     store = ParamStore(peer, {"ANGLE_MAX": (3000.0, REAL32)}, ParamEncoding.C_CAST)
     store.clamp["ANGLE_MAX"] = 8000.0
     with pytest.raises(ParamError, match="vehicle kept 8000"):
-        await Params(connection, timeout_s=0.2).set("ANGLE_MAX", 9000.0)
+        await Params(connection, policy=RetryPolicy(0.2, 4)).set("ANGLE_MAX", 9000.0)
 
 
 async def test_missing_parameter_times_out_with_its_name(peer: ScriptedPeer, connection: MavConnection) -> None:
     """Test that reading a parameter the vehicle does not have ends in ParamTimeout naming it."""
     ParamStore(peer, {}, ParamEncoding.C_CAST)
     with pytest.raises(ParamTimeout, match="NO_SUCH_PARAM"):
-        await Params(connection, timeout_s=0.05, attempts=2).get("NO_SUCH_PARAM")
+        await Params(connection, policy=RetryPolicy(0.05, 2)).get("NO_SUCH_PARAM")
     assert len(peer.sent("PARAM_REQUEST_READ")) == 2
 
 

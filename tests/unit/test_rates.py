@@ -8,11 +8,11 @@ import pytest
 
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.link.connection import MavConnection
-from flightctl.vehicle.commands import Commands, RetryPolicy
+from flightctl.vehicle.commands import CommandPolicy, Commands
 from flightctl.vehicle.rates import StreamRates
 from tests.support.peer import ScriptedPeer
 
-FAST = RetryPolicy(ack_timeout_s=0.05, attempts=2, in_progress_timeout_s=0.5)
+FAST = CommandPolicy(reply_timeout_s=0.05, attempts=2, in_progress_timeout_s=0.5)
 
 
 async def test_unacknowledged_rates_are_asked_again_until_they_take(

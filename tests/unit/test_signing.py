@@ -7,6 +7,7 @@ import pytest
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.link.codec import MavCodec, SigningKey
 from flightctl.link.connection import MavConnection
+from flightctl.link.request import RetryPolicy
 from flightctl.vehicle.signing import SigningSetupError, install_signing_key, remove_signing_key
 from tests.support.peer import ScriptedPeer
 
@@ -26,11 +27,11 @@ def obey_setup_signing(peer: ScriptedPeer) -> None:
 async def test_install_returns_once_heartbeats_are_signed(peer: ScriptedPeer, connection: MavConnection) -> None:
     """Test that install_signing_key sends the key and returns when the vehicle's heartbeats carry signatures."""
     obey_setup_signing(peer)
-    await install_signing_key(connection, KEY, timeout_s=0.5)
+    await install_signing_key(connection, KEY, policy=RetryPolicy(0.5, 3))
     sent = peer.sent("SETUP_SIGNING")[0]
     assert bytes(sent.secret_key) == KEY.secret
     assert sent.initial_timestamp > 0
-    await remove_signing_key(connection, timeout_s=0.5)
+    await remove_signing_key(connection, policy=RetryPolicy(0.5, 3))
     assert bytes(peer.sent("SETUP_SIGNING")[-1].secret_key) == bytes(32)
     assert peer.sent("SETUP_SIGNING")[-1].initial_timestamp == 0
 
@@ -38,7 +39,7 @@ async def test_install_returns_once_heartbeats_are_signed(peer: ScriptedPeer, co
 async def test_vehicle_ignoring_the_key_is_an_error(peer: ScriptedPeer, connection: MavConnection) -> None:
     """Test that a vehicle that keeps sending unsigned heartbeats makes installation fail after 3 tries."""
     with pytest.raises(SigningSetupError, match="still not signed after 3"):
-        await install_signing_key(connection, KEY, timeout_s=0.2)
+        await install_signing_key(connection, KEY, policy=RetryPolicy(0.2, 3))
     assert len(peer.sent("SETUP_SIGNING")) == 3
 
 

@@ -1,0 +1,53 @@
+"""One request/reply exchange on a link: send, await the matching reply, send again per the policy.
+
+Parameters, commands, signing setup and mission clear all work this way; each names what it waited for in
+its own typed error, raised by the caller from ``NoReply``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flightctl.dialect import MAVLinkMessage
+from flightctl.errors import VehicleTimeout
+from flightctl.link.connection import Inbox, MavConnection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait for each reply, and how many times to send: the same shape for every sibling."""
+
+    reply_timeout_s: float = 1.5
+    attempts: int = 3
+
+
+class NoReply(VehicleTimeout):
+    """Every attempt went unanswered."""
+
+    def __init__(self, what: str, policy: RetryPolicy) -> None:
+        self.policy = policy
+        super().__init__(f"{what}: no reply after {policy.attempts} attempt(s) of {policy.reply_timeout_s:g} s each")
+
+
+async def request(
+    connection: MavConnection,
+    message: MAVLinkMessage | Callable[[int], MAVLinkMessage],
+    replies: Inbox,
+    policy: RetryPolicy,
+) -> tuple[MAVLinkMessage, int]:
+    """The first reply and the attempt (0-based) it answered; ``NoReply`` when none came.
+
+    ``message`` may be built per attempt (commands count their resends in ``confirmation``). ``replies`` must
+    be registered before this is called, so a reply cannot arrive before anyone listens.
+    """
+    for attempt in range(policy.attempts):
+        connection.send(message(attempt) if callable(message) else message)
+        try:
+            return await replies.next(policy.reply_timeout_s), attempt
+        except VehicleTimeout:
+            log.info("%s: no reply to attempt %d/%d", replies.what, attempt + 1, policy.attempts)
+    raise NoReply(replies.what, policy)
