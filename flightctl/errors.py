@@ -49,6 +49,10 @@ class ParamTimeout(VehicleTimeout):
     """A parameter read or write got no PARAM_VALUE back."""
 
 
+class NotConnected(FlightctlError):
+    """A precondition, not a timeout: no vehicle heartbeat has been heard yet, so nothing can be addressed."""
+
+
 class ConditionTimeout(VehicleTimeout):
     """A condition on the vehicle's state did not become true in time (e.g. wait_armed)."""
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from flightctl.dialect import MAVLinkMessage, enum_name, mavlink, message_id
-from flightctl.errors import CommandTimeout, ConditionTimeout, VehicleRejected, VehicleTimeout
+from flightctl.errors import CommandTimeout, ConditionTimeout, NotConnected, VehicleRejected, VehicleTimeout
 from flightctl.geo import Location
 from flightctl.link.connection import Inbox, MavConnection, VehicleIdentity
 from flightctl.link.request import NoReply, RetryPolicy, request
@@ -236,7 +236,7 @@ class Commands:
     def _require_vehicle(self) -> VehicleIdentity:
         vehicle = self._connection.vehicle
         if vehicle is None:
-            raise ConditionTimeout("no vehicle heartbeat heard yet: connect and wait_vehicle() first")
+            raise NotConnected("no vehicle heartbeat heard yet: connect and wait_vehicle() first")
         return vehicle
 
 

@@ -21,7 +21,16 @@ _PWM_TOLERANCE_US = 10
 
 
 class PayloadError(FlightctlError):
-    """The payload hardware is not set up as the delivery needs, or did not do what it was told."""
+    """Base of the payload's errors."""
+
+
+class PayloadSetupError(PayloadError):
+    """The payload hardware is not configured as a delivery needs (a parameter says so): fix the vehicle's
+    configuration; trying again will not help."""
+
+
+class PayloadDidNotMove(PayloadError):
+    """The payload was commanded and its servo output did not move: a hardware or wiring fault in flight."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class Payload:
 
     def _need_setup(self) -> PayloadSetup:
         if self.setup is None:
-            raise PayloadError("payload not discovered yet: call discover() first")
+            raise PayloadSetupError("payload not discovered yet: call discover() first")
         return self.setup
 
     def servo_us(self, state: VehicleState, channel: int | None) -> int | None:
@@ -82,7 +91,7 @@ class Payload:
         """Close the gripper on the parcel and wait until the servo (or ArduPilot) says it is closed."""
         setup = self._need_setup()
         if setup.gripper_channel is None:
-            raise PayloadError("no servo output has SERVOn_FUNCTION 28 (gripper)")
+            raise PayloadSetupError("no servo output has SERVOn_FUNCTION 28 (gripper)")
         texts_after = self._telemetry.status_count
         await self._commands.long(mavlink.MAV_CMD_DO_GRIPPER, [1, mavlink.GRIPPER_ACTION_GRAB], label="gripper grab")
 
@@ -120,7 +129,7 @@ class Payload:
         """Command the winch and return its servo output once it has moved from where it was."""
         setup = self._need_setup()
         if setup.winch_channel is None:
-            raise PayloadError("no servo output has SERVOn_FUNCTION 88 (winch)")
+            raise PayloadSetupError("no servo output has SERVOn_FUNCTION 88 (winch)")
         before = self.servo_us(self._telemetry.state, setup.winch_channel)
         label = f"winch {enum_name('WINCH_ACTIONS', action).removeprefix('WINCH_').lower()}"
         await self._commands.long(mavlink.MAV_CMD_DO_WINCH, [1, action, length_m, rate_m_s], label=label)
@@ -134,7 +143,7 @@ class Payload:
                 moved, timeout_s=timeout_s, what=f"{label}: servo moving", clock=Clock.VEHICLE
             )
         except ConditionTimeout:
-            raise PayloadError(f"{label}: winch servo {setup.winch_channel} stayed at {before} us") from None
+            raise PayloadDidNotMove(f"{label}: winch servo {setup.winch_channel} stayed at {before} us") from None
         value = self.servo_us(state, setup.winch_channel)
         assert value is not None
         return value

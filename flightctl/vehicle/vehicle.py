@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flightctl.dialect import mavlink
-from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
+from flightctl.errors import FlightctlError, NotConnected, VehicleTimeout
 from flightctl.link.codec import SigningKey
 from flightctl.link.connection import MavConnection
 from flightctl.link.transport import Transport, transport_for_url
@@ -79,7 +79,7 @@ class Vehicle:
         """Copter or Plane rules for mission storage, from the vehicle's heartbeat."""
         identity = self.connection.vehicle
         if identity is None:
-            raise ConditionTimeout("no vehicle heartbeat heard yet")
+            raise NotConnected("no vehicle heartbeat heard yet: connect and wait for the vehicle first")
         return Firmware.from_mav_type(identity.mav_type)
 
     @property
