@@ -10,6 +10,7 @@ import pytest
 from flightctl.dialect import mavlink
 from flightctl.errors import LinkClosed, VehicleTimeout
 from flightctl.link.connection import LinkState, MavConnection
+from tests.support.conditions import eventually
 from tests.support.peer import ScriptedPeer
 
 
@@ -82,8 +83,7 @@ async def test_cancelled_wait_leaves_no_waiter(connection: MavConnection) -> Non
     """Test that cancelling a wait unregisters its inbox."""
     before = connection.pending_waiters()
     task = asyncio.create_task(connection.wait_message("PARAM_VALUE", timeout_s=10, what="never"))
-    await asyncio.sleep(0.05)
-    assert connection.pending_waiters() == before + 1
+    await eventually(lambda: connection.pending_waiters() == before + 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -95,7 +95,7 @@ async def test_close_wakes_waiters_with_link_closed(peer: ScriptedPeer) -> None:
     conn = MavConnection(peer.transport)
     await conn.open()
     task = asyncio.create_task(conn.wait_message("PARAM_VALUE", timeout_s=10, what="never"))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: conn.pending_waiters() == 1)
     await conn.close()
     with pytest.raises(LinkClosed):
         await task

@@ -18,6 +18,7 @@ from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.ftp import FtpError, FtpPolicy, FtpTimeout, MavFtp
 from flightctl.vehicle.mission import MissionError, MissionProtocol
+from tests.support.conditions import eventually
 from tests.support.ftp_peer import FtpPeer
 from tests.support.mission_peer import MissionPeer
 from tests.support.peer import ScriptedPeer
@@ -186,8 +187,7 @@ async def test_cancelled_file_upload_frees_waiters_and_the_vehicles_file(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert connection.pending_waiters() == before
-    await asyncio.sleep(0.05)
-    assert vehicle_side._open is None
+    await eventually(lambda: vehicle_side._open is None)
     peer.loss_to_flightctl = 0.0
     items = route(40)
     await protocol.upload(items, MissionType.MISSION)

@@ -13,6 +13,7 @@ from flightctl.link.connection import MavConnection
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.mission import MissionError, MissionProtocol, MissionTimeout, TransferPolicy
+from tests.support.conditions import eventually
 from tests.support.mission_peer import MissionPeer
 from tests.support.peer import ScriptedPeer
 
@@ -190,7 +191,7 @@ async def test_cancelled_upload_leaves_no_pending_waiters(
     peer.loss_to_flightctl = 0.5
     before = connection.pending_waiters()
     task = asyncio.create_task(protocol.upload(route(200), MissionType.MISSION))
-    await asyncio.sleep(0.2)
+    await peer.expect("MISSION_ITEM_INT", count=5)
     assert connection.pending_waiters() > before
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -236,8 +237,7 @@ async def test_mission_changed_by_another_station_is_noticed(
     await protocol.upload(route(10), MissionType.MISSION)
     assert not protocol.changed_elsewhere()
     peer.send(mavlink.MAVLink_mission_current_message(0, 9, 0, 0))  # total excludes home: ours
-    await asyncio.sleep(0.02)
+    await eventually(lambda: protocol._reported_total == 9)
     assert not protocol.changed_elsewhere()
     peer.send(mavlink.MAVLink_mission_current_message(0, 4, 0, 0))
-    await asyncio.sleep(0.02)
-    assert protocol.changed_elsewhere()
+    await eventually(protocol.changed_elsewhere)

@@ -12,6 +12,7 @@ from flightctl.errors import ConditionTimeout
 from flightctl.geo import AltFrame
 from flightctl.link.connection import MavConnection
 from flightctl.vehicle.telemetry import EKF_NAV_READY, Clock, Telemetry
+from tests.support.conditions import eventually
 from tests.support.peer import ScriptedPeer
 
 
@@ -91,8 +92,7 @@ async def test_cancelled_stream_consumer_leaves_no_subscription(peer: ScriptedPe
             pass
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
-    assert connection.pending_waiters() == waiters_before + 1
+    await eventually(lambda: connection.pending_waiters() == waiters_before + 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -103,8 +103,9 @@ async def test_status_texts_stream(peer: ScriptedPeer, connection: MavConnection
     """Test that STATUSTEXTs come out of the stream with severity, in order."""
     telemetry = Telemetry(connection)
     texts = telemetry.status_texts()
+    waiters_before = connection.pending_waiters()
     first = asyncio.ensure_future(anext(texts))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: connection.pending_waiters() == waiters_before + 1)
     peer.send(mavlink.MAVLink_statustext_message(6, b"Gripper load released"))
     assert await first == (6, "Gripper load released")
     await texts.aclose()
@@ -121,6 +122,7 @@ async def test_other_components_do_not_overwrite_autopilot_state(peer: ScriptedP
     peer.stop()  # only the gimbal speaks from here on
     for _ in range(5):
         peer.send_bytes(gimbal.codec.encode(mavlink.MAVLink_heartbeat_message(26, 8, 0, 0, 4, 3)))
-    await asyncio.sleep(0.02)
+    peer.send(mavlink.MAVLink_statustext_message(6, b"after the gimbal"))  # read after the gimbal's: a marker
+    await telemetry.wait_until(lambda _s: telemetry.status_count == 1, timeout_s=2, what="marker", clock=Clock.WALL)
     assert telemetry.state.armed
     assert telemetry.state.mode == "STABILIZE"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import tty
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,9 @@ from flightctl.link.transport import (
     UdpTransport,
     transport_for_url,
 )
+from tests.support.conditions import eventually
 
 FAST = Backoff(initial_s=0.02, max_s=0.1)
-
-
-async def wait_for_condition(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
-    """Poll a condition that no event announces (socket and tty state), within a deadline."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 - nothing to await on: the state lives in the OS
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +92,7 @@ async def test_tcp_reconnects_after_the_peer_drops() -> None:
     transport.write(b"one")
     assert await asyncio.wait_for(arrived.get(), 1) == b"one"
     connections[0].close()
-    await wait_for_condition(lambda: len(connections) == 2)
+    await eventually(lambda: len(connections) == 2)
     transport.write(b"two")
     assert await asyncio.wait_for(arrived.get(), 1) == b"two"
     connections[1].write(b"back")
@@ -139,13 +133,13 @@ async def test_serial_reads_writes_and_reconnects(tmp_path: Path) -> None:
     os.write(master, b"from the autopilot")
     assert await asyncio.wait_for(transport.read(), 1) == b"from the autopilot"
     transport.write(b"from us")
-    await asyncio.sleep(0.05)
+    await eventually(lambda: bool(select.select([master], [], [], 0)[0]))
     assert os.read(master, 100) == b"from us"
 
     os.close(master)  # unplugged
-    await wait_for_condition(lambda: not transport.connected)
+    await eventually(lambda: not transport.connected)
     master = _pty(link)  # plugged back: a new tty behind the same name
-    await wait_for_condition(lambda: transport.connected)
+    await eventually(lambda: transport.connected)
     os.write(master, b"again")
     assert await asyncio.wait_for(transport.read(), 1) == b"again"
     assert transport.stats.reconnects == 1
