@@ -68,7 +68,7 @@ def _flag(ok: bool | None, yes: str = "OK", no: str = "NOT OK") -> Text:
     return Text(yes, style="green") if ok else Text(no, style="bold red")
 
 
-def _number(value: float | int | None, unit: str = "", digits: int = 1) -> str:
+def format_number(value: float | int | None, unit: str = "", digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}{unit}"
 
 
@@ -98,14 +98,14 @@ def status_table(vehicle: Vehicle) -> Table:
     table.add_row("pre-arm checks", _flag(state.prearm_ok, "passing", "failing"))
     table.add_row(
         "battery",
-        f"{_number(state.battery_voltage_v, ' V', 2)}  {_number(state.battery_current_a, ' A')}  "
-        f"{_number(state.battery_remaining_pct, ' %', 0)}",
+        f"{format_number(state.battery_voltage_v, ' V', 2)}  {format_number(state.battery_current_a, ' A')}  "
+        f"{format_number(state.battery_remaining_pct, ' %', 0)}",
     )
     if state.position is not None:
         table.add_row(
             "position",
             f"{state.position.lat_deg:.6f}, {state.position.lon_deg:.6f}  "
-            f"{_number(state.relative_alt_m, ' m')} rel / {state.position.alt_m:.1f} m AMSL",
+            f"{format_number(state.relative_alt_m, ' m')} rel / {state.position.alt_m:.1f} m AMSL",
         )
-    table.add_row("ground speed", _number(state.groundspeed_m_s, " m/s"))
+    table.add_row("ground speed", format_number(state.groundspeed_m_s, " m/s"))
     return table

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, console, fail, run
 from flightctl.config import named_config, read_yaml_model
+from flightctl.console import format_number
 from flightctl.delivery.decide import Limits
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
@@ -56,15 +57,12 @@ def load_plan_or_exit(order: str, site: str, profile: str) -> DeliveryPlan:
 
 
 def _progress_line(progress: DeliveryProgress) -> Text:
-    def number(value: float | int | None, unit: str, digits: int = 0) -> str:
-        return "-" if value is None else f"{value:.{digits}f}{unit}"
-
     return Text.assemble(
         (f"{progress.state.value:<11}", "bold cyan"),
-        f"  to go {number(progress.distance_to_go_m, ' m'):>8}",
-        f"  alt {number(progress.relative_alt_m, ' m', 1):>7}",
-        f"  battery {number(progress.battery_v, ' V', 2)} {number(progress.battery_pct, '%')}",
-        f"  item {number(progress.mission_seq, '')}",
+        f"  to go {format_number(progress.distance_to_go_m, ' m'):>8}",
+        f"  alt {format_number(progress.relative_alt_m, ' m', 1):>7}",
+        f"  battery {format_number(progress.battery_v, ' V', 2)} {format_number(progress.battery_pct, '%')}",
+        f"  item {format_number(progress.mission_seq, '')}",
     )
 
 

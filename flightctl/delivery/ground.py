@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from flightctl.delivery.events import CheckStage, Command, DeliveryState, Observation
 from flightctl.delivery.planner import DeliveryPlan
-from flightctl.delivery.preflight import preflight_checks
+from flightctl.delivery.preflight import Check, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.errors import ConditionTimeout, FlightctlError
 from flightctl.missions.model import MissionPlan
@@ -77,8 +77,8 @@ async def _setup_fence(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRec
     await record.command(Command.FENCE_SETUP, **values)
     await vehicle.params.set_many(values)
     enabled = (await vehicle.params.get("FENCE_ENABLE")).value == 1
-    line = f"{'GO   ' if enabled else 'NO-GO'} fence enabled"
-    await record.check("fence enabled", ok=enabled, line=line, stage=CheckStage.FENCE)
+    check = Check("fence enabled", enabled, "FENCE_ENABLE 1" if enabled else "FENCE_ENABLE did not stay at 1")
+    await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.FENCE)
     if not enabled:
         raise FlightctlError("FENCE_ENABLE did not stay at 1")
 

@@ -6,12 +6,13 @@ its own typed error, raised by the caller from ``NoReply``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from flightctl.dialect import MAVLinkMessage
-from flightctl.errors import VehicleTimeout
+from flightctl.errors import LinkClosed, VehicleTimeout
 from flightctl.link.connection import Inbox, MavConnection
 
 log = logging.getLogger(__name__)
@@ -51,3 +52,19 @@ async def request(
         except VehicleTimeout:
             log.info("%s: no reply to attempt %d/%d", replies.what, attempt + 1, policy.attempts)
     raise NoReply(replies.what, policy)
+
+
+async def explanation(texts: Inbox, *, grace_s: float = 0.0, keep: int = 4) -> str:
+    """What the vehicle said about a refusal: the last ``keep`` STATUSTEXTs queued in ``texts``.
+
+    ArduPilot explains in STATUSTEXT ("Arm: Mode not armable"), queued for sending, so the text often arrives
+    just after the answer: with ``grace_s`` it is allowed that moment when none has come yet.
+    """
+    lines: list[str] = []
+    with contextlib.suppress(LinkClosed):
+        while (message := texts.get_nowait()) is not None:
+            lines.append(str(message.text))
+        if not lines and grace_s > 0:
+            with contextlib.suppress(VehicleTimeout):
+                lines.append(str((await texts.next(grace_s)).text))
+    return "; ".join(lines[-keep:])

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import enum
 import math
-import struct
 from collections.abc import Callable
 from dataclasses import replace
 
-from flightctl.dialect import enum_name, mavlink
+from flightctl.dialect import command_name, enum_name, float32, mavlink
 from flightctl.errors import FlightctlError
-from flightctl.missions.model import LOCATION_COMMANDS, MissionItem, MissionType, command_name
+from flightctl.missions.model import LOCATION_COMMANDS, MissionItem, MissionType
 
 m = mavlink
 
@@ -49,11 +48,6 @@ class Unstorable(FlightctlError):
         super().__init__(f"{reason} (ArduPilot would answer {self.result_name})")
 
 
-def f32(value: float) -> float:
-    """``value`` rounded to float32, as a C float holds it."""
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
-
-
 def c_int(value: float, bits: int, *, signed: bool, what: str) -> int:
     """C's float-to-integer conversion (truncation). Out of range is undefined in C: we refuse it."""
     if math.isnan(value) or math.isinf(value):
@@ -72,11 +66,11 @@ Slot = Callable[[float, str], float]
 
 
 def _float(value: float, _what: str) -> float:
-    return f32(value)
+    return float32(value)
 
 
 def _int(bits: int, signed: bool) -> Slot:
-    return lambda value, what: float(c_int(f32(value), bits, signed=signed, what=what))
+    return lambda value, what: float(c_int(float32(value), bits, signed=signed, what=what))
 
 
 def _unused(_value: float, _what: str) -> float:
@@ -194,13 +188,13 @@ def _stored_frame(item: MissionItem, seq: int, frames: dict[int, int]) -> int:
 def _stored_location(item: MissionItem, seq: int) -> MissionItem:
     """x/y kept, altitude through Location's int32 centimetres, frame collapsed to its float variant."""
     frame = _stored_frame(item, seq, _MISSION_LOCATION_FRAMES)
-    z = f32(item.z)
+    z = float32(item.z)
     if math.isnan(z) or abs(z) >= LOCATION_ALT_MAX_M:
         raise Unstorable(
             m.MAV_MISSION_INVALID_PARAM7, f"{_what(item, seq, 'altitude')} {item.z} is not a usable altitude"
         )
-    alt_cm = math.trunc(f32(z * f32(100.0)))
-    return replace(item, frame=frame, z=f32(float(alt_cm) * f32(0.01)))
+    alt_cm = math.trunc(float32(z * float32(100.0)))
+    return replace(item, frame=frame, z=float32(float(alt_cm) * float32(0.01)))
 
 
 def _check_nan(item: MissionItem, seq: int) -> None:
@@ -211,7 +205,7 @@ def _check_nan(item: MissionItem, seq: int) -> None:
 
 
 def _mission_params(item: MissionItem, seq: int, firmware: Firmware) -> tuple[float, float, float, float]:
-    p1, p2, p3, p4 = (f32(value) for value in item.params)
+    p1, p2, p3, p4 = (float32(value) for value in item.params)
     command = item.command
     if command == m.MAV_CMD_NAV_WAYPOINT:
         if firmware is Firmware.PLANE:  # acceptance radius and pass-by distance share one uint16 as two bytes
@@ -238,8 +232,8 @@ def _mission_params(item: MissionItem, seq: int, firmware: Firmware) -> tuple[fl
         abort_alt = c_int(p1, 16, signed=False, what=_what(item, seq, "param1"))
         return float(abort_alt), 0.0, 0.0, -1.0 if (not math.isnan(p4) and p4 < 0) else 1.0
     if command == m.MAV_CMD_NAV_PAYLOAD_PLACE:
-        max_descent_cm = c_int(f32(p1 * f32(100.0)), 16, signed=False, what=_what(item, seq, "max descent"))
-        return f32(float(max_descent_cm) * f32(0.01)), 0.0, 0.0, 0.0
+        max_descent_cm = c_int(float32(p1 * float32(100.0)), 16, signed=False, what=_what(item, seq, "max descent"))
+        return float32(float(max_descent_cm) * float32(0.01)), 0.0, 0.0, 0.0
     if command == m.MAV_CMD_DO_MOUNT_CONTROL:
         return p1, p2, p3, 0.0
     slots = _SIMPLE.get(command)
@@ -255,15 +249,15 @@ def _mission_params(item: MissionItem, seq: int, firmware: Firmware) -> tuple[fl
 def _loiter_turns(item: MissionItem, seq: int, p1: float, p3: float, p4: float) -> tuple[float, float, float, float]:
     # Turns in the low byte (fractions below 1 stored x256), radius in the high byte (over 255 m stored /10).
     turns_times_256 = 0 < p1 < 1
-    turns = f32(p1 * f32(256.0)) if turns_times_256 else p1
+    turns = float32(p1 * float32(256.0)) if turns_times_256 else p1
     low = c_int(min(255.0, turns), 16, signed=False, what=_what(item, seq, "turns")) & 0xFF
     radius = abs(p3)
     radius_tens = radius > 255
     high = c_int(min(255.0, radius * 0.1) if radius_tens else radius, 8, signed=False, what=_what(item, seq, "radius"))
-    out_turns = f32(low / 256.0) if turns_times_256 else float(low)
+    out_turns = float32(low / 256.0) if turns_times_256 else float(low)
     out_radius = float(-high if p3 < 0 else high)
     if radius_tens:
-        out_radius = f32(out_radius * 10)
+        out_radius = float32(out_radius * 10)
     return out_turns, 0.0, out_radius, 1.0 if p4 > 0 else 0.0
 
 
@@ -278,7 +272,7 @@ def _stored_mission_item(item: MissionItem, seq: int, firmware: Firmware) -> Mis
     if item.command == m.MAV_CMD_DO_MOUNT_CONTROL:
         return replace(stored, z=float(m.MAV_MOUNT_MODE_MAVLINK_TARGETING))
     if item.command not in _SIMPLE:
-        return replace(stored, frame=item.frame, x=item.x, y=item.y, z=f32(item.z), autocontinue=item.autocontinue)
+        return replace(stored, frame=item.frame, x=item.x, y=item.y, z=float32(item.z), autocontinue=item.autocontinue)
     return stored
 
 
@@ -288,11 +282,11 @@ def _stored_fence_item(item: MissionItem, seq: int) -> MissionItem:
         raise Unstorable(m.MAV_MISSION_UNSUPPORTED, f"item {seq}: {item.name} is not a fence item")
     param1 = 0.0
     if item.command in (m.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION, m.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION):
-        if f32(item.param1) > 255:
+        if float32(item.param1) > 255:
             raise Unstorable(m.MAV_MISSION_INVALID_PARAM1, f"{_what(item, seq, 'vertex count')} {item.param1} > 255")
-        param1 = float(c_int(f32(item.param1), 8, signed=False, what=_what(item, seq, "vertex count")))
+        param1 = float(c_int(float32(item.param1), 8, signed=False, what=_what(item, seq, "vertex count")))
     elif item.command in (m.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION, m.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION):
-        param1 = f32(item.param1)
+        param1 = float32(item.param1)
     return MissionItem(item.command, m.MAV_FRAME_GLOBAL, param1, 0.0, 0.0, 0.0, item.x, item.y, 0.0, False)
 
 
@@ -300,7 +294,7 @@ def _stored_rally_item(item: MissionItem, seq: int) -> MissionItem:
     if item.command != m.MAV_CMD_NAV_RALLY_POINT:
         raise Unstorable(m.MAV_MISSION_UNSUPPORTED, f"item {seq}: {item.name} is not a rally point")
     frame = _stored_frame(item, seq, _GLOBAL_FRAMES)
-    z = f32(item.z)
+    z = float32(item.z)
     if math.isnan(z) or not -32768 <= z <= 32767:
         raise Unstorable(m.MAV_MISSION_INVALID_PARAM7, f"{_what(item, seq, 'altitude')} {item.z} does not fit int16 m")
     return MissionItem(item.command, frame, 0.0, 0.0, 0.0, 0.0, item.x, item.y, float(math.trunc(z)), False)

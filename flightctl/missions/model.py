@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
+from flightctl.dialect import MAVLinkMessage, command_name, mavlink
 from flightctl.geo import AltFrame, Location
 
 
@@ -73,10 +73,6 @@ _ALT_FOR_FRAME = {
     mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT: AltFrame.TERRAIN,
     mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT: AltFrame.TERRAIN,
 }
-
-
-def command_name(command: int) -> str:
-    return enum_name("MAV_CMD", command).removeprefix("MAV_CMD_")
 
 
 def frame_alt(frame: int) -> AltFrame | None:
@@ -231,16 +227,15 @@ class MissionItem:
 
     @classmethod
     def home(cls, location: Location) -> MissionItem:
-        """Item 0 of a mission: a placeholder the vehicle replaces with its own home (frame GLOBAL, as every
-        ground station and ArduPilot itself write it)."""
+        """Item 0 of a mission: a placeholder the vehicle replaces with its own home."""
         location = location.require_frame(AltFrame.ABSOLUTE)
-        return cls(
-            mavlink.MAV_CMD_NAV_WAYPOINT,
-            mavlink.MAV_FRAME_GLOBAL,
-            x=location.lat_e7,
-            y=location.lon_e7,
-            z=location.alt_m,
-        )
+        return cls.home_e7(location.lat_e7, location.lon_e7, location.alt_m)
+
+    @classmethod
+    def home_e7(cls, lat_e7: int, lon_e7: int, alt_msl_m: float) -> MissionItem:
+        """The home item from 1e7 integers (file readers convert degrees exactly, as text): frame GLOBAL, as
+        every ground station and ArduPilot itself write it."""
+        return cls(mavlink.MAV_CMD_NAV_WAYPOINT, mavlink.MAV_FRAME_GLOBAL, x=lat_e7, y=lon_e7, z=alt_msl_m)
 
 
 def _f32_bits(value: float) -> int:

@@ -9,16 +9,15 @@ COMMAND_ACK names the command but not the request it answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from flightctl.dialect import MAVLinkMessage, enum_name, mavlink, message_id
+from flightctl.dialect import MAVLinkMessage, command_name, mavlink, message_id
 from flightctl.errors import CommandTimeout, ConditionTimeout, NotConnected, VehicleRejected, VehicleTimeout
 from flightctl.geo import Location
-from flightctl.link.connection import Inbox, MavConnection, VehicleIdentity
-from flightctl.link.request import NoReply, RetryPolicy, request
+from flightctl.link.connection import MavConnection, VehicleIdentity
+from flightctl.link.request import NoReply, RetryPolicy, explanation, request
 from flightctl.vehicle.modes import mode_name, mode_number
 
 log = logging.getLogger(__name__)
@@ -38,10 +37,6 @@ class CommandPolicy(RetryPolicy):
     """``RetryPolicy`` for ACKs, and how long a command that answered IN_PROGRESS may take to finish."""
 
     in_progress_timeout_s: float = 30.0
-
-
-def command_name(command: int) -> str:
-    return enum_name("MAV_CMD", command).removeprefix("MAV_CMD_")
 
 
 class Commands:
@@ -142,7 +137,7 @@ class Commands:
                     except VehicleTimeout:
                         raise CommandTimeout(label, attempt + 1, policy.in_progress_timeout_s) from None
                 if ack.result != MAV_RESULT_ACCEPTED:
-                    raise VehicleRejected(ack.result, label, await _explanation(texts))
+                    raise VehicleRejected(ack.result, label, await explanation(texts, grace_s=0.5))
                 return ack
 
     # ---- actions ---------------------------------------------------------------------------------------
@@ -238,15 +233,3 @@ class Commands:
         if vehicle is None:
             raise NotConnected("no vehicle heartbeat heard yet: connect and wait_vehicle() first")
         return vehicle
-
-
-async def _explanation(texts: Inbox, grace_s: float = 0.5) -> str:
-    """What the vehicle said about a refusal. ArduPilot explains in STATUSTEXT ("Arm: Mode not armable"),
-    queued for sending, so the text often arrives just after the COMMAND_ACK: allow it a moment."""
-    lines: list[str] = []
-    while (message := texts.get_nowait()) is not None:
-        lines.append(str(message.text))
-    if not lines:
-        with contextlib.suppress(VehicleTimeout):
-            lines.append(str((await texts.next(grace_s)).text))
-    return "; ".join(lines[-4:])

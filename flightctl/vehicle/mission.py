@@ -19,7 +19,6 @@ the recovery rules here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import ConditionTimeout, FlightctlError, VehicleTimeout
 from flightctl.link.connection import Inbox, MavConnection
-from flightctl.link.request import NoReply, RetryPolicy, request
+from flightctl.link.request import NoReply, RetryPolicy, explanation, request
 from flightctl.link.rtt import RttEstimator
 from flightctl.missions import ardupilot_files
 from flightctl.missions.ardupilot import Firmware, describe_difference, stored_form
@@ -337,7 +336,9 @@ class MissionProtocol:
                     log.info("%s upload: ERROR after the last item; settling by count", mission_type.label)
                 else:
                     stage = "upload" if highest >= 0 else "upload start"
-                    raise _TransferEnded(result, highest if highest >= 0 else None, stage, _drain_texts(texts))
+                    raise _TransferEnded(
+                        result, highest if highest >= 0 else None, stage, await explanation(texts, keep=3)
+                    )
 
     async def _vehicle_count_is(self, count: int, mission_type: MissionType) -> bool:
         """Settle a lost final ACK: if the vehicle now reports our count, the transfer completed."""
@@ -545,14 +546,6 @@ class MissionProtocol:
 
 class _ListChanged(Exception):
     pass
-
-
-def _drain_texts(texts: Inbox) -> str:
-    lines = []
-    with contextlib.suppress(FlightctlError):
-        while (message := texts.get_nowait()) is not None:
-            lines.append(str(message.text))
-    return "; ".join(lines[-3:])
 
 
 def expected_on_vehicle(plan: MissionPlan, firmware: Firmware) -> MissionPlan:

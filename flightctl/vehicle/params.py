@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
+from flightctl.dialect import MAVLinkMessage, enum_name, float32, mavlink
 from flightctl.errors import ParamError, ParamTimeout, VehicleTimeout
 from flightctl.link.connection import MavConnection
 from flightctl.link.request import NoReply, RetryPolicy, request
@@ -81,10 +81,6 @@ def decode_value(raw: float, param_type: int, encoding: ParamEncoding) -> float 
         size = struct.calcsize(fmt)
         return int(struct.unpack(fmt, struct.pack("<f", raw)[:size])[0])
     return round(raw)
-
-
-def _float32(value: float) -> float:
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
 
 
 @dataclass(frozen=True)
@@ -180,7 +176,7 @@ class Params:
             return int(echoed) == int(wanted)
         if math.isnan(wanted):
             return math.isnan(echoed)
-        return _float32(echoed) == _float32(wanted)
+        return float32(echoed) == float32(wanted)
 
     async def set_many(self, values: dict[str, float]) -> dict[str, Param]:
         return {name: await self.set(name, value) for name, value in values.items()}

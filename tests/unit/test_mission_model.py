@@ -6,9 +6,10 @@ import math
 
 import pytest
 
+from flightctl.dialect import float32
 from flightctl.dialect import mavlink as m
 from flightctl.geo import AltFrame, Location, offset
-from flightctl.missions.ardupilot import Firmware, Unstorable, f32, stored_form
+from flightctl.missions.ardupilot import Firmware, Unstorable, stored_form
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
 from flightctl.vehicle.mission import compare_plans, expected_on_vehicle
 
@@ -25,7 +26,7 @@ def stored(
 def test_equal_items_are_equal_on_the_wire() -> None:
     """Test that items compare by their float32 wire form and NaN equals NaN."""
     a = MissionItem(m.MAV_CMD_NAV_WAYPOINT, param4=math.nan, z=0.1)
-    b = MissionItem(m.MAV_CMD_NAV_WAYPOINT, param4=float("nan"), z=f32(0.1))
+    b = MissionItem(m.MAV_CMD_NAV_WAYPOINT, param4=float("nan"), z=float32(0.1))
     assert a == b
     assert hash(a) == hash(b)
     assert a != MissionItem(m.MAV_CMD_NAV_WAYPOINT, param4=0.0, z=0.1)
@@ -59,7 +60,7 @@ def test_do_command_frame_and_position_come_back_zero() -> None:
     sent = MissionItem(m.MAV_CMD_DO_CHANGE_SPEED, m.MAV_FRAME_GLOBAL_RELATIVE_ALT, 1, 7.3, -1, 5)
     back = stored(sent)
     assert (back.frame, back.x, back.y, back.z) == (m.MAV_FRAME_GLOBAL, 0, 0, 0.0)
-    assert back.params == (1.0, f32(7.3), -1.0, 0.0)
+    assert back.params == (1.0, float32(7.3), -1.0, 0.0)
 
 
 def test_loiter_time_fills_direction_and_drops_fraction() -> None:
@@ -72,7 +73,7 @@ def test_loiter_time_fills_direction_and_drops_fraction() -> None:
 def test_altitude_goes_through_centimetres() -> None:
     """Test that altitudes come back truncated to whole centimetres in float32."""
     back = stored(MissionItem.waypoint(POINT.with_alt(30.123456, AltFrame.RELATIVE)))
-    assert back.z == f32(3012 * f32(0.01))
+    assert back.z == float32(3012 * float32(0.01))
 
 
 def test_loiter_turns_packs_fractional_turns_and_large_radius() -> None:
@@ -84,7 +85,7 @@ def test_loiter_turns_packs_fractional_turns_and_large_radius() -> None:
 def test_payload_place_descent_in_centimetres() -> None:
     """Test that NAV_PAYLOAD_PLACE's max descent travels as whole centimetres."""
     back = stored(MissionItem.payload_place(POINT, max_descent_m=10.234))
-    assert back.param1 == f32(1023 * f32(0.01))
+    assert back.param1 == float32(1023 * float32(0.01))
 
 
 def test_plane_waypoint_keeps_radius_bytes_only() -> None:

@@ -85,13 +85,7 @@ def _home(mission: dict[str, Any]) -> MissionItem:
     home = _require(mission, "plannedHomePosition", list, "mission")
     if len(home) != 3:
         raise ValueError("mission.plannedHomePosition: expected [lat, lon, alt]")
-    return MissionItem(
-        mavlink.MAV_CMD_NAV_WAYPOINT,
-        mavlink.MAV_FRAME_GLOBAL,
-        x=degrees_to_e7(home[0]),
-        y=degrees_to_e7(home[1]),
-        z=number(home[2]),
-    )
+    return MissionItem.home_e7(degrees_to_e7(home[0]), degrees_to_e7(home[1]), number(home[2]))
 
 
 def _point_e7(raw: Any, where: str) -> tuple[int, int]:
