@@ -27,7 +27,7 @@ from flightctl.geo import distance_m
 from flightctl.missions.formats import check_writable_format, load_plan, save_plan
 from flightctl.missions.geofence import fence_shapes
 from flightctl.missions.model import MissionPlan, MissionType
-from flightctl.vehicle.mission import Progress as ProgressCallback
+from flightctl.vehicle.mission_transfer import Progress as ProgressCallback
 
 mission_app = typer.Typer(no_args_is_help=True, help="Missions, geofences and rally points.")
 

@@ -13,7 +13,7 @@ from flightctl.delivery.preflight import Check, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.errors import ConditionTimeout, FlightctlError
 from flightctl.missions.model import MissionPlan
-from flightctl.vehicle.mission import expected_on_vehicle
+from flightctl.missions.verify import expected_on_vehicle
 from flightctl.vehicle.vehicle import Vehicle
 
 # Fence types ArduPilot should enforce: maximum altitude (1) and polygons (4). Not its 150 m circle (2).

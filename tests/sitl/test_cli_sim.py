@@ -76,7 +76,7 @@ async def test_mission_upload_and_download_through_the_cli(sitl_copter: object, 
     from flightctl.missions.ardupilot import Firmware
     from flightctl.missions.formats import load_plan
     from flightctl.missions.model import MissionType
-    from flightctl.vehicle.mission import compare_plans, expected_on_vehicle
+    from flightctl.missions.verify import compare_plans, expected_on_vehicle
     from sitl.instance import SitlInstance
     from tests.unit.test_cli import _write_plan
 

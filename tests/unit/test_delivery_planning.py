@@ -20,7 +20,7 @@ from flightctl.errors import ConfigError
 from flightctl.geo import AltFrame, Location
 from flightctl.missions.ardupilot import Firmware
 from flightctl.missions.model import MissionType
-from flightctl.vehicle.mission import expected_on_vehicle
+from flightctl.missions.verify import expected_on_vehicle
 from flightctl.vehicle.telemetry import EKF_NAV_READY, VehicleState
 
 SITE = read_yaml_model(named_config("sites", "kirkwall"), Site)

@@ -17,7 +17,8 @@ from flightctl.missions.formats.errors import MissionFileError
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.ftp import FtpError, FtpPolicy, FtpTimeout, MavFtp
-from flightctl.vehicle.mission import MissionError, MissionProtocol
+from flightctl.vehicle.mission import MissionProtocol
+from flightctl.vehicle.mission_transfer import MissionError
 from tests.support.conditions import eventually
 from tests.support.ftp_peer import FtpPeer
 from tests.support.mission_peer import MissionPeer

@@ -11,7 +11,7 @@ from flightctl.dialect import mavlink as m
 from flightctl.geo import AltFrame, Location, offset
 from flightctl.missions.ardupilot import Firmware, Unstorable, stored_form
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
-from flightctl.vehicle.mission import compare_plans, expected_on_vehicle
+from flightctl.missions.verify import compare_plans, expected_on_vehicle
 
 KIRKWALL = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
 POINT = offset(KIRKWALL, bearing_deg=45, distance_m=300).with_alt(30.0, AltFrame.RELATIVE)

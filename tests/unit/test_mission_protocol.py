@@ -12,7 +12,8 @@ from flightctl.geo import AltFrame, Location, offset
 from flightctl.link.connection import MavConnection
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.commands import Commands
-from flightctl.vehicle.mission import MissionError, MissionProtocol, MissionTimeout, TransferPolicy
+from flightctl.vehicle.mission import MissionProtocol
+from flightctl.vehicle.mission_transfer import MissionError, MissionTimeout, TransferPolicy
 from tests.support.conditions import eventually
 from tests.support.mission_peer import MissionPeer
 from tests.support.peer import ScriptedPeer

@@ -1,0 +1,106 @@
+"""Reading a list back with the mission protocol: several requests in flight, a reply timeout that follows
+the measured round trip, and a restart (``ListChanged``) when another station changes the list meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from flightctl.dialect import MAVLinkMessage, mavlink
+from flightctl.errors import VehicleTimeout
+from flightctl.link.connection import Inbox, MavConnection
+from flightctl.link.rtt import RttEstimator
+from flightctl.missions.model import MissionItem, MissionType
+from flightctl.vehicle.mission_transfer import ListChanged, MissionError, MissionTimeout, Progress, TransferPolicy
+
+_ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
+
+
+async def download_items(
+    connection: MavConnection,
+    for_us: Callable[[MAVLinkMessage], bool],
+    mission_type: MissionType,
+    count: int,
+    policy: TransferPolicy,
+    progress: Progress | None,
+) -> list[MissionItem]:
+    """The ``count`` items of one list, read once; ``ListChanged`` when the list changes underneath."""
+    types = ("MISSION_ITEM_INT", "MISSION_ACK", "MISSION_COUNT")
+    with connection.inbox(types, for_us, what=f"{mission_type.label} download") as inbox:
+        items = await _fetch_items(connection, inbox, count, mission_type, policy, progress)
+        connection.send(
+            mavlink.MAVLink_mission_ack_message(
+                connection.target_system, connection.target_component, _ACCEPTED, mission_type
+            )
+        )
+    if count == 0 and progress is not None:
+        progress(mission_type, 0, 0)
+    return items
+
+
+async def _fetch_items(
+    connection: MavConnection,
+    inbox: Inbox,
+    count: int,
+    mission_type: MissionType,
+    policy: TransferPolicy,
+    progress: Progress | None,
+) -> list[MissionItem]:
+    """Request items with up to ``download_window`` requests in flight: on a link with latency or loss,
+    waiting out each lost reply one at a time is what makes downloads slow."""
+    loop = asyncio.get_running_loop()
+    rtt = RttEstimator(min_timeout_s=policy.min_reply_timeout_s, max_timeout_s=policy.reply_timeout_s)
+    items: dict[int, MissionItem] = {}
+    in_flight: dict[int, float] = {}  # seq -> when last requested
+    attempts: dict[int, int] = {}
+    next_seq = 0
+
+    def request(seq: int) -> None:
+        attempts[seq] = attempts.get(seq, 0) + 1
+        if attempts[seq] > policy.item_attempts:
+            raise MissionTimeout(mission_type, "download", f"no answer after {policy.item_attempts} requests", seq=seq)
+        connection.send(
+            mavlink.MAVLink_mission_request_int_message(
+                connection.target_system, connection.target_component, seq, mission_type
+            )
+        )
+        in_flight[seq] = loop.time()
+
+    while len(items) < count:
+        while next_seq < count and len(in_flight) < policy.download_window:
+            request(next_seq)
+            next_seq += 1
+        timeout_s = rtt.timeout_s()
+        wait_s = max(0.0, min(in_flight.values()) + timeout_s - loop.time())
+        try:
+            reply = await inbox.next(wait_s)
+        except VehicleTimeout:
+            now = loop.time()
+            for seq, asked_at in sorted(in_flight.items()):
+                if now - asked_at >= timeout_s:
+                    request(seq)
+            continue
+        kind = reply.get_type()
+        if kind == "MISSION_COUNT":
+            if reply.count != count:  # ArduPilot's answer to a seq past the end: the list shrank
+                raise ListChanged(f"the vehicle now holds {reply.count} items, not {count}")
+        elif kind == "MISSION_ACK":
+            if reply.type in (_ACCEPTED, mavlink.MAV_MISSION_ERROR):
+                # ACCEPTED: a late ACK of our upload. ERROR: ArduPilot's answer to a duplicate item that
+                # crossed the end of that upload. Neither is about this download; a real read error
+                # would repeat until the item's attempts run out.
+                continue
+            if reply.type == mavlink.MAV_MISSION_INVALID_SEQUENCE:
+                raise ListChanged("an item we asked for no longer exists")
+            if reply.type == mavlink.MAV_MISSION_DENIED:
+                raise ListChanged("another station started uploading")
+            raise MissionError(mission_type, "download", "", seq=min(in_flight, default=None), result=reply.type)
+        elif reply.seq in in_flight:
+            asked_at = in_flight.pop(reply.seq)
+            if attempts[reply.seq] == 1:
+                rtt.sample(loop.time() - asked_at)
+            items[reply.seq] = MissionItem.from_message(reply)
+            if progress is not None:
+                progress(mission_type, len(items), count)
+        # else: a duplicate answer to a request already answered
+    return [items[seq] for seq in range(count)]

@@ -1,0 +1,82 @@
+"""What the mission transfers share: their policy, their errors, their report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flightctl.dialect import enum_name, mavlink
+from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.missions.model import MissionType
+
+Progress = Callable[[MissionType, int, int], None]
+
+# NACKs that end a transfer but not the hope of the next one.
+RETRYABLE = {
+    mavlink.MAV_MISSION_NO_SPACE,
+    mavlink.MAV_MISSION_OPERATION_CANCELLED,
+    mavlink.MAV_MISSION_DENIED,
+    mavlink.MAV_MISSION_ERROR,
+}
+
+
+@dataclass(frozen=True)
+class TransferPolicy:
+    reply_timeout_s: float = 1.5  # how long to wait for the vehicle's next message before acting
+    min_reply_timeout_s: float = 0.1  # the shortest wait for a download reply, however fast the link looks
+    count_attempts: int = 6  # MISSION_COUNT / MISSION_REQUEST_LIST sends before giving up
+    silent_limit: int = 6  # consecutive reply timeouts tolerated in the middle of a transfer
+    item_attempts: int = 8  # requests per item when downloading
+    download_window: int = 4  # item requests in flight at once when downloading
+    transfer_attempts: int = 4  # whole transfers tried after a NACK that ended one
+    restart_delay_s: float = 2.0  # pause before a new transfer, growing with each attempt
+    # Upload by writing ArduPilot's @MISSION file over MAVFTP when the vehicle offers it: six items per round
+    # trip instead of one. The mission protocol stays the fallback, and is what names a refused item.
+    use_ftp: bool = True
+    ftp_rest_s: float = 60.0  # after MAVFTP went unanswered, use the mission protocol alone for this long
+
+
+class MissionError(FlightctlError):
+    """A mission transfer failed. ``stage``, ``seq`` and ``result`` say where and how."""
+
+    def __init__(
+        self,
+        mission_type: MissionType,
+        stage: str,
+        detail: str,
+        *,
+        seq: int | None = None,
+        result: int | None = None,
+    ) -> None:
+        self.mission_type = mission_type
+        self.stage = stage
+        self.seq = seq
+        self.result = result
+        where = f"{mission_type.label} {stage}" + (f", item {seq}" if seq is not None else "")
+        outcome = f": vehicle answered {enum_name('MAV_MISSION_RESULT', result)}" if result is not None else ""
+        super().__init__(f"{where}{outcome}: {detail}" if detail else f"{where}{outcome}")
+
+
+class MissionTimeout(MissionError, VehicleTimeout):
+    """The vehicle stopped answering during a transfer."""
+
+
+@dataclass
+class UploadReport:
+    plan_hash: str  # the plan as written
+    stored_hash: str  # the plan as ArduPilot stores it: what a verified vehicle holds
+    vehicle_hash: str | None = None  # what was read back (all three types verified); equals stored_hash
+    items: dict[MissionType, int] = field(default_factory=dict)
+    transfers: int = 0  # transfers started, including restarts
+
+
+class TransferEnded(Exception):
+    """A NACK ended the vehicle's side of the transfer."""
+
+    def __init__(self, result: int, seq: int | None, stage: str, texts: str) -> None:
+        self.result, self.seq, self.stage, self.texts = result, seq, stage, texts
+        super().__init__(enum_name("MAV_MISSION_RESULT", result))
+
+
+class ListChanged(Exception):
+    """The list changed on the vehicle while it was read (another station): read it again."""

@@ -1,0 +1,110 @@
+"""The mission upload's decisions as data: what the vehicle said -> what to send next. No link, no clock."""
+
+from __future__ import annotations
+
+from flightctl.dialect import mavlink
+from flightctl.missions.upload_transfer import (
+    Done,
+    Ended,
+    GiveUp,
+    QueryCount,
+    SendCount,
+    SendItem,
+    UploadLimits,
+    UploadTransfer,
+)
+
+
+def test_a_clean_upload_sends_the_count_each_requested_item_and_ends_on_the_ack() -> None:
+    """Test the happy path: count, items as asked, done on ACCEPTED after the last item."""
+    transfer = UploadTransfer(3)
+    assert transfer.start() == [SendCount(3)]
+    assert transfer.on_request(0) == [SendItem(0, first_request=True)]
+    assert transfer.on_request(1) == [SendItem(1, first_request=True)]
+    assert transfer.on_ack(mavlink.MAV_MISSION_ACCEPTED) == [], "an early ACCEPTED is a leftover, not the end"
+    assert transfer.on_request(2) == [SendItem(2, first_request=True)]
+    assert transfer.on_ack(mavlink.MAV_MISSION_ACCEPTED) == [Done()]
+
+
+def test_a_re_request_is_answered_but_is_not_progress() -> None:
+    """Test that the vehicle asking again (our item was lost) gets the item again, marked as a re-request."""
+    transfer = UploadTransfer(5)
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
+    assert transfer.on_request(1) == [SendItem(1, first_request=False)]
+
+
+def test_requests_outside_the_list_are_ignored() -> None:
+    """Test that a request for an item we do not have is not answered (a stale request from another transfer)."""
+    transfer = UploadTransfer(2)
+    transfer.start()
+    assert transfer.on_request(7) == []
+    assert transfer.on_request(-1) == []
+
+
+def test_invalid_sequence_is_a_warning_not_an_end() -> None:
+    """Test that INVALID_SEQUENCE (our duplicate crossed the vehicle's request) lets the transfer go on."""
+    transfer = UploadTransfer(4)
+    transfer.start()
+    transfer.on_request(0)
+    assert transfer.on_ack(mavlink.MAV_MISSION_INVALID_SEQUENCE) == []
+    assert transfer.on_request(1) == [SendItem(1, first_request=True)]
+
+
+def test_other_nacks_end_the_transfer_naming_the_stage_and_item() -> None:
+    """Test that NO_SPACE before any request ends 'upload start', and DENIED mid-way ends 'upload' at the item."""
+    transfer = UploadTransfer(4)
+    transfer.start()
+    assert transfer.on_ack(mavlink.MAV_MISSION_NO_SPACE) == [Ended(mavlink.MAV_MISSION_NO_SPACE, None, "upload start")]
+    transfer = UploadTransfer(4)
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
+    assert transfer.on_ack(mavlink.MAV_MISSION_DENIED) == [Ended(mavlink.MAV_MISSION_DENIED, 1, "upload")]
+
+
+def test_silence_before_any_request_resends_the_count_then_gives_up() -> None:
+    """Test that an unanswered MISSION_COUNT is sent again up to its limit, then the transfer gives up."""
+    transfer = UploadTransfer(3, UploadLimits(count_attempts=3))
+    transfer.start()
+    assert transfer.on_silence() == [SendCount(3)]
+    assert transfer.on_silence() == [SendCount(3)]
+    assert transfer.on_silence() == [GiveUp("no request after 3 MISSION_COUNT messages", None)]
+
+
+def test_silence_mid_transfer_waits_for_the_vehicle_then_gives_up() -> None:
+    """Test that mid-transfer we never resend on our own (the vehicle re-requests), and give up after the
+    limit of silent reply timeouts; anything from the vehicle resets that count."""
+    transfer = UploadTransfer(5, UploadLimits(silent_limit=3, reply_timeout_s=1.5))
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
+    assert transfer.on_silence() == []
+    assert transfer.on_silence() == []
+    transfer.on_request(2)
+    assert transfer.on_silence() == []
+    assert transfer.on_silence() == []
+    assert transfer.on_silence() == [GiveUp("vehicle silent for 3 x 1.5 s", 2)]
+
+
+def test_a_lost_final_ack_is_settled_by_the_count() -> None:
+    """Test that after the last item, silence means asking for the count: ours means done, and the DENIED that
+    query earns while the vehicle still receives is expected, not an end."""
+    transfer = UploadTransfer(2)
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
+    assert transfer.on_silence() == [QueryCount()]
+    assert transfer.on_count(None) == []
+    assert transfer.on_ack(mavlink.MAV_MISSION_DENIED) == [], "the answer to our own count query"
+    assert transfer.on_ack(mavlink.MAV_MISSION_ERROR) == [], "a resent item crossed the end: settle by count"
+    assert transfer.on_silence() == [QueryCount()]
+    assert transfer.on_count(2) == [Done()]
+
+
+def test_an_empty_list_needs_only_the_ack() -> None:
+    """Test that uploading nothing (a clear) is done on the ACK, with nothing to ask for."""
+    transfer = UploadTransfer(0)
+    assert transfer.start() == [SendCount(0)]
+    assert transfer.on_ack(mavlink.MAV_MISSION_ACCEPTED) == [Done()]
