@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from flightctl.dialect import MAVLinkMessage
 from flightctl.errors import LinkClosed, VehicleTimeout
-from flightctl.link.connection import Inbox, MavConnection
+from flightctl.link.connection import MavConnection
+from flightctl.link.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

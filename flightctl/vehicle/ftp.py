@@ -33,7 +33,8 @@ from pymavlink.mavftp import FtpError as FtpCode
 
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.errors import FlightctlError, VehicleTimeout
-from flightctl.link.connection import Inbox, MavConnection
+from flightctl.link.connection import MavConnection
+from flightctl.link.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

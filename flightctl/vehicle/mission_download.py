@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.errors import VehicleTimeout
-from flightctl.link.connection import Inbox, MavConnection
+from flightctl.link.connection import MavConnection
+from flightctl.link.inbox import Inbox
 from flightctl.link.rtt import RttEstimator
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.mission_transfer import ListChanged, MissionError, MissionTimeout, Progress, TransferPolicy
