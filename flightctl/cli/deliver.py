@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan, plan_delivery
 from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
+from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError
 from flightctl.vehicle.vehicle import Vehicle
 
@@ -40,6 +42,14 @@ LinkTimeoutOption = Annotated[
     ),
 ]
 DEFAULT_LINK_LOST_TIMEOUT_S = 300.0
+GroundWindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ground-wind",
+        help="The depot's measured mean wind: SPEED in m/s (measured now) or SPEED@TIME (ISO 8601 with zone). "
+        "Without it go/no-go says NO-GO: the wind is unknown (unless the profile waives it).",
+    ),
+]
 
 NOT_DELIVERED_EXIT = 2
 
@@ -52,6 +62,15 @@ def load_plan_or_exit(order: str, site: str, profile: str) -> DeliveryPlan:
             read_yaml_model(named_config("sites", site), Site),
             read_yaml_model(named_config("profiles", profile), VehicleProfile),
         )
+    except FlightctlError as exc:
+        raise fail(exc) from None
+
+
+def parse_ground_wind_or_exit(text: str | None) -> GroundWind | None:
+    if text is None:
+        return None
+    try:
+        return GroundWind.parse(text, now=datetime.now(UTC))
     except FlightctlError as exc:
         raise fail(exc) from None
 
@@ -95,16 +114,22 @@ async def run_delivery(
     journal_path: Path,
     *,
     as_json: bool,
+    ground_wind: GroundWind | None,
     link_lost_timeout_s: float = DEFAULT_LINK_LOST_TIMEOUT_S,
 ) -> DeliveryOutcome:
     limits = Limits(link_lost_give_up_s=link_lost_timeout_s)
     async with await Journal.open(journal_path) as journal:
         if as_json:
-            outcome = await DeliverySequencer(vehicle, plan, journal, limits=limits).run()
+            outcome = await DeliverySequencer(vehicle, plan, journal, limits=limits, ground_wind=ground_wind).run()
         else:
             with Live(Text("starting"), console=console, refresh_per_second=4, transient=False) as live:
                 outcome = await DeliverySequencer(
-                    vehicle, plan, journal, on_progress=lambda p: live.update(_progress_line(p)), limits=limits
+                    vehicle,
+                    plan,
+                    journal,
+                    on_progress=lambda p: live.update(_progress_line(p)),
+                    limits=limits,
+                    ground_wind=ground_wind,
                 ).run()
     if as_json:
         sys.stdout.write(json.dumps(outcome.as_json()) + "\n")
@@ -122,14 +147,23 @@ def deliver(
     as_json: JsonOption = False,
     signing_key: SigningOption = None,
     link_lost_timeout_s: LinkTimeoutOption = DEFAULT_LINK_LOST_TIMEOUT_S,
+    ground_wind: GroundWindOption = None,
 ) -> None:
     """Fly one delivery: go/no-go, upload and verify, fly, drop, return. Exit 0 delivered, 2 not delivered
     (or outcome unknown after the link was lost)."""
     plan = load_plan_or_exit(order, site, profile)
+    wind = parse_ground_wind_or_exit(ground_wind)
 
     async def go() -> DeliveryOutcome:
         async with connect_vehicle(connect, signing_key) as vehicle:
-            return await run_delivery(vehicle, plan, journal, as_json=as_json, link_lost_timeout_s=link_lost_timeout_s)
+            return await run_delivery(
+                vehicle,
+                plan,
+                journal,
+                as_json=as_json,
+                ground_wind=wind,
+                link_lost_timeout_s=link_lost_timeout_s,
+            )
 
     if not run(go).delivered:
         raise typer.Exit(NOT_DELIVERED_EXIT)

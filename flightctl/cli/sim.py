@@ -65,9 +65,17 @@ def deliver(
     journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: in SITL's folder).")] = None,
     instance: Annotated[int, typer.Option("--instance", min=0, help="SITL -I.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    wind_m_s: Annotated[
+        float, typer.Option("--wind", min=0, max=50, help="SITL's simulated wind (SIM_WIND_SPD), m/s.")
+    ] = 0.0,
 ) -> None:
-    """Start ArduCopter SITL at the site's depot with the delivery profile and fly one delivery on it."""
+    """Start ArduCopter SITL at the site's depot with the delivery profile and fly one delivery on it.
+
+    The depot's ground wind measurement is the simulation's own wind (SITL is its own weather station)."""
+    from datetime import UTC, datetime
+
     from flightctl.cli.deliver import NOT_DELIVERED_EXIT, load_plan_or_exit, run_delivery
+    from flightctl.delivery.wind import GroundWind
     from sitl.instance import SitlInstance
     from sitl.locations import Home
 
@@ -78,7 +86,15 @@ def deliver(
     async def go() -> bool:
         async with SitlInstance(home=home, vehicle="copter", instance=instance, speedup=speedup) as sim:
             console.print(f"SITL ready at {plan.site.name} (connect to watch: {sim.serial1_url})")
-            outcome = await run_delivery(sim.vehicle, plan, journal or sim.workdir / "journal.sqlite", as_json=as_json)
+            await sim.vehicle.params.set("SIM_WIND_SPD", wind_m_s)
+            ground_wind = GroundWind(wind_m_s, datetime.now(UTC), "SITL's simulated wind (SIM_WIND_SPD)")
+            outcome = await run_delivery(
+                sim.vehicle,
+                plan,
+                journal or sim.workdir / "journal.sqlite",
+                as_json=as_json,
+                ground_wind=ground_wind,
+            )
             return outcome.delivered
 
     if not run(go):

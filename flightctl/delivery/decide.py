@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightctl.delivery.energy import energy_to_home
+from flightctl.delivery.energy import available_energy_wh, energy_to_home
 from flightctl.delivery.events import (
     IN_FLIGHT_SUPERVISED,
     ON_THE_GROUND,
@@ -152,6 +152,7 @@ class Observed:
     mission_changed_elsewhere: bool = False
     release_evidence: ReleaseEvidence | None = None  # since the release was authorised or commanded
     gripper_closed: bool | None = None  # the gripper servo at its grab PWM; None: unknown
+    own_wind_m_s: float | None = None  # our own estimate from lean angle (smoothed); None: none made
 
 
 class Persistence:
@@ -262,10 +263,11 @@ def abort_rule(
     low = voltage is not None and voltage < profile.battery_abort_voltage_v
     if persistence.held("low voltage", low, now, limits.persist_s):
         return f"battery {voltage:.2f} V below the abort voltage {profile.battery_abort_voltage_v:g} V", AbortHow.RTL
-    wind = state.wind_speed_m_s
+    wind, source = wind_in_flight(history, seen)
     if persistence.held("wind", wind is not None and wind > profile.wind_limit_m_s, now, limits.persist_s):
-        return f"wind {wind:.1f} m/s above the limit {profile.wind_limit_m_s:g} m/s", AbortHow.RETURN_ALONG_ROUTE
-    needed, remaining = energy_home(plan, history, state)
+        reason = f"wind {wind:.1f} m/s ({source}) above the limit {profile.wind_limit_m_s:g} m/s"
+        return reason, AbortHow.RETURN_ALONG_ROUTE
+    needed, remaining = energy_home(plan, history, state, wind or 0.0)
     if needed is not None and remaining is not None:
         short = remaining < needed + profile.reserve_fraction * profile.usable_battery_wh
         if persistence.held("low energy", short, now, limits.persist_s):
@@ -280,6 +282,19 @@ def abort_rule(
     return None
 
 
+def wind_in_flight(history: History, seen: Observed) -> tuple[float | None, str]:
+    """The larger of the autopilot's wind estimate (only when it can make one: without drag fusion ArduCopter
+    reports 0) and our own, so one wrong source cannot hide a gale; with the source named."""
+    candidates = []
+    if history.vehicle_estimates_wind and seen.vehicle.wind_speed_m_s is not None:
+        candidates.append((seen.vehicle.wind_speed_m_s, "autopilot estimate"))
+    if seen.own_wind_m_s is not None:
+        candidates.append((seen.own_wind_m_s, "own estimate from lean angle"))
+    if not candidates:
+        return None, "unknown"
+    return max(candidates)
+
+
 def resolve_abort(how: AbortHow, mode: str | None) -> AbortHow:
     """The way home a rule asked for, given the mode the vehicle is in now."""
     if mode in AUTOPILOT_RETURNING:
@@ -289,14 +304,16 @@ def resolve_abort(how: AbortHow, mode: str | None) -> AbortHow:
     return how
 
 
-def energy_home(plan: DeliveryPlan, history: History, state: VehicleState) -> tuple[float | None, float | None]:
+def energy_home(
+    plan: DeliveryPlan, history: History, state: VehicleState, headwind_m_s: float
+) -> tuple[float | None, float | None]:
     """(Wh needed to get home from here with the wind as a headwind, Wh left in the pack)."""
-    if state.position is None or state.battery_consumed_wh is None:
+    if state.position is None:
         return None, None
     km_home = distance_m(state.position, plan.site.home()) / 1000.0
     parcel = 0.0 if history.released else plan.order.parcel_kg
-    needed = energy_to_home(plan.profile, km_home=km_home, parcel_kg=parcel, headwind_m_s=state.wind_speed_m_s or 0.0)
-    return needed, plan.profile.usable_battery_wh - state.battery_consumed_wh
+    needed = energy_to_home(plan.profile, km_home=km_home, parcel_kg=parcel, headwind_m_s=headwind_m_s)
+    return needed, available_energy_wh(plan.profile, state)
 
 
 def _in_state_s(history: History, state: VehicleState) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flightctl.delivery.order import DeliveryMethod, VehicleProfile
+from flightctl.vehicle.telemetry import VehicleState
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,28 @@ def delivery_energy(
         reserve_wh=profile.reserve_fraction * profile.usable_battery_wh,
         available_wh=profile.usable_battery_wh if available_wh is None else available_wh,
     )
+
+
+def available_energy_wh(profile: VehicleProfile, state: VehicleState) -> float | None:
+    """Energy left in the pack, by the measures go/no-go and the in-flight abort share.
+
+    The usable energy less what the autopilot counted as used (BATTERY_STATUS.energy_consumed, since the
+    pack was fitted or the autopilot booted), capped by its remaining-capacity figure when it gives one (a
+    pack fitted part-charged, or reset with MAV_CMD_BATTERY_RESET): the lower of the two. None when the
+    autopilot reports neither. (Go/no-go also requires the remaining-capacity figure, unless the profile
+    allows judging by the consumed energy alone.)
+    """
+    consumed = state.battery_consumed_wh
+    pct = state.battery_remaining_pct
+    known = [
+        value
+        for value in (
+            None if consumed is None else profile.usable_battery_wh - consumed,
+            None if pct is None else profile.usable_battery_wh * pct / 100.0,
+        )
+        if value is not None
+    ]
+    return min(known) if known else None
 
 
 def energy_to_home(profile: VehicleProfile, *, km_home: float, parcel_kg: float, headwind_m_s: float) -> float:

@@ -60,6 +60,7 @@ class Command(enum.StrEnum):
 
 class Observation(enum.StrEnum):
     GRIPPER_GRAB_FAILED = "gripper_grab_failed"
+    WIND_SOURCES = "wind_sources"  # whether the autopilot can estimate wind (drag fusion), read at preflight
     TELEMETRY_INCOMPLETE = "telemetry_incomplete"
     UPLOADED = "uploaded"
     ENERGY_AT_START = "energy_at_start"

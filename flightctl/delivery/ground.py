@@ -11,6 +11,7 @@ from flightctl.delivery.events import CheckStage, Command, DeliveryState, Observ
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import Check, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
+from flightctl.delivery.wind import DRAG_PARAMS, GroundWind, vehicle_estimates_wind
 from flightctl.errors import ConditionTimeout, FlightctlError
 from flightctl.missions.model import MissionPlan
 from flightctl.missions.verify import expected_on_vehicle
@@ -25,9 +26,14 @@ FIRST_ITEM = 1
 NOT_AUTO = "GUIDED"
 
 
-async def preflight(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder) -> bool:
+async def preflight(
+    vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder, ground_wind: GroundWind | None
+) -> bool:
     await record.enter(DeliveryState.PREFLIGHT)
     await vehicle.payload.discover()
+    drag = {name: float((await vehicle.params.get(name)).value) for name in DRAG_PARAMS}
+    estimates_wind = vehicle_estimates_wind(drag)
+    await record.note(Observation.WIND_SOURCES, vehicle=estimates_wind, own=plan.profile.wind.drag_bcoef_kg_m2, **drag)
     await record.command(Command.GRIPPER_GRAB)
     parcel_gripped = True
     try:
@@ -43,7 +49,14 @@ async def preflight(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecord
         )
     except ConditionTimeout as exc:
         await record.note(Observation.TELEMETRY_INCOMPLETE, error=str(exc))
-    verdict = preflight_checks(plan, vehicle.state.snapshot(), parcel_gripped=parcel_gripped, now_utc=datetime.now(UTC))
+    verdict = preflight_checks(
+        plan,
+        vehicle.state.snapshot(),
+        parcel_gripped=parcel_gripped,
+        now_utc=datetime.now(UTC),
+        ground_wind=ground_wind,
+        vehicle_estimates_wind=estimates_wind,
+    )
     for check in verdict.checks:
         await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail)
     if not verdict.go:

@@ -30,6 +30,7 @@ class History:
     resumed_count: int = 0
     nogo: list[str] = field(default_factory=list)
     energy_at_start_wh: float | None = None
+    vehicle_estimates_wind: bool = False
     energy_at_landing_wh: float | None = None
     # Vehicle time each command was last journaled at (before it was sent), and the run (resume count) then.
     commanded_ms: dict[Command, int | None] = field(default_factory=dict)
@@ -92,7 +93,9 @@ class History:
 
     def _observe(self, observation: Observation, event: JournalEvent) -> None:
         detail = event.detail
-        if observation is Observation.UPLOADED:
+        if observation is Observation.WIND_SOURCES:
+            self.vehicle_estimates_wind = bool(detail.get("vehicle"))
+        elif observation is Observation.UPLOADED:
             self.mission_hash = detail.get("mission_hash")
         elif observation is Observation.ENERGY_AT_START:
             self.energy_at_start_wh = detail.get("consumed_wh")

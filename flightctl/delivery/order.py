@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Point, Polygon
@@ -138,6 +139,36 @@ class ReleaseLimits(_Model):
     alt_tolerance_m: float = Field(default=2.0, gt=0)
 
 
+class BatteryRules(_Model):
+    """How go/no-go judges the pack. The abort voltage and energy rules are the in-flight abort's own."""
+
+    # A pack the autopilot reports with no remaining capacity: NO-GO, unless the profile says to judge it by
+    # the energy the autopilot counted as used since the pack was fitted.
+    unreported_remaining: Literal["no-go", "judge_by_consumed"] = "no-go"
+
+
+class WindRules(_Model):
+    """What go/no-go and the in-flight rule need to know the wind rather than read a missing estimate as calm."""
+
+    ground_measurement_max_age_s: float = Field(default=1800, gt=0)
+    waive_ground_measurement: bool = False  # only for a test range with no weather station
+    # The airframe's drag (as ArduPilot's EK3_DRAG_BCOEF / EK3_DRAG_MCOEF): our own wind estimate from lean
+    # angle and ground velocity, so one wrong source cannot hide a gale. None: no estimate of our own.
+    drag_bcoef_kg_m2: float | None = Field(default=None, gt=0)
+    drag_mcoef_per_s: float = Field(default=0.0, ge=0)
+    air_density_kg_m3: float = Field(default=1.225, gt=0)
+
+
+class PositionTrustLimits(_Model):
+    """When a position is trusted enough to release a parcel on."""
+
+    settle_after_reset_s: float = Field(default=10, ge=0, description="no EKF reset or GPS glitch for this long")
+    max_gps_hacc_m: float = Field(default=3.0, gt=0)
+    max_gps_ekf_disagreement_m: float = Field(default=5.0, gt=0)
+    max_hold_wander_m: float = Field(default=3.0, gt=0, description="spread of positions while holding")
+    hold_window_s: float = Field(default=5.0, gt=0)
+
+
 class VehicleProfile(_Model):
     name: str
     max_payload_kg: float = Field(gt=0)
@@ -151,6 +182,9 @@ class VehicleProfile(_Model):
     energy: EnergyModel
     drop: DropSettings = Field(default_factory=DropSettings)
     limits: ReleaseLimits = Field(default_factory=ReleaseLimits)
+    battery: BatteryRules = Field(default_factory=BatteryRules)
+    wind: WindRules = Field(default_factory=WindRules)
+    position_trust: PositionTrustLimits = Field(default_factory=PositionTrustLimits)
 
 
 def zone_contains(order: DeliveryOrder, position: Location) -> bool:

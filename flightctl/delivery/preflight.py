@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flightctl.delivery.order import area_contains
+from flightctl.delivery.energy import available_energy_wh
+from flightctl.delivery.order import VehicleProfile, area_contains
 from flightctl.delivery.planner import DeliveryPlan
+from flightctl.delivery.wind import GroundWind
 from flightctl.geo import distance_m
 from flightctl.vehicle.telemetry import VehicleState
 
@@ -41,7 +43,17 @@ class GoNoGo:
         return "\n".join(check.line() for check in self.checks)
 
 
-def preflight_checks(plan: DeliveryPlan, state: VehicleState, *, parcel_gripped: bool, now_utc: datetime) -> GoNoGo:
+def preflight_checks(
+    plan: DeliveryPlan,
+    state: VehicleState,
+    *,
+    parcel_gripped: bool,
+    now_utc: datetime,
+    ground_wind: GroundWind | None = None,
+    vehicle_estimates_wind: bool = False,
+) -> GoNoGo:
+    """Every check, with its numbers. ``ground_wind``: the depot's measurement; ``vehicle_estimates_wind``:
+    whether the autopilot can estimate wind in flight (drag fusion configured)."""
     profile, order, site = plan.profile, plan.order, plan.site
     checks: list[Check] = []
 
@@ -79,12 +91,27 @@ def preflight_checks(plan: DeliveryPlan, state: VehicleState, *, parcel_gripped:
             f"{order.parcel_kg:g} kg (limit {profile.max_payload_kg:g} kg)",
         )
     )
-    wind = state.wind_speed_m_s or 0.0
-    checks.append(
-        Check("wind", wind <= profile.wind_limit_m_s, f"{wind:.1f} m/s (limit {profile.wind_limit_m_s:g} m/s)")
-    )
-    energy = plan.energy(headwind_m_s=wind)
-    checks.append(Check("energy", energy.enough, f"{energy.summary()}, margin {energy.margin_wh:.1f} Wh"))
+    checks.append(_battery_voltage(profile, state))
+    wind_check, wind = _ground_wind(profile, ground_wind, now_utc)
+    checks.append(wind_check)
+    checks.append(_wind_in_flight(profile, vehicle_estimates_wind))
+    available = available_energy_wh(profile, state)
+    unreported = state.battery_remaining_pct is None and profile.battery.unreported_remaining == "no-go"
+    if available is None or unreported:
+        checks.append(
+            Check(
+                "energy",
+                False,
+                "the autopilot reports no remaining capacity for the pack, so the energy for the route cannot be "
+                "judged (profile battery.unreported_remaining: no-go)",
+            )
+        )
+    else:
+        # The measured ground wind as a headwind on every leg. An unknown wind is already a NO-GO of its own
+        # (unless waived); the energy is then planned in still air, and says so.
+        energy = plan.energy(headwind_m_s=wind or 0.0, available_wh=available)
+        still = " (wind unknown: planned in still air)" if wind is None else ""
+        checks.append(Check("energy", energy.enough, f"{energy.summary()}, margin {energy.margin_wh:.1f} Wh{still}"))
     outside = [
         f"{seq} ({location.lat_deg:.5f},{location.lon_deg:.5f})"
         for seq, _item, location in plan.mission.route()
@@ -103,3 +130,39 @@ def preflight_checks(plan: DeliveryPlan, state: VehicleState, *, parcel_gripped:
         span = f"{starts.isoformat() if starts else '...'} to {ends.isoformat() if ends else '...'}"
         checks.append(Check("time window", inside, f"now {now_utc.isoformat(timespec='seconds')}, window {span}"))
     return GoNoGo(tuple(checks))
+
+
+def _battery_voltage(profile: VehicleProfile, state: VehicleState) -> Check:
+    limit = profile.battery_abort_voltage_v
+    voltage = state.battery_voltage_v
+    if voltage is None:
+        return Check("battery voltage", False, "the autopilot reports no battery voltage")
+    # The in-flight abort's own threshold: a GO is never followed at once by an abort on the same reading.
+    return Check("battery voltage", voltage >= limit, f"{voltage:.2f} V (abort below {limit:g} V)")
+
+
+def _ground_wind(profile: VehicleProfile, wind: GroundWind | None, now_utc: datetime) -> tuple[Check, float | None]:
+    """The depot's measured wind against the limit; (check, the speed to plan with, None when unknown)."""
+    rules, limit = profile.wind, profile.wind_limit_m_s
+    if wind is None:
+        if rules.waive_ground_measurement:
+            return Check("ground wind", True, "no measurement; waived by the profile"), None
+        return Check("ground wind", False, "no ground wind measurement for the depot: the wind is unknown"), None
+    age_s = wind.age_s(now_utc)
+    if age_s > rules.ground_measurement_max_age_s:
+        detail = f"the last measurement ({wind.source}) is {age_s / 60:.0f} min old"
+        return Check("ground wind", False, f"{detail} (limit {rules.ground_measurement_max_age_s / 60:g} min)"), None
+    detail = f"{wind.speed_m_s:.1f} m/s (limit {limit:g} m/s), {wind.source}, {age_s / 60:.0f} min old"
+    return Check("ground wind", wind.speed_m_s <= limit, detail), wind.speed_m_s
+
+
+def _wind_in_flight(profile: VehicleProfile, vehicle_estimates_wind: bool) -> Check:
+    own = profile.wind.drag_bcoef_kg_m2 is not None
+    sources = [s for s, ok in (("the autopilot's EKF (drag fusion)", vehicle_estimates_wind), ("our own", own)) if ok]
+    if not sources:
+        return Check(
+            "wind in flight",
+            False,
+            "nothing can estimate the wind in flight: EK3_DRAG_BCOEF_X/Y unset and no drag model in the profile",
+        )
+    return Check("wind in flight", True, f"estimated by {' and '.join(sources)}")

@@ -45,6 +45,7 @@ from flightctl.delivery.journal import Journal, JournalError
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.recorder import DeliveryRecorder
+from flightctl.delivery.wind import GroundWind, OwnWindEstimate
 from flightctl.dialect import mavlink
 from flightctl.errors import FlightctlError
 from flightctl.geo import distance_m
@@ -75,6 +76,7 @@ class DeliverySequencer:
         on_progress: Callable[[DeliveryProgress], None] | None = None,
         tick_s: float = 0.25,
         limits: Limits | None = None,
+        ground_wind: GroundWind | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.plan = plan
@@ -82,6 +84,8 @@ class DeliverySequencer:
         self.on_progress = on_progress
         self.tick_s = tick_s
         self.limits = limits or Limits()
+        self.ground_wind = ground_wind  # the depot's measured wind, for go/no-go
+        self._own_wind = OwnWindEstimate(plan.profile.wind)
         self.history = History()
         self.record = DeliveryRecorder(journal, self.order_id, self.history, self._vehicle_ms, self._transition)
         self._persistence = Persistence()
@@ -112,7 +116,7 @@ class DeliverySequencer:
         elif start is Start.FRESH:
             vehicle, plan, record = self.vehicle, self.plan, self.record
             if (
-                await ground.preflight(vehicle, plan, record)
+                await ground.preflight(vehicle, plan, record, self.ground_wind)
                 and await ground.upload(vehicle, plan, record)
                 and await ground.arm(vehicle, record)
             ):
@@ -189,6 +193,7 @@ class DeliverySequencer:
                 closed = payload.gripper_at(state, payload.setup.grab_pwm)
         return Observed(
             vehicle=state,
+            own_wind_m_s=self._own_wind.update(state),
             link_lost_s=None if self._lost_since is None else now - self._lost_since,
             mission_changed_elsewhere=vehicle.mission.changed_elsewhere(),
             release_evidence=evidence,

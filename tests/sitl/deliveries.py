@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flightctl.config import named_config, read_yaml_model
@@ -11,6 +12,7 @@ from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.sequencer import DeliverySequencer
+from flightctl.delivery.wind import GroundWind
 from flightctl.geo import distance_m
 from sitl.instance import SitlInstance
 
@@ -23,9 +25,17 @@ def order(name: str) -> DeliveryOrder:
     return read_yaml_model(named_config("orders", name), DeliveryOrder)
 
 
-async def fly(sim: SitlInstance, plan: DeliveryPlan, journal_path: Path) -> tuple[DeliveryOutcome, list[JournalEvent]]:
+def calm() -> GroundWind:
+    """The depot's weather station, as the simulation has it unless a test sets SIM_WIND_SPD: calm, just now."""
+    return GroundWind(0.0, datetime.now(UTC), "test weather station")
+
+
+async def fly(
+    sim: SitlInstance, plan: DeliveryPlan, journal_path: Path, *, ground_wind: GroundWind | None = None
+) -> tuple[DeliveryOutcome, list[JournalEvent]]:
     async with await Journal.open(journal_path) as journal:
-        outcome = await DeliverySequencer(sim.vehicle, plan, journal).run()
+        wind = ground_wind or calm()
+        outcome = await DeliverySequencer(sim.vehicle, plan, journal, ground_wind=wind).run()
         return outcome, await journal.events(plan.order.order_id)
 
 

@@ -69,6 +69,7 @@ def flown_to(state: DeliveryState, ms: int = 0) -> list[JournalEvent]:
         entered(DeliveryState.UPLOADING),
         noted(DeliveryState.UPLOADING, Observation.UPLOADED, mission_hash="abc"),
         entered(DeliveryState.ARMING),
+        noted(DeliveryState.PREFLIGHT, Observation.WIND_SOURCES, vehicle=True),
         noted(DeliveryState.ARMING, Observation.ENERGY_AT_START, consumed_wh=1.0),
         commanded(DeliveryState.ARMING, Command.ARM),
     ]
@@ -165,7 +166,11 @@ def test_a_vehicle_we_armed_before_dying_is_resumed_not_refused() -> None:
     [
         ({"battery_voltage_v": 10.2}, "battery 10.20 V below the abort voltage 10.8 V", AbortHow.RTL),
         ({"battery_consumed_wh": 150.0}, "Wh needed to get home plus the reserve", AbortHow.RTL),
-        ({"wind_speed_m_s": 14.0}, "wind 14.0 m/s above the limit 10 m/s", AbortHow.RETURN_ALONG_ROUTE),
+        (
+            {"wind_speed_m_s": 14.0},
+            "wind 14.0 m/s (autopilot estimate) above the limit 10 m/s",
+            AbortHow.RETURN_ALONG_ROUTE,
+        ),
     ],
 )
 def test_persistent_conditions_abort_after_three_seconds(changes: dict[str, Any], reason: str, how: AbortHow) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shapely.geometry import LineString
@@ -12,9 +13,10 @@ from shapely.geometry import LineString
 from flightctl.config import named_config, read_yaml_model
 from flightctl.delivery.energy import air_km
 from flightctl.delivery.order import DeliveryMethod, DeliveryOrder, Site, TimeWindow, VehicleProfile
-from flightctl.delivery.planner import plan_delivery
-from flightctl.delivery.preflight import preflight_checks
+from flightctl.delivery.planner import DeliveryPlan, plan_delivery
+from flightctl.delivery.preflight import GoNoGo, preflight_checks
 from flightctl.delivery.routing import LocalFrame, PlanningError, plan_route
+from flightctl.delivery.wind import GroundWind
 from flightctl.dialect import mavlink as m
 from flightctl.errors import ConfigError
 from flightctl.geo import AltFrame, Location
@@ -37,9 +39,25 @@ def healthy_state() -> VehicleState:
         gps_satellites=12,
         ekf_flags=EKF_NAV_READY,
         home=SITE.home(),
-        wind_speed_m_s=2.0,
+        wind_speed_m_s=0.0,  # on the ground the EKF says 0 whatever the wind: go/no-go must not read it
         time_boot_ms=1000,
+        battery_voltage_v=12.6,
+        battery_remaining_pct=100,
+        battery_consumed_wh=0.5,
     )
+
+
+def go_no_go(plan: DeliveryPlan, state: VehicleState, *, wind_m_s: float | None = 2.0, **changes: Any) -> GoNoGo:
+    """Go/no-go with a fresh ground wind reading (or none), the vehicle able to estimate wind in flight."""
+    now = datetime.now(UTC)
+    ground = None if wind_m_s is None else GroundWind(wind_m_s, now - timedelta(minutes=5), "station")
+    arguments: dict[str, Any] = {
+        "parcel_gripped": True,
+        "now_utc": now,
+        "ground_wind": ground,
+        "vehicle_estimates_wind": True,
+    }
+    return preflight_checks(plan, state, **(arguments | changes))
 
 
 @pytest.mark.parametrize(
@@ -158,7 +176,7 @@ def test_headwind_stretches_the_air_distance() -> None:
 def test_go_when_all_is_well() -> None:
     """Test that the 1.5 km example is a GO on a healthy vehicle, every check reported."""
     plan = plan_delivery(order("kirkwall-1500m-place"), SITE, PROFILE)
-    verdict = preflight_checks(plan, healthy_state(), parcel_gripped=True, now_utc=datetime.now(UTC))
+    verdict = go_no_go(plan, healthy_state())
     assert verdict.go, verdict.report()
     assert {c.name for c in verdict.checks} >= {
         "gps",
@@ -166,7 +184,9 @@ def test_go_when_all_is_well() -> None:
         "home",
         "parcel gripped",
         "parcel mass",
-        "wind",
+        "battery voltage",
+        "ground wind",
+        "wind in flight",
         "energy",
         "operating area",
     }
@@ -180,13 +200,12 @@ def test_nogo_lists_every_failure_with_numbers() -> None:
     plan = plan_delivery(heavy, SITE, PROFILE)
     state = healthy_state()
     state.gps_satellites = 4
-    state.wind_speed_m_s = 12.0
     state.home = Location(58.97, -2.96, 20, AltFrame.ABSOLUTE)
-    verdict = preflight_checks(plan, state, parcel_gripped=False, now_utc=datetime.now(UTC))
+    verdict = go_no_go(plan, state, wind_m_s=12.0, parcel_gripped=False)
     failed = {c.name: c.detail for c in verdict.failed}
-    assert set(failed) == {"gps", "home", "parcel gripped", "parcel mass", "wind", "energy", "time window"}
+    assert set(failed) == {"gps", "home", "parcel gripped", "parcel mass", "ground wind", "energy", "time window"}
     assert "4 satellites" in failed["gps"]
     assert "3 kg (limit 2.5 kg)" in failed["parcel mass"]
-    assert "12.0 m/s (limit 10 m/s)" in failed["wind"]
-    assert "has 160.0 Wh" in failed["energy"]
+    assert "12.0 m/s (limit 10 m/s)" in failed["ground wind"]
+    assert "has 159.5 Wh" in failed["energy"]
     assert "m from the depot" in failed["home"]
