@@ -7,6 +7,7 @@ code that needs a particular frame says so (``require_frame``) instead of assumi
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from geographiclib.geodesic import Geodesic
@@ -70,3 +71,10 @@ def offset(origin: Location, *, bearing_deg: float, distance_m: float) -> Locati
     """The point ``distance_m`` from ``origin`` on ``bearing_deg``; altitude and frame kept."""
     result = _WGS84.Direct(origin.lat_deg, origin.lon_deg, bearing_deg, distance_m)
     return Location(float(result["lat2"]), float(result["lon2"]), origin.alt_m, origin.frame)
+
+
+def offset_m_ne(lat0_deg: float, lon0_deg: float, lat1_deg: float, lon1_deg: float) -> tuple[float, float]:
+    """How far (north, east) in metres the second point lies from the first."""
+    result = _WGS84.Inverse(lat0_deg, lon0_deg, lat1_deg, lon1_deg, Geodesic.DISTANCE | Geodesic.AZIMUTH)
+    azimuth = math.radians(result["azi1"])
+    return result["s12"] * math.cos(azimuth), result["s12"] * math.sin(azimuth)

@@ -153,6 +153,7 @@ class Observed:
     release_evidence: ReleaseEvidence | None = None  # since the release was authorised or commanded
     gripper_closed: bool | None = None  # the gripper servo at its grab PWM; None: unknown
     own_wind_m_s: float | None = None  # our own estimate from lean angle (smoothed); None: none made
+    position_doubts: tuple[str, ...] = ()  # reasons not to trust the position for a release (position_trust)
 
 
 class Persistence:
@@ -198,7 +199,7 @@ def decide(
             return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
         return [Enter(DeliveryState.ON_STATION)] if seq >= plan.gate_seq else []
     if state is DeliveryState.ON_STATION:
-        return _at_gate(plan, history, vehicle, seq, limits)
+        return _at_gate(plan, history, seen, seq, limits)
     if state is DeliveryState.RELEASING:
         if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
             return _placing(plan, history, seen, seq)
@@ -323,21 +324,25 @@ def _in_state_s(history: History, state: VehicleState) -> float:
 
 
 def _interlocks(
-    plan: DeliveryPlan, history: History, state: VehicleState, expected_alt_m: float, limits: Limits
+    plan: DeliveryPlan, history: History, seen: Observed, expected_alt_m: float, limits: Limits
 ) -> RecordInterlocks | None:
-    """The interlock verdict to record: ok, or violated after the settle time; None while still settling."""
+    """The interlock verdict to record: ok, or violated after the settle time; None while still settling.
+    A position without reason for doubt is one of the interlocks: the zone check is only as good as it."""
+    state = seen.vehicle
     result = release_interlocks(plan.order, plan.profile, state, expected_alt_m=expected_alt_m)
-    if not result.ok and _in_state_s(history, state) < limits.settle_s:
+    failures = [*result.failures, *(f"position not trusted: {doubt}" for doubt in seen.position_doubts)]
+    if failures and _in_state_s(history, state) < limits.settle_s:
         return None
-    return RecordInterlocks(result.ok, result.describe(), result.distance_to_drop_m)
+    line = "; ".join(failures) if failures else result.describe()
+    return RecordInterlocks(not failures, line, result.distance_to_drop_m)
 
 
-def _at_gate(plan: DeliveryPlan, history: History, state: VehicleState, seq: int, limits: Limits) -> list[Action]:
+def _at_gate(plan: DeliveryPlan, history: History, seen: Observed, seq: int, limits: Limits) -> list[Action]:
     if seq > plan.gate_seq:  # the hold timed out (or someone moved the mission on) without our go-ahead
         return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
     if history.release_authorised:  # after a restart: never authorise a second time
         return [Enter(DeliveryState.RELEASING, {"note": "the release was authorised earlier (journal): not again"})]
-    verdict = _interlocks(plan, history, state, plan.profile.drop.approach_alt_m, limits)
+    verdict = _interlocks(plan, history, seen, plan.profile.drop.approach_alt_m, limits)
     if verdict is None:
         return []
     if not verdict.ok:
@@ -384,7 +389,7 @@ def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq
         return [ReleaseGripper()]
     if seq != plan.release_hold_seq:
         return []
-    verdict = _interlocks(plan, history, state, plan.drop_alt_m, limits)
+    verdict = _interlocks(plan, history, seen, plan.drop_alt_m, limits)
     if verdict is None:
         return []
     if not verdict.ok:

@@ -44,6 +44,7 @@ from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
+from flightctl.delivery.position_trust import PositionWatch, position_doubts
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.wind import GroundWind, OwnWindEstimate
 from flightctl.dialect import mavlink
@@ -86,6 +87,8 @@ class DeliverySequencer:
         self.limits = limits or Limits()
         self.ground_wind = ground_wind  # the depot's measured wind, for go/no-go
         self._own_wind = OwnWindEstimate(plan.profile.wind)
+        self._position = PositionWatch(plan.profile.position_trust)
+        self._texts_seen = 0  # STATUSTEXTs already shown to the position watch
         self.history = History()
         self.record = DeliveryRecorder(journal, self.order_id, self.history, self._vehicle_ms, self._transition)
         self._persistence = Persistence()
@@ -191,9 +194,15 @@ class DeliverySequencer:
             evidence = payload.release_evidence(state, self._texts_after)
             if payload.servo_us(state, payload.setup.gripper_channel) is not None:
                 closed = payload.gripper_at(state, payload.setup.grab_pwm)
+        new_texts = vehicle.telemetry.texts_since(self._texts_seen)
+        self._texts_seen = vehicle.telemetry.status_count
+        figures = self._position.update(state, new_texts)
+        trust = self.plan.profile.position_trust
+        doubts = position_doubts(trust, state, figures, min_satellites=self.plan.profile.min_satellites)
         return Observed(
             vehicle=state,
             own_wind_m_s=self._own_wind.update(state),
+            position_doubts=tuple(doubts),
             link_lost_s=None if self._lost_since is None else now - self._lost_since,
             mission_changed_elsewhere=vehicle.mission.changed_elsewhere(),
             release_evidence=evidence,

@@ -89,6 +89,8 @@ class VehicleState:
     gps_fix_type: int | None = None
     gps_satellites: int | None = None
     gps_hdop: float | None = None
+    gps_hacc_m: float | None = None  # GPS_RAW_INT.h_acc: the receiver's own horizontal accuracy
+    gps_position: Location | None = None  # the receiver's fix, before the EKF (altitude above mean sea level)
     ekf_flags: int | None = None
     prearm_ok: bool | None = None
     home: Location | None = None
@@ -221,6 +223,10 @@ class Telemetry:
         self.state.gps_fix_type = m.fix_type
         self.state.gps_satellites = _unknown_if(m.satellites_visible, 255)
         self.state.gps_hdop = None if m.eph == 65535 else m.eph / 100.0
+        h_acc = getattr(m, "h_acc", 0)  # MAVLink 2 extension: 0 when the receiver does not say
+        self.state.gps_hacc_m = h_acc / 1000.0 if h_acc else None
+        if m.fix_type >= 2:
+            self.state.gps_position = Location(m.lat / 1e7, m.lon / 1e7, m.alt / 1000.0, AltFrame.ABSOLUTE)
 
     def _ekf(self, m: MAVLinkMessage) -> None:
         self.state.ekf_flags = m.flags

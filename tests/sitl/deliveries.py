@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flightctl.config import named_config, read_yaml_model
 from flightctl.delivery.journal import Journal, JournalEvent
-from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+from flightctl.delivery.order import DeliveryOrder, LatLon, Site, VehicleProfile
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.sequencer import DeliverySequencer
@@ -19,6 +19,8 @@ from sitl.instance import SitlInstance
 DELIVERY_SPEEDUP = float(os.environ.get("FLIGHTCTL_SITL_DELIVERY_SPEEDUP", "10"))
 SITE = read_yaml_model(named_config("sites", "kirkwall"), Site)
 PROFILE = read_yaml_model(named_config("profiles", "sitl-quad"), VehicleProfile)
+# About 500 m east-south-east of the depot, on the line to the 1.5 km order: a short, whole delivery.
+SHORT_DROP = LatLon(lat=58.956664, lon=-2.952736)
 
 
 def order(name: str) -> DeliveryOrder:

@@ -18,9 +18,19 @@ import pytest
 from flightctl.delivery.planner import plan_delivery
 from flightctl.delivery.wind import GroundWind
 from flightctl.dialect import mavlink
+from flightctl.geo import distance_m
 from flightctl.missions.model import MissionType
 from sitl.instance import SitlInstance
-from tests.sitl.deliveries import PROFILE, SITE, assert_home_and_disarmed, commands, fly, order, states
+from tests.sitl.deliveries import (
+    PROFILE,
+    SHORT_DROP,
+    SITE,
+    assert_home_and_disarmed,
+    commands,
+    fly,
+    order,
+    states,
+)
 
 pytestmark = pytest.mark.sitl
 
@@ -128,3 +138,33 @@ async def test_killed_between_release_command_and_confirmation_releases_once(
     assert journal_commands.count("arm") == 1
     assert journal_commands.count("winch_lower") == (1 if "winch" in order_name else 0)
     assert_home_and_disarmed(depot_sitl)
+
+
+async def test_a_gps_jump_on_the_approach_means_no_release_and_the_parcel_comes_home(depot_sitl: SitlInstance) -> None:
+    """Test a GPS that jumps 20 m north (SIM_GPS1_GLTCH_X) 100 m before the drop point and stays there: the EKF
+    follows it, the interlocks would see the vehicle on the drop point 20 m from where it is; the controller
+    names the untrusted position, releases nothing, and the vehicle brings the parcel home."""
+    vehicle = depot_sitl.vehicle
+    plan = plan_delivery(
+        order("kirkwall-1500m-place").model_copy(update={"order_id": "KWL-GLITCH", "drop": SHORT_DROP}), SITE, PROFILE
+    )
+    drop = plan.order.drop_location()
+    flight = asyncio.create_task(fly(depot_sitl, plan, Path(depot_sitl.workdir) / "glitch.sqlite"))
+    await vehicle.telemetry.wait_until(
+        lambda s: s.armed and s.position is not None and distance_m(s.position, drop) < 100,
+        timeout_s=300,
+        what="100 m from the drop point",
+    )
+    texts_before = vehicle.telemetry.status_count
+    await vehicle.params.set("SIM_GPS1_GLTCH_X", 20 / 111_320)  # degrees of latitude: 20 m north
+    outcome, events = await flight
+    assert not outcome.delivered, outcome.as_json()
+    assert outcome.abort_reason == "release interlock violated at the gate: no release"
+    failed = [e.detail["line"] for e in events if e.name == "release interlocks" and not e.detail["ok"]]
+    assert failed
+    assert "position not trusted" in failed[-1]
+    assert "release_authorised" not in commands(events)
+    assert not any("Gripper load releas" in t.text for t in vehicle.telemetry.texts_since(texts_before))
+    assert not vehicle.state.armed
+    setup = vehicle.payload.setup or await vehicle.payload.discover()
+    assert vehicle.payload.gripper_at(vehicle.state, setup.grab_pwm), "the parcel is still gripped"

@@ -12,17 +12,24 @@ import pytest
 import yaml
 
 from flightctl.delivery.journal import Journal, JournalEvent
-from flightctl.delivery.order import DeliveryOrder, LatLon
+from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.planner import plan_delivery
 from flightctl.geo import distance_m
 from sitl.instance import SitlInstance
 from sitl.relay import LossyRelay
-from tests.sitl.deliveries import PROFILE, SITE, assert_home_and_disarmed, commands, fly, order, states
+from tests.sitl.deliveries import (
+    PROFILE,
+    SHORT_DROP,
+    SITE,
+    assert_home_and_disarmed,
+    commands,
+    fly,
+    order,
+    states,
+)
 
 pytestmark = pytest.mark.sitl
 
-# About 500 m east-south-east of the depot, on the line to the 1.5 km order: a short, whole delivery.
-SHORT_DROP = LatLon(lat=58.956664, lon=-2.952736)
 DELIVERED_STATES = [
     "PREFLIGHT", "UPLOADING", "ARMING", "ENROUTE", "ON_STATION", "RELEASING", "RELEASED", "RETURNING", "LANDED",
 ]  # fmt: skip
