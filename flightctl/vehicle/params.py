@@ -114,7 +114,7 @@ class Params:
     ) -> None:
         self._connection = connection
         self.encoding = encoding
-        self.policy = policy or RetryPolicy(reply_timeout_s=1.5, attempts=4)
+        self.policy = policy or RetryPolicy(reply_timeout_s=1.5, attempts=8)
         self.cache: dict[str, Param] = {}
         self._lock = asyncio.Lock()
         connection.add_listener("PARAM_VALUE", self._remember)
