@@ -50,13 +50,17 @@ class PositionWatch:
         self._recent: deque[tuple[int, float, float]] = deque()
 
     def update(self, state: VehicleState, texts: list[StatusText]) -> PositionFigures:
-        now = state.time_boot_ms
+        # The position's own time: other messages move the vehicle clock on between position reports, and a
+        # step timed by them would look like a jump at cruise speed.
+        now = state.position_time_ms
         if now is None or state.position is None or state.velocity_ned_m_s is None or not state.armed:
             self._last = None
             return self.figures()
         flags = state.ekf_flags or 0
         if flags & mavlink.EKF_GPS_GLITCHING or any(g in t.text for t in texts for g in GLITCH_TEXTS):
             self._last_doubt_ms = now
+        if self._last is not None and now == self._last[0]:
+            return self.figures()  # no new position since the last look
         velocity = (state.velocity_ned_m_s[0], state.velocity_ned_m_s[1])
         lat, lon = state.position.lat_deg, state.position.lon_deg
         if self._last is not None and now > self._last[0]:
@@ -89,7 +93,7 @@ def position_doubts(
 ) -> list[str]:
     """Every reason not to trust the position for a release now; [] when there is none."""
     doubts: list[str] = []
-    now = state.time_boot_ms or 0
+    now = state.position_time_ms or state.time_boot_ms or 0
     if figures.last_doubt_ms is not None and now - figures.last_doubt_ms < limits.settle_after_reset_s * 1000:
         since = (now - figures.last_doubt_ms) / 1000
         doubts.append(f"GPS glitch or position jump {since:.0f} s ago (settle {limits.settle_after_reset_s:g} s)")

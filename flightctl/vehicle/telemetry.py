@@ -73,6 +73,7 @@ class VehicleState:
     armed: bool = False
     system_status: int | None = None
     position: Location | None = None  # altitude above mean sea level
+    position_time_ms: int | None = None  # the vehicle time of ``position`` and ``velocity_ned_m_s``
     relative_alt_m: float | None = None
     velocity_ned_m_s: tuple[float, float, float] | None = None
     groundspeed_m_s: float | None = None
@@ -190,6 +191,7 @@ class Telemetry:
     def _global_position(self, m: MAVLinkMessage) -> None:
         self._tick(m.time_boot_ms)
         self.state.position = Location(m.lat / 1e7, m.lon / 1e7, _alt_m(m.alt), AltFrame.ABSOLUTE)
+        self.state.position_time_ms = m.time_boot_ms
         self.state.relative_alt_m = _alt_m(m.relative_alt)
         self.state.velocity_ned_m_s = (m.vx / 100.0, m.vy / 100.0, m.vz / 100.0)
         if m.hdg != 65535:

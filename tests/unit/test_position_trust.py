@@ -19,6 +19,7 @@ def hovering_at(ms: int, where: Location = DROP, **changes: object) -> VehicleSt
     state = VehicleState(
         armed=True,
         time_boot_ms=ms,
+        position_time_ms=ms,
         position=where,
         gps_position=where,
         velocity_ned_m_s=(0.0, 0.0, 0.0),
@@ -129,3 +130,19 @@ def test_the_gate_holds_then_returns_home_when_the_position_is_in_doubt() -> Non
     assert not verdict.ok
     assert verdict.line == "position not trusted: the position jumped 20 m since take-off without moving there"
     assert abort == Abort("release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE)
+
+
+def test_a_clock_moved_on_by_other_messages_is_not_a_jump() -> None:
+    """Test that only new position reports count: between them the vehicle clock moves on with other messages,
+    and timing a cruising step by that clock would look like a jump."""
+    watch = PositionWatch(LIMITS)
+    cruising = (10.0, 0.0, 0.0)
+    where = DROP
+    for report in range(50):
+        where = offset(where, bearing_deg=0, distance_m=2.0) if report else where
+        for extra_ms in (0, 50, 120):  # attitude and system time in between
+            state = hovering_at(10_000 + report * 200, where, velocity_ned_m_s=cruising)
+            state.time_boot_ms = 10_000 + report * 200 + extra_ms
+            watch.update(state, [])
+    assert watch.figures().unexplained_m < 0.5
+    assert watch.figures().last_doubt_ms is None
