@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from flightctl.config import load_telemetry_config
 from flightctl.errors import FlightctlError
@@ -28,7 +29,8 @@ TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait
 
 
 def fail(exc: Exception) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # Text, never markup: file names and vehicle messages carry brackets of their own.
+    errors.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False)
     return typer.Exit(1)
 
 

@@ -17,13 +17,15 @@ from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, 
 from flightctl.config import named_config, read_yaml_model
 from flightctl.console import format_number
 from flightctl.delivery.decide import Limits
+from flightctl.delivery.intake import intake_problems
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan, plan_delivery
+from flightctl.delivery.routing import PlanningError
 from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
 from flightctl.delivery.wind import GroundWind
-from flightctl.errors import FlightctlError
+from flightctl.errors import ConfigError, FlightctlError
 from flightctl.vehicle.vehicle import Vehicle
 
 OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")]
@@ -55,13 +57,19 @@ NOT_DELIVERED_EXIT = 2
 
 
 def load_plan_or_exit(order: str, site: str, profile: str) -> DeliveryPlan:
-    """Read and plan before touching the vehicle: a bad order or an impossible route sends nothing."""
+    """Read, check and plan before touching the vehicle: a bad order or an impossible route sends nothing."""
+    order_path = named_config("orders", order)
     try:
-        return plan_delivery(
-            read_yaml_model(named_config("orders", order), DeliveryOrder),
-            read_yaml_model(named_config("sites", site), Site),
-            read_yaml_model(named_config("profiles", profile), VehicleProfile),
-        )
+        the_order = read_yaml_model(order_path, DeliveryOrder)
+        the_site = read_yaml_model(named_config("sites", site), Site)
+        the_profile = read_yaml_model(named_config("profiles", profile), VehicleProfile)
+        problems = intake_problems(the_order, the_site, the_profile, datetime.now(UTC))
+        if problems:
+            raise ConfigError(f"{order_path}: " + "; ".join(problems))
+        try:
+            return plan_delivery(the_order, the_site, the_profile)
+        except PlanningError as exc:
+            raise ConfigError(f"{order_path}: {exc}") from None
     except FlightctlError as exc:
         raise fail(exc) from None
 

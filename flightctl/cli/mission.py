@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from flightctl.cli.common import (
     ConnectOption,
@@ -71,7 +72,7 @@ class TransferBars:
 
 def plan_table(plan: MissionPlan, title: str) -> Table:
     """Every mission item, with the length of each leg and the distance flown so far."""
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ("#", "command", "frame", "params", "lat", "lon", "alt m", "leg m", "total m"):
         table.add_column(column, justify="right" if column in ("#", "alt m", "leg m", "total m") else "left")
     previous = plan.home
@@ -115,9 +116,9 @@ def show(file: Annotated[Path, typer.Argument(help="Mission file (.waypoints, .t
     """Show a mission file as a table with leg lengths, plus its fence and rally points."""
     plan = load_or_exit(load_plan, file)
     console.print(plan_table(plan, f"{file.name}: {len(plan.mission)} items (0 = home)"))
-    console.print(f"fence: {fence_summary(plan)}")
-    console.print(f"rally points: {len(plan.rally)}")
-    console.print(f"content hash: {plan.content_hash()}")
+    console.print(f"fence: {fence_summary(plan)}", markup=False)
+    console.print(f"rally points: {len(plan.rally)}", markup=False)
+    console.print(f"content hash: {plan.content_hash()}", markup=False)
 
 
 @mission_app.command("upload")
@@ -200,6 +201,6 @@ def clear(
         async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
             for mission_type in selected_types(kind):
                 await vehicle.mission.clear(mission_type)
-                console.print(f"cleared {mission_type.label}")
+                console.print(f"cleared {mission_type.label}", markup=False)
 
     run(go)

@@ -22,7 +22,7 @@ def new_key(path: Annotated[Path, typer.Argument(help="Where to write the key (m
         write_new_key(path)
     except FlightctlError as exc:
         raise fail(exc) from None
-    console.print(f"new signing key written to {path}")
+    console.print(f"new signing key written to {path}", markup=False)
 
 
 @signing_app.command("install")

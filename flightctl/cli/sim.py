@@ -85,7 +85,7 @@ def deliver(
 
     async def go() -> bool:
         async with SitlInstance(home=home, vehicle="copter", instance=instance, speedup=speedup) as sim:
-            console.print(f"SITL ready at {plan.site.name} (connect to watch: {sim.serial1_url})")
+            console.print(f"SITL ready at {plan.site.name} (connect to watch: {sim.serial1_url})", markup=False)
             await sim.vehicle.params.set("SIM_WIND_SPD", wind_m_s)
             ground_wind = GroundWind(wind_m_s, datetime.now(UTC), "SITL's simulated wind (SIM_WIND_SPD)")
             outcome = await run_delivery(

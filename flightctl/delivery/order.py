@@ -17,7 +17,8 @@ from flightctl.geo import AltFrame, Location, distance_m
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are never a mass, a distance or a limit: refused as "not a finite number".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LatLon(_Model):
@@ -45,10 +46,16 @@ class DeliveryMethod(enum.StrEnum):
     WINCH = "winch"  # hover, lower on the winch, release, retract
 
 
+# A drop zone smaller than GPS can hold a hover in is one no release can ever satisfy; one larger than this
+# is not a drop zone but a district.
+MIN_DROP_ZONE_RADIUS_M = 2.0
+MAX_DROP_ZONE_EXTENT_M = 500.0
+
+
 class DropZone(_Model):
     """Where a release is allowed: a circle around the drop point, or a polygon."""
 
-    radius_m: float | None = Field(default=None, gt=0)
+    radius_m: float | None = Field(default=None, ge=MIN_DROP_ZONE_RADIUS_M, le=MAX_DROP_ZONE_EXTENT_M)
     polygon: list[LatLon] | None = None
 
     @model_validator(mode="after")
@@ -64,6 +71,17 @@ class TimeWindow(_Model):
     not_before: datetime | None = None
     not_after: datetime | None = None
 
+    @model_validator(mode="after")
+    def _ordered_and_zoned(self) -> TimeWindow:
+        for name, when in (("not_before", self.not_before), ("not_after", self.not_after)):
+            if when is not None and when.tzinfo is None:
+                raise ValueError(f"{name} {when} has no time zone: write it with one (e.g. 2026-11-28T10:00:00Z)")
+        if self.not_before is not None and self.not_after is not None and self.not_before >= self.not_after:
+            raise ValueError(
+                f"not_before {self.not_before.isoformat()} is not before not_after {self.not_after.isoformat()}"
+            )
+        return self
+
 
 class DeliveryOrder(_Model):
     order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -75,6 +93,20 @@ class DeliveryOrder(_Model):
 
     def drop_location(self, alt_m: float = 0.0) -> Location:
         return self.drop.location(alt_m, AltFrame.RELATIVE)
+
+    @model_validator(mode="after")
+    def _zone_holds_the_drop(self) -> DeliveryOrder:
+        polygon = self.drop_zone.polygon
+        if polygon is not None:
+            if not _polygon(polygon).contains(Point(self.drop.lon, self.drop.lat)):
+                raise ValueError("drop_zone.polygon does not contain the drop point")
+            farthest = max(distance_m(self.drop_location(), p.location(0.0, AltFrame.RELATIVE)) for p in polygon)
+            if farthest > MAX_DROP_ZONE_EXTENT_M:
+                raise ValueError(
+                    f"drop_zone.polygon reaches {farthest:.0f} m from the drop point "
+                    f"(at most {MAX_DROP_ZONE_EXTENT_M:g} m)"
+                )
+        return self
 
 
 class NoFlyZone(_Model):

@@ -119,4 +119,4 @@ def test_deliver_to_an_unplannable_drop_stops_before_connecting(tmp_path: Path) 
     )
     result = runner.invoke(app, ["deliver", str(path), "--connect", "tcp:127.0.0.1:9"], env={"COLUMNS": "200"})
     assert result.exit_code == 1
-    assert "inside a no-fly zone" in result.output
+    assert "order.yaml: the drop point is inside the no-fly zone 'school grounds'" in result.output
