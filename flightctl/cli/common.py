@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -25,7 +26,23 @@ ConnectOption = Annotated[str, typer.Option("--connect", "-c", help="udpin:H:P, 
 SigningOption = Annotated[
     Path | None, typer.Option("--signing-key", help="MAVLink 2 signing key file (64 hex characters)")
 ]
-TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the vehicle's heartbeat.")]
+
+
+def _finite_timeout(value: float) -> float:
+    if not math.isfinite(value) or value <= 0 or value > 3600:
+        raise typer.BadParameter(f"{value} is not a number of seconds between 0 and 3600")
+    return value
+
+
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        callback=_finite_timeout,
+        help="Seconds to wait for the link to open and the vehicle's heartbeat to arrive.",
+    ),
+]
+DEFAULT_TIMEOUT_S = 30.0
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -66,6 +83,6 @@ async def connect_vehicle(
     url: str, signing_key: Path | None = None, *, timeout_s: float = 30.0, telemetry: bool = True
 ) -> AsyncIterator[Vehicle]:
     rates = load_telemetry_config().rates_hz if telemetry else None
-    options = LinkOptions(signing_key_file=signing_key)
+    options = LinkOptions(signing_key_file=signing_key, open_timeout_s=timeout_s)
     async with Vehicle.connect(url, options=options, heartbeat_timeout_s=timeout_s, rates_hz=rates) as vehicle:
         yield vehicle

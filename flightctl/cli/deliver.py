@@ -13,7 +13,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, console, fail, run
+from flightctl.cli.common import (
+    DEFAULT_TIMEOUT_S,
+    ConnectOption,
+    SigningOption,
+    TimeoutOption,
+    connect_vehicle,
+    console,
+    fail,
+    run,
+)
 from flightctl.config import named_config, read_yaml_model
 from flightctl.console import format_number
 from flightctl.delivery.decide import Limits
@@ -154,6 +163,7 @@ def deliver(
     journal: JournalOption = Path("flightctl-journal.sqlite"),
     as_json: JsonOption = False,
     signing_key: SigningOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     link_lost_timeout_s: LinkTimeoutOption = DEFAULT_LINK_LOST_TIMEOUT_S,
     ground_wind: GroundWindOption = None,
 ) -> None:
@@ -163,7 +173,7 @@ def deliver(
     wind = parse_ground_wind_or_exit(ground_wind)
 
     async def go() -> DeliveryOutcome:
-        async with connect_vehicle(connect, signing_key) as vehicle:
+        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle:
             return await run_delivery(
                 vehicle,
                 plan,

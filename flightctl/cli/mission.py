@@ -15,8 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from flightctl.cli.common import (
+    DEFAULT_TIMEOUT_S,
     ConnectOption,
     SigningOption,
+    TimeoutOption,
     connect_vehicle,
     console,
     fail,
@@ -136,13 +138,14 @@ def upload(
         ),
     ] = True,
     signing_key: SigningOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Upload a plan, then read it back and compare it with what ArduPilot can hold."""
     plan = load_or_exit(load_plan, file)  # a bad file stops here: nothing is sent
     types = selected_types(kind, plan)
 
     async def go() -> None:
-        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
             vehicle.mission.policy = dataclasses.replace(vehicle.mission.policy, use_ftp=mavftp)
             bars = TransferBars(console)
             with bars.progress:
@@ -167,6 +170,7 @@ def download(
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write; the format follows its extension.")],
     kind: Annotated[TypeChoice, typer.Option("--type", help="Which lists to read.")] = TypeChoice.all,
     signing_key: SigningOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Read the vehicle's lists into a file (.waypoints holds the mission only)."""
     types = selected_types(kind)
@@ -176,7 +180,7 @@ def download(
         raise fail(exc) from None
 
     async def go() -> None:
-        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
             bars = TransferBars(console)
             with bars.progress:
                 plan = await vehicle.mission.download_plan(types, progress=bars.stage("download"))
@@ -194,11 +198,12 @@ def clear(
     connect: ConnectOption,
     kind: Annotated[TypeChoice, typer.Option("--type", help="Which lists to clear.")] = TypeChoice.mission,
     signing_key: SigningOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Clear the vehicle's mission (or its fence, rally points, or all three)."""
 
     async def go() -> None:
-        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
             for mission_type in selected_types(kind):
                 await vehicle.mission.clear(mission_type)
                 console.print(f"cleared {mission_type.label}", markup=False)

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from flightctl.cli.common import ConnectOption, SigningOption, connect_vehicle, console, fail, run
+from flightctl.cli.common import (
+    DEFAULT_TIMEOUT_S,
+    ConnectOption,
+    SigningOption,
+    TimeoutOption,
+    connect_vehicle,
+    console,
+    fail,
+    run,
+)
 from flightctl.errors import FlightctlError
 from flightctl.link.codec import SigningKey
 from flightctl.vehicle.signing import install_signing_key, remove_signing_key, write_new_key
@@ -29,12 +38,13 @@ def new_key(path: Annotated[Path, typer.Argument(help="Where to write the key (m
 def install(
     connect: ConnectOption,
     key: Annotated[Path, typer.Option("--key", help="Key file to install on the vehicle.")],
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Install a signing key on the vehicle (on the ground only); it signs and demands signatures from then on."""
 
     async def go() -> None:
         signing_key = SigningKey.from_file(key)
-        async with connect_vehicle(connect, telemetry=False) as vehicle:
+        async with connect_vehicle(connect, timeout_s=timeout_s, telemetry=False) as vehicle:
             await install_signing_key(vehicle.connection, signing_key)
         console.print("signing key installed: the vehicle now signs its messages and expects signed ones")
 
@@ -42,11 +52,13 @@ def install(
 
 
 @signing_app.command("remove")
-def remove(connect: ConnectOption, signing_key: SigningOption = None) -> None:
+def remove(
+    connect: ConnectOption, signing_key: SigningOption = None, timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S
+) -> None:
     """Turn signing off on the vehicle (over its USB/SERIAL0 link, or a link signed with --signing-key)."""
 
     async def go() -> None:
-        async with connect_vehicle(connect, signing_key, telemetry=False) as vehicle:
+        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
             await remove_signing_key(vehicle.connection)
         console.print("signing turned off on the vehicle")
 

@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from flightctl.cli.common import ConnectOption, SigningOption, TimeoutOption, connect_vehicle, console, run
+from flightctl.cli.common import (
+    DEFAULT_TIMEOUT_S,
+    ConnectOption,
+    SigningOption,
+    TimeoutOption,
+    connect_vehicle,
+    console,
+    run,
+)
 from flightctl.console import status_record, status_table
 from flightctl.errors import ConditionTimeout
 from flightctl.vehicle.telemetry import Clock, VehicleState
@@ -38,7 +46,7 @@ def status(
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON for machines (one object per line with --watch).")
     ] = False,
-    timeout_s: TimeoutOption = 30.0,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     signing_key: SigningOption = None,
 ) -> None:
     """Show the vehicle's mode, arming, GPS, battery, EKF health and link quality."""

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from flightctl.cli import app
@@ -120,3 +121,29 @@ def test_deliver_to_an_unplannable_drop_stops_before_connecting(tmp_path: Path) 
     result = runner.invoke(app, ["deliver", str(path), "--connect", "tcp:127.0.0.1:9"], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "order.yaml: the drop point is inside the no-fly zone 'school grounds'" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "0", "inf"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["deliver", "kirkwall-1500m-place"],
+        ["mission", "download", "--out", "x.yaml"],
+        ["mission", "clear"],
+        ["signing", "remove"],
+    ],
+)
+def test_every_connecting_command_validates_its_timeout(command: list[str], value: str) -> None:
+    """Test that a timeout that is not a positive number of seconds is refused before anything is tried."""
+    result = runner.invoke(app, [*command, "--connect", "tcp:127.0.0.1:9", f"--timeout={value}"])
+    assert result.exit_code == 2
+    words = " ".join(result.output.replace("│", " ").split())
+    assert "is not a number of seconds between 0 and 3600" in words
+
+
+def test_the_timeout_is_honoured_for_the_link_itself() -> None:
+    """Test that a TCP link that cannot open gives up after --timeout, and says the time it was given."""
+    result = runner.invoke(app, ["mission", "clear", "--connect", "tcp:127.0.0.1:9", "--timeout", "1.5"])
+    assert result.exit_code == 1
+    assert "could not connect within 1.5 s" in result.output
