@@ -137,8 +137,8 @@ def test_qgc_survey_items_are_expanded(tmp_path: Path) -> None:
         ),
         (
             "bad.waypoints",
-            "QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n2\t0\t3\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n",
-            r"line 3: sequence number 2 where 1",
+            "QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n0\t0\t3\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n",
+            r"line 3: sequence number 0 after 0: repeated or out of order",
         ),
         (
             "bad.waypoints",
@@ -190,3 +190,44 @@ def test_yaml_is_readable() -> None:
     assert "lon: -2.9599999" in text
     assert "polygon:" in text
     assert "radius_m: 40.5" in text
+
+
+WPL_LINE = "{seq}\t0\t3\t16\t0\t0\t0\t0\t58.9\t-2.9\t20\t1\n"
+
+
+def test_wpl_gaps_are_renumbered_in_file_order_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Test that sequence gaps load in file order, as ArduPilot's own tools do, and the warning names the lines."""
+    path = tmp_path / "gaps.waypoints"
+    path.write_text("QGC WPL 110\n" + "".join(WPL_LINE.format(seq=seq) for seq in (0, 1, 4, 5, 9)))
+    plan = load_plan(path)
+    assert len(plan.mission) == 5
+    assert "line 4 (4 -> 2), line 5 (5 -> 3), line 6 (9 -> 4)" in caplog.text
+
+
+def test_wpl_out_of_order_lines_are_refused(tmp_path: Path) -> None:
+    """Test that a sequence that goes backwards is refused: the file's order and numbers disagree."""
+    path = tmp_path / "backwards.waypoints"
+    path.write_text("QGC WPL 110\n" + "".join(WPL_LINE.format(seq=seq) for seq in (0, 2, 1)))
+    with pytest.raises(MissionFileError, match="line 4: sequence number 1 after 2"):
+        load_plan(path)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    """Test that a UTF-8 BOM before the header (Windows editors) is accepted."""
+    path = tmp_path / "bom.waypoints"
+    path.write_bytes(b"\xef\xbb\xbf" + ("QGC WPL 110\n" + WPL_LINE.format(seq=0)).encode())
+    assert len(load_plan(path).mission) == 1
+
+
+def test_more_items_than_any_autopilot_holds_are_refused_early(tmp_path: Path) -> None:
+    """Test that a WPL file past MISSION_COUNT's limit is refused at the first item too many, naming the line,
+    and a file too large to hold a possible mission is refused before it is read."""
+    path = tmp_path / "huge.waypoints"
+    path.write_text("QGC WPL 110\n" + "".join(WPL_LINE.format(seq=seq) for seq in range(65_537)))
+    with pytest.raises(MissionFileError, match="line 65537: more than 65535 items"):
+        load_plan(path)
+    enormous = tmp_path / "enormous.waypoints"
+    with enormous.open("wb") as file:
+        file.truncate(40 * 2**20)  # sparse: no time or disk spent
+    with pytest.raises(MissionFileError, match="40 MiB is more than any autopilot's mission could fill"):
+        load_plan(enormous)

@@ -50,10 +50,21 @@ def parse_plan(text: str, path: Path) -> MissionPlan:
     return _PARSERS[_suffix(path)](text, path)
 
 
+# No autopilot holds more than MISSION_COUNT's uint16 of items; a mission file that could hold more is
+# refused before it is read (a WPL line takes at most about 200 bytes, a .plan item about 400).
+MAX_MISSION_FILE_BYTES = 32 * 1024 * 1024
+
+
 def load_plan(path: Path) -> MissionPlan:
     suffix = _suffix(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_MISSION_FILE_BYTES:
+            raise MissionFileError(
+                path, "", f"{size / 2**20:.0f} MiB is more than any autopilot's mission could fill (limit 32 MiB)"
+            )
+        # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of the first line.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise MissionFileError(path, "", f"cannot read: {exc}") from None
     return _PARSERS[suffix](text, path)

@@ -9,6 +9,7 @@ Tab separated (spaces are accepted). Line 0 is home. For commands that carry a p
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -21,15 +22,26 @@ from flightctl.missions.formats.errors import (
 )
 from flightctl.missions.model import MissionItem, MissionPlan
 
+log = logging.getLogger(__name__)
+
 HEADER = "QGC WPL 110"
 
 
+# MISSION_COUNT carries a uint16: no autopilot can be given more items than this.
+MAX_ITEMS = 65_535
+
+
 def parse_wpl(text: str, path: Path | str = "<text>") -> MissionPlan:
-    lines = text.splitlines()
+    """Items in file order. Gaps in the sequence column are renumbered, with a warning naming the lines, as
+    ArduPilot's own tools (pymavlink's loader, MAVProxy) load such files; a repeated or decreasing sequence
+    number is refused, since then the file's order and its numbers disagree about the mission."""
+    lines = text.removeprefix("\ufeff").splitlines()
     if not lines or lines[0].strip() != HEADER:
         first = lines[0].strip() if lines else "an empty file"
         raise MissionFileError(path, "line 1", f"expected the header {HEADER!r}, found {first!r}")
     items: list[MissionItem] = []
+    renumbered: list[str] = []
+    last_seq = -1
     for line_number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -42,9 +54,17 @@ def parse_wpl(text: str, path: Path | str = "<text>") -> MissionPlan:
             item = _item(fields)
         except ValueError as exc:
             raise MissionFileError(path, where, str(exc)) from None
+        if seq <= last_seq:
+            raise MissionFileError(path, where, f"sequence number {seq} after {last_seq}: repeated or out of order")
         if seq != len(items):
-            raise MissionFileError(path, where, f"sequence number {seq} where {len(items)} was expected")
+            renumbered.append(f"line {line_number} ({seq} -> {len(items)})")
+        if len(items) >= MAX_ITEMS:
+            raise MissionFileError(path, where, f"more than {MAX_ITEMS} items: no autopilot can hold this mission")
+        last_seq = seq
         items.append(item)
+    if renumbered:
+        shown = ", ".join(renumbered[:5]) + (f" and {len(renumbered) - 5} more" if len(renumbered) > 5 else "")
+        log.warning("%s: gaps in the sequence numbers; items renumbered in file order: %s", path, shown)
     if not items:
         raise MissionFileError(path, "", "no mission items (not even home)")
     return MissionPlan(mission=items, name=Path(str(path)).stem)
