@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +29,7 @@ from flightctl.cli.common import (
 )
 from flightctl.errors import FlightctlError
 from flightctl.geo import distance_m
-from flightctl.missions.formats import check_writable_format, load_plan, save_plan
+from flightctl.missions.formats import MissionFileError, check_destination, load_plan, save_plan
 from flightctl.missions.geofence import fence_shapes
 from flightctl.missions.model import MissionPlan, MissionType
 from flightctl.vehicle.mission_transfer import Progress as ProgressCallback
@@ -175,7 +177,7 @@ def download(
     """Read the vehicle's lists into a file (.waypoints holds the mission only)."""
     types = selected_types(kind)
     try:
-        check_writable_format(out, types)  # before connecting: a wrong extension costs nothing
+        check_destination(out, types)  # before connecting: a wrong extension or folder costs nothing
     except FlightctlError as exc:
         raise fail(exc) from None
 
@@ -185,7 +187,13 @@ def download(
             with bars.progress:
                 plan = await vehicle.mission.download_plan(types, progress=bars.stage("download"))
         plan.name = out.stem
-        await asyncio.to_thread(save_plan, plan, out)
+        try:
+            await asyncio.to_thread(save_plan, plan, out)
+        except MissionFileError as exc:
+            # The download is not lost with the destination: keep it where a file can always be written.
+            kept = Path(tempfile.gettempdir()) / f"flightctl-download-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
+            await asyncio.to_thread(save_plan, plan, kept)
+            raise MissionFileError(out, "", f"{exc.reason}; the download was kept in {kept}") from None
         console.print(
             f"[bold green]wrote[/] {out}: mission {len(plan.mission)}, fence {len(plan.fence)}, rally {len(plan.rally)}"
         )

@@ -8,6 +8,7 @@ signing off. So we check "armed" ourselves first and confirm by the signature fl
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -27,8 +28,13 @@ def write_new_key(path: Path) -> SigningKey:
     if path.exists():
         raise ConfigError(f"{path} exists; refusing to overwrite a signing key")
     secret = secrets.token_bytes(32)
-    path.write_text(secret.hex() + "\n", encoding="ascii")
-    path.chmod(0o600)
+    try:
+        # Created 0600 from the start: the key is never readable by others, not even for a moment.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secret.hex() + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the key: {exc.strerror or exc}") from None
     return SigningKey(secret)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,16 @@ import pytest
 from flightctl.dialect import mavlink as m
 from flightctl.errors import ConfigError
 from flightctl.geo import AltFrame, Location, offset
-from flightctl.missions.formats import MissionFileError, format_plan, load_plan, parse_plan, save_plan
+from flightctl.missions.formats import (
+    MissionFileError,
+    check_destination,
+    format_plan,
+    load_plan,
+    parse_plan,
+    save_plan,
+)
 from flightctl.missions.geofence import FenceCircle, FencePolygon, FenceShapes, fence_items, return_point_item
-from flightctl.missions.model import MissionItem, MissionPlan
+from flightctl.missions.model import MissionItem, MissionPlan, MissionType
 from tests.support.shared_data import shared_testdata
 
 KIRKWALL = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
@@ -231,3 +239,82 @@ def test_more_items_than_any_autopilot_holds_are_refused_early(tmp_path: Path) -
         file.truncate(40 * 2**20)  # sparse: no time or disk spent
     with pytest.raises(MissionFileError, match="40 MiB is more than any autopilot's mission could fill"):
         load_plan(enormous)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "QGC WPL 110\n" + WPL_LINE.replace("58.9", "91").format(seq=0),
+            "line 2: item 0: latitude 91 is outside -90..90",
+        ),
+        ("QGC WPL 110\n" + WPL_LINE.replace("58.9", "1e300").format(seq=0), "latitude 1e+300 is outside -90..90"),
+        (
+            "QGC WPL 110\n" + WPL_LINE.replace("\t16\t", "\t70000\t").format(seq=0),
+            "the command '70000' is outside 0..65535",
+        ),
+        (
+            "QGC WPL 110\n" + WPL_LINE.replace("\t16\t", "\t1e30\t").format(seq=0),
+            "the command '1e30' is outside 0..65535",
+        ),
+        (
+            "QGC WPL 110\n" + WPL_LINE.replace("\t16\t0\t", "\t16\t1e39\t").format(seq=0),
+            "param1 1e+39 does not fit the float32",
+        ),
+    ],
+)
+def test_values_mavlink_cannot_carry_are_refused_naming_the_item(tmp_path: Path, text: str, message: str) -> None:
+    """Test that what would crash the upload later (struct, overflow) is refused when the file is read."""
+    path = tmp_path / "bad.waypoints"
+    path.write_text(text)
+    with pytest.raises(MissionFileError, match=re.escape(message)):
+        load_plan(path)
+
+
+def test_deeply_nested_json_is_a_clear_error(tmp_path: Path) -> None:
+    """Test that JSON nested past Python's recursion limit is refused as not a plan, not a RecursionError."""
+    path = tmp_path / "deep.plan"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MissionFileError, match="nested deeper than any plan is"):
+        load_plan(path)
+
+
+def test_a_plan_param_too_large_for_float32_is_refused(tmp_path: Path) -> None:
+    """Test the .plan path of the same rule: 1e39 in a param."""
+    source = shared_testdata("qgc", "ArduPilotSITL-ArduCopter.plan").read_text()
+    document = json.loads(source)
+    document["mission"]["items"][0]["params"][0] = 1e39
+    path = tmp_path / "big.plan"
+    path.write_text(json.dumps(document))
+    with pytest.raises(MissionFileError, match="param1 1e\\+39 does not fit the float32"):
+        load_plan(path)
+
+
+def test_download_destinations_are_checked_before_connecting(tmp_path: Path) -> None:
+    """Test that a missing folder or a directory as --out is refused before any link is opened."""
+    with pytest.raises(MissionFileError, match=r"the folder .* does not exist"):
+        check_destination(tmp_path / "missing" / "x.yaml", list(MissionType))
+    with pytest.raises(MissionFileError, match="is a directory"):
+        check_destination(tmp_path, list(MissionType))
+    check_destination(tmp_path / "ok.yaml", list(MissionType))
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """Test that when the destination cannot take the file the error says why and nothing is left behind."""
+    target = tmp_path / "taken.yaml"
+    target.mkdir()  # replacing a directory with a file fails
+    plan = load_plan(shared_testdata("qgc", "ArduPilotSITL-ArduCopter.plan"))
+    with pytest.raises(MissionFileError, match="cannot write"):
+        save_plan(plan, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.yaml"]
+
+
+def test_signing_key_to_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    """Test that new-key into a folder that does not exist says so, and writes nothing."""
+    from flightctl.vehicle.signing import write_new_key
+
+    with pytest.raises(ConfigError, match="cannot write the key: No such file or directory"):
+        write_new_key(tmp_path / "missing" / "key")
+    key = tmp_path / "key"
+    write_new_key(key)
+    assert key.stat().st_mode & 0o777 == 0o600

@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from flightctl.errors import ConfigError
-from flightctl.missions.formats.errors import MissionFileError
+from flightctl.missions.formats.errors import MissionFileError, check_item_fits
 from flightctl.missions.formats.qgc import format_qgc_plan, parse_qgc_plan
 from flightctl.missions.formats.wpl import format_wpl, parse_wpl
 from flightctl.missions.formats.yaml_plan import format_yaml_plan, parse_yaml_plan
 from flightctl.missions.model import MissionPlan, MissionType
 
-__all__ = ["MissionFileError", "check_writable_format", "format_plan", "load_plan", "parse_plan", "save_plan"]
+__all__ = [
+    "MissionFileError",
+    "check_destination",
+    "check_writable_format",
+    "format_plan",
+    "load_plan",
+    "parse_plan",
+    "save_plan",
+]
 
 _PARSERS: dict[str, Callable[[str, Path | str], MissionPlan]] = {
     ".waypoints": parse_wpl,
@@ -47,7 +56,18 @@ def check_writable_format(path: Path, types: list[MissionType]) -> None:
 
 
 def parse_plan(text: str, path: Path) -> MissionPlan:
-    return _PARSERS[_suffix(path)](text, path)
+    return _checked(_PARSERS[_suffix(path)](text, path), path)
+
+
+def _checked(plan: MissionPlan, path: Path) -> MissionPlan:
+    """Every item of every list fits what MAVLink carries: refused here, naming it, not as a crash at upload."""
+    for mission_type in MissionType:
+        for seq, item in enumerate(plan.items(mission_type)):
+            try:
+                check_item_fits(item, f"{mission_type.label} item {seq}")
+            except ValueError as exc:
+                raise MissionFileError(path, "", str(exc)) from None
+    return plan
 
 
 # No autopilot holds more than MISSION_COUNT's uint16 of items; a mission file that could hold more is
@@ -67,7 +87,7 @@ def load_plan(path: Path) -> MissionPlan:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise MissionFileError(path, "", f"cannot read: {exc}") from None
-    return _PARSERS[suffix](text, path)
+    return _checked(_PARSERS[suffix](text, path), path)
 
 
 def format_plan(plan: MissionPlan, path: Path) -> str:
@@ -79,9 +99,26 @@ def format_plan(plan: MissionPlan, path: Path) -> str:
     return _FORMATTERS[suffix](plan)
 
 
+def check_destination(path: Path, types: list[MissionType]) -> None:
+    """Before a download: the file type can hold the lists, and the file can be written there."""
+    if path.is_dir():
+        raise MissionFileError(path, "", "is a directory; name a file to write")
+    check_writable_format(path, types)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise MissionFileError(path, "", f"the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise MissionFileError(path, "", "cannot be written here (permission denied)")
+
+
 def save_plan(plan: MissionPlan, path: Path) -> None:
-    """Write atomically: a reader never sees half a file, and a failed write leaves the old file."""
+    """Write atomically: a reader never sees half a file, and a failed write leaves the old file (and no
+    temporary one). ``MissionFileError`` saying why when it cannot be written."""
     text = format_plan(plan, path)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise MissionFileError(path, "", f"cannot write: {exc.strerror or exc}") from None

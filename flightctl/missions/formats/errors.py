@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from flightctl.errors import ConfigError
+from flightctl.missions.model import MissionItem
 
 
 class MissionFileError(ConfigError):
@@ -47,8 +48,32 @@ def number(value: object) -> float:
         raise ValueError(f"{value!r} is not a number") from None
 
 
-def whole_number(value: object, what: str) -> int:
+def whole_number(value: object, what: str, *, lowest: int | None = None, highest: int | None = None) -> int:
     result = number(value)
-    if math.isnan(result) or not result.is_integer():
+    if math.isnan(result) or math.isinf(result):
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    if (lowest is not None and result < lowest) or (highest is not None and result > highest):
+        raise ValueError(f"{what} {value!r} is outside {lowest}..{highest}")
+    if not result.is_integer():
         raise ValueError(f"{what} must be a whole number, got {value!r}")
     return int(result)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_item_fits(item: MissionItem, where: str) -> None:
+    """What MISSION_ITEM_INT can carry: a float32 in each param and z, an int32 in x and y, and for items
+    with a position a latitude and longitude on the Earth. ``ValueError`` naming the field otherwise."""
+    for name in ("param1", "param2", "param3", "param4", "z"):
+        value = getattr(item, name)
+        if math.isinf(value) or abs(value) > FLOAT32_MAX:
+            raise ValueError(f"{where}: {name} {value!r} does not fit the float32 MAVLink carries")
+    if item.has_location and (item.x, item.y) != (0, 0):
+        if not -900_000_000 <= item.x <= 900_000_000:
+            raise ValueError(f"{where}: latitude {item.x / 1e7:g} is outside -90..90")
+        if not -1_800_000_000 <= item.y <= 1_800_000_000:
+            raise ValueError(f"{where}: longitude {item.y / 1e7:g} is outside -180..180")
+    for name in ("x", "y"):
+        if not -(2**31) <= getattr(item, name) < 2**31:
+            raise ValueError(f"{where}: {name} {getattr(item, name)} does not fit the int32 MAVLink carries")

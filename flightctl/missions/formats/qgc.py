@@ -40,7 +40,7 @@ def _require(mapping: Any, key: str, kind: type | tuple[type, ...], where: str) 
 
 
 def _simple_item(raw: Any, where: str) -> MissionItem:
-    command = whole_number(_require(raw, "command", (int, float), where), f"{where}.command")
+    command = whole_number(_require(raw, "command", (int, float), where), f"{where}.command", lowest=0, highest=65_535)
     frame = whole_number(_require(raw, "frame", (int, float), where), f"{where}.frame")
     params = _require(raw, "params", list, where)
     if len(params) != 7:
@@ -147,6 +147,8 @@ def parse_qgc_plan(text: str, path: Path | str = "<text>") -> MissionPlan:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MissionFileError(path, f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise MissionFileError(path, "", "not a mission plan: JSON nested deeper than any plan is") from None
     try:
         _require_plan(document)
         mission = _require(document, "mission", dict, "plan")

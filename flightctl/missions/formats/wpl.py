@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flightctl.missions.formats.errors import (
     MissionFileError,
+    check_item_fits,
     degrees_to_e7,
     e7_to_degrees_text,
     number,
@@ -52,6 +53,7 @@ def parse_wpl(text: str, path: Path | str = "<text>") -> MissionPlan:
         try:
             seq = whole_number(fields[0], "the sequence number")
             item = _item(fields)
+            check_item_fits(item, f"item {seq}")
         except ValueError as exc:
             raise MissionFileError(path, where, str(exc)) from None
         if seq <= last_seq:
@@ -71,7 +73,7 @@ def parse_wpl(text: str, path: Path | str = "<text>") -> MissionPlan:
 
 
 def _item(fields: list[str]) -> MissionItem:
-    command = whole_number(fields[3], "the command")
+    command = whole_number(fields[3], "the command", lowest=0, highest=65_535)
     located = MissionItem(command).has_location
     return MissionItem(
         command=command,
