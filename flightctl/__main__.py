@@ -1,3 +1,3 @@
-from flightctl.cli import app
+from flightctl.entry import main
 
-app(prog_name="flightctl")
+main()

@@ -62,10 +62,14 @@ def read_yaml_model(path: Path, model: type[M]) -> M:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}" for error in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Pydantic's errors as one line: ``field.sub: what is wrong; ...`` (no dump, no documentation URL)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}" for error in exc.errors()
+    )
 
 
 def named_config(kind: str, name_or_path: str) -> Path:
@@ -81,4 +85,4 @@ def load_telemetry_config(path: Path | None = None) -> TelemetryConfig:
     try:
         return TelemetryConfig.model_validate(read_toml(path))
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None

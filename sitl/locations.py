@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from flightctl.config import configs_dir, read_toml
+from flightctl.config import configs_dir, read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.geo import AltFrame, Location
 
@@ -55,7 +55,7 @@ def resolve_home(text: str, locations: dict[str, Home] | None = None) -> Home:
                 heading_deg=numbers[3] if len(numbers) == 4 else 0.0,
             )
         except ValidationError as exc:
-            raise ConfigError(f"home {text!r}: {exc}") from exc
+            raise ConfigError(f"home {text!r}: {validation_problems(exc)}") from None
     locations = load_locations() if locations is None else locations
     try:
         return locations[text.lower()]

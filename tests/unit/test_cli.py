@@ -147,3 +147,44 @@ def test_the_timeout_is_honoured_for_the_link_itself() -> None:
     result = runner.invoke(app, ["mission", "clear", "--connect", "tcp:127.0.0.1:9", "--timeout", "1.5"])
     assert result.exit_code == 1
     assert "could not connect within 1.5 s" in result.output
+
+
+def test_sim_up_with_a_home_off_the_earth_is_one_line() -> None:
+    """Test that `sim up --home 91,0,0` says what is wrong in one line, with no validation dump or URL."""
+    result = runner.invoke(app, ["sim", "up", "--home", "91,0,0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: home '91,0,0': lat_deg: Input should be less than or equal to 90"
+
+
+def _as_a_terminal_would_start_it() -> None:
+    """SIGINT delivered and handled: a background shell or a test runner's thread may ignore or block it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@pytest.mark.parametrize("delay_s", [0.3, 0.8, 1.5])  # a person's Ctrl-C, after the interpreter itself started
+def test_ctrl_c_while_starting_is_a_quiet_stop(delay_s: float) -> None:
+    """Test that Ctrl-C at any moment of start-up (the import, the connect) ends with 'stopped' and exit
+    code 130, never a traceback."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flightctl", "status", "--connect", "udpin:127.0.0.1:14998", "--timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_a_terminal_would_start_it,
+    )
+    try:
+        time.sleep(delay_s)  # the moment of the keypress, not a wait for a result
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().endswith("stopped")

@@ -318,3 +318,15 @@ def test_signing_key_to_a_missing_folder_is_a_clear_error(tmp_path: Path) -> Non
     key = tmp_path / "key"
     write_new_key(key)
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("radius", ["0", "-40"])
+def test_a_fence_circle_with_a_bad_radius_names_the_radius(tmp_path: Path, radius: str) -> None:
+    """Test that a circle's bad radius is reported as the circle's problem, not as a missing polygon."""
+    path = tmp_path / "fence.yaml"
+    path.write_text(
+        f"home: {{lat: 58.9, lon: -2.9, alt_m: 20}}\nfence:\n  - {{circle: [58.9, -2.9], radius_m: {radius}}}\n"
+    )
+    with pytest.raises(MissionFileError) as caught:
+        load_plan(path)
+    assert str(caught.value).endswith("fence.0.circle.radius_m: Input should be greater than 0")

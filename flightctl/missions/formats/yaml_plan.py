@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from flightctl.dialect import enum_value, mavlink
 from flightctl.errors import ConfigError
@@ -118,6 +118,27 @@ class _ReturnPoint(_Strict):
     alt_m: float
 
 
+def _fence_kind(entry: Any) -> str | None:
+    """Which shape a fence entry is, by the key that names it: errors then speak of that shape alone."""
+    if isinstance(entry, dict):
+        for key in ("polygon", "circle", "return_point"):
+            if key in entry:
+                return key
+    return None
+
+
+_FenceEntry = Annotated[
+    Annotated[_Polygon, Tag("polygon")]
+    | Annotated[_Circle, Tag("circle")]
+    | Annotated[_ReturnPoint, Tag("return_point")],
+    Discriminator(
+        _fence_kind,
+        custom_error_type="fence_shape",
+        custom_error_message="a fence entry is one of polygon, circle (with radius_m) or return_point",
+    ),
+]
+
+
 class _Rally(_Strict):
     lat: DegreesE7
     lon: DegreesE7
@@ -129,7 +150,7 @@ class _Plan(_Strict):
     name: str = ""
     home: _Home
     mission: list[_Item] = Field(default_factory=list)
-    fence: list[_Polygon | _Circle | _ReturnPoint] = Field(default_factory=list)
+    fence: list[_FenceEntry] = Field(default_factory=list)
     rally: list[_Rally] = Field(default_factory=list)
 
 
