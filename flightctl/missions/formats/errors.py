@@ -26,6 +26,8 @@ def degrees_to_e7(value: object) -> int:
         raise ValueError(f"{value!r} is not a number of degrees") from None
     if not degrees.is_finite():
         raise ValueError(f"{value!r} is not a finite number of degrees")
+    if degrees.adjusted() >= 3 or abs(degrees) > 360:  # adjusted() first: no context overflow on 1e30055940
+        raise ValueError(f"{value!r} is not a latitude or longitude (degrees beyond 360)")
     return int((degrees * 10_000_000).to_integral_value())
 
 
