@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 
@@ -50,6 +51,14 @@ from flightctl.vehicle.mission_transfer import (
 log = logging.getLogger(__name__)
 
 _ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
+_CAPACITY = re.compile(r"Only (\d+) items are supported")
+
+
+def at_capacity(texts: str) -> bool:
+    """ArduPilot's NO_SPACE explained as "Only N items are supported": a real limit, not worth a retry. "Only 0"
+    is a vehicle whose mission storage is not ready yet (seconds after boot): that one is waited out."""
+    found = _CAPACITY.search(texts)
+    return found is not None and int(found.group(1)) > 0
 
 
 class MissionProtocol:
@@ -125,8 +134,11 @@ class MissionProtocol:
                     await self._upload_once(items, mission_type, progress)
                 except TransferEnded as ended:
                     last = ended
-                    capacity = "items are supported" in ended.texts  # ArduPilot: "Only N items are supported"
-                    if ended.result not in RETRYABLE or capacity or attempt == self.policy.transfer_attempts:
+                    if (
+                        ended.result not in RETRYABLE
+                        or at_capacity(ended.texts)
+                        or attempt == self.policy.transfer_attempts
+                    ):
                         break
                     delay_s = self.policy.restart_delay_s * attempt
                     log.warning(

@@ -242,3 +242,26 @@ async def test_mission_changed_by_another_station_is_noticed(
     assert not protocol.changed_elsewhere()
     peer.send(mavlink.MAVLink_mission_current_message(0, 4, 0, 0))
     await eventually(protocol.changed_elsewhere)
+
+
+async def test_zero_capacity_right_after_boot_is_waited_out(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that 'Only 0 items are supported' (ArduPilot's storage not ready seconds after boot) is not taken for
+    a capacity limit: the upload waits and completes once the vehicle is ready."""
+    original = peer._responders["MISSION_COUNT"]
+    refusals = 2
+
+    def not_ready_yet(message: object) -> None:
+        nonlocal refusals
+        if refusals > 0:
+            refusals -= 1
+            peer.send(mavlink.MAVLink_statustext_message(4, b"Only 0 items are supported"))
+            vehicle_side._ack(message, mavlink.MAV_MISSION_NO_SPACE, 0)  # type: ignore[arg-type]
+            return
+        original(message)
+
+    peer.on("MISSION_COUNT", not_ready_yet)
+    items = route(12)
+    assert await protocol.upload(items, MissionType.MISSION) == 3
+    assert stored_items(vehicle_side) == items
