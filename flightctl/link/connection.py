@@ -372,6 +372,11 @@ class MavConnection:
                 self._set_state(LinkState.LOST)
             await asyncio.sleep(check_period_s)
 
+    def silent_s(self) -> float:
+        """Seconds since the vehicle's last heartbeat (infinite before the first): is it still talking?"""
+        heard = self._last_vehicle_heartbeat_at
+        return float("inf") if heard is None else asyncio.get_running_loop().time() - heard
+
     def stats(self) -> LinkStats:
         quality: float | None = None
         if len(self._quality_window) >= 2:

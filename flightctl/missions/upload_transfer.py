@@ -22,9 +22,9 @@ _ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
 
 @dataclass(frozen=True)
 class UploadLimits:
-    count_attempts: int = 6  # MISSION_COUNT sends before giving up when nothing is asked for
-    silent_limit: int = 6  # consecutive reply timeouts tolerated in the middle of a transfer
-    reply_timeout_s: float = 1.5  # what one reply timeout is (the caller waits it; named in messages)
+    vehicle_silent_s: float = 10.0  # give up once nothing at all (no heartbeat) came from the vehicle this long
+    deadline_s: float = 120.0  # give up once the whole upload has taken this long
+    restart_after_silent: int = 6  # reply timeouts with no request mid-transfer: the vehicle abandoned its side
 
 
 @dataclass(frozen=True)
@@ -107,27 +107,31 @@ class UploadTransfer:
         started = self.highest >= 0
         return [Ended(result, self.highest if started else None, "upload" if started else "upload start")]
 
-    def on_silence(self) -> list[UploadAction]:
-        """A reply timeout passed with nothing from the vehicle for this transfer."""
+    def on_silence(self, *, vehicle_silent_s: float, elapsed_s: float) -> list[UploadAction]:
+        """A reply timeout passed with nothing for this transfer. ``vehicle_silent_s``: since anything at all
+        (a heartbeat) came from the vehicle; ``elapsed_s``: since the upload began, restarts included.
+
+        While the vehicle still talks, a lost request or item is only a reason to go on: give up on silence
+        or on the deadline, never after a fixed number of tries at one step."""
+        seq = max(self.highest, 0) if self.highest >= 0 else None
+        if vehicle_silent_s >= self.limits.vehicle_silent_s:
+            return [GiveUp(f"vehicle silent for {vehicle_silent_s:.0f} s (no heartbeat either)", seq)]
+        if elapsed_s >= self.limits.deadline_s:
+            return [GiveUp(f"not finished within {self.limits.deadline_s:g} s on this link", seq)]
         self._silent += 1
         if self.last_sent and self.count > 0:
             return [QueryCount()]
         if self.highest < 0:
-            if self._count_sends >= self.limits.count_attempts:
-                return [GiveUp(f"no request after {self._count_sends} MISSION_COUNT messages", None)]
             self._count_sends += 1
             return [SendCount(self.count)]
-        return self._still_patient()
+        if self._silent >= self.limits.restart_after_silent:
+            # ArduPilot abandons its side after 8 s without an item: only a fresh transfer can go on.
+            return [Ended(mavlink.MAV_MISSION_OPERATION_CANCELLED, self.highest, "upload")]
+        return []
 
     def on_count(self, reported: int | None) -> list[UploadAction]:
         """The vehicle's answer to ``QueryCount`` (None: no answer)."""
         if reported == self.count:
             return [Done()]
         self._settling_queries += 1
-        return self._still_patient()
-
-    def _still_patient(self) -> list[UploadAction]:
-        if self._silent >= self.limits.silent_limit:
-            detail = f"vehicle silent for {self._silent} x {self.limits.reply_timeout_s:g} s"
-            return [GiveUp(detail, max(self.highest, 0))]
         return []

@@ -12,6 +12,7 @@ item. Download: ``vehicle.mission_download``. Verification: ``missions.verify``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 from collections import deque
@@ -46,6 +47,7 @@ from flightctl.vehicle.mission_transfer import (
     TransferEnded,
     TransferPolicy,
     UploadReport,
+    transfer_deadline_s,
 )
 
 log = logging.getLogger(__name__)
@@ -129,18 +131,20 @@ class MissionProtocol:
                 self._uploaded(items, mission_type)
                 return 1
             last: TransferEnded | None = None
-            for attempt in range(1, self.policy.transfer_attempts + 1):
+            started = asyncio.get_running_loop().time()
+            deadline_s = transfer_deadline_s(self.policy, len(items))
+            for attempt in itertools.count(1):
                 try:
-                    await self._upload_once(items, mission_type, progress)
+                    await self._upload_once(items, mission_type, progress, started=started, deadline_s=deadline_s)
                 except TransferEnded as ended:
                     last = ended
-                    if (
-                        ended.result not in RETRYABLE
-                        or at_capacity(ended.texts)
-                        or attempt == self.policy.transfer_attempts
-                    ):
+                    # NACKs are limited in number; a restart because the radio lost the vehicle's requests is
+                    # limited only by the deadline (the transfer's own rule), however many it takes.
+                    lost_on_the_way = ended.result == mavlink.MAV_MISSION_OPERATION_CANCELLED and not ended.texts
+                    nacks_exhausted = attempt >= self.policy.transfer_attempts and not lost_on_the_way
+                    if ended.result not in RETRYABLE or at_capacity(ended.texts) or nacks_exhausted:
                         break
-                    delay_s = self.policy.restart_delay_s * attempt
+                    delay_s = min(self.policy.restart_delay_s * attempt, 8.0)
                     log.warning(
                         "%s upload: vehicle ended the transfer at item %s with %s; starting again in %.1f s",
                         mission_type.label, ended.seq, ended, delay_s,
@@ -207,12 +211,19 @@ class MissionProtocol:
         return True
 
     async def _upload_once(
-        self, items: list[MissionItem], mission_type: MissionType, progress: Progress | None
+        self,
+        items: list[MissionItem],
+        mission_type: MissionType,
+        progress: Progress | None,
+        *,
+        started: float,
+        deadline_s: float,
     ) -> None:
         """One transfer, as ``UploadTransfer`` decides it: this only sends, waits and reports."""
         connection = self._connection
+        loop = asyncio.get_running_loop()
         count = len(items)
-        limits = UploadLimits(self.policy.count_attempts, self.policy.silent_limit, self.policy.reply_timeout_s)
+        limits = UploadLimits(self.policy.vehicle_silent_s, deadline_s, self.policy.restart_after_silent)
         transfer = UploadTransfer(count, limits)
         types = ("MISSION_REQUEST_INT", "MISSION_REQUEST", "MISSION_ACK")
         with (
@@ -242,7 +253,8 @@ class MissionProtocol:
                 try:
                     message = await inbox.next(self.policy.reply_timeout_s)
                 except VehicleTimeout:
-                    actions.extend(transfer.on_silence())
+                    elapsed_s = loop.time() - started
+                    actions.extend(transfer.on_silence(vehicle_silent_s=connection.silent_s(), elapsed_s=elapsed_s))
                     continue
                 if message.get_type() == "MISSION_ACK":
                     actions.extend(transfer.on_ack(message.type))
@@ -269,8 +281,15 @@ class MissionProtocol:
         """How many items the vehicle holds (for a mission: including home)."""
         for_us = self._for_us(mission_type)
         loop = asyncio.get_running_loop()
+        started = loop.time()
         with self._connection.inbox(("MISSION_COUNT", "MISSION_ACK"), for_us, what="mission count") as replies:
-            for attempt in range(self.policy.count_attempts):
+            for attempt in itertools.count():
+                if (silent_s := self._connection.silent_s()) >= self.policy.vehicle_silent_s:
+                    detail = f"no MISSION_COUNT: vehicle silent for {silent_s:.0f} s (no heartbeat either)"
+                    raise MissionTimeout(mission_type, "download count", detail)
+                if loop.time() - started >= self.policy.deadline_base_s:
+                    detail = f"no MISSION_COUNT within {self.policy.deadline_base_s:g} s on this link"
+                    raise MissionTimeout(mission_type, "download count", detail)
                 self._connection.send(self._request_list_message(mission_type))
                 deadline = loop.time() + self.policy.reply_timeout_s
                 while (remaining := deadline - loop.time()) > 0:
@@ -286,9 +305,7 @@ class MissionProtocol:
                     if reply.type == mavlink.MAV_MISSION_UNSUPPORTED:
                         raise MissionError(mission_type, "download count", "", result=reply.type)
                     # any other ACK is a late answer to an earlier transfer
-        raise MissionTimeout(
-            mission_type, "download count", f"no MISSION_COUNT after {self.policy.count_attempts} requests"
-        )
+        raise AssertionError("unreachable: the loop above returns or raises")
 
     async def download(self, mission_type: MissionType, *, progress: Progress | None = None) -> list[MissionItem]:
         """Read the vehicle's ``mission_type`` list. Restarts if the list changes underneath (another GCS)."""

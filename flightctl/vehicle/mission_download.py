@@ -12,7 +12,14 @@ from flightctl.link.connection import MavConnection
 from flightctl.link.inbox import Inbox
 from flightctl.link.rtt import RttEstimator
 from flightctl.missions.model import MissionItem, MissionType
-from flightctl.vehicle.mission_transfer import ListChanged, MissionError, MissionTimeout, Progress, TransferPolicy
+from flightctl.vehicle.mission_transfer import (
+    ListChanged,
+    MissionError,
+    MissionTimeout,
+    Progress,
+    TransferPolicy,
+    transfer_deadline_s,
+)
 
 _ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
 
@@ -56,10 +63,19 @@ async def _fetch_items(
     attempts: dict[int, int] = {}
     next_seq = 0
 
+    started = loop.time()
+    deadline_s = transfer_deadline_s(policy, count)
+
     def request(seq: int) -> None:
+        # Asked again as often as it takes while the vehicle still talks: on a bad radio a fixed number of
+        # requests per item makes a long download fail almost surely. Silence or the deadline end it.
+        if (silent_s := connection.silent_s()) >= policy.vehicle_silent_s:
+            detail = f"vehicle silent for {silent_s:.0f} s (no heartbeat either)"
+            raise MissionTimeout(mission_type, "download", detail, seq=seq)
+        if loop.time() - started >= deadline_s:
+            detail = f"not finished within {deadline_s:g} s on this link ({len(items)} of {count} items)"
+            raise MissionTimeout(mission_type, "download", detail, seq=seq)
         attempts[seq] = attempts.get(seq, 0) + 1
-        if attempts[seq] > policy.item_attempts:
-            raise MissionTimeout(mission_type, "download", f"no answer after {policy.item_attempts} requests", seq=seq)
         connection.send(
             mavlink.MAVLink_mission_request_int_message(
                 connection.target_system, connection.target_component, seq, mission_type

@@ -24,16 +24,25 @@ RETRYABLE = {
 class TransferPolicy:
     reply_timeout_s: float = 1.5  # how long to wait for the vehicle's next message before acting
     min_reply_timeout_s: float = 0.1  # the shortest wait for a download reply, however fast the link looks
-    count_attempts: int = 6  # MISSION_COUNT / MISSION_REQUEST_LIST sends before giving up
-    silent_limit: int = 6  # consecutive reply timeouts tolerated in the middle of a transfer
-    item_attempts: int = 8  # requests per item when downloading
+    # A transfer on a bad radio fails almost surely if each step gets a fixed number of tries while the link
+    # still works; so it gives up only when the vehicle itself has gone silent (no heartbeat) for this long,
+    # or when the transfer's deadline (base + per item) has passed.
+    vehicle_silent_s: float = 10.0
+    deadline_base_s: float = 60.0
+    deadline_per_item_s: float = 0.5
+    count_attempts: int = 6  # MISSION_CLEAR sends; a transfer's own requests are bounded by the rules above
+    restart_after_silent: int = 6  # reply timeouts with no request mid-upload: the vehicle abandoned its side
     download_window: int = 4  # item requests in flight at once when downloading
-    transfer_attempts: int = 4  # whole transfers tried after a NACK that ended one
+    transfer_attempts: int = 4  # whole transfers after a NACK that ended one (NO_SPACE at boot, DENIED...)
     restart_delay_s: float = 2.0  # pause before a new transfer, growing with each attempt
     # Upload by writing ArduPilot's @MISSION file over MAVFTP when the vehicle offers it: six items per round
     # trip instead of one. The mission protocol stays the fallback, and is what names a refused item.
     use_ftp: bool = True
     ftp_rest_s: float = 60.0  # after MAVFTP went unanswered, use the mission protocol alone for this long
+
+
+def transfer_deadline_s(policy: TransferPolicy, items: int) -> float:
+    return policy.deadline_base_s + policy.deadline_per_item_s * items
 
 
 class MissionError(FlightctlError):

@@ -22,9 +22,9 @@ KIRKWALL = Location(58.9582, -2.9609, 20.0, AltFrame.ABSOLUTE)
 FAST = TransferPolicy(
     reply_timeout_s=0.05,
     min_reply_timeout_s=0.01,
-    count_attempts=20,
-    silent_limit=40,
-    item_attempts=40,
+    vehicle_silent_s=1.0,
+    deadline_base_s=3.0,
+    deadline_per_item_s=0.05,
     restart_delay_s=0.05,
 )
 
@@ -179,10 +179,23 @@ async def test_capacity_nack_is_not_retried(
     assert len(peer.sent("MISSION_COUNT")) == 1
 
 
-async def test_silent_vehicle_times_out_at_the_count_stage(peer: ScriptedPeer, protocol: MissionProtocol) -> None:
-    """Test that a vehicle that never answers MISSION_COUNT gives MissionTimeout after the allowed sends."""
-    with pytest.raises(MissionTimeout, match="no request after 20 MISSION_COUNT"):
+async def test_a_vehicle_that_talks_but_never_answers_times_out_at_the_deadline(
+    peer: ScriptedPeer, protocol: MissionProtocol
+) -> None:
+    """Test that while heartbeats arrive the count is sent again and again, and the upload ends at its deadline
+    (base + per item), saying so."""
+    with pytest.raises(MissionTimeout, match=r"fence upload: not finished within 3.25 s on this link"):
         await protocol.upload(route(5), MissionType.FENCE)
+    assert len(peer.sent("MISSION_COUNT")) > 20
+
+
+async def test_a_vehicle_gone_silent_ends_the_transfer_at_once(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that a vehicle whose heartbeats stop too ends the upload after the silence limit, not the deadline."""
+    peer.silent = True
+    with pytest.raises(MissionTimeout, match=r"vehicle silent for 1 s \(no heartbeat either\)"):
+        await protocol.upload(route(50), MissionType.MISSION)
 
 
 async def test_cancelled_upload_leaves_no_pending_waiters(

@@ -64,28 +64,46 @@ def test_other_nacks_end_the_transfer_naming_the_stage_and_item() -> None:
     assert transfer.on_ack(mavlink.MAV_MISSION_DENIED) == [Ended(mavlink.MAV_MISSION_DENIED, 1, "upload")]
 
 
-def test_silence_before_any_request_resends_the_count_then_gives_up() -> None:
-    """Test that an unanswered MISSION_COUNT is sent again up to its limit, then the transfer gives up."""
-    transfer = UploadTransfer(3, UploadLimits(count_attempts=3))
+TALKING = {"vehicle_silent_s": 0.5, "elapsed_s": 10.0}  # heartbeats arrive; well inside the deadline
+
+
+def test_silence_before_any_request_resends_the_count_while_the_vehicle_talks() -> None:
+    """Test that an unanswered MISSION_COUNT is sent again for as long as the vehicle still talks: no fixed
+    number of tries."""
+    transfer = UploadTransfer(3)
     transfer.start()
-    assert transfer.on_silence() == [SendCount(3)]
-    assert transfer.on_silence() == [SendCount(3)]
-    assert transfer.on_silence() == [GiveUp("no request after 3 MISSION_COUNT messages", None)]
+    for _ in range(50):
+        assert transfer.on_silence(**TALKING) == [SendCount(3)]
 
 
-def test_silence_mid_transfer_waits_for_the_vehicle_then_gives_up() -> None:
-    """Test that mid-transfer we never resend on our own (the vehicle re-requests), and give up after the
-    limit of silent reply timeouts; anything from the vehicle resets that count."""
-    transfer = UploadTransfer(5, UploadLimits(silent_limit=3, reply_timeout_s=1.5))
+def test_a_silent_vehicle_or_the_deadline_ends_the_transfer() -> None:
+    """Test the two ways to give up: the vehicle itself silent (no heartbeat), or the upload's deadline."""
+    transfer = UploadTransfer(5, UploadLimits(vehicle_silent_s=10, deadline_s=60))
     transfer.start()
     transfer.on_request(0)
     transfer.on_request(1)
-    assert transfer.on_silence() == []
-    assert transfer.on_silence() == []
+    assert transfer.on_silence(vehicle_silent_s=12.0, elapsed_s=20.0) == [
+        GiveUp("vehicle silent for 12 s (no heartbeat either)", 1)
+    ]
+    assert transfer.on_silence(vehicle_silent_s=0.5, elapsed_s=61.0) == [
+        GiveUp("not finished within 60 s on this link", 1)
+    ]
+
+
+def test_silence_mid_transfer_waits_for_the_vehicle_then_starts_afresh() -> None:
+    """Test that mid-transfer we never resend on our own (the vehicle re-requests); after the vehicle has
+    certainly abandoned its side (ArduPilot: 8 s) the transfer ends for a fresh one, while anything from the
+    vehicle resets that count."""
+    transfer = UploadTransfer(5, UploadLimits(restart_after_silent=3))
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
+    assert transfer.on_silence(**TALKING) == []
+    assert transfer.on_silence(**TALKING) == []
     transfer.on_request(2)
-    assert transfer.on_silence() == []
-    assert transfer.on_silence() == []
-    assert transfer.on_silence() == [GiveUp("vehicle silent for 3 x 1.5 s", 2)]
+    assert transfer.on_silence(**TALKING) == []
+    assert transfer.on_silence(**TALKING) == []
+    assert transfer.on_silence(**TALKING) == [Ended(mavlink.MAV_MISSION_OPERATION_CANCELLED, 2, "upload")]
 
 
 def test_a_lost_final_ack_is_settled_by_the_count() -> None:
@@ -95,11 +113,11 @@ def test_a_lost_final_ack_is_settled_by_the_count() -> None:
     transfer.start()
     transfer.on_request(0)
     transfer.on_request(1)
-    assert transfer.on_silence() == [QueryCount()]
+    assert transfer.on_silence(**TALKING) == [QueryCount()]
     assert transfer.on_count(None) == []
     assert transfer.on_ack(mavlink.MAV_MISSION_DENIED) == [], "the answer to our own count query"
     assert transfer.on_ack(mavlink.MAV_MISSION_ERROR) == [], "a resent item crossed the end: settle by count"
-    assert transfer.on_silence() == [QueryCount()]
+    assert transfer.on_silence(**TALKING) == [QueryCount()]
     assert transfer.on_count(2) == [Done()]
 
 
