@@ -227,3 +227,28 @@ async def test_upload_and_verify_over_a_lossy_link(sitl_copter: SitlInstance) ->
         quality = vehicle.connection.stats().quality_pct
         assert quality is not None
         assert quality < 95
+
+
+@pytest.mark.parametrize("run", [1, 2, 3])
+async def test_200_items_up_and_down_through_a_radio_losing_30_percent_of_datagrams(
+    sitl_copter: SitlInstance, run: int
+) -> None:
+    """Test a 200-item upload over the mission protocol and its verifying download through a relay that drops
+    30 % of datagrams each way (whole datagrams, as a radio does): three runs in a row, each completes."""
+    from flightctl.vehicle.vehicle import LinkOptions
+    from sitl.relay import LossyRelay
+
+    host, port = sitl_copter.serial2_url.removeprefix("tcp:").rsplit(":", 1)
+    async with LossyRelay(host, int(port), loss=0.3, seed=run) as relay:
+        options = LinkOptions(link_timeout_s=10)
+        async with Vehicle.connect(relay.url, options=options, rates_hz=None) as vehicle:
+            vehicle.mission.mission_files = False  # the mission protocol itself is what is on trial
+            plan = MissionPlan(long_mission(200))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            report = await vehicle.mission.upload_plan(plan, firmware=vehicle.firmware, types=[MissionType.MISSION])
+            took = loop.time() - started
+    print(f"run {run}: 200 items up and verified through 30 % loss in {took:.1f} s; {relay.stats}")
+    assert report.items == {MissionType.MISSION: 200}
+    assert relay.stats.dropped_to_client > 20
+    assert relay.stats.dropped_from_client > 20

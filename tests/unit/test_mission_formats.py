@@ -248,7 +248,10 @@ def test_more_items_than_any_autopilot_holds_are_refused_early(tmp_path: Path) -
             "QGC WPL 110\n" + WPL_LINE.replace("58.9", "91").format(seq=0),
             "line 2: item 0: latitude 91 is outside -90..90",
         ),
-        ("QGC WPL 110\n" + WPL_LINE.replace("58.9", "1e300").format(seq=0), "'1e300' is not a latitude or longitude (degrees beyond 360)"),
+        (
+            "QGC WPL 110\n" + WPL_LINE.replace("58.9", "1e300").format(seq=0),
+            "'1e300' is not a latitude or longitude (degrees beyond 360)",
+        ),
         (
             "QGC WPL 110\n" + WPL_LINE.replace("\t16\t", "\t70000\t").format(seq=0),
             "the command '70000' is outside 0..65535",
