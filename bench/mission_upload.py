@@ -5,7 +5,11 @@ alternating rounds, over the same TCP port (SITL's SERIAL1); only the upload its
 flightctl runs twice: as it ships (on ArduPilot it writes the @MISSION file over MAVFTP, six items per round
 trip, and confirms the count) and with the mission protocol alone (one item per round trip, like the others).
 
-    python bench/mission_upload.py [--rounds 7] [--speedup 1]
+    python bench/mission_upload.py [--rounds 7] [--speedup 1] [--loss 0.1,0.3]
+
+With ``--loss``, each contender also uploads 100 items through ``sitl.relay.LossyRelay`` (UDP to the client,
+whole datagrams dropped at that rate each way, as a radio loses them), each upload with a fresh relay and a
+120 s limit: the table then gives the completion rate and the median time of the uploads that completed.
 
 Needs ArduPilot SITL (see README) and, for the MAVSDK column, ``pip install mavsdk``. Prints medians and
 ratios to the fastest; no assertion anywhere: this measures, it does not test.
@@ -32,6 +36,7 @@ from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.instance import SitlInstance
 from sitl.locations import resolve_home
+from sitl.relay import LossyRelay
 
 Uploader = Callable[[str, list[MissionItem]], Awaitable[float]]
 console = Console(width=150)  # the table is wide; keep it whole in logs and pipes
@@ -66,14 +71,14 @@ async def mavsdk_upload(url: str, items: list[MissionItem]) -> float:
     from mavsdk.component_type import ComponentType
     from mavsdk.plugins.mission_raw import MissionItem as RawItem
 
-    host, port = url.removeprefix("tcp:").rsplit(":", 1)
     raw = [  # MAVSDK insists that exactly one item is marked current
         RawItem(seq, i.frame, i.command, int(seq == 0), int(i.autocontinue), *i.params, i.x, i.y, i.z, 0)
         for seq, i in enumerate(items)
     ]
     config = Configuration.create_with_component_type(ComponentType.GROUND_STATION)
     async with Mavsdk(config) as mavsdk:
-        await mavsdk.add_any_connection(f"tcpout://{host}:{port}")
+        scheme, host, port = url.split(":")
+        await mavsdk.add_any_connection(f"{'tcpout' if scheme == 'tcp' else 'udpout'}://{host}:{port}")
         system = await mavsdk.first_autopilot(timeout_s=20.0)
         if system is None:
             raise RuntimeError("MAVSDK found no autopilot")
@@ -88,7 +93,11 @@ def _pymavlink_upload_blocking(url: str, items: list[MissionItem]) -> float:
 
     link = mavutil.mavlink_connection(url, source_system=1, source_component=191)
     try:
-        link.wait_heartbeat(timeout=20)
+        link.mav.heartbeat_send(
+            mavutil.mavlink.MAV_TYPE_ONBOARD_CONTROLLER, mavutil.mavlink.MAV_AUTOPILOT_INVALID, 0, 0, 0
+        )
+        if link.wait_heartbeat(timeout=20) is None:
+            raise RuntimeError("plain pymavlink: no heartbeat")
         started = time.perf_counter()
         link.mav.mission_count_send(link.target_system, link.target_component, len(items), 0)
         while True:
@@ -113,7 +122,43 @@ async def pymavlink_upload(url: str, items: list[MissionItem]) -> float:
     return await asyncio.to_thread(_pymavlink_upload_blocking, url, items)
 
 
-async def main(rounds: int, speedup: float, instance: int) -> None:
+LOSSY_ITEMS = 100
+LOSSY_LIMIT_S = 120.0
+
+
+async def lossy_upload(
+    sim: SitlInstance, upload: Uploader, items: list[MissionItem], loss: float, seed: int
+) -> float | None:
+    """One upload through a fresh lossy relay to SITL's SERIAL2; None when it failed or ran out of time."""
+    host, port = sim.serial2_url.removeprefix("tcp:").rsplit(":", 1)
+    async with LossyRelay(host, int(port), loss=loss, seed=seed) as relay:
+        try:
+            async with asyncio.timeout(LOSSY_LIMIT_S):
+                return await upload(relay.url, items)
+        except Exception as exc:  # a failed upload is a result here: counted, not raised
+            console.print(f"  failed: {type(exc).__name__}: {str(exc)[:120]}", markup=False)
+            return None
+
+
+def lossy_table(losses: list[float], results: dict[tuple[str, float], list[float | None]], names: list[str]) -> Table:
+    table = Table(
+        title=f"{LOSSY_ITEMS}-item upload through a relay losing whole datagrams each way (limit {LOSSY_LIMIT_S:g} s)"
+    )
+    table.add_column("loss", justify="right")
+    for name in names:
+        table.add_column(f"{name} done", justify="right")
+        table.add_column("median s", justify="right")
+    for loss in losses:
+        row = [f"{loss:.0%}"]
+        for name in names:
+            runs = results[(name, loss)]
+            done = [seconds for seconds in runs if seconds is not None]
+            row += [f"{len(done)}/{len(runs)}", f"{statistics.median(done):.1f}" if done else "-"]
+        table.add_row(*row)
+    return table
+
+
+async def main(rounds: int, speedup: float, instance: int, losses: list[float]) -> None:
     contenders: dict[str, Uploader] = {
         "flightctl": flightctl_upload,
         "flightctl mission protocol": flightctl_mission_protocol_upload,
@@ -140,6 +185,15 @@ async def main(rounds: int, speedup: float, instance: int) -> None:
                     results[(name, size)].append(seconds)
                     await asyncio.sleep(0.5)  # let SITL's TCP port settle between clients
             console.print(f"round {round_number + 1}/{rounds} done")
+        lossy: dict[tuple[str, float], list[float | None]] = {
+            (name, loss): [] for name in contenders for loss in losses
+        }
+        for round_number in range(rounds if losses else 0):
+            for loss in losses:
+                for name, upload in contenders.items():
+                    console.print(f"lossy round {round_number + 1}: {name} at {loss:.0%}", markup=False)
+                    seconds = await lossy_upload(sim, upload, mission(LOSSY_ITEMS), loss, seed=round_number)
+                    lossy[(name, loss)].append(seconds)
     table = Table(title=f"Mission upload to ArduCopter SITL over TCP (speedup {speedup:g}, {rounds} rounds, medians)")
     table.add_column("items", justify="right")
     for name in contenders:
@@ -153,6 +207,8 @@ async def main(rounds: int, speedup: float, instance: int) -> None:
             row += [f"{medians[name]:.3f}", f"{medians[name] / fastest:.2f}"]
         table.add_row(*row)
     console.print(table)
+    if losses:
+        console.print(lossy_table(losses, lossy, list(contenders)))
 
 
 if __name__ == "__main__":
@@ -160,6 +216,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--speedup", type=float, default=1.0)
     parser.add_argument("--instance", type=int, default=9)
+    parser.add_argument("--loss", default="", help="comma-separated datagram loss rates, e.g. 0.1,0.3")
     arguments = parser.parse_args()
+    losses = [float(part) for part in arguments.loss.split(",") if part.strip()]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(arguments.rounds, arguments.speedup, arguments.instance))
+        asyncio.run(main(arguments.rounds, arguments.speedup, arguments.instance, losses))

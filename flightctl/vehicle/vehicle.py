@@ -155,12 +155,17 @@ class Vehicle:
 
     async def _learn_capabilities(self) -> None:
         with self.connection.inbox("AUTOPILOT_VERSION", what="AUTOPILOT_VERSION") as versions:
-            try:
-                await self.commands.request_message("AUTOPILOT_VERSION")
-                version = await versions.next(3.0)
-            except FlightctlError as exc:
-                log.warning("no AUTOPILOT_VERSION (%s); assuming ArduPilot parameter encoding", exc)
-                return
+            # Asked up to three times: on a lossy radio the answer itself may be lost, and without it neither
+            # MAVFTP uploads nor the software version are known.
+            for attempt in range(1, 4):
+                try:
+                    await self.commands.request_message("AUTOPILOT_VERSION")
+                    version = await versions.next(3.0)
+                    break
+                except FlightctlError as exc:
+                    if attempt == 3:
+                        log.warning("no AUTOPILOT_VERSION (%s); assuming ArduPilot parameter encoding", exc)
+                        return
         self.params.encoding = ParamEncoding.from_capabilities(version.capabilities)
         self.software_version = software_version(version.flight_sw_version, version.flight_custom_version)
         identity = self.connection.vehicle
