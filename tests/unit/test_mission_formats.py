@@ -333,3 +333,14 @@ def test_a_fence_circle_with_a_bad_radius_names_the_radius(tmp_path: Path, radiu
     with pytest.raises(MissionFileError) as caught:
         load_plan(path)
     assert str(caught.value).endswith("fence.0.circle.radius_m: Input should be greater than 0")
+
+
+def test_unwritable_places_are_clear_errors_even_for_root(tmp_path: Path) -> None:
+    """Test writing a key and a plan where nobody may create files (procfs refuses even root, as CI runs)."""
+    from flightctl.vehicle.signing import write_new_key
+
+    with pytest.raises(ConfigError, match=r"/proc/flightctl-key: cannot write the key"):
+        write_new_key(Path("/proc/flightctl-key"))
+    plan = load_plan(shared_testdata("qgc", "ArduPilotSITL-ArduCopter.plan"))
+    with pytest.raises(MissionFileError, match=r"/proc/flightctl\.yaml: cannot write"):
+        save_plan(plan, Path("/proc/flightctl.yaml"))
