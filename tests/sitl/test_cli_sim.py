@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 
@@ -101,6 +102,19 @@ async def test_mission_upload_and_download_through_the_cli(sitl_copter: object, 
     )
     expected = expected_on_vehicle(load_plan(source), Firmware.COPTER)
     assert compare_plans(expected, load_plan(target), [MissionType.MISSION]) == []
+
+    # A destination that passes every check but refuses the write (procfs refuses even root): the download is
+    # not lost, it is kept elsewhere and the error says where.
+    process = await asyncio.create_subprocess_exec(
+        *FLIGHTCTL, "mission", "download", "--connect", url, "--out", "/proc/flightctl-held.yaml",
+        "--type", "mission", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
+    assert process.returncode == 1, output
+    kept = re.search(r"the download was kept in (\S+\.yaml)", " ".join(output.split()))
+    assert kept is not None, output
+    assert compare_plans(expected, load_plan(Path(kept.group(1))), [MissionType.MISSION]) == []
     assert "cleared mission" in await flightctl("mission", "clear", "--connect", url)
 
 
