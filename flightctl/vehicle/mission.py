@@ -140,9 +140,12 @@ class MissionProtocol:
                     last = ended
                     # NACKs are limited in number; a restart because the radio lost the vehicle's requests is
                     # limited only by the deadline (the transfer's own rule), however many it takes.
-                    lost_on_the_way = ended.result == mavlink.MAV_MISSION_OPERATION_CANCELLED and not ended.texts
+                    # OPERATION_CANCELLED is ArduPilot giving up after 8 s without our items ("Mission upload
+                    # timeout"): on a lossy radio, that is the loss, not a refusal.
+                    lost_on_the_way = ended.result == mavlink.MAV_MISSION_OPERATION_CANCELLED
                     nacks_exhausted = attempt >= self.policy.transfer_attempts and not lost_on_the_way
-                    if ended.result not in RETRYABLE or at_capacity(ended.texts) or nacks_exhausted:
+                    past_deadline = asyncio.get_running_loop().time() - started >= deadline_s
+                    if ended.result not in RETRYABLE or at_capacity(ended.texts) or nacks_exhausted or past_deadline:
                         break
                     delay_s = min(self.policy.restart_delay_s * attempt, 8.0)
                     log.warning(

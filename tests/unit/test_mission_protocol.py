@@ -278,3 +278,26 @@ async def test_zero_capacity_right_after_boot_is_waited_out(
     items = route(12)
     assert await protocol.upload(items, MissionType.MISSION) == 3
     assert stored_items(vehicle_side) == items
+
+
+async def test_transfers_the_vehicle_abandoned_are_restarted_past_the_nack_limit(
+    peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
+) -> None:
+    """Test that OPERATION_CANCELLED ("Mission upload timeout": ArduPilot gave up waiting for items a bad radio
+    lost) starts a fresh transfer as often as the deadline allows, not only as often as NACKs are allowed."""
+    original = peer._responders["MISSION_COUNT"]
+    abandoned = 5  # more than TransferPolicy.transfer_attempts
+
+    def abandon(message: object) -> None:
+        nonlocal abandoned
+        if abandoned > 0:
+            abandoned -= 1
+            peer.send(mavlink.MAVLink_statustext_message(4, b"Mission upload timeout"))
+            vehicle_side._ack(message, mavlink.MAV_MISSION_OPERATION_CANCELLED, 0)  # type: ignore[arg-type]
+            return
+        original(message)
+
+    peer.on("MISSION_COUNT", abandon)
+    items = route(8)
+    assert await protocol.upload(items, MissionType.MISSION) == 6
+    assert stored_items(vehicle_side) == items
