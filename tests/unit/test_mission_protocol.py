@@ -257,24 +257,29 @@ async def test_mission_changed_by_another_station_is_noticed(
     await eventually(protocol.changed_elsewhere)
 
 
+def refuse_first_counts(peer: ScriptedPeer, vehicle_side: MissionPeer, times: int, result: int, text: bytes) -> None:
+    """The vehicle answers its first ``times`` MISSION_COUNTs with ``result``, explained by ``text``."""
+    original = peer._responders["MISSION_COUNT"]
+    left = times
+
+    def refuse(message: object) -> None:
+        nonlocal left
+        if left > 0:
+            left -= 1
+            peer.send(mavlink.MAVLink_statustext_message(4, text))
+            vehicle_side._ack(message, result, 0)  # type: ignore[arg-type]
+            return
+        original(message)
+
+    peer.on("MISSION_COUNT", refuse)
+
+
 async def test_zero_capacity_right_after_boot_is_waited_out(
     peer: ScriptedPeer, vehicle_side: MissionPeer, protocol: MissionProtocol
 ) -> None:
     """Test that 'Only 0 items are supported' (ArduPilot's storage not ready seconds after boot) is not taken for
     a capacity limit: the upload waits and completes once the vehicle is ready."""
-    original = peer._responders["MISSION_COUNT"]
-    refusals = 2
-
-    def not_ready_yet(message: object) -> None:
-        nonlocal refusals
-        if refusals > 0:
-            refusals -= 1
-            peer.send(mavlink.MAVLink_statustext_message(4, b"Only 0 items are supported"))
-            vehicle_side._ack(message, mavlink.MAV_MISSION_NO_SPACE, 0)  # type: ignore[arg-type]
-            return
-        original(message)
-
-    peer.on("MISSION_COUNT", not_ready_yet)
+    refuse_first_counts(peer, vehicle_side, 2, mavlink.MAV_MISSION_NO_SPACE, b"Only 0 items are supported")
     items = route(12)
     assert await protocol.upload(items, MissionType.MISSION) == 3
     assert stored_items(vehicle_side) == items
@@ -285,19 +290,8 @@ async def test_transfers_the_vehicle_abandoned_are_restarted_past_the_nack_limit
 ) -> None:
     """Test that OPERATION_CANCELLED ("Mission upload timeout": ArduPilot gave up waiting for items a bad radio
     lost) starts a fresh transfer as often as the deadline allows, not only as often as NACKs are allowed."""
-    original = peer._responders["MISSION_COUNT"]
-    abandoned = 5  # more than TransferPolicy.transfer_attempts
-
-    def abandon(message: object) -> None:
-        nonlocal abandoned
-        if abandoned > 0:
-            abandoned -= 1
-            peer.send(mavlink.MAVLink_statustext_message(4, b"Mission upload timeout"))
-            vehicle_side._ack(message, mavlink.MAV_MISSION_OPERATION_CANCELLED, 0)  # type: ignore[arg-type]
-            return
-        original(message)
-
-    peer.on("MISSION_COUNT", abandon)
+    # Five: more than TransferPolicy.transfer_attempts.
+    refuse_first_counts(peer, vehicle_side, 5, mavlink.MAV_MISSION_OPERATION_CANCELLED, b"Mission upload timeout")
     items = route(8)
     assert await protocol.upload(items, MissionType.MISSION) == 6
     assert stored_items(vehicle_side) == items
