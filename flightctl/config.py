@@ -67,9 +67,14 @@ def read_yaml_model(path: Path, model: type[M]) -> M:
 
 def validation_problems(exc: ValidationError) -> str:
     """Pydantic's errors as one line: ``field.sub: what is wrong; ...`` (no dump, no documentation URL)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}" for error in exc.errors()
-    )
+    return "; ".join(validation_problem_list(exc))
+
+
+def validation_problem_list(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Each of pydantic's errors as ``prefix + field.sub: what is wrong``."""
+    return [
+        f"{prefix}{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}" for error in exc.errors()
+    ]
 
 
 def named_config(kind: str, name_or_path: str) -> Path:

@@ -10,14 +10,22 @@ from rich.logging import RichHandler
 
 from flightctl.cli.common import errors
 from flightctl.cli.deliver import deliver
+from flightctl.cli.events import events
 from flightctl.cli.mission import mission_app
+from flightctl.cli.order import order_app
+from flightctl.cli.run import run_daemon
 from flightctl.cli.signing import signing_app
 from flightctl.cli.sim import sim_app
 from flightctl.cli.status import status
+from flightctl.cli.telemetry_view import telemetry
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Onboard flight and delivery controller.")
 app.command()(status)
 app.command()(deliver)
+app.command("run")(run_daemon)
+app.add_typer(order_app, name="order")
+app.command()(events)
+app.command()(telemetry)
 app.add_typer(mission_app, name="mission")
 app.add_typer(sim_app, name="sim")
 app.add_typer(signing_app, name="signing")

@@ -7,7 +7,8 @@ journaled to the history, so a controller started again from the journal decides
 Aborts, and how each one brings the vehicle home (``AbortHow``, chosen by the rule, never read from a text):
 - battery below the abort voltage, or below the energy to get home plus the reserve: RTL (ArduPilot takes
   the nearest of home and the rally points);
-- wind above the limit, interlock violated, release not confirmed, geofence breach, mode taken by someone
+- an operator's abort, wind above the limit,
+  interlock violated, release not confirmed, geofence breach, mode taken by someone
   else, mission changed elsewhere: back along the planned route with the parcel (the mission's return leg
   keeps clear of no-fly zones; RTL flies straight);
 - the gate or release hold ended without a go-ahead, link lost: left to the vehicle (the mission itself goes
@@ -154,6 +155,7 @@ class Observed:
     gripper_closed: bool | None = None  # the gripper servo at its grab PWM; None: unknown
     own_wind_m_s: float | None = None  # our own estimate from lean angle (smoothed); None: none made
     position_doubts: tuple[str, ...] = ()  # reasons not to trust the position for a release (position_trust)
+    operator_abort: str | None = None  # an operator asked for an abort, with this reason
 
 
 class Persistence:
@@ -259,6 +261,8 @@ def abort_rule(
 ) -> tuple[str, AbortHow] | None:
     """The first abort rule that fires, with the way home it calls for."""
     state, profile = seen.vehicle, plan.profile
+    if seen.operator_abort is not None and not history.released:
+        return f"operator abort: {seen.operator_abort}", AbortHow.RETURN_ALONG_ROUTE
     now = state.time_boot_ms or 0
     voltage = state.battery_voltage_v
     low = voltage is not None and voltage < profile.battery_abort_voltage_v

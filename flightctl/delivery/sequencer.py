@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from flightctl.delivery import ground
@@ -78,6 +78,7 @@ class DeliverySequencer:
         tick_s: float = 0.25,
         limits: Limits | None = None,
         ground_wind: GroundWind | None = None,
+        on_go: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.plan = plan
@@ -94,6 +95,9 @@ class DeliverySequencer:
         self._persistence = Persistence()
         self._texts_after = 0  # STATUSTEXT count from which release evidence counts
         self._lost_since: float | None = None
+        self.on_go = on_go  # awaited once go/no-go says GO, before anything is uploaded
+        self._operator_abort: str | None = None
+        self._wake = asyncio.Event()
 
     @property
     def order_id(self) -> str:
@@ -120,13 +124,32 @@ class DeliverySequencer:
             vehicle, plan, record = self.vehicle, self.plan, self.record
             if (
                 await ground.preflight(vehicle, plan, record, self.ground_wind)
+                and await self._went()
                 and await ground.upload(vehicle, plan, record)
+                and await self._still_wanted()
                 and await ground.arm(vehicle, record)
             ):
                 await self._supervise()
         elif start in (Start.FOUND_LANDED, Start.RESUME_FLYING):
             await self._resume(flying=start is Start.RESUME_FLYING)
         return self.outcome()
+
+    def request_abort(self, reason: str) -> None:
+        """An operator's abort: on the ground, nothing more is done; in flight, the next decision brings the
+        parcel home along the route (``decide``'s rule, like every other abort)."""
+        self._operator_abort = reason
+        self._wake.set()
+
+    async def _went(self) -> bool:
+        if self.on_go is not None:
+            await self.on_go()
+        return await self._still_wanted()
+
+    async def _still_wanted(self) -> bool:
+        if self._operator_abort is None:
+            return True
+        await self.record.enter(DeliveryState.FAILED, reason=f"operator abort before take-off: {self._operator_abort}")
+        return False
 
     def outcome(self) -> DeliveryOutcome:
         return DeliveryOutcome.from_history(self.order_id, self.history)
@@ -158,7 +181,7 @@ class DeliverySequencer:
     # ---- the loop ------------------------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        updates = asyncio.Event()
+        updates = self._wake
         remove = self.vehicle.connection.add_listener(
             ("GLOBAL_POSITION_INT", "MISSION_CURRENT", "HEARTBEAT", "SERVO_OUTPUT_RAW"), lambda _m: updates.set()
         )
@@ -207,6 +230,7 @@ class DeliverySequencer:
             mission_changed_elsewhere=vehicle.mission.changed_elsewhere(),
             release_evidence=evidence,
             gripper_closed=closed,
+            operator_abort=self._operator_abort,
         )
 
     async def _act_or_note(self, action: Action) -> bool:

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import enum
 import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,10 @@ class VehicleState:
     landed_state: int | None = None
     servo_outputs_us: tuple[int, ...] = field(default_factory=tuple)
     fence_breached: bool | None = None
+    # SYSTEM_TIME.time_unix_usec (the autopilot's UTC, from GPS) and the companion's monotonic clock when it
+    # came: None until the autopilot knows the time.
+    utc_us: int | None = None
+    utc_received_monotonic_s: float | None = None
 
     @property
     def ekf_nav_ready(self) -> bool:
@@ -235,6 +240,9 @@ class Telemetry:
 
     def _system_time(self, m: MAVLinkMessage) -> None:
         self._tick(m.time_boot_ms)
+        if m.time_unix_usec > 0:
+            self.state.utc_us = m.time_unix_usec
+            self.state.utc_received_monotonic_s = time.monotonic()
 
     def _home(self, m: MAVLinkMessage) -> None:
         self.state.home = Location(m.latitude / 1e7, m.longitude / 1e7, _alt_m(m.altitude), AltFrame.ABSOLUTE)

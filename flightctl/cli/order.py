@@ -1,0 +1,114 @@
+"""``flightctl order send``: an order to a drone over MQTT, as dispatch would send it, and the drone's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from flightctl.cli.broker_options import (
+    BrokerOption,
+    CaFileOption,
+    DroneOption,
+    PasswordFileOption,
+    UsernameOption,
+    connected,
+    drone_or_exit,
+    endpoint_or_exit,
+    sender_envelope,
+)
+from flightctl.cli.common import console, fail, run
+from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.order import DeliveryOrder
+from flightctl.delivery.wind import GroundWind
+from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.status.broker import json_properties
+from flightctl.status.consumer import NotAnEnvelope, read_envelope
+from flightctl.status.contract import MessageType, Topics
+from flightctl.status.inbound import DepotWind
+
+order_app = typer.Typer(no_args_is_help=True, help="Orders to a drone over MQTT.")
+
+REJECTED_EXIT = 2
+
+
+class NoAnswer(VehicleTimeout):
+    """The drone did not answer a request in time (offline, or the broker kept the request for later)."""
+
+
+@order_app.command("send")
+def send(
+    order: Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")],
+    broker: BrokerOption,
+    drone: DroneOption,
+    depot_wind: Annotated[
+        str | None,
+        typer.Option("--depot-wind", help="The depot's wind for go/no-go: SPEED in m/s (now) or SPEED@TIME."),
+    ] = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout", min=1, max=3600, help="Seconds to wait for the answer.")
+    ] = 60,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer's envelope as JSON.")] = False,
+) -> None:
+    """Publish ORDER to the drone and print its answer: exit 0 accepted, 2 rejected (with every reason), 1 no
+    answer in time (the order stays with the broker and is answered when the drone comes back)."""
+    endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
+    drone = drone_or_exit(drone)
+    try:
+        the_order = read_yaml_model(named_config("orders", order), DeliveryOrder)
+        wind = None if depot_wind is None else GroundWind.parse(depot_wind, now=datetime.now(UTC))
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    request_id = f"cli-{uuid.uuid4().hex[:16]}"
+    data: dict[str, Any] = {"request_id": request_id, "order": the_order.model_dump(mode="json", exclude_none=True)}
+    if wind is not None:
+        data["depot_wind"] = DepotWind(speed_m_s=wind.speed_m_s, measured_at=wind.measured_at).model_dump(mode="json")
+    topics = Topics(drone)
+
+    async def go() -> dict[str, Any]:
+        async with connected(endpoint, "order") as client:
+            await client.subscribe(topics.events, qos=1)
+            payload = sender_envelope(drone, MessageType.ORDER, data, the_order.order_id)
+            await client.publish_confirmed(topics.orders, payload, timeout_s=timeout_s, properties=json_properties())
+            try:
+                async with asyncio.timeout(timeout_s):
+                    async for message in client.messages:
+                        try:
+                            envelope = read_envelope(message.payload)
+                        except NotAnEnvelope:
+                            continue
+                        answers = (MessageType.ORDER_ACCEPTED, MessageType.ORDER_REJECTED)
+                        if envelope.type in answers and envelope.data.get("request_id") == request_id:
+                            return envelope.model_dump(mode="json", by_alias=True)
+            except TimeoutError:
+                pass
+            raise NoAnswer(f"drone {drone} did not answer order {the_order.order_id} within {timeout_s:g} s")
+
+    answer = run(go)
+    accepted = answer["type"] == MessageType.ORDER_ACCEPTED
+    if as_json:
+        sys.stdout.write(json.dumps(answer) + "\n")
+    elif accepted:
+        note = answer["data"].get("note")
+        console.print(
+            Text.assemble(
+                ("accepted", "bold green"),
+                f": order {the_order.order_id} on drone {drone}",
+                f" ({note})" if note else "",
+            )
+        )
+    else:
+        console.print(Text.assemble(("rejected", "bold red"), f": order {the_order.order_id} on drone {drone}"))
+        for reason in answer["data"].get("reasons", []):
+            console.print(Text(f"  - {reason}"))
+    if not accepted:
+        raise typer.Exit(REJECTED_EXIT)

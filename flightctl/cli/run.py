@@ -1,0 +1,54 @@
+"""``flightctl run --config FILE``: the onboard daemon (systemd runs it on the companion computer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flightctl.cli.common import errors, fail, load_or_exit
+from flightctl.config import load_telemetry_config, named_config, read_yaml_model
+from flightctl.delivery.order import Site, VehicleProfile
+from flightctl.errors import FlightctlError
+from flightctl.status.daemon import Daemon
+from flightctl.status.settings import load_daemon_config
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", help="Daemon config (.toml or .yaml), e.g. configs/onboard/sitl.toml.")
+]
+
+
+def run_daemon(config: ConfigOption) -> None:
+    """Run the onboard daemon: orders in over MQTT, one delivery at a time, events and telemetry out.
+    SIGTERM or Ctrl-C stops it without touching the vehicle (exit 0); a delivery in flight resumes when it
+    is started again with the same journal."""
+    settings = load_or_exit(load_daemon_config, config)
+    try:
+        site = read_yaml_model(named_config("sites", settings.site), Site)
+        profile = read_yaml_model(named_config("profiles", settings.profile), VehicleProfile)
+        daemon = Daemon(settings, site, profile, load_telemetry_config().rates_hz)
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("flightctl").setLevel(logging.INFO)  # a daemon's log is its journald record
+
+    async def serve() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await daemon.run()
+
+    try:
+        asyncio.run(serve())
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    errors.print("stopped")

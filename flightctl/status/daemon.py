@@ -1,0 +1,105 @@
+"""``flightctl run``: the onboard daemon. One asyncio program holding the autopilot link, the journal and the
+broker connection; orders in, one delivery at a time, events and telemetry out.
+
+The wiring only: the delivery side (``status.worker``) never imports the broker side (``status.mqtt_link``);
+they meet in the journal's outbox (events) and in two callbacks that set events (the outbox has rows, the
+current order changed). The autopilot link outlives autopilot reboots and radio drops (``MavConnection``), the
+broker link outlives broker outages (``BrokerLink``), and the journal outlives the daemon: a daemon started
+again with the same journal resumes the delivery in flight. Stopping (SIGTERM) leaves the vehicle alone: a
+delivery in flight carries on to its gate, holds, and goes home on the mission's own timeout if nobody returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from flightctl.delivery.decide import Limits
+from flightctl.delivery.journal import Journal
+from flightctl.delivery.order import Site, VehicleProfile
+from flightctl.errors import LinkError, VehicleTimeout
+from flightctl.status.clock import vehicle_clock
+from flightctl.status.contract import Topics
+from flightctl.status.mqtt_link import BrokerLink
+from flightctl.status.outbox_pump import OutboxPump
+from flightctl.status.settings import DaemonConfig
+from flightctl.status.telemetry_feed import TelemetrySampler
+from flightctl.status.worker import DeliveryWorker
+from flightctl.vehicle.vehicle import LinkOptions, Vehicle
+
+log = logging.getLogger(__name__)
+
+AUTOPILOT_RETRY_S = 5.0
+
+
+class Daemon:
+    def __init__(
+        self, config: DaemonConfig, site: Site, profile: VehicleProfile, rates_hz: Mapping[str, float]
+    ) -> None:
+        self.config = config
+        self.site = site
+        self.profile = profile
+        # The position stream must be at least as fast as the telemetry asked for.
+        position_hz = max(rates_hz.get("GLOBAL_POSITION_INT", 0.0), config.telemetry.rate_hz)
+        self.rates_hz = {**rates_hz, "GLOBAL_POSITION_INT": position_hz}
+        self.endpoint = config.broker_endpoint()
+
+    async def run(self) -> None:
+        config = self.config
+        async with await Journal.open(config.journal) as journal:
+            while True:
+                connected = False
+                try:
+                    async with Vehicle.connect(
+                        config.autopilot.url,
+                        options=LinkOptions(signing_key_file=config.autopilot.signing_key),
+                        heartbeat_timeout_s=config.autopilot.heartbeat_timeout_s,
+                        rates_hz=self.rates_hz,
+                    ) as vehicle:
+                        connected = True
+                        await self._serve(journal, vehicle)
+                        return
+                except (LinkError, VehicleTimeout) as exc:
+                    if connected:
+                        raise
+                    log.warning("autopilot %s: %s; trying again", config.autopilot.url, exc)
+                await asyncio.sleep(AUTOPILOT_RETRY_S)
+
+    async def _serve(self, journal: Journal, vehicle: Vehicle) -> None:
+        config = self.config
+        journal.clock = vehicle_clock(lambda: vehicle.state)
+        worker = DeliveryWorker(
+            vehicle,
+            journal,
+            self.site,
+            self.profile,
+            depot_radius_m=config.depot_radius_m,
+            limits=Limits(link_lost_give_up_s=config.autopilot.link_lost_timeout_s),
+        )
+        sampler = TelemetrySampler(
+            lambda: vehicle.state, worker.status, rate_hz=config.telemetry.rate_hz, size=config.telemetry.queue
+        )
+        pump = OutboxPump(journal, Topics(config.drone_id), publish_timeout_s=config.broker.publish_timeout_s)
+        link = BrokerLink(
+            config.drone_id,
+            self.endpoint,
+            config.broker,
+            config.telemetry,
+            worker=worker,
+            pump=pump,
+            sampler=sampler,
+            clock=journal.clock,
+        )
+        journal.on_outbox = link.outbox_wake.set
+        worker.on_change = link.order_changed.set
+        worker.extra_status = link.status
+        remove = vehicle.connection.add_listener("GLOBAL_POSITION_INT", sampler.on_position)
+        try:
+            await worker.resume_open_order()
+            log.info("flightctl daemon for drone %s: autopilot %s, broker %s", config.drone_id, vehicle, self.endpoint)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(worker.run(), name="deliveries")
+                tasks.create_task(link.run(), name="broker")
+        finally:
+            remove()

@@ -1,0 +1,134 @@
+"""What arrives on a drone's orders and commands topics, checked before anything acts on it.
+
+Pure: bytes in, a typed request or every reason it was refused out. Whoever can publish to the topic (a bug in
+dispatch, a hostile client with stolen credentials) gets a clear answer and changes nothing: oversized,
+non-UTF-8, non-JSON, wrong-envelope and unknown-field payloads never reach the planner.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flightctl.config import validation_problem_list
+from flightctl.delivery.order import DeliveryOrder
+from flightctl.delivery.wind import GroundWind
+from flightctl.status.contract import REQUEST_ID_PATTERN, Envelope, MessageType
+
+# An order is a few hundred bytes; a drop-zone polygon of a hundred points is still under 8 KiB. Anything
+# bigger is a mistake or an attack, refused before it is parsed.
+MAX_INBOUND_BYTES = 16 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class DepotWind(_Strict):
+    """The depot weather station's reading, which dispatch sends with the order: go/no-go needs the wind."""
+
+    speed_m_s: float = Field(ge=0, le=100)
+    measured_at: datetime
+
+    @field_validator("measured_at")
+    @classmethod
+    def _zoned(cls, when: datetime) -> datetime:
+        if when.tzinfo is None:
+            raise ValueError("give the time with its zone (e.g. 2026-11-28T10:00:00Z)")
+        return when
+
+    def ground_wind(self) -> GroundWind:
+        return GroundWind(self.speed_m_s, self.measured_at, "depot weather station (via dispatch)")
+
+
+class OrderRequest(_Strict):
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    order: DeliveryOrder
+    depot_wind: DepotWind | None = None
+
+
+class CommandRequest(_Strict):
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    command: Literal["abort", "status"]
+    reason: str | None = Field(default=None, max_length=200)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a payload was not taken, with whatever could be read of who sent it (to address the answer)."""
+
+    reasons: list[str]
+    request_id: str | None = None
+    order_id: str | None = None
+
+
+def parse_order(payload: bytes, drone_id: str) -> OrderRequest | Refused:
+    parsed = _envelope(payload, drone_id, MessageType.ORDER)
+    if isinstance(parsed, Refused):
+        return parsed
+    try:
+        return OrderRequest.model_validate(parsed.data)
+    except ValidationError as exc:
+        order = parsed.data.get("order")
+        order_id = order.get("order_id") if isinstance(order, dict) else None
+        return Refused(
+            validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")), _plain_id(order_id)
+        )
+
+
+def parse_command(payload: bytes, drone_id: str) -> CommandRequest | Refused:
+    parsed = _envelope(payload, drone_id, MessageType.COMMAND)
+    if isinstance(parsed, Refused):
+        return parsed
+    try:
+        return CommandRequest.model_validate(parsed.data)
+    except ValidationError as exc:
+        return Refused(validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")))
+
+
+def _envelope(payload: bytes, drone_id: str, expected: MessageType) -> Envelope | Refused:
+    if len(payload) > MAX_INBOUND_BYTES:
+        return Refused([f"payload of {len(payload)} bytes is over the limit of {MAX_INBOUND_BYTES} bytes"])
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Refused([f"payload is not UTF-8 (byte {exc.start})"])
+    try:
+        document: Any = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        return Refused([f"payload is not JSON: {exc}"])
+    if not isinstance(document, dict):
+        return Refused([f"payload is a JSON {type(document).__name__}, not an object (the envelope)"])
+    data = document.get("data")
+    request_id = _plain_id(data.get("request_id")) if isinstance(data, dict) else None
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as exc:
+        return Refused(validation_problem_list(exc), request_id)
+    problems = []
+    if envelope.type is not expected:
+        problems.append(f"type: {envelope.type.value!r} on the {expected.value}s topic")
+    if envelope.drone != drone_id:
+        problems.append(f"drone: addressed to {envelope.drone!r}, this is {drone_id!r}")
+    if problems:
+        return Refused(problems, request_id)
+    return envelope
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _plain_id(value: object) -> str | None:
+    """An id read from a refused payload, only if it is safe to echo back (short, plain characters)."""
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and all(c.isascii() and (c.isalnum() or c in "_.:-") for c in value)
+    ):
+        return value
+    return None

@@ -1,0 +1,195 @@
+"""The daemon's side of the broker: connect, and keep connecting, for as long as the daemon runs.
+
+Each connection is a fresh client (aiomqtt 2.x neither reconnects nor re-enters a used client safely) with a
+persistent session (clean start off, a session expiry) so the broker keeps the QoS 1 orders and commands sent
+while we were away, and a retained last will, delayed, so a drop of a few seconds does not show the drone
+offline. Connected, it runs four things until the connection fails: the outbox pump, telemetry, the online
+message, and the orders and commands coming in. A failure of any of them ends the connection; the next one
+starts after a backoff with jitter (a fleet that lost the broker together does not come back together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from flightctl import __version__
+from flightctl.delivery.journal import Clock
+from flightctl.status.broker import (
+    ConfirmedClient,
+    expiry_properties,
+    json_properties,
+    keep_connected,
+    make_client,
+    will_message,
+)
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.inbound import Refused, parse_command, parse_order
+from flightctl.status.outbox_pump import OutboxPump
+from flightctl.status.settings import BrokerEndpoint, BrokerSection, TelemetrySection
+from flightctl.status.telemetry_feed import Sample, TelemetrySampler
+from flightctl.status.worker import DeliveryWorker
+
+log = logging.getLogger(__name__)
+
+
+class BrokerLink:
+    def __init__(
+        self,
+        drone_id: str,
+        endpoint: BrokerEndpoint,
+        broker: BrokerSection,
+        telemetry: TelemetrySection,
+        *,
+        worker: DeliveryWorker,
+        pump: OutboxPump,
+        sampler: TelemetrySampler,
+        clock: Clock,
+    ) -> None:
+        self.topics = Topics(drone_id)
+        self.endpoint = endpoint
+        self.broker = broker
+        self.telemetry = telemetry
+        self.worker = worker
+        self.pump = pump
+        self.sampler = sampler
+        self.clock = clock
+        self.outbox_wake = asyncio.Event()
+        self.outbox_wake.set()
+        self.order_changed = asyncio.Event()
+        self.connections = 0
+        self.connected = False
+        self.telemetry_sent = 0
+        self.telemetry_stale = 0  # samples older than their expiry when the broker came back: never sent
+        self.last_error: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "broker_connected": self.connected,
+            "broker_connections": self.connections,
+            "events_sent": self.pump.sent,
+            "events_refused": None if self.pump.refused is None else str(self.pump.refused),
+            "telemetry_sent": self.telemetry_sent,
+            "telemetry_dropped": self.sampler.queue.dropped,
+            "telemetry_stale": self.telemetry_stale,
+        }
+
+    def _envelope(self, type_: MessageType, data: dict[str, Any], order_id: str | None = None) -> bytes:
+        when, source = self.clock()
+        envelope = Envelope(
+            drone=self.topics.drone_id,
+            time=when,
+            time_source=TimeSource(source),
+            type=type_,
+            order_id=order_id,
+            data=data,
+        )
+        return envelope.to_json()
+
+    def _online(self, online: bool) -> bytes:
+        order_id = self.worker.status().order_id
+        data: dict[str, Any] = {"online": online, "version": __version__, "order_id": order_id}
+        if not online:
+            data["reason"] = "connection lost (last will)"
+        return self._envelope(MessageType.ONLINE, data, order_id)
+
+    async def run(self) -> None:
+        """Connect, serve, and connect again, forever (until cancelled)."""
+        await keep_connected(
+            self._new_client,
+            self._serve,
+            min_delay_s=self.broker.reconnect_min_s,
+            max_delay_s=self.broker.reconnect_max_s,
+            on_drop=self._dropped,
+        )
+
+    def _new_client(self) -> ConfirmedClient:
+        return make_client(
+            self.endpoint,
+            client_id=f"flightctl-{self.topics.drone_id}",
+            keepalive_s=self.broker.keepalive_s,
+            session_expiry_s=self.broker.session_expiry_s,
+            will=will_message(self.topics.online, self._online(False), delay_s=self.broker.will_delay_s),
+            timeout_s=self.broker.publish_timeout_s,
+        )
+
+    def _dropped(self, error: str, delay_s: float) -> None:
+        self.connected = False
+        self.last_error = error
+        log.warning("broker %s: %s; connecting again in about %.0f s", self.endpoint, error, delay_s)
+
+    async def _serve(self, client: ConfirmedClient) -> None:
+        try:
+            await client.subscribe(self.topics.orders, qos=1)
+            await client.subscribe(self.topics.commands, qos=1)
+            await self._publish_online(client)
+            self.connected = True
+            self.connections += 1
+            log.info("connected to the broker %s", self.endpoint)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.pump.run(client, self.outbox_wake), name="outbox")
+                tasks.create_task(self._send_telemetry(client), name="telemetry")
+                tasks.create_task(self._keep_online_current(client), name="online")
+                tasks.create_task(self._receive(client), name="inbound")
+        except asyncio.CancelledError:
+            # Stopping on purpose: say so now (a clean DISCONNECT discards the will), briefly, then go.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await client.publish_confirmed(
+                        self.topics.online, self._online(False), timeout_s=2, retain=True, properties=json_properties()
+                    )
+            raise
+
+    async def _publish_online(self, client: ConfirmedClient) -> None:
+        self.order_changed.clear()
+        await client.publish_confirmed(
+            self.topics.online,
+            self._online(True),
+            timeout_s=self.broker.publish_timeout_s,
+            retain=True,
+            properties=json_properties(),
+        )
+
+    async def _keep_online_current(self, client: ConfirmedClient) -> None:
+        last = self.worker.status().order_id
+        while True:
+            await self.order_changed.wait()
+            self.order_changed.clear()
+            now = self.worker.status().order_id
+            if now != last:
+                last = now
+                await self._publish_online(client)
+
+    async def _send_telemetry(self, client: ConfirmedClient) -> None:
+        queue, expiry_s = self.sampler.queue, self.telemetry.expiry_s
+        while True:
+            sample: Sample = await queue.get()
+            if time.monotonic() - sample.monotonic_s > expiry_s:
+                self.telemetry_stale += 1
+                continue
+            payload = self._envelope(MessageType.TELEMETRY, sample.data, sample.data.get("order_id"))
+            await client.publish(self.topics.telemetry, payload, qos=0, properties=expiry_properties(expiry_s))
+            self.telemetry_sent += 1
+
+    async def _receive(self, client: ConfirmedClient) -> None:
+        drone_id = self.topics.drone_id
+        async for message in client.messages:
+            topic = str(message.topic)
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            if topic == self.topics.orders:
+                order = parse_order(payload, drone_id)
+                if isinstance(order, Refused):
+                    await self.worker.refuse(MessageType.ORDER, order)
+                else:
+                    await self.worker.take_order(order)
+            elif topic == self.topics.commands:
+                command = parse_command(payload, drone_id)
+                if isinstance(command, Refused):
+                    await self.worker.refuse(MessageType.COMMAND, command)
+                else:
+                    await self.worker.command(command)
+            else:
+                log.warning("message on %s, which this drone never subscribed to: ignored", topic)

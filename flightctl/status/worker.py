@@ -1,0 +1,314 @@
+"""The daemon's delivery side: takes orders, flies one at a time with the sequencer, answers through the outbox.
+
+It knows nothing of MQTT. Requests come in typed (``status.inbound``); every answer (accepted, rejected, a
+command's result) is a row in the journal's outbox, written before this returns, and the outbox pump sends
+it whenever the broker is there. So a broker that is dead, slow or hostile cannot delay a decision here, and
+the sequencer never waits on anything but the vehicle and the journal.
+
+One order at a time: an order is taken (checked, recorded) and answered only after go/no-go: accepted on GO,
+before anything is uploaded; rejected with every reason otherwise. An order id seen before is never flown
+again: the same order is acknowledged again, a different order under a used id is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flightctl.delivery.decide import Limits
+from flightctl.delivery.events import ON_THE_GROUND, TERMINAL, DeliveryState
+from flightctl.delivery.history import History
+from flightctl.delivery.journal import Journal, JournalError, OrderRecord
+from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+from flightctl.delivery.planner import DeliveryPlan
+from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
+from flightctl.delivery.wind import GroundWind
+from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.link.connection import LinkState
+from flightctl.status.contract import MessageType
+from flightctl.status.inbound import CommandRequest, DepotWind, OrderRequest, Refused
+from flightctl.status.order_checks import order_problems, plan_or_problem
+from flightctl.status.telemetry_feed import DeliveryStatus
+from flightctl.vehicle.vehicle import Vehicle
+
+log = logging.getLogger(__name__)
+
+# A flying delivery whose supervision failed (not the link: that has its own wait) is looked at again after this.
+RETRY_SUPERVISION_S = 5.0
+ORDERS_LOOKED_AT_ON_START = 10
+
+
+@dataclass
+class _Job:
+    record: OrderRecord
+    plan: DeliveryPlan
+    wind: GroundWind | None
+    accepted: bool = False
+    abort_reason: str | None = None  # asked for before a sequencer was running
+    sequencer: DeliverySequencer | None = field(default=None, repr=False)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        vehicle: Vehicle,
+        journal: Journal,
+        site: Site,
+        profile: VehicleProfile,
+        *,
+        depot_radius_m: float,
+        limits: Limits,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.vehicle = vehicle
+        self.journal = journal
+        self.site = site
+        self.profile = profile
+        self.depot_radius_m = depot_radius_m
+        self.limits = limits
+        self.on_change = on_change  # the current order or its state changed (for the online message)
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._job: _Job | None = None  # taken, from the moment it passed the checks until it ended
+        self._progress: DeliveryProgress | None = None
+        # More to say in a status answer (the broker side's counters), set by whoever wires the daemon.
+        self.extra_status: Callable[[], dict[str, Any]] = dict
+
+    # ---- what the ground can see ------------------------------------------------------------------------------
+
+    def status(self) -> DeliveryStatus:
+        job, progress = self._job, self._progress
+        if job is None:
+            return DeliveryStatus()
+        sequencer = job.sequencer
+        state = sequencer.state if sequencer is not None else None
+        distance = progress.distance_to_go_m if progress is not None else None
+        return DeliveryStatus(job.record.order_id, state, distance)
+
+    def _on_progress(self, progress: DeliveryProgress) -> None:
+        changed = self._progress is None or self._progress.state is not progress.state
+        self._progress = progress
+        if changed:
+            self.on_change()
+
+    # ---- orders -----------------------------------------------------------------------------------------------
+
+    async def refuse(self, what: MessageType, refused: Refused) -> None:
+        """Answer a payload that could not be read as an order or a command."""
+        if what is MessageType.ORDER:
+            await self._reject(refused.order_id, refused.request_id, refused.reasons)
+        else:
+            await self._command_result(refused.request_id, None, ok=False, result="; ".join(refused.reasons))
+
+    async def take_order(self, request: OrderRequest) -> None:
+        order = request.order
+        known = await self.journal.order(order.order_id)
+        if known is not None:
+            await self._answer_again(request, known)
+            return
+        if self._job is not None:
+            busy = self._job.record.order_id
+            state = self.status().state
+            await self._reject(
+                order.order_id, request.request_id, [f"busy: flying order {busy} ({state or 'starting'})"]
+            )
+            return
+        problems = order_problems(
+            order,
+            self.site,
+            self.profile,
+            self.vehicle.state.snapshot(),
+            link_up=self.vehicle.connection.state is LinkState.CONNECTED,
+            depot_radius_m=self.depot_radius_m,
+            now_utc=datetime.now(UTC),
+        )
+        plan = plan_or_problem(order, self.site, self.profile) if not problems else None
+        if isinstance(plan, str):
+            problems.append(plan)
+        if problems or not isinstance(plan, DeliveryPlan):
+            await self._reject(order.order_id, request.request_id, problems)
+            return
+        body = request.model_dump(mode="json", exclude={"request_id"}, exclude_none=True)
+        record = await self.journal.receive_order(order.order_id, request.request_id, body)
+        wind = request.depot_wind.ground_wind() if request.depot_wind is not None else None
+        self._start(_Job(record, plan, wind))
+
+    def _start(self, job: _Job) -> None:
+        self._job = job
+        self._progress = None
+        self._jobs.put_nowait(job)
+        self.on_change()
+
+    async def _answer_again(self, request: OrderRequest, known: OrderRecord) -> None:
+        order_id = request.order.order_id
+        if known.body.get("order") != request.order.model_dump(mode="json", exclude_none=True):
+            reason = f"duplicate: order id {order_id} was already used for a different order (at {known.received_utc})"
+            await self._reject(order_id, request.request_id, [reason])
+        elif known.answer == "accepted":
+            await self._enqueue(
+                order_id,
+                MessageType.ORDER_ACCEPTED,
+                request_id=request.request_id,
+                duplicate=True,
+                note=f"already accepted (request {known.request_id}); it is never flown twice",
+            )
+        elif known.answer == "rejected":
+            again = f"duplicate: order {order_id} was already judged; send it again under a new order id"
+            await self._reject(order_id, request.request_id, [*known.reasons, again])
+        else:
+            note = f"duplicate: order {order_id} is being checked now; the answer to request {known.request_id} follows"
+            await self._reject(order_id, request.request_id, [note])
+
+    async def resume_open_order(self) -> None:
+        """After a restart: an order that was taken and has not ended is picked up where the journal left it."""
+        for record in await self.journal.latest_orders(ORDERS_LOOKED_AT_ON_START):
+            if record.answer == "rejected":
+                continue
+            history = History.of(await self.journal.events(record.order_id))
+            if history.state in TERMINAL:
+                if record.answer is None:
+                    await self._reject_after_checks(record, history)
+                continue
+            order = DeliveryOrder.model_validate(record.body["order"])
+            plan = plan_or_problem(order, self.site, self.profile)
+            if isinstance(plan, str):
+                raise JournalError(f"order {record.order_id} in the journal can no longer be planned: {plan}")
+            wind_record = record.body.get("depot_wind")
+            wind = DepotWind.model_validate(wind_record).ground_wind() if wind_record else None
+            log.warning("resuming order %s (last state %s)", record.order_id, history.state)
+            self._start(_Job(record, plan, wind, accepted=record.answer == "accepted"))
+            return
+
+    # ---- flying -----------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Fly each taken order to its end, one at a time. Raises only if the journal fails."""
+        while True:
+            job = await self._jobs.get()
+            try:
+                await self._fly(job)
+            finally:
+                self._job = None
+                self._progress = None
+                self.on_change()
+
+    async def _fly(self, job: _Job) -> None:
+        while True:
+            sequencer = DeliverySequencer(
+                self.vehicle,
+                job.plan,
+                self.journal,
+                on_progress=self._on_progress,
+                limits=self.limits,
+                ground_wind=job.wind,
+                on_go=lambda: self._accept(job),
+            )
+            job.sequencer = sequencer
+            if job.abort_reason is not None:
+                sequencer.request_abort(job.abort_reason)
+            try:
+                await sequencer.run()
+            except JournalError:
+                raise
+            except FlightctlError as exc:
+                if not await self._failed_step(sequencer, exc):
+                    continue
+            if sequencer.state is DeliveryState.OUT_OF_CONTACT:
+                await self._link_back()
+                continue
+            break
+        if not job.accepted:
+            await self._reject_after_checks(job.record, sequencer.history)
+
+    async def _failed_step(self, sequencer: DeliverySequencer, exc: FlightctlError) -> bool:
+        """A step the sequencer could not carry out. On the ground the order fails (True: it is over); in the
+        air the delivery is supervised again once the link is there (False)."""
+        log.warning("order %s: %s", sequencer.order_id, exc)
+        if sequencer.state is None or (sequencer.state in ON_THE_GROUND and not self.vehicle.state.armed):
+            await sequencer.record.enter(DeliveryState.FAILED, reason=f"{type(exc).__name__}: {exc}")
+            return True
+        await self._link_back()
+        await asyncio.sleep(RETRY_SUPERVISION_S)  # a vehicle that keeps failing the same step is not hammered
+        return False
+
+    async def _link_back(self) -> None:
+        while True:
+            try:
+                await self.vehicle.connection.wait_state(LinkState.CONNECTED, timeout_s=3600)
+            except VehicleTimeout:
+                log.warning("autopilot link still down; still waiting")
+                continue
+            return
+
+    async def _accept(self, job: _Job) -> None:
+        await self.journal.answer_order(job.record.order_id, "accepted", [])
+        await self._enqueue(job.record.order_id, MessageType.ORDER_ACCEPTED, request_id=job.record.request_id)
+        job.accepted = True
+
+    async def _reject_after_checks(self, record: OrderRecord, history: History) -> None:
+        reasons = [f"NO-GO: {line}" for line in history.nogo] or [history.abort_reason or "failed before take-off"]
+        await self.journal.answer_order(record.order_id, "rejected", reasons)
+        await self._reject(record.order_id, record.request_id, reasons)
+
+    # ---- commands ---------------------------------------------------------------------------------------------
+
+    async def command(self, request: CommandRequest) -> None:
+        if request.command == "status":
+            await self._command_result(request.request_id, "status", ok=True, result="status", status=self.report())
+            return
+        reason = request.reason or "no reason given"
+        job = self._job
+        if job is None:
+            await self._command_result(request.request_id, "abort", ok=False, result="no delivery in progress")
+            return
+        history = job.sequencer.history if job.sequencer is not None else None
+        if history is not None and history.released:
+            result = "the parcel is already delivered; the vehicle is on its way home"
+            await self._command_result(
+                request.request_id, "abort", ok=False, result=result, order_id=job.record.order_id
+            )
+            return
+        job.abort_reason = reason
+        if job.sequencer is not None:
+            job.sequencer.request_abort(reason)
+        result = "aborting: the vehicle comes home with the parcel along the mission's return leg"
+        if history is None or history.state in (None, *ON_THE_GROUND):
+            result = "aborting: nothing more is done on the ground"
+        await self._command_result(request.request_id, "abort", ok=True, result=result, order_id=job.record.order_id)
+
+    def report(self) -> dict[str, Any]:
+        status, state = self.status(), self.vehicle.state
+        return {
+            "order_id": status.order_id,
+            "delivery_state": None if status.state is None else status.state.value,
+            "distance_to_go_m": status.distance_to_go_m,
+            "autopilot_link": self.vehicle.connection.state.value,
+            "armed": state.armed,
+            "mode": state.mode,
+            **self.extra_status(),
+        }
+
+    # ---- the outbox -------------------------------------------------------------------------------------------
+
+    async def _reject(self, order_id: str | None, request_id: str | None, reasons: list[str]) -> None:
+        log.warning("order %s rejected: %s", order_id, "; ".join(reasons))
+        await self._enqueue(order_id, MessageType.ORDER_REJECTED, request_id=request_id, reasons=reasons)
+
+    async def _command_result(
+        self,
+        request_id: str | None,
+        command: str | None,
+        *,
+        ok: bool,
+        result: str,
+        order_id: str | None = None,
+        **more: Any,
+    ) -> None:
+        data = {"request_id": request_id, "command": command, "ok": ok, "result": result, **more}
+        await self._enqueue(order_id, MessageType.COMMAND_RESULT, **data)
+
+    async def _enqueue(self, order_id: str | None, type_: MessageType, **data: Any) -> None:
+        await self.journal.enqueue(order_id, type_.value, data)

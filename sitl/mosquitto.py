@@ -1,0 +1,187 @@
+"""A real mosquitto for tests and for an engineer's laptop: started on a free port with a config we write, password
+authentication (anonymous off), TLS with a CA made on the spot, optional ACL, persistence so a restart keeps
+sessions and queued messages. Stop it, kill it, start it again on the same port: what a broker outage looks like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
+
+from sitl.errors import SitlError
+
+START_TIMEOUT_S = 15.0
+
+
+class MosquittoError(SitlError):
+    """mosquitto is missing, or did not start or stop as asked."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def mosquitto_binary() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise MosquittoError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+
+
+@dataclass
+class Mosquitto:
+    """One broker in ``folder``. ``accounts`` maps user names to passwords; ``acl`` is an ACL file's text."""
+
+    folder: Path
+    accounts: dict[str, str] = field(default_factory=dict)
+    acl: str | None = None
+    tls: bool = True
+    port: int = field(default_factory=free_port)
+    _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "mosquitto.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def __aenter__(self) -> Mosquitto:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start (or start again, same port, same persistence) and return once it accepts connections."""
+        if self.running:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = await self._write_config()
+        self._process = await asyncio.create_subprocess_exec(
+            mosquitto_binary(), "-c", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while not await self._accepts():
+                    if self._process.returncode is not None:
+                        raise MosquittoError(f"mosquitto exited with {self._process.returncode}: {self.log_tail()}")
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            await self.kill()
+            raise MosquittoError(f"mosquitto did not listen on {self.port} within {START_TIMEOUT_S:g} s") from None
+
+    async def _accepts(self) -> bool:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    async def stop(self) -> None:
+        """A clean stop (SIGTERM): mosquitto writes its persistence file, sessions survive a start."""
+        await self._end(signal.SIGTERM)
+
+    async def kill(self) -> None:
+        await self._end(signal.SIGKILL)
+
+    async def _end(self, signum: int) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signum)
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def add_account(self, username: str, password: str) -> None:
+        self.accounts[username] = password
+        if self.running:
+            await self._write_config()
+            assert self._process is not None
+            self._process.send_signal(signal.SIGHUP)  # mosquitto re-reads its password and ACL files
+
+    async def _write_config(self) -> Path:
+        folder = self.folder
+        lines = [
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {folder}/",
+            "autosave_interval 1",
+            f"log_dest file {self.log_path}",
+            "log_type all",
+            "log_timestamp_format %H:%M:%S",
+            "max_queued_messages 100000",
+            # Started as root, mosquitto would switch to the 'mosquitto' user, who cannot read a test's files.
+            f"user {getpass.getuser()}",
+        ]
+        passwords = folder / "passwords"
+        passwords.write_text("")
+        for username, password in self.accounts.items():
+            await _run("mosquitto_passwd", "-b", str(passwords), username, password)
+        lines.append(f"password_file {passwords}")
+        if self.acl is not None:
+            (folder / "acl").write_text(self.acl)
+            lines.append(f"acl_file {folder / 'acl'}")
+        if self.tls:
+            lines += self._tls_lines()
+        config = folder / "mosquitto.conf"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+    def _tls_lines(self) -> list[str]:
+        folder = self.folder
+        if not self.ca_file.exists():
+            ca = trustme.CA()
+            server = ca.issue_cert("127.0.0.1", "localhost")
+            ca.cert_pem.write_to_path(str(self.ca_file))
+            server.private_key_pem.write_to_path(str(folder / "server.key"))
+            server.cert_chain_pems[0].write_to_path(str(folder / "server.pem"))
+            os.chmod(folder / "server.key", 0o600)
+        return [f"cafile {self.ca_file}", f"certfile {folder / 'server.pem'}", f"keyfile {folder / 'server.key'}"]
+
+
+async def _run(*command: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        said = output.decode(errors="replace")
+        raise MosquittoError(f"{' '.join(command[:2])} failed ({process.returncode}): {said}")

@@ -1,0 +1,67 @@
+"""What the broker tests share: endpoints for the test accounts, a subscriber that collects what it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from flightctl.status.broker import ConfirmedClient, keep_connected, make_client
+from flightctl.status.consumer import read_envelope
+from flightctl.status.contract import Envelope
+from flightctl.status.settings import BrokerEndpoint
+from sitl.mosquitto import Mosquitto
+from tests.mqtt.conftest import ACCOUNTS
+
+
+def endpoint(broker: Mosquitto, user: str, password: str | None = None) -> BrokerEndpoint:
+    secret = ACCOUNTS.get(user, "") if password is None else password
+    return BrokerEndpoint.from_url(broker.url, username=user, password=secret, ca_file=broker.ca_file)
+
+
+@dataclass
+class Collector:
+    """Envelopes received on a topic, across reconnects (a persistent session: nothing queued is missed)."""
+
+    received: list[Envelope] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def serve(self, client: ConfirmedClient, topic: str) -> None:
+        await client.subscribe(topic, qos=1)
+        self.subscribed.set()
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            self.received.append(read_envelope(message.payload))
+            self.changed.set()
+
+    async def wait_for(self, count: int, timeout_s: float = 30) -> list[Envelope]:
+        async with asyncio.timeout(timeout_s):
+            while len(self.received) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.received
+
+
+@contextlib.asynccontextmanager
+async def collecting(broker: Mosquitto, topic: str, user: str = "ground") -> AsyncIterator[Collector]:
+    collector = Collector()
+    ep = endpoint(broker, user)
+
+    def new_client() -> ConfirmedClient:
+        return make_client(ep, client_id=f"collector-{user}", session_expiry_s=3600)
+
+    task = asyncio.create_task(
+        keep_connected(new_client, lambda c: collector.serve(c, topic), min_delay_s=0.2, max_delay_s=1)
+    )
+    try:
+        async with asyncio.timeout(15):
+            await collector.subscribed.wait()
+        yield collector
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
