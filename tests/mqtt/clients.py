@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ class Collector:
     received: list[Envelope] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    arrival_s: list[float] = field(default_factory=list)  # monotonic time each envelope arrived
 
     async def serve(self, client: ConfirmedClient, topic: str) -> None:
         await client.subscribe(topic, qos=1)
@@ -36,6 +38,7 @@ class Collector:
         async for message in client.messages:
             assert isinstance(message.payload, bytes)
             self.received.append(read_envelope(message.payload))
+            self.arrival_s.append(time.monotonic())
             self.changed.set()
 
     async def wait_for(self, count: int, timeout_s: float = 30) -> list[Envelope]:
@@ -47,12 +50,15 @@ class Collector:
 
 
 @contextlib.asynccontextmanager
-async def collecting(broker: Mosquitto, topic: str, user: str = "ground") -> AsyncIterator[Collector]:
+async def collecting(
+    broker: Mosquitto, topic: str, user: str = "ground", client_id: str | None = None
+) -> AsyncIterator[Collector]:
     collector = Collector()
     ep = endpoint(broker, user)
+    client_id = client_id or f"collector-{user}"
 
     def new_client() -> ConfirmedClient:
-        return make_client(ep, client_id=f"collector-{user}", session_expiry_s=3600)
+        return make_client(ep, client_id=client_id, session_expiry_s=3600)
 
     task = asyncio.create_task(
         keep_connected(new_client, lambda c: collector.serve(c, topic), min_delay_s=0.2, max_delay_s=1)

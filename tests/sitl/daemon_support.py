@@ -1,0 +1,187 @@
+"""`flightctl run` as it runs on the aircraft (a process, a config file, a journal), a real mosquitto, and a
+ground station that sends orders and commands and reads events and the online topic as dispatch would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flightctl.delivery.order import DeliveryOrder
+from flightctl.status.consumer import SequenceTracker
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from sitl.mosquitto import Mosquitto
+from tests.mqtt.clients import Collector, collecting, endpoint
+from tests.mqtt.conftest import ACCOUNTS
+
+DRONE = "drone-a"
+TOPICS = Topics(DRONE)
+
+
+def write_config(
+    folder: Path, *, autopilot_url: str, broker_url: str, ca_file: Path, will_delay_s: int = 10, rate_hz: float = 2
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mqtt-password").write_text(ACCOUNTS[DRONE] + "\n")
+    path = folder / "daemon.toml"
+    path.write_text(
+        f"""drone_id = "{DRONE}"
+site = "kirkwall"
+profile = "sitl-quad"
+journal = "journal.sqlite"
+
+[autopilot]
+url = "{autopilot_url}"
+link_lost_timeout_s = 60
+
+[broker]
+url = "{broker_url}"
+username = "{DRONE}"
+password_file = "mqtt-password"
+ca_file = "{ca_file}"
+keepalive_s = 5
+will_delay_s = {will_delay_s}
+reconnect_min_s = 0.5
+reconnect_max_s = 2
+
+[telemetry]
+rate_hz = {rate_hz}
+"""
+    )
+    return path
+
+
+@dataclass
+class DaemonProcess:
+    config: Path
+    process: asyncio.subprocess.Process | None = None
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.config.parent / f"daemon-{self.starts}.log"
+
+    async def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "flightctl", "-v", "run", "--config", str(self.config),
+                stdout=log, stderr=log,
+            )  # fmt: skip
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM, as systemd stops it; the exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            return await self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = "\n".join(p.read_text(errors="replace") for p in sorted(self.config.parent.glob("daemon-*.log")))
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Ground:
+    """Dispatch's and the operator's view of one drone, de-duplicating events by sequence number."""
+
+    broker: Mosquitto
+    events: Collector
+    online: Collector
+
+    def unique_events(self) -> list[Envelope]:
+        tracker, unique = SequenceTracker(start_after=0), []
+        for envelope in self.events.received:
+            assert envelope.seq is not None
+            if tracker.accept(envelope.seq):
+                unique.append(envelope)
+        return unique
+
+    def states(self, order_id: str) -> list[str]:
+        return [e.data["state"] for e in self.unique_events() if e.type == "state" and e.order_id == order_id]
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        from flightctl.status.broker import make_client
+
+        async with make_client(endpoint(self.broker, "ground"), client_id=f"dispatch-{uuid.uuid4().hex[:8]}") as c:
+            await c.publish_confirmed(topic, payload, timeout_s=10)
+
+    async def send_order(self, order: DeliveryOrder, *, wind_m_s: float = 0.0, request_id: str | None = None) -> str:
+        request_id = request_id or f"req-{uuid.uuid4().hex[:10]}"
+        data: dict[str, Any] = {
+            "request_id": request_id,
+            "order": order.model_dump(mode="json", exclude_none=True),
+            "depot_wind": {"speed_m_s": wind_m_s, "measured_at": datetime.now(UTC).isoformat()},
+        }
+        await self.publish(TOPICS.orders, envelope(MessageType.ORDER, data, order.order_id))
+        return request_id
+
+    async def command(self, command: str, reason: str | None = None) -> str:
+        request_id = f"cmd-{uuid.uuid4().hex[:10]}"
+        data = {"request_id": request_id, "command": command, "reason": reason}
+        await self.publish(TOPICS.commands, envelope(MessageType.COMMAND, data))
+        return request_id
+
+    async def answer(self, request_id: str, timeout_s: float = 120) -> Envelope:
+        return await self.event(lambda e: e.data.get("request_id") == request_id, f"answer to {request_id}", timeout_s)
+
+    async def state(self, order_id: str, state: str, timeout_s: float = 600) -> Envelope:
+        def entered(e: Envelope) -> bool:
+            return e.type == "state" and e.order_id == order_id and e.data["state"] == state
+
+        return await self.event(entered, f"{order_id} {state}", timeout_s)
+
+    async def event(self, match: Any, what: str, timeout_s: float) -> Envelope:
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    for e in self.unique_events():
+                        if match(e):
+                            return e
+                    self.events.changed.clear()
+                    await self.events.changed.wait()
+        except TimeoutError:
+            seen = [(e.seq, e.type, e.data.get("state")) for e in self.unique_events()][-15:]
+            raise AssertionError(f"no event: {what} within {timeout_s:g} s; last events {seen}") from None
+
+    def online_history(self) -> list[tuple[float, bool]]:
+        """(monotonic arrival time, online?) for each message on the online topic, in order."""
+        return [(t, bool(e.data["online"])) for t, e in zip(self.online.arrival_s, self.online.received, strict=True)]
+
+    async def online_is(self, online: bool, timeout_s: float, *, after_s: float = 0.0) -> float:
+        """Wait until the online topic says ``online`` (in a message that arrived after ``after_s``); when."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for when, value in self.online_history():
+                    if value is online and when >= after_s:
+                        return when
+                self.online.changed.clear()
+                await self.online.changed.wait()
+
+
+def envelope(type_: MessageType, data: dict[str, Any], order_id: str | None = None) -> bytes:
+    return Envelope(
+        drone=DRONE, time=datetime.now(UTC), time_source=TimeSource.SENDER, type=type_, order_id=order_id, data=data
+    ).to_json()
+
+
+@contextlib.asynccontextmanager
+async def ground_station(broker: Mosquitto) -> AsyncIterator[Ground]:
+    async with (
+        collecting(broker, TOPICS.events, client_id="ground-events") as events,
+        collecting(broker, TOPICS.online, client_id="ground-online") as online,
+    ):
+        yield Ground(broker, events, online)

@@ -1,0 +1,247 @@
+"""`flightctl run` on real SITL and a real mosquitto (TLS, passwords): orders over MQTT are flown, every event
+arrives once and in order through broker outages and daemon crashes, and bad orders change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flightctl.delivery.journal import Journal
+from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
+from flightctl.geo import distance_m
+from flightctl.missions.model import MissionPlan, MissionType
+from flightctl.status.contract import MessageType
+from sitl.instance import SitlInstance
+from sitl.mosquitto import Mosquitto
+from sitl.tcp_proxy import TcpProxy
+from tests.mqtt.conftest import ACCOUNTS, require_mosquitto
+from tests.sitl.daemon_support import TOPICS, DaemonProcess, Ground, envelope, ground_station, write_config
+from tests.sitl.deliveries import SHORT_DROP, assert_home_and_disarmed, order
+from tests.sitl.test_delivery_links import DELIVERED_STATES
+
+pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
+
+
+def short_order(order_id: str, method: DeliveryMethod = DeliveryMethod.PAYLOAD_PLACE) -> DeliveryOrder:
+    base = order("kirkwall-1500m-place" if method is DeliveryMethod.PAYLOAD_PLACE else "kirkwall-1200m-height")
+    return base.model_copy(update={"order_id": order_id, "drop": SHORT_DROP})
+
+
+@dataclass
+class Rig:
+    sim: SitlInstance
+    broker: Mosquitto
+    daemon: DaemonProcess
+    ground: Ground
+    folder: Path
+    network: TcpProxy  # the daemon's way to the broker: a cellular link that can drop
+
+    async def journal_events(self, order_id: str) -> list[str]:
+        async with await Journal.open(self.folder / "daemon" / "journal.sqlite") as journal:
+            return [f"{e.kind}:{e.name}" for e in await journal.events(order_id)]
+
+
+@pytest.fixture
+async def rig(depot_sitl: SitlInstance, tmp_path: Path) -> AsyncIterator[Rig]:
+    require_mosquitto()
+    async with (
+        Mosquitto(tmp_path / "broker", accounts=dict(ACCOUNTS)) as broker,
+        TcpProxy("127.0.0.1", broker.port) as network,
+    ):
+        # The certificate names 127.0.0.1, so TLS through the proxy checks out as it would without it.
+        broker_url = f"mqtts://127.0.0.1:{network.port}"
+        config = write_config(
+            tmp_path / "daemon", autopilot_url=depot_sitl.serial2_url, broker_url=broker_url, ca_file=broker.ca_file
+        )
+        daemon = DaemonProcess(config)
+        async with ground_station(broker) as ground:
+            await daemon.start()
+            try:
+                await ground.online_is(True, timeout_s=60)
+                yield Rig(depot_sitl, broker, daemon, ground, tmp_path, network)
+            finally:
+                if daemon.process is not None and daemon.process.returncode is None:
+                    code = await daemon.stop()
+                    assert code == 0, f"SIGTERM should stop the daemon cleanly, exit {code}\n{daemon.log_tail()}"
+
+
+async def mission_hash(sim: SitlInstance) -> str:
+    return MissionPlan(await sim.vehicle.mission.download(MissionType.MISSION)).content_hash()
+
+
+async def test_an_order_over_mqtt_is_flown_and_delivered_through_a_broker_outage(rig: Rig) -> None:
+    """Test an order sent over MQTT to `flightctl run`: accepted, flown, delivered, with the broker stopped for
+    20 s in flight; every event arrives in sequence, none lost, none duplicated after de-duplication; a second
+    order while busy and the same order again are answered, and nothing is flown twice."""
+    ground, vehicle = rig.ground, rig.sim.vehicle
+    first = short_order("KWL-MQTT-1")
+    answer = await ground.answer(await ground.send_order(first))
+    assert answer.type == "order_accepted", rig.daemon.log_tail()
+    await ground.state(first.order_id, "ENROUTE", timeout_s=120)
+
+    busy = await ground.answer(await ground.send_order(short_order("KWL-MQTT-2")))
+    assert busy.type == "order_rejected"
+    assert any("busy: flying order KWL-MQTT-1" in r for r in busy.data["reasons"]), busy.data
+
+    await rig.broker.stop()
+    stopped_at = asyncio.get_running_loop().time()
+    await vehicle.telemetry.wait_until(
+        lambda _s: asyncio.get_running_loop().time() - stopped_at >= 20, timeout_s=3000, what="20 s of broker outage"
+    )  # 20 s of wall time (the deadline is vehicle time, which runs faster)
+    assert vehicle.state.armed, "the flight went on without the broker"
+    await rig.broker.start()
+
+    await ground.state(first.order_id, "LANDED", timeout_s=600)
+    await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed, as the daemon saw")
+    assert ground.states(first.order_id) == DELIVERED_STATES
+    unique = ground.unique_events()
+    seqs = [e.seq for e in unique]
+    assert seqs == list(range(1, len(seqs) + 1)), f"a gap or a reordering: {seqs}"
+    landed = next(e for e in unique if e.data.get("state") == "LANDED")
+    assert landed.data["detail"]["released"] is True
+    assert all(e.drone == "drone-a" for e in unique)
+
+    again = await ground.answer(await ground.send_order(first))
+    assert again.type == "order_accepted"
+    assert again.data["duplicate"] is True
+    status = await ground.answer(await ground.command("status"))
+    assert status.data["status"]["order_id"] is None, "the same order is never flown twice"
+    assert not vehicle.state.armed
+    assert (await rig.journal_events(first.order_id)).count("command:arm") == 1
+    assert_home_and_disarmed(rig.sim)
+
+
+async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig) -> None:
+    """Test that malformed JSON, a payload over the limit, unknown fields, a drop outside the operating area and a
+    parcel over the payload limit are each answered with the reason, and the vehicle is not armed and holds the
+    same mission as before."""
+    ground, sim = rig.ground, rig.sim
+    before = await mission_hash(sim)
+
+    async def raw(payload: bytes) -> list[str]:
+        await ground.publish(TOPICS.orders, payload)
+        rejected = await ground.event(
+            lambda e: e.type == "order_rejected" and e.data.get("request_id") is None and e.seq not in seen,
+            "a rejection without a request id",
+            timeout_s=30,
+        )
+        seen.add(rejected.seq)
+        return list(rejected.data["reasons"])
+
+    seen: set[int | None] = set()
+    assert any("not JSON" in r for r in await raw(b'{"schema": 1, "drone": '))
+    assert any("over the limit" in r for r in await raw(b"{" + b" " * 20_000 + b"}"))
+    assert any("not UTF-8" in r for r in await raw(b"\xff\xfe{}"))
+
+    async def refused(data: dict[str, object], order_id: str | None = None) -> list[str]:
+        await ground.publish(TOPICS.orders, envelope(MessageType.ORDER, data, order_id))
+        answer = await ground.answer(str(data["request_id"]), timeout_s=30)
+        assert answer.type == "order_rejected", answer
+        return list(answer.data["reasons"])
+
+    good = short_order("KWL-BAD-1").model_dump(mode="json", exclude_none=True)
+    reasons = await refused({"request_id": "unknown-field", "order": {**good, "customer_name": "A. Person"}})
+    assert any("customer_name" in r and "Extra inputs" in r for r in reasons), reasons
+
+    far = short_order("KWL-BAD-2").model_copy(update={"drop": SHORT_DROP.model_copy(update={"lat": 59.2})})
+    reasons = await refused({"request_id": "outside", "order": far.model_dump(mode="json", exclude_none=True)})
+    assert any("outside the operating area" in r for r in reasons), reasons
+
+    heavy = short_order("KWL-BAD-3").model_copy(update={"parcel_kg": 9.0})
+    reasons = await refused({"request_id": "heavy", "order": heavy.model_dump(mode="json", exclude_none=True)})
+    assert any("over the payload limit" in r for r in reasons), reasons
+
+    assert not sim.vehicle.state.armed
+    assert await mission_hash(sim) == before, "no mission was uploaded for a rejected order"
+    for order_id in ("KWL-BAD-1", "KWL-BAD-2", "KWL-BAD-3"):
+        assert await rig.journal_events(order_id) == [], "a rejected order is never started"
+
+
+async def test_abort_over_mqtt_brings_the_parcel_home(rig: Rig) -> None:
+    """Test `abort` over MQTT mid-flight: answered, the vehicle comes home along the route with the parcel, and
+    the events say why."""
+    ground, vehicle = rig.ground, rig.sim.vehicle
+    the_order = short_order("KWL-ABORT")
+    assert (await ground.answer(await ground.send_order(the_order))).type == "order_accepted"
+    drop = the_order.drop_location()
+    await vehicle.telemetry.wait_until(
+        lambda s: s.armed and s.position is not None and distance_m(s.position, drop) < 250,
+        timeout_s=300,
+        what="250 m from the drop point",
+    )
+    result = await ground.answer(await ground.command("abort", "customer cancelled"))
+    assert result.type == "command_result"
+    assert result.data["ok"] is True, result.data
+    aborting = await ground.state(the_order.order_id, "ABORTING", timeout_s=60)
+    assert aborting.data["detail"]["reason"] == "operator abort: customer cancelled"
+    assert aborting.data["detail"]["with_parcel"] is True
+    landed = await ground.state(the_order.order_id, "LANDED", timeout_s=600)
+    assert landed.data["detail"]["released"] is False
+    await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed, as the daemon saw")
+    assert_home_and_disarmed(rig.sim)
+    setup = vehicle.payload.setup or await vehicle.payload.discover()
+    assert vehicle.payload.gripper_at(vehicle.state, setup.grab_pwm), "the parcel is still gripped"
+    status = await ground.answer(await ground.command("status"))
+    assert status.data["status"]["order_id"] is None
+    assert status.data["status"]["broker_connected"] is True
+
+
+async def test_a_daemon_killed_en_route_resumes_with_one_release_and_its_sequence_carries_on(rig: Rig) -> None:
+    """Test that `flightctl run` SIGKILLed en route and started again with the same journal completes the
+    delivery with exactly one release, and that its event sequence numbers carry on without reuse."""
+    ground, vehicle = rig.ground, rig.sim.vehicle
+    the_order = short_order("KWL-KILL", DeliveryMethod.RELEASE_AT_HEIGHT)
+    assert (await ground.answer(await ground.send_order(the_order))).type == "order_accepted"
+    drop = the_order.drop_location()
+    await vehicle.telemetry.wait_until(
+        lambda s: s.armed and s.position is not None and distance_m(s.position, drop) < 300,
+        timeout_s=300,
+        what="300 m from the drop point",
+    )
+    await rig.daemon.kill()
+    await rig.daemon.start()
+    await ground.state(the_order.order_id, "LANDED", timeout_s=600)
+    await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed, as the daemon saw")
+
+    journal = await rig.journal_events(the_order.order_id)
+    assert journal.count("command:gripper_release") == 1, journal
+    assert "observation:resumed" in journal
+    unique = ground.unique_events()
+    seqs = [e.seq for e in unique]
+    assert seqs == list(range(1, len(seqs) + 1)), f"a gap or a reordering: {seqs}"
+    by_seq: dict[int | None, bytes] = {}
+    for received in ground.events.received:  # a re-send carries the same number and the same message
+        assert by_seq.setdefault(received.seq, received.to_json()) == received.to_json(), "a sequence number reused"
+    released = [e for e in unique if e.data.get("state") == "RELEASED"]
+    assert len(released) == 1
+    landed = next(e for e in unique if e.data.get("state") == "LANDED")
+    assert landed.data["detail"]["released"] is True
+    assert_home_and_disarmed(rig.sim)
+
+
+async def test_orders_sent_while_the_drone_is_away_are_answered_and_the_last_will_says_offline(rig: Rig) -> None:
+    """Test that an order published while the daemon's network is down reaches it after the reconnect and is
+    answered; that a drop shorter than the will delay never shows it offline; and that a SIGKILLed daemon is
+    shown offline by its last will within the keep-alive plus the will delay."""
+    ground = rig.ground
+    rig.network.cut()
+    heavy = short_order("KWL-AWAY").model_copy(update={"parcel_kg": 9.0})
+    request_id = await ground.send_order(heavy)  # QoS 1 to the drone's persistent session, while it is away
+    with pytest.raises(TimeoutError):
+        await ground.online_is(False, timeout_s=4)  # the drop lasts 4 s: well inside the 10 s will delay
+    rig.network.restore()
+    answer = await ground.answer(request_id, timeout_s=60)
+    assert answer.type == "order_rejected"
+    assert any("over the payload limit" in r for r in answer.data["reasons"])
+    assert [online for _t, online in ground.online_history()].count(False) == 0, "never shown offline"
+
+    killed_at = asyncio.get_running_loop().time()
+    await rig.daemon.kill()
+    offline_at = await ground.online_is(False, timeout_s=60)
+    keepalive_s, will_delay_s = 5, 10
+    assert offline_at - killed_at <= keepalive_s * 1.5 + will_delay_s + 2
+    assert offline_at - killed_at >= will_delay_s - 1, "the will waits for the will delay"
