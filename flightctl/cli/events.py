@@ -58,6 +58,7 @@ def events(
         seen = 0
         async with connected(endpoint, "events") as client:
             await client.subscribe(topics.events, qos=1)
+            errors.print(Text(f"following {topics.events} on {endpoint}", style="dim"))
             async for message in client.messages:
                 try:
                     envelope = read_envelope(message.payload)

@@ -185,3 +185,41 @@ async def ground_station(broker: Mosquitto) -> AsyncIterator[Ground]:
         collecting(broker, TOPICS.online, client_id="ground-online") as online,
     ):
         yield Ground(broker, events, online)
+
+
+def cli_broker_args(broker: Mosquitto, folder: Path) -> list[str]:
+    """What an engineer passes to `order send`, `events` and `telemetry`: the URL, an account, the CA."""
+    password_file = folder / "ground-password"
+    password_file.write_text(ACCOUNTS["ground"])
+    return [
+        "--broker", broker.url, "--drone", DRONE, "--username", "ground",
+        "--password-file", str(password_file), "--ca-file", str(broker.ca_file),
+    ]  # fmt: skip
+
+
+async def flightctl(*args: str, timeout_s: float = 120) -> tuple[int, str, str]:
+    """A flightctl command as a user runs it: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flightctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def following(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A following command (`events`, `telemetry`), returned once it says on stderr that it is subscribed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flightctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while b"following" not in (line := await process.stderr.readline()):
+                assert line, "the command ended before it subscribed"
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

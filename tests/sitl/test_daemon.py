@@ -4,11 +4,13 @@ arrives once and in order through broker outages and daemon crashes, and bad ord
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
@@ -19,7 +21,17 @@ from sitl.instance import SitlInstance
 from sitl.mosquitto import Mosquitto
 from sitl.tcp_proxy import TcpProxy
 from tests.mqtt.conftest import ACCOUNTS, require_mosquitto
-from tests.sitl.daemon_support import TOPICS, DaemonProcess, Ground, envelope, ground_station, write_config
+from tests.sitl.daemon_support import (
+    TOPICS,
+    DaemonProcess,
+    Ground,
+    cli_broker_args,
+    envelope,
+    flightctl,
+    following,
+    ground_station,
+    write_config,
+)
 from tests.sitl.deliveries import SHORT_DROP, assert_home_and_disarmed, order
 from tests.sitl.test_delivery_links import DELIVERED_STATES
 
@@ -155,6 +167,20 @@ async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig)
     reasons = await refused({"request_id": "heavy", "order": heavy.model_dump(mode="json", exclude_none=True)})
     assert any("over the payload limit" in r for r in reasons), reasons
 
+    # The engineer's commands: `order send` prints every reason and exits 2; `events` saw the answer.
+    args = cli_broker_args(rig.broker, rig.folder)
+    heavy_file = rig.folder / "heavy.yaml"
+    heavy_file.write_text(yaml.safe_dump(heavy.model_dump(mode="json", exclude_none=True)))
+    async with following("events", *args, "--count", "1", "--json") as follower:
+        code, out, err = await flightctl("order", "send", str(heavy_file), *args, "--depot-wind", "0")
+        assert code == 2, err
+        assert "rejected" in out, out
+        assert "over the payload limit" in out, out
+        stdout, _ = await asyncio.wait_for(follower.communicate(), timeout=30)
+    followed = json.loads(stdout.decode().splitlines()[0])
+    assert followed["type"] == "order_rejected"
+    assert followed["drone"] == "drone-a"
+
     assert not sim.vehicle.state.armed
     assert await mission_hash(sim) == before, "no mission was uploaded for a rejected order"
     for order_id in ("KWL-BAD-1", "KWL-BAD-2", "KWL-BAD-3"):
@@ -166,13 +192,27 @@ async def test_abort_over_mqtt_brings_the_parcel_home(rig: Rig) -> None:
     the events say why."""
     ground, vehicle = rig.ground, rig.sim.vehicle
     the_order = short_order("KWL-ABORT")
-    assert (await ground.answer(await ground.send_order(the_order))).type == "order_accepted"
+    order_file = rig.folder / "abort.yaml"
+    order_file.write_text(yaml.safe_dump(the_order.model_dump(mode="json", exclude_none=True)))
+    args = cli_broker_args(rig.broker, rig.folder)
+    code, out, err = await flightctl("order", "send", str(order_file), *args, "--depot-wind", "0")
+    assert code == 0, f"{out}\n{err}\n{rig.daemon.log_tail()}"
+    assert "accepted" in out
     drop = the_order.drop_location()
     await vehicle.telemetry.wait_until(
         lambda s: s.armed and s.position is not None and distance_m(s.position, drop) < 250,
         timeout_s=300,
         what="250 m from the drop point",
     )
+    code, out, err = await flightctl("telemetry", *args, "--json", "--count", "2", timeout_s=60)
+    assert code == 0, err
+    samples = [json.loads(line) for line in out.splitlines()]
+    assert len(samples) == 2
+    assert samples[0]["type"] == "telemetry"
+    assert samples[0]["data"]["armed"] is True
+    assert samples[0]["data"]["order_id"] == "KWL-ABORT"
+    assert samples[0]["data"]["delivery_state"] in ("ENROUTE", "ON_STATION")
+    assert samples[0]["time_source"] == "gps"
     result = await ground.answer(await ground.command("abort", "customer cancelled"))
     assert result.type == "command_result"
     assert result.data["ok"] is True, result.data
