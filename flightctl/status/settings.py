@@ -169,7 +169,10 @@ def load_daemon_config(path: Path) -> DaemonConfig:
     config = _relative_to(config, path.parent)
     if config.broker.ca_file is not None and not config.broker.ca_file.is_file():
         raise ConfigError(f"{path}: broker.ca_file: {config.broker.ca_file} is not a file")
-    config.broker_endpoint()  # a password file that cannot be read fails now, not at the first connection
+    try:
+        config.broker_endpoint()  # a password file that cannot be read fails now, not at the first connection
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
 
 

@@ -36,9 +36,7 @@ async def pumping(broker: Mosquitto, journal: Journal, *, user: str = DRONE) -> 
     def new_client() -> ConfirmedClient:
         return make_client(ep, client_id=f"flightctl-{DRONE}", session_expiry_s=3600)
 
-    task = asyncio.create_task(
-        keep_connected(new_client, lambda c: pump.run(c, wake), min_delay_s=0.2, max_delay_s=1)
-    )
+    task = asyncio.create_task(keep_connected(new_client, lambda c: pump.run(c, wake), min_delay_s=0.2, max_delay_s=1))
     try:
         yield pump
     finally:

@@ -528,3 +528,14 @@ def test_out_of_contact_outcome_says_unknown() -> None:
     assert not outcome.delivered
     assert outcome.verdict == "unknown: out of contact, parcel presumed on board"
     assert outcome.abort_reason == "link to the autopilot lost"
+
+
+def test_an_operator_abort_brings_the_parcel_home_along_the_route() -> None:
+    """Test that an operator's abort in flight is an abort along the route with the operator's reason, and that
+    after the release it changes nothing (the vehicle is already on its way home)."""
+    history = history_of(flown_to(DeliveryState.ENROUTE))
+    [action] = run(PLACE, history, Observed(flying(PLACE, seq=3), operator_abort="customer cancelled"))
+    assert action == Abort("operator abort: customer cancelled", AbortHow.RETURN_ALONG_ROUTE)
+    released = history_of(flown_to(DeliveryState.RELEASED, 5_000))
+    actions = run(PLACE, released, Observed(flying(PLACE, seq=PLACE.climb_seq), operator_abort="too late"))
+    assert not any(isinstance(a, Abort) for a in actions)

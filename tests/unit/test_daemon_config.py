@@ -1,0 +1,95 @@
+"""The daemon's config: every error names the file and the key; relative paths are relative to the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flightctl.errors import ConfigError
+from flightctl.status.settings import BrokerEndpoint, load_daemon_config
+
+GOOD = """
+drone_id = "orkney-07"
+site = "kirkwall"
+profile = "sitl-quad"
+journal = "state/journal.sqlite"
+
+[autopilot]
+url = "serial:/dev/ttyAMA0:921600"
+
+[broker]
+url = "mqtts://broker.example.net"
+username = "orkney-07"
+password_file = "secret"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "daemon.toml") -> Path:
+    (tmp_path / "secret").write_text("s3cret\n")
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_configs_load(tmp_path: Path) -> None:
+    """Test that the example configs in configs/onboard/ are valid (the aircraft one up to its secret files)."""
+    config = load_daemon_config(Path("configs/onboard/sitl.toml"))
+    assert config.drone_id == "sitl-1"
+    with pytest.raises(ConfigError, match=r"ca_file|password_file"):
+        load_daemon_config(Path("configs/onboard/aircraft.toml"))
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    config = load_daemon_config(write(tmp_path, GOOD))
+    assert config.journal == tmp_path / "state" / "journal.sqlite"
+    endpoint = config.broker_endpoint()
+    assert (endpoint.host, endpoint.port, endpoint.tls, endpoint.password) == (
+        "broker.example.net",
+        8883,
+        True,
+        "s3cret",
+    )
+    assert "s3cret" not in repr(endpoint)
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('url = "mqtts://broker.example.net"', 'url = "http://broker.example.net"'), "broker.url"),
+        (('drone_id = "orkney-07"', 'drone_id = "orkney/#"'), "drone_id"),
+        (("[broker]", "[broker]\nwill_delay_s = 99999999"), "will_delay_s"),
+        (("[autopilot]", "[telemetry]\nrate_hz = 20\n[autopilot]"), "telemetry.rate_hz"),
+        (("[autopilot]", "[telemetry]\nrate_hz = nan\n[autopilot]"), "telemetry.rate_hz"),
+        (("[broker]", "[broker]\npasword = 'typo'"), "broker.pasword"),
+        (('password_file = "secret"', 'password_file = "missing"'), "broker.password_file"),
+        (('password_file = "secret"', 'password_file = "secret"\npassword = "x"'), "password or password_file"),
+    ],
+)
+def test_a_wrong_config_names_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_daemon_config(path)
+    assert str(path) in str(raised.value)
+
+
+def test_yaml_configs_and_unknown_formats(tmp_path: Path) -> None:
+    yaml_text = "drone_id: d1\nsite: kirkwall\nprofile: sitl-quad\njournal: j.sqlite\n"
+    yaml_text += "autopilot: {url: 'tcp:127.0.0.1:5763'}\nbroker: {url: 'mqtt://localhost'}\n"
+    assert load_daemon_config(write(tmp_path, yaml_text, "d.yaml")).broker_endpoint().port == 1883
+    with pytest.raises(ConfigError, match=r"\.toml or \.yaml"):
+        load_daemon_config(write(tmp_path, GOOD, "d.ini"))
+    with pytest.raises(ConfigError, match=r"not valid|Expected|Invalid"):
+        load_daemon_config(write(tmp_path, "drone_id = ", "bad.toml"))
+
+
+@pytest.mark.parametrize("url", ["mqtt://", "tcp://host", "mqtt://host:99999", "mqtt://host/path", "mqtts://host?x=1"])
+def test_broker_urls_that_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="broker URL"):
+        BrokerEndpoint.from_url(url)
+
+
+def test_credentials_in_the_url() -> None:
+    endpoint = BrokerEndpoint.from_url("mqtt://ops:p%40ss@127.0.0.1:1884")
+    assert (endpoint.username, endpoint.password, endpoint.port, endpoint.tls) == ("ops", "p@ss", 1884, False)

@@ -1,0 +1,173 @@
+"""The MQTT contract as data: what the daemon reads from its orders and commands topics, what it writes, and how
+a consumer de-duplicates. No broker."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.order import DeliveryOrder
+from flightctl.status.clock import message_time
+from flightctl.status.consumer import NotAnEnvelope, SequenceTracker, read_envelope
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.inbound import (
+    MAX_INBOUND_BYTES,
+    CommandRequest,
+    OrderRequest,
+    Refused,
+    parse_command,
+    parse_order,
+)
+from flightctl.status.telemetry_feed import DeliveryStatus, DropOldestQueue, telemetry_data
+from flightctl.vehicle.telemetry import VehicleState
+
+DRONE = "orkney-07"
+ORDER = read_yaml_model(named_config("orders", "kirkwall-1500m-place"), DeliveryOrder)
+
+
+def message(data: Any, *, type_: str = "order", drone: str = DRONE, **envelope: Any) -> bytes:
+    record = {"schema": 1, "drone": drone, "time": "2026-11-28T10:00:00Z", "time_source": "sender", "type": type_}
+    return json.dumps(record | envelope | {"data": data}).encode()
+
+
+def order_data(**changes: Any) -> dict[str, Any]:
+    return {"request_id": "r-1", "order": ORDER.model_dump(mode="json", exclude_none=True)} | changes
+
+
+def test_a_good_order_is_read_with_its_request_id_and_depot_wind() -> None:
+    """Test that an order in the configs/orders schema plus a request id and the depot's wind is read as one."""
+    wind = {"speed_m_s": 4.5, "measured_at": "2026-11-28T09:55:00Z"}
+    request = parse_order(message(order_data(depot_wind=wind)), DRONE)
+    assert isinstance(request, OrderRequest)
+    assert request.order == ORDER
+    assert request.request_id == "r-1"
+    assert request.depot_wind is not None
+    assert request.depot_wind.ground_wind().speed_m_s == 4.5
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"schema": 1, "drone": ', "not JSON"),
+        (b"\xff\xfe\x00{}", "not UTF-8"),
+        (b"[1, 2, 3]", "not an object"),
+        (b"{" + b" " * MAX_INBOUND_BYTES + b"}", "over the limit"),
+        (message(order_data(), drone="other-drone"), "addressed to 'other-drone'"),
+        (message(order_data(), type_="command"), "on the orders topic"),
+        (message(order_data(), schema=2), "schema"),
+        (message(order_data(), extra="x"), "extra: Extra inputs are not permitted"),
+        (message(order_data(customer="Ann")), "data.customer: Extra inputs are not permitted"),
+        (message({"order": order_data()["order"]}), "data.request_id: Field required"),
+        (message(order_data(request_id="a/b#")), "data.request_id"),
+        (message(order_data(depot_wind={"speed_m_s": 3, "measured_at": "2026-11-28T09:55:00"})), "time with its zone"),
+        (message(order_data()).replace(b'"parcel_kg": 1.2', b'"parcel_kg": NaN'), "not a number JSON allows"),
+    ],
+)
+def test_a_bad_order_is_refused_with_the_reason(payload: bytes, reason: str) -> None:
+    """Test that malformed, oversized, non-UTF-8, misaddressed and unknown-field payloads are refused, each with a
+    reason naming what is wrong."""
+    refused = parse_order(payload, DRONE)
+    assert isinstance(refused, Refused)
+    assert any(reason in r for r in refused.reasons), refused.reasons
+
+
+def test_a_refusal_echoes_only_a_safe_request_id() -> None:
+    """Test that a refused order's request and order ids are echoed for the sender to match, unless they are not
+    plain short ids (an answer never carries a hostile string back out)."""
+    refused = parse_order(message(order_data(order={**order_data()["order"], "parcel_kg": -1})), DRONE)
+    assert isinstance(refused, Refused)
+    assert (refused.request_id, refused.order_id) == ("r-1", ORDER.order_id)
+    hostile = parse_order(message(order_data(request_id="<script>" * 3, order={"order_id": "x" * 500})), DRONE)
+    assert isinstance(hostile, Refused)
+    assert (hostile.request_id, hostile.order_id) == (None, None)
+
+
+def test_commands_are_abort_or_status() -> None:
+    """Test that abort (with a reason) and status are read, and anything else is refused naming the command."""
+    abort = parse_command(
+        message({"request_id": "c1", "command": "abort", "reason": "weather"}, type_="command"), DRONE
+    )
+    assert abort == CommandRequest(request_id="c1", command="abort", reason="weather")
+    refused = parse_command(message({"request_id": "c2", "command": "self_destruct"}, type_="command"), DRONE)
+    assert isinstance(refused, Refused)
+    assert refused.request_id == "c2"
+    assert "data.command" in refused.reasons[0]
+
+
+def test_the_envelope_round_trips_with_a_utc_time() -> None:
+    """Test that an envelope written by the drone reads back the same, with its time in UTC ('Z')."""
+    sent = Envelope(
+        drone=DRONE, seq=7, time=datetime(2026, 11, 28, 10, 0, 1, 500_000, tzinfo=UTC),
+        time_source=TimeSource.GPS, type=MessageType.STATE, order_id="KWL-1", data={"state": "ENROUTE"},
+    )  # fmt: skip
+    text = sent.to_json()
+    assert json.loads(text)["time"] == "2026-11-28T10:00:01.500Z"
+    assert json.loads(text)["schema"] == 1
+    assert read_envelope(text) == sent
+    with pytest.raises(NotAnEnvelope):
+        read_envelope(b"telemetry?")
+    with pytest.raises(NotAnEnvelope):
+        read_envelope(None)
+
+
+def test_topics_live_under_the_drone_and_a_version() -> None:
+    topics = Topics(DRONE)
+    assert topics.orders == "flightctl/v1/drones/orkney-07/orders"
+    assert {topics.events, topics.telemetry, topics.online, topics.commands} == {
+        f"flightctl/v1/drones/orkney-07/{leaf}" for leaf in ("events", "telemetry", "online", "commands")
+    }
+
+
+def test_a_consumer_sees_each_event_once_and_names_the_gaps() -> None:
+    """Test that duplicates (a re-send after a lost PUBACK) are dropped, and events that never came are named."""
+    tracker = SequenceTracker(start_after=0)
+    assert [tracker.accept(n) for n in (1, 2, 2, 1, 3)] == [True, True, False, False, True]
+    assert tracker.accept(6)
+    assert tracker.missing() == [4, 5]
+    assert tracker.accept(4)
+    assert tracker.accept(5)
+    assert not tracker.accept(6)
+    assert tracker.missing() == []
+    assert tracker.highest == 6
+    joined = SequenceTracker()
+    assert joined.accept(40)
+    assert not joined.accept(39), "older than where this consumer joined the stream"
+
+
+def test_the_telemetry_queue_drops_the_oldest_and_counts() -> None:
+    queue: DropOldestQueue[int] = DropOldestQueue(3)
+    for n in range(5):
+        queue.put(n)
+    assert queue.dropped == 2
+    assert len(queue) == 3
+
+
+async def test_the_telemetry_queue_hands_out_the_newest_kept() -> None:
+    queue: DropOldestQueue[int] = DropOldestQueue(2)
+    for n in range(4):
+        queue.put(n)
+    assert [await queue.get(), await queue.get()] == [2, 3]
+
+
+def test_message_time_is_the_autopilots_gps_time_when_fresh() -> None:
+    """Test that the autopilot's GPS-derived UTC, advanced by its age, is used while fresh, and the companion's clock
+    (said so) when it is stale or missing."""
+    gps = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    state = VehicleState(utc_us=int(gps.timestamp() * 1e6), utc_received_monotonic_s=100.0)
+    when, source = message_time(state, 102.5)
+    assert (when, source) == (gps + timedelta(seconds=2.5), "gps")
+    assert message_time(state, 200.0)[1] == "companion"
+    assert message_time(VehicleState(), 0.0)[1] == "companion"
+
+
+def test_telemetry_is_json_safe_even_from_a_bad_packet() -> None:
+    """Test that a NaN from a corrupt message is sent as null, never as a NaN no JSON parser accepts."""
+    state = VehicleState(groundspeed_m_s=float("nan"), relative_alt_m=12.345, armed=True, mode="AUTO")
+    data = telemetry_data(state, DeliveryStatus("KWL-1"), 1.0)
+    assert data["ground_speed_m_s"] is None
+    assert data["relative_alt_m"] == 12.35
+    json.dumps(data, allow_nan=False)
