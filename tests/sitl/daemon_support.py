@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from typing import Any
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.status.consumer import SequenceTracker
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from sitl.daemon import write_daemon_config
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import Collector, collecting, endpoint
 from tests.mqtt.conftest import ACCOUNTS
@@ -25,73 +25,16 @@ DRONE = "drone-a"
 TOPICS = Topics(DRONE)
 
 
-def write_config(
-    folder: Path, *, autopilot_url: str, broker_url: str, ca_file: Path, will_delay_s: int = 10, rate_hz: float = 2
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "mqtt-password").write_text(ACCOUNTS[DRONE] + "\n")
-    path = folder / "daemon.toml"
-    path.write_text(
-        f"""drone_id = "{DRONE}"
-site = "kirkwall"
-profile = "sitl-quad"
-journal = "journal.sqlite"
-
-[autopilot]
-url = "{autopilot_url}"
-link_lost_timeout_s = 60
-
-[broker]
-url = "{broker_url}"
-username = "{DRONE}"
-password_file = "mqtt-password"
-ca_file = "{ca_file}"
-keepalive_s = 5
-will_delay_s = {will_delay_s}
-reconnect_min_s = 0.5
-reconnect_max_s = 2
-
-[telemetry]
-rate_hz = {rate_hz}
-"""
+def write_config(folder: Path, *, autopilot_url: str, broker_url: str, ca_file: Path) -> Path:
+    return write_daemon_config(
+        folder,
+        drone_id=DRONE,
+        autopilot_url=autopilot_url,
+        broker_url=broker_url,
+        username=DRONE,
+        password=ACCOUNTS[DRONE],
+        ca_file=ca_file,
     )
-    return path
-
-
-@dataclass
-class DaemonProcess:
-    config: Path
-    process: asyncio.subprocess.Process | None = None
-    starts: int = 0
-
-    @property
-    def log_path(self) -> Path:
-        return self.config.parent / f"daemon-{self.starts}.log"
-
-    async def start(self) -> None:
-        self.starts += 1
-        with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "flightctl", "-v", "run", "--config", str(self.config),
-                stdout=log, stderr=log,
-            )  # fmt: skip
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> int:
-        """SIGTERM, as systemd stops it; the exit code."""
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            return await self.process.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        text = "\n".join(p.read_text(errors="replace") for p in sorted(self.config.parent.glob("daemon-*.log")))
-        return "\n".join(text.splitlines()[-lines:])
 
 
 @dataclass

@@ -17,13 +17,13 @@ from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
 from flightctl.geo import distance_m
 from flightctl.missions.model import MissionPlan, MissionType
 from flightctl.status.contract import MessageType
+from sitl.daemon import DaemonProcess
 from sitl.instance import SitlInstance
 from sitl.mosquitto import Mosquitto
 from sitl.tcp_proxy import TcpProxy
 from tests.mqtt.conftest import ACCOUNTS, require_mosquitto
 from tests.sitl.daemon_support import (
     TOPICS,
-    DaemonProcess,
     Ground,
     cli_broker_args,
     envelope,

@@ -4,7 +4,9 @@ a consumer de-duplicates. No broker."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +173,20 @@ def test_telemetry_is_json_safe_even_from_a_bad_packet() -> None:
     assert data["ground_speed_m_s"] is None
     assert data["relative_alt_m"] == 12.35
     json.dumps(data, allow_nan=False)
+
+
+def test_every_example_in_the_contract_document_is_a_valid_message() -> None:
+    """Test that each JSON example in docs/mqtt.md reads as an envelope, and its orders and commands as the daemon
+    reads them, so the document and the code cannot drift apart."""
+    text = Path("docs/mqtt.md").read_text()
+    examples = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
+    assert len(examples) >= 9
+    types = set()
+    for example in examples:
+        envelope = read_envelope(example)
+        types.add(envelope.type)
+        if envelope.type is MessageType.ORDER:
+            assert isinstance(parse_order(example.encode(), envelope.drone), OrderRequest)
+        elif envelope.type is MessageType.COMMAND:
+            assert isinstance(parse_command(example.encode(), envelope.drone), CommandRequest)
+    assert types == set(MessageType), f"a message type without an example: {set(MessageType) - types}"

@@ -1,0 +1,96 @@
+"""`flightctl run` as a process, with a config file written for a SITL vehicle and a broker: for tests, benches
+and fleet simulation. The daemon is run exactly as systemd runs it (its own process, SIGTERM to stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def write_daemon_config(
+    folder: Path,
+    *,
+    drone_id: str,
+    autopilot_url: str,
+    broker_url: str,
+    username: str,
+    password: str,
+    ca_file: Path | None,
+    will_delay_s: int = 10,
+    rate_hz: float = 2,
+    keepalive_s: int = 5,
+) -> Path:
+    """A daemon config in ``folder`` (journal and password file beside it); its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mqtt-password").write_text(password + "\n")
+    (folder / "mqtt-password").chmod(0o600)
+    ca_line = f'ca_file = "{ca_file}"' if ca_file is not None else ""
+    path = folder / "daemon.toml"
+    path.write_text(
+        f"""drone_id = "{drone_id}"
+site = "kirkwall"
+profile = "sitl-quad"
+journal = "journal.sqlite"
+
+[autopilot]
+url = "{autopilot_url}"
+link_lost_timeout_s = 60
+
+[broker]
+url = "{broker_url}"
+username = "{username}"
+password_file = "mqtt-password"
+{ca_line}
+keepalive_s = {keepalive_s}
+will_delay_s = {will_delay_s}
+reconnect_min_s = 0.5
+reconnect_max_s = 2
+
+[telemetry]
+rate_hz = {rate_hz}
+"""
+    )
+    return path
+
+
+@dataclass
+class DaemonProcess:
+    config: Path
+    process: asyncio.subprocess.Process | None = None
+    starts: int = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.config.parent / f"daemon-{self.starts}.log"
+
+    async def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "flightctl", "-v", "run", "--config", str(self.config), stdout=log, stderr=log
+            )
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM, as systemd stops it; the exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            return await self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = "\n".join(p.read_text(errors="replace") for p in sorted(self.config.parent.glob("daemon-*.log")))
+        return "\n".join(text.splitlines()[-lines:])
