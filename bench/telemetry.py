@@ -83,19 +83,27 @@ async def one_rate(rate_hz: float, speedup: float, folder: Path, instance: int) 
         latencies: list[float] = []
         landed = asyncio.Event()
         outcome: dict[str, bool] = {}
+        rejected: list[str] = []
         async with make_client(ground, client_id="bench-ground") as client:
             await client.subscribe(topics.telemetry, qos=0)
             await client.subscribe(topics.events, qos=1)
             await client.subscribe(topics.online, qos=1)
             await daemon.start()
             online = asyncio.Event()
+            positioned = asyncio.Event()  # the daemon has the vehicle's position: an order can be judged
 
             async def receive() -> None:
                 async for message in client.messages:
                     arrived = time.time()
                     envelope = read_envelope(message.payload)
-                    if envelope.type is MessageType.TELEMETRY and online.is_set():
-                        latencies.append((arrived - envelope.data["received_unix_s"]) * 1000)
+                    if envelope.type is MessageType.TELEMETRY:
+                        if positioned.is_set():
+                            latencies.append((arrived - envelope.data["received_unix_s"]) * 1000)
+                        elif envelope.data["lat_deg"] is not None and envelope.data["ekf_ok"]:
+                            positioned.set()
+                    elif envelope.type is MessageType.ORDER_REJECTED:
+                        rejected.append("; ".join(envelope.data["reasons"]))
+                        landed.set()
                     elif envelope.type is MessageType.ONLINE and envelope.data["online"]:
                         online.set()
                     elif envelope.type is MessageType.STATE and envelope.data["state"] in ("LANDED", "FAILED"):
@@ -106,6 +114,7 @@ async def one_rate(rate_hz: float, speedup: float, folder: Path, instance: int) 
             try:
                 async with asyncio.timeout(120):
                     await online.wait()
+                    await positioned.wait()
                 process = psutil.Process(daemon.pid)
                 cpu_before = process.cpu_times()
                 started = time.monotonic()
@@ -128,6 +137,8 @@ async def one_rate(rate_hz: float, speedup: float, folder: Path, instance: int) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await receiver
                 await daemon.stop()
+        if rejected:
+            raise SystemExit(f"the daemon rejected the bench order: {rejected[0]}")
         cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         return Result(rate_hz, len(latencies), latencies, cpu_s / wall_s, wall_s, outcome.get("delivered", False))
 

@@ -22,6 +22,7 @@ def write_daemon_config(
     will_delay_s: int = 10,
     rate_hz: float = 2,
     keepalive_s: int = 5,
+    link_lost_timeout_s: float = 60,
 ) -> Path:
     """A daemon config in ``folder`` (journal and password file beside it); its path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,7 @@ journal = "journal.sqlite"
 
 [autopilot]
 url = "{autopilot_url}"
-link_lost_timeout_s = 60
+link_lost_timeout_s = {link_lost_timeout_s}
 
 [broker]
 url = "{broker_url}"

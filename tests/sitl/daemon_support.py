@@ -25,7 +25,9 @@ DRONE = "drone-a"
 TOPICS = Topics(DRONE)
 
 
-def write_config(folder: Path, *, autopilot_url: str, broker_url: str, ca_file: Path) -> Path:
+def write_config(
+    folder: Path, *, autopilot_url: str, broker_url: str, ca_file: Path, link_lost_timeout_s: float = 60
+) -> Path:
     return write_daemon_config(
         folder,
         drone_id=DRONE,
@@ -34,6 +36,7 @@ def write_config(folder: Path, *, autopilot_url: str, broker_url: str, ca_file: 
         username=DRONE,
         password=ACCOUNTS[DRONE],
         ca_file=ca_file,
+        link_lost_timeout_s=link_lost_timeout_s,
     )
 
 
@@ -44,6 +47,7 @@ class Ground:
     broker: Mosquitto
     events: Collector
     online: Collector
+    telemetry: Collector
 
     def unique_events(self) -> list[Envelope]:
         tracker, unique = SequenceTracker(start_after=0), []
@@ -100,6 +104,16 @@ class Ground:
             seen = [(e.seq, e.type, e.data.get("state")) for e in self.unique_events()][-15:]
             raise AssertionError(f"no event: {what} within {timeout_s:g} s; last events {seen}") from None
 
+    async def vehicle_reported(self, timeout_s: float) -> Envelope:
+        """The first telemetry with a position and a navigating EKF: the daemon can judge an order now."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for sample in self.telemetry.received:
+                    if sample.data["lat_deg"] is not None and sample.data["ekf_ok"]:
+                        return sample
+                self.telemetry.changed.clear()
+                await self.telemetry.changed.wait()
+
     def online_history(self) -> list[tuple[float, bool]]:
         """(monotonic arrival time, online?) for each message on the online topic, in order."""
         return [(t, bool(e.data["online"])) for t, e in zip(self.online.arrival_s, self.online.received, strict=True)]
@@ -126,8 +140,9 @@ async def ground_station(broker: Mosquitto) -> AsyncIterator[Ground]:
     async with (
         collecting(broker, TOPICS.events, client_id="ground-events") as events,
         collecting(broker, TOPICS.online, client_id="ground-online") as online,
+        collecting(broker, TOPICS.telemetry, client_id="ground-telemetry") as telemetry,
     ):
-        yield Ground(broker, events, online)
+        yield Ground(broker, events, online, telemetry)
 
 
 def cli_broker_args(broker: Mosquitto, folder: Path) -> list[str]:

@@ -4,6 +4,7 @@ arrives once and in order through broker outages and daemon crashes, and bad ord
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from flightctl.status.contract import MessageType
 from sitl.daemon import DaemonProcess
 from sitl.instance import SitlInstance
 from sitl.mosquitto import Mosquitto
+from sitl.relay import LossyRelay
 from sitl.tcp_proxy import TcpProxy
 from tests.mqtt.conftest import ACCOUNTS, require_mosquitto
 from tests.sitl.daemon_support import (
@@ -33,7 +35,7 @@ from tests.sitl.daemon_support import (
     write_config,
 )
 from tests.sitl.deliveries import SHORT_DROP, assert_home_and_disarmed, order
-from tests.sitl.test_delivery_links import DELIVERED_STATES
+from tests.sitl.test_delivery_links import DELIVERED_STATES, tcp_endpoint
 
 pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
 
@@ -57,28 +59,41 @@ class Rig:
             return [f"{e.kind}:{e.name}" for e in await journal.events(order_id)]
 
 
-@pytest.fixture
-async def rig(depot_sitl: SitlInstance, tmp_path: Path) -> AsyncIterator[Rig]:
+@contextlib.asynccontextmanager
+async def open_rig(
+    sim: SitlInstance, folder: Path, *, autopilot_url: str | None = None, link_lost_timeout_s: float = 60
+) -> AsyncIterator[Rig]:
+    """SITL, a mosquitto with TLS and passwords, the daemon reaching it through a proxy, a ground station."""
     require_mosquitto()
     async with (
-        Mosquitto(tmp_path / "broker", accounts=dict(ACCOUNTS)) as broker,
+        Mosquitto(folder / "broker", accounts=dict(ACCOUNTS)) as broker,
         TcpProxy("127.0.0.1", broker.port) as network,
     ):
         # The certificate names 127.0.0.1, so TLS through the proxy checks out as it would without it.
-        broker_url = f"mqtts://127.0.0.1:{network.port}"
         config = write_config(
-            tmp_path / "daemon", autopilot_url=depot_sitl.serial2_url, broker_url=broker_url, ca_file=broker.ca_file
+            folder / "daemon",
+            autopilot_url=autopilot_url or sim.serial2_url,
+            broker_url=f"mqtts://127.0.0.1:{network.port}",
+            ca_file=broker.ca_file,
+            link_lost_timeout_s=link_lost_timeout_s,
         )
         daemon = DaemonProcess(config)
         async with ground_station(broker) as ground:
             await daemon.start()
             try:
                 await ground.online_is(True, timeout_s=60)
-                yield Rig(depot_sitl, broker, daemon, ground, tmp_path, network)
+                await ground.vehicle_reported(timeout_s=60)
+                yield Rig(sim, broker, daemon, ground, folder, network)
             finally:
                 if daemon.process is not None and daemon.process.returncode is None:
                     code = await daemon.stop()
                     assert code == 0, f"SIGTERM should stop the daemon cleanly, exit {code}\n{daemon.log_tail()}"
+
+
+@pytest.fixture
+async def rig(depot_sitl: SitlInstance, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with open_rig(depot_sitl, tmp_path) as opened:
+        yield opened
 
 
 async def mission_hash(sim: SitlInstance) -> str:
@@ -285,3 +300,41 @@ async def test_orders_sent_while_the_drone_is_away_are_answered_and_the_last_wil
     keepalive_s, will_delay_s = 5, 10
     assert offline_at - killed_at <= keepalive_s * 1.5 + will_delay_s + 2
     assert offline_at - killed_at >= will_delay_s - 1, "the will waits for the will delay"
+
+
+async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
+    depot_sitl: SitlInstance, tmp_path: Path
+) -> None:
+    """Test the daemon on one autopilot that stays up, through a radio losing a fifth of its datagrams: a first
+    order delivered; a second started from the mode the first left; the link then cut for good near the gate:
+    the vehicle comes home by itself, the daemon says OUT_OF_CONTACT within its bound, and once the link is back
+    it records the landing with the parcel on board."""
+    async with (
+        LossyRelay(*tcp_endpoint(depot_sitl.serial2_url), loss=0.2, seed=7) as radio,
+        open_rig(depot_sitl, tmp_path, autopilot_url=radio.url, link_lost_timeout_s=20) as rig,
+    ):
+        ground, vehicle = rig.ground, depot_sitl.vehicle
+        first = short_order("KWL-SEQ-1")
+        assert (await ground.answer(await ground.send_order(first), timeout_s=300)).type == "order_accepted"
+        landed = await ground.state(first.order_id, "LANDED", timeout_s=900)
+        assert landed.data["detail"]["released"] is True
+        await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed after the first")
+        assert vehicle.state.mode == "AUTO", "the case under test: the first delivery left the vehicle in AUTO"
+
+        second = short_order("KWL-SEQ-2")
+        assert (await ground.answer(await ground.send_order(second), timeout_s=300)).type == "order_accepted"
+        drop = second.drop_location()
+        await vehicle.telemetry.wait_until(
+            lambda s: s.armed and s.position is not None and distance_m(s.position, drop) < 120,
+            timeout_s=600,
+            what="120 m from the second drop point",
+        )
+        radio.cut()
+        out = await ground.state(second.order_id, "OUT_OF_CONTACT", timeout_s=120)
+        assert out.data["detail"]["parcel"] == "presumed on board"
+        await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=900, what="home by its own fallback")
+        radio.restore()
+        landed = await ground.state(second.order_id, "LANDED", timeout_s=300)
+        assert landed.data["detail"]["released"] is False
+        assert ground.states(second.order_id)[-3:] == ["ABORTING", "OUT_OF_CONTACT", "LANDED"]
+        assert_home_and_disarmed(depot_sitl)
