@@ -27,6 +27,7 @@ TOPIC_ROOT = "flightctl/v1/drones"
 # ACL substitution), never empty.
 DRONE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # as DeliveryOrder.order_id
 
 
 class MessageType(enum.StrEnum):
@@ -89,7 +90,7 @@ class Envelope(BaseModel):
     time: datetime
     time_source: TimeSource
     type: MessageType
-    order_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN)
     data: dict[str, Any]
 
     def to_json(self) -> bytes:

@@ -8,6 +8,7 @@ non-UTF-8, non-JSON, wrong-envelope and unknown-field payloads never reach the p
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flightctl.config import validation_problem_list
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
-from flightctl.status.contract import REQUEST_ID_PATTERN, Envelope, MessageType
+from flightctl.status.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, Envelope, MessageType
 
 # An order is a few hundred bytes; a drop-zone polygon of a hundred points is still under 8 KiB. Anything
 # bigger is a mistake or an attack, refused before it is parsed.
@@ -76,7 +77,7 @@ def parse_order(payload: bytes, drone_id: str) -> OrderRequest | Refused:
         order = parsed.data.get("order")
         order_id = order.get("order_id") if isinstance(order, dict) else None
         return Refused(
-            validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")), _plain_id(order_id)
+            validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")), _order_id(order_id)
         )
 
 
@@ -124,11 +125,9 @@ def _refuse_constant(name: str) -> None:
 
 
 def _plain_id(value: object) -> str | None:
-    """An id read from a refused payload, only if it is safe to echo back (short, plain characters)."""
-    if (
-        isinstance(value, str)
-        and 0 < len(value) <= 64
-        and all(c.isascii() and (c.isalnum() or c in "_.:-") for c in value)
-    ):
-        return value
-    return None
+    """A request id read from a refused payload, only if it is one (safe to echo back: short, plain characters)."""
+    return value if isinstance(value, str) and re.fullmatch(REQUEST_ID_PATTERN, value) else None
+
+
+def _order_id(value: object) -> str | None:
+    return value if isinstance(value, str) and re.fullmatch(ORDER_ID_PATTERN, value) else None

@@ -13,6 +13,8 @@ import asyncio
 import logging
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from flightctl.delivery.journal import Journal, OutboxEntry
 from flightctl.status.broker import BrokerRefused, ConfirmedClient, json_properties
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
@@ -43,6 +45,7 @@ class OutboxPump:
         self.sent = 0
         self.refused: BrokerRefused | None = None  # the last refusal, until a publish succeeds again
         self.last_sent_seq: int | None = None
+        self.unpublishable = 0
 
     async def run(self, client: ConfirmedClient, wake: asyncio.Event) -> None:
         """Send the backlog, then each new row as ``wake`` says it came; returns only by raising (the connection
@@ -57,7 +60,15 @@ class OutboxPump:
                 await self._send(client, entry)
 
     async def _send(self, client: ConfirmedClient, entry: OutboxEntry) -> None:
-        payload = outbox_envelope(self.topics.drone_id, entry).to_json()
+        try:
+            payload = outbox_envelope(self.topics.drone_id, entry).to_json()
+        except (ValidationError, ValueError):
+            # A row no envelope can carry (a bug that wrote it): kept in the journal, never allowed to stop the
+            # events behind it. Counted and logged, then passed over.
+            log.exception("event %d cannot be sent: skipped; it stays in the journal", entry.seq)
+            self.unpublishable += 1
+            await self.journal.mark_sent(entry.seq)
+            return
         while (refusal := await self._try(client, payload)) is not None:
             # Never marked sent: the events after it wait too, so a consumer never sees a gap that fills later.
             if self.refused is None or self.refused.reason != refusal.reason:

@@ -103,3 +103,15 @@ async def test_a_refused_publish_is_reported_and_never_marked_sent(tmp_path: Pat
         assert "not authorised" in str(pump.refused).lower() or "not authorized" in str(pump.refused).lower()
         assert await journal.outbox_backlog() == 1
         assert pump.sent == 0
+
+
+async def test_a_row_no_envelope_can_carry_never_stops_the_events_behind_it(broker: Mosquitto, tmp_path: Path) -> None:
+    """Test that an outbox row with an order id the contract does not allow is logged and passed over, and the
+    events after it still go out."""
+    async with await Journal.open(tmp_path / "j.sqlite") as journal, collecting(broker, TOPICS.events) as seen:
+        await journal.enqueue("not/an order id", "order_rejected", {"request_id": None, "reasons": ["x"]})
+        await journal.enqueue("KWL-4", "order_accepted", {"request_id": "r"})
+        async with pumping(broker, journal) as pump:
+            [received] = await seen.wait_for(1)
+            await eventually(lambda: pump.unpublishable == 1, timeout_s=10)
+        assert (received.seq, received.order_id) == (2, "KWL-4")

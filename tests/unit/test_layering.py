@@ -32,7 +32,9 @@ def test_flight_logic_never_imports_the_mqtt_side(path: Path) -> None:
 def test_the_delivery_worker_knows_nothing_of_mqtt() -> None:
     """Test that the daemon's delivery side answers through the journal only, never through a broker client."""
     names = imports_of(ROOT / "flightctl" / "status" / "worker.py")
-    assert not {n for n in names if n.startswith(("aiomqtt", "paho", "flightctl.status.broker", "flightctl.status.mqtt"))}
+    assert not {
+        n for n in names if n.startswith(("aiomqtt", "paho", "flightctl.status.broker", "flightctl.status.mqtt"))
+    }
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "flightctl").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))

@@ -190,3 +190,13 @@ def test_every_example_in_the_contract_document_is_a_valid_message() -> None:
         elif envelope.type is MessageType.COMMAND:
             assert isinstance(parse_command(example.encode(), envelope.drone), CommandRequest)
     assert types == set(MessageType), f"a message type without an example: {set(MessageType) - types}"
+
+
+@pytest.mark.parametrize("order_id", ["KWL.1", "KWL:1", "x" * 65, "ÅLAND-1", 17])
+def test_a_refused_order_id_that_is_no_order_id_is_not_echoed(order_id: object) -> None:
+    """Test that an order id only a request id could be (or none at all) is never put in an answer's envelope,
+    where it would make the answer itself invalid."""
+    refused = parse_order(message(order_data(order={**order_data()["order"], "order_id": order_id})), DRONE)
+    assert isinstance(refused, Refused)
+    assert refused.order_id is None
+    assert refused.request_id == "r-1"
