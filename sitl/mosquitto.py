@@ -49,6 +49,10 @@ class Mosquitto:
     acl: str | None = None
     tls: bool = True
     port: int = field(default_factory=free_port)
+    # A shipped config (configs/mosquitto/flightctl.conf) filled in for this broker, with the accounts folder its
+    # password and ACL files come from (``flightctl broker add-*``), instead of ``accounts`` and ``acl``.
+    template: Path | None = None
+    accounts_folder: Path | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -136,6 +140,8 @@ class Mosquitto:
             self._process.send_signal(signal.SIGHUP)  # mosquitto re-reads its password and ACL files
 
     async def _write_config(self) -> Path:
+        if self.template is not None:
+            return self._write_from_template(self.template)
         folder = self.folder
         lines = [
             "per_listener_settings false",
@@ -164,6 +170,34 @@ class Mosquitto:
         config = folder / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n")
         return config
+
+    def _write_from_template(self, template: Path) -> Path:
+        assert self.accounts_folder is not None, "a template takes its passwords and ACL from an accounts folder"
+        self._tls_lines()  # makes the CA and the server certificate
+        text = (
+            template.read_text()
+            .replace("@PORT@", f"{self.port} 127.0.0.1")
+            .replace("@ACCOUNTS@", str(self.accounts_folder))
+            .replace("@TLS@", str(self.folder))
+        )
+        text += "\n".join(
+            [
+                "",
+                f"persistence_location {self.folder}/",
+                f"log_dest file {self.log_path}",
+                "log_type all",
+                f"user {getpass.getuser()}",
+                "",
+            ]
+        )
+        config = self.folder / "mosquitto.conf"
+        config.write_text(text)
+        return config
+
+    async def reload(self) -> None:
+        """SIGHUP: mosquitto reads its password and ACL files again (after ``flightctl broker add-*``)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGHUP)
 
     def _tls_lines(self) -> list[str]:
         folder = self.folder

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
+from flightctl.cli.broker import broker_app
 from flightctl.cli.common import errors
 from flightctl.cli.deliver import deliver
 from flightctl.cli.events import events
@@ -29,6 +30,7 @@ app.command()(telemetry)
 app.add_typer(mission_app, name="mission")
 app.add_typer(sim_app, name="sim")
 app.add_typer(signing_app, name="signing")
+app.add_typer(broker_app, name="broker")
 
 
 @app.callback()

@@ -1,0 +1,74 @@
+"""``flightctl broker add-drone|add-relay|add-dispatch|add-operator``: broker accounts and their rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from flightctl.cli.common import console, errors, run
+from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
+
+broker_app = typer.Typer(
+    no_args_is_help=True,
+    help="Broker accounts (passwords and per-account rules for mosquitto). Send mosquitto SIGHUP afterwards.",
+)
+
+NameArgument = Annotated[str, typer.Argument(help="The account's user name (for a drone: its drone id).")]
+DirOption = Annotated[
+    Path, typer.Option("--dir", help="The accounts folder mosquitto reads (passwords, acl); made if missing.")
+]
+NewPasswordOption = Annotated[bool, typer.Option("--new-password", help="Give an existing account a new password.")]
+SaveOption = Annotated[
+    Path | None,
+    typer.Option("--save-password", help="Write the password to this file (mode 0600) instead of printing it."),
+]
+
+
+def _add(kind: AccountKind, name: str, folder: Path, new_password: bool, save: Path | None) -> None:
+    accounts = BrokerAccounts(folder)
+    password = run(lambda: accounts.add(name, kind, replace_password=new_password))
+    if save is not None:
+        descriptor = os.open(save, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(password + "\n")
+        errors.print(Text(f"{kind.value} account {name}: password written to {save}"))
+    else:
+        console.print(Text(password))
+        errors.print(Text(f"{kind.value} account {name}: the password above is shown once; it is not stored"))
+    errors.print(Text(f"rules in {accounts.acl_path}; reload mosquitto (SIGHUP) to apply them"))
+
+
+@broker_app.command("add-drone")
+def add_drone(
+    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+) -> None:
+    """A drone: writes only its own events, telemetry and online; reads only its own orders and commands."""
+    _add(AccountKind.DRONE, name, folder, new_password, save)
+
+
+@broker_app.command("add-relay")
+def add_relay(
+    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+) -> None:
+    """A status relay: reads every drone's events, nothing else."""
+    _add(AccountKind.RELAY, name, folder, new_password, save)
+
+
+@broker_app.command("add-dispatch")
+def add_dispatch(
+    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+) -> None:
+    """Dispatch: writes every drone's orders and reads their events (the answers)."""
+    _add(AccountKind.DISPATCH, name, folder, new_password, save)
+
+
+@broker_app.command("add-operator")
+def add_operator(
+    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+) -> None:
+    """An operator: reads every drone's events, telemetry and online; sends commands (abort, status)."""
+    _add(AccountKind.OPERATOR, name, folder, new_password, save)
