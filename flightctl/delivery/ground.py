@@ -96,7 +96,7 @@ async def _setup_fence(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRec
         raise FlightctlError("FENCE_ENABLE did not stay at 1")
 
 
-async def arm(vehicle: Vehicle, record: DeliveryRecorder) -> bool:
+async def arm(vehicle: Vehicle, record: DeliveryRecorder, *, outbound_time_s: float | None = None) -> bool:
     """Arm in AUTO with the new mission at its first item, whatever mode and item the last flight left.
 
     A vehicle still in AUTO from the last landing does not restart its mission when asked for AUTO again
@@ -118,5 +118,7 @@ async def arm(vehicle: Vehicle, record: DeliveryRecorder) -> bool:
     except FlightctlError as exc:
         await record.enter(DeliveryState.FAILED, reason=f"vehicle did not arm: {exc}")
         return False
-    await record.enter(DeliveryState.ENROUTE)
+    # The planned time to the drop point: what a ground system can turn into an arrival time.
+    detail = {} if outbound_time_s is None else {"outbound_time_s": round(outbound_time_s)}
+    await record.enter(DeliveryState.ENROUTE, **detail)
     return True

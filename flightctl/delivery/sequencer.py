@@ -127,7 +127,7 @@ class DeliverySequencer:
                 and await self._went()
                 and await ground.upload(vehicle, plan, record)
                 and await self._still_wanted()
-                and await ground.arm(vehicle, record)
+                and await ground.arm(vehicle, record, outbound_time_s=plan.outbound_time_s)
             ):
                 await self._supervise()
         elif start in (Start.FOUND_LANDED, Start.RESUME_FLYING):

@@ -59,6 +59,15 @@ class ConfirmedClient(aiomqtt.Client):
             self._reasons[mid] = reason_code
         super()._on_publish(client, userdata, mid, reason_code, properties)
 
+    def acknowledge_manually(self) -> None:
+        """Acknowledge QoS 1 messages only when ``ack`` is called, after they were handled: a consumer that dies
+        before then gets them again (paho acknowledges on receipt otherwise, before anything was done)."""
+        self._client.manual_ack_set(True)
+
+    def ack(self, message: aiomqtt.Message) -> None:
+        if message.qos > 0:
+            self._client.ack(message.mid, message.qos)
+
     def forget_disconnect(self) -> None:
         """aiomqtt leaves an unexpected disconnection's error in a future nobody awaits (asyncio then logs "Future
         exception was never retrieved"); the caller already has it from the call that failed."""

@@ -17,43 +17,12 @@ import pytest
 
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
-from flightctl.status.broker import BrokerRefused, ConfirmedClient, make_client
+from flightctl.status.broker import BrokerRefused, ConfirmedClient
 from flightctl.status.contract import Topics
-from flightctl.status.settings import BrokerEndpoint
-from sitl.mosquitto import Mosquitto
-from tests.mqtt.conftest import require_mosquitto
+from tests.ground.conftest import Fleet
 
 pytestmark = pytest.mark.mqtt
 A, B = Topics("drone-a"), Topics("drone-b")
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "mosquitto" / "flightctl.conf"
-
-
-@dataclass
-class Fleet:
-    broker: Mosquitto
-    passwords: dict[str, str] = field(default_factory=dict)
-
-    def endpoint(self, user: str | None, password: str | None = None) -> BrokerEndpoint:
-        secret = password if password is not None else self.passwords.get(user or "", "")
-        return BrokerEndpoint.from_url(self.broker.url, username=user, password=secret, ca_file=self.broker.ca_file)
-
-    def client(self, user: str | None, password: str | None = None) -> ConfirmedClient:
-        return make_client(self.endpoint(user, password), client_id=f"t-{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    require_mosquitto()
-    accounts = BrokerAccounts(tmp_path / "accounts")
-    passwords = {}
-    for name, kind in [
-        ("drone-a", AccountKind.DRONE), ("drone-b", AccountKind.DRONE), ("relay-1", AccountKind.RELAY),
-        ("dispatch-1", AccountKind.DISPATCH), ("operator-1", AccountKind.OPERATOR),
-    ]:  # fmt: skip
-        passwords[name] = await accounts.add(name, kind)
-    broker = Mosquitto(tmp_path / "broker", template=SHIPPED, accounts_folder=accounts.folder)
-    async with broker:
-        yield Fleet(broker, passwords)
 
 
 @dataclass
