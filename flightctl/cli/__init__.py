@@ -11,9 +11,11 @@ from rich.logging import RichHandler
 from flightctl.cli.broker import broker_app
 from flightctl.cli.common import errors
 from flightctl.cli.deliver import deliver
+from flightctl.cli.dispatch import dispatch
 from flightctl.cli.events import events
 from flightctl.cli.mission import mission_app
 from flightctl.cli.order import order_app
+from flightctl.cli.relay import relay
 from flightctl.cli.run import run_daemon
 from flightctl.cli.signing import signing_app
 from flightctl.cli.sim import sim_app
@@ -31,6 +33,8 @@ app.add_typer(mission_app, name="mission")
 app.add_typer(sim_app, name="sim")
 app.add_typer(signing_app, name="signing")
 app.add_typer(broker_app, name="broker")
+app.command()(dispatch)
+app.command()(relay)
 
 
 @app.callback()

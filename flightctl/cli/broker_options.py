@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import aiomqtt
 import typer
 
 from flightctl.cli.common import fail
 from flightctl.errors import ConfigError
-from flightctl.status.broker import BrokerUnavailable, ConfirmedClient, make_client
-from flightctl.status.contract import DRONE_ID_PATTERN, Envelope, MessageType, TimeSource
+from flightctl.status.contract import DRONE_ID_PATTERN
 from flightctl.status.settings import BrokerEndpoint
 
 BrokerOption = Annotated[
@@ -54,25 +48,3 @@ def drone_or_exit(drone: str) -> str:
     if not re.fullmatch(DRONE_ID_PATTERN, drone):
         raise fail(ConfigError(f"--drone {drone!r}: letters, digits, '_' and '-' only (1 to 64)"))
     return drone
-
-
-def tool_client(endpoint: BrokerEndpoint, tool: str) -> ConfirmedClient:
-    """A short-lived client for an engineer's command: its own id, a clean session."""
-    return make_client(endpoint, client_id=f"flightctl-{tool}-{uuid.uuid4().hex[:12]}")
-
-
-@contextlib.asynccontextmanager
-async def connected(endpoint: BrokerEndpoint, tool: str) -> AsyncIterator[ConfirmedClient]:
-    """A connected tool client; the broker's failures become one ``BrokerUnavailable`` line."""
-    try:
-        async with tool_client(endpoint, tool) as client:
-            yield client
-    except aiomqtt.MqttError as exc:
-        raise BrokerUnavailable(f"broker {endpoint}: {exc}") from None
-
-
-def sender_envelope(drone: str, type_: MessageType, data: dict[str, Any], order_id: str | None = None) -> bytes:
-    envelope = Envelope(
-        drone=drone, time=datetime.now(UTC), time_source=TimeSource.SENDER, type=type_, order_id=order_id, data=data
-    )
-    return envelope.to_json()

@@ -15,11 +15,11 @@ from flightctl.cli.broker_options import (
     DroneOption,
     PasswordFileOption,
     UsernameOption,
-    connected,
     drone_or_exit,
     endpoint_or_exit,
 )
 from flightctl.cli.common import console, errors, run
+from flightctl.status.broker import tool_connection
 from flightctl.status.consumer import NotAnEnvelope, SequenceTracker, read_envelope
 from flightctl.status.contract import Envelope, Topics
 
@@ -56,7 +56,7 @@ def events(
     async def go() -> None:
         tracker = SequenceTracker()
         seen = 0
-        async with connected(endpoint, "events") as client:
+        async with tool_connection(endpoint, "events") as client:
             await client.subscribe(topics.events, qos=1)
             errors.print(Text(f"following {topics.events} on {endpoint}", style="dim"))
             async for message in client.messages:

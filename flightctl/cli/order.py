@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,28 +16,20 @@ from flightctl.cli.broker_options import (
     DroneOption,
     PasswordFileOption,
     UsernameOption,
-    connected,
     drone_or_exit,
     endpoint_or_exit,
-    sender_envelope,
 )
 from flightctl.cli.common import console, fail, run
 from flightctl.config import named_config, read_yaml_model
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
-from flightctl.errors import FlightctlError, VehicleTimeout
-from flightctl.status.broker import json_properties
-from flightctl.status.consumer import NotAnEnvelope, read_envelope
-from flightctl.status.contract import MessageType, Topics
-from flightctl.status.inbound import DepotWind
+from flightctl.errors import FlightctlError
+from flightctl.ground.dispatch import send_order
+from flightctl.status.contract import MessageType
 
 order_app = typer.Typer(no_args_is_help=True, help="Orders to a drone over MQTT.")
 
 REJECTED_EXIT = 2
-
-
-class NoAnswer(VehicleTimeout):
-    """The drone did not answer a request in time (offline, or the broker kept the request for later)."""
 
 
 @order_app.command("send")
@@ -68,30 +58,10 @@ def send(
         wind = None if depot_wind is None else GroundWind.parse(depot_wind, now=datetime.now(UTC))
     except FlightctlError as exc:
         raise fail(exc) from None
-    request_id = f"cli-{uuid.uuid4().hex[:16]}"
-    data: dict[str, Any] = {"request_id": request_id, "order": the_order.model_dump(mode="json", exclude_none=True)}
-    if wind is not None:
-        data["depot_wind"] = DepotWind(speed_m_s=wind.speed_m_s, measured_at=wind.measured_at).model_dump(mode="json")
-    topics = Topics(drone)
 
     async def go() -> dict[str, Any]:
-        async with connected(endpoint, "order") as client:
-            await client.subscribe(topics.events, qos=1)
-            payload = sender_envelope(drone, MessageType.ORDER, data, the_order.order_id)
-            await client.publish_confirmed(topics.orders, payload, timeout_s=timeout_s, properties=json_properties())
-            try:
-                async with asyncio.timeout(timeout_s):
-                    async for message in client.messages:
-                        try:
-                            envelope = read_envelope(message.payload)
-                        except NotAnEnvelope:
-                            continue
-                        answers = (MessageType.ORDER_ACCEPTED, MessageType.ORDER_REJECTED)
-                        if envelope.type in answers and envelope.data.get("request_id") == request_id:
-                            return envelope.model_dump(mode="json", by_alias=True)
-            except TimeoutError:
-                pass
-            raise NoAnswer(f"drone {drone} did not answer order {the_order.order_id} within {timeout_s:g} s")
+        answer = await send_order(endpoint, drone, the_order, wind=wind, timeout_s=timeout_s)
+        return answer.model_dump(mode="json", by_alias=True)
 
     answer = run(go)
     accepted = answer["type"] == MessageType.ORDER_ACCEPTED

@@ -16,12 +16,12 @@ from flightctl.cli.broker_options import (
     CaFileOption,
     PasswordFileOption,
     UsernameOption,
-    connected,
     drone_or_exit,
     endpoint_or_exit,
 )
 from flightctl.cli.common import DEFAULT_TIMEOUT_S, SigningOption, connect_vehicle, console, errors, fail, run
 from flightctl.errors import ConfigError
+from flightctl.status.broker import tool_connection
 from flightctl.status.consumer import NotAnEnvelope, read_envelope
 from flightctl.status.contract import Topics
 from flightctl.status.telemetry_feed import DeliveryStatus, telemetry_data
@@ -89,7 +89,7 @@ def telemetry(
     async def from_broker(url: str, drone_id: str, live: Live | None) -> None:
         endpoint = endpoint_or_exit(url, username, password_file, ca_file)
         topics = Topics(drone_id)
-        async with connected(endpoint, "telemetry") as client:
+        async with tool_connection(endpoint, "telemetry") as client:
             await client.subscribe(topics.telemetry, qos=0)
             async for message in client.messages:
                 try:

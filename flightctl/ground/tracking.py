@@ -21,17 +21,17 @@ import html
 import json
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flightctl.ground.customer_status import CustomerStatus
 from flightctl.ground.registry import Registry, ShownStatus
@@ -121,19 +121,37 @@ def _page(order_id: str, statuses: list[ShownStatus]) -> str:
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>Your parcel</title>
 <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}#current{{font-size:2em}}</style>
-</head><body><h1>Your parcel: order {html.escape(order_id)}</h1><p>Now: <strong id="current">{html.escape(current)}</strong></p>
+</head><body><h1>Your parcel: order {html.escape(order_id)}</h1>
+<p>Now: <strong id="current">{html.escape(current)}</strong></p>
 <ol id="statuses">
 {items}
 </ol><script src="/track.js"></script></body></html>
 """
 
 
-class _PrivateHeaders(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in PRIVATE_HEADERS.items():
-            response.headers[name] = value
-        return response
+_RAW_PRIVATE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in PRIVATE_HEADERS.items()]
+
+
+class _PrivateHeaders:
+    """Every response, whatever route or error made it, goes out with the private headers (a plain ASGI
+    middleware: it touches only the response start, so event streams pass through untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in _RAW_PRIVATE_HEADERS}
+                kept = [(n, v) for n, v in message.get("headers", []) if n.lower() not in names]
+                message = {**message, "headers": kept + _RAW_PRIVATE_HEADERS}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def not_found() -> Response:

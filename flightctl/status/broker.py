@@ -12,9 +12,11 @@ Traps of aiomqtt 2.x (seen against mosquitto 2.0.11) that shape this module and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 import aiomqtt
@@ -186,3 +188,14 @@ async def keep_connected(
             client.forget_disconnect()
         await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
         delay_s = min(delay_s * 2, max_delay_s)
+
+
+@contextlib.asynccontextmanager
+async def tool_connection(endpoint: BrokerEndpoint, tool: str) -> AsyncIterator[ConfirmedClient]:
+    """A short-lived client for a command or a ground tool (its own id, a clean session); the broker's failures
+    become ``BrokerUnavailable``."""
+    try:
+        async with make_client(endpoint, client_id=f"flightctl-{tool}-{uuid.uuid4().hex[:12]}") as client:
+            yield client
+    except aiomqtt.MqttError as exc:
+        raise BrokerUnavailable(f"broker {endpoint}: {exc}") from None

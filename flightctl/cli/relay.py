@@ -1,0 +1,56 @@
+"""``flightctl relay --config FILE``: the status relay and the tracking page, in one program."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flightctl.cli.common import errors, fail, load_or_exit
+from flightctl.errors import FlightctlError
+from flightctl.ground.registry import Registry
+from flightctl.ground.relay import StatusRelay
+from flightctl.ground.relay_settings import load_relay_config
+from flightctl.ground.serving import serving
+from flightctl.ground.tracking import FailedLookups, tracking_app
+
+
+def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.toml).")]) -> None:
+    """Turn every drone's events into customer statuses (shared subscription, de-duplicated by drone and sequence
+    number) and serve the tracking pages; SIGTERM or Ctrl-C stops it (exit 0)."""
+    settings = load_or_exit(load_relay_config, config)
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("flightctl").setLevel(logging.INFO)
+
+    async def serve() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
+        async with await Registry.open(settings.registry) as registry:
+            status_relay = StatusRelay(registry, settings.endpoint(), name=settings.name)
+            app = tracking_app(
+                registry,
+                ops_credentials=settings.ops_credentials(),
+                failed_lookups=FailedLookups(limit=settings.http.failed_lookups_per_minute),
+                trusted_proxies=frozenset(settings.http.trusted_proxies),
+                extra_ops=lambda: {"relay": settings.name, **status_relay.stats.__dict__},
+            )
+            async with serving(app, settings.http.host, settings.http.port):
+                errors.print(
+                    f"relay {settings.name}: tracking pages on http://{settings.http.host}:{settings.http.port}"
+                )
+                with contextlib.suppress(asyncio.CancelledError):
+                    await status_relay.run()
+
+    try:
+        asyncio.run(serve())
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    errors.print("stopped")

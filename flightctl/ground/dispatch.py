@@ -1,0 +1,59 @@
+"""Sending an order to a drone and waiting for its answer: what dispatch does, and `flightctl order send`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flightctl.delivery.order import DeliveryOrder
+from flightctl.delivery.wind import GroundWind
+from flightctl.errors import VehicleTimeout
+from flightctl.status.broker import json_properties, tool_connection
+from flightctl.status.consumer import NotAnEnvelope, read_envelope
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.inbound import DepotWind
+from flightctl.status.settings import BrokerEndpoint
+
+
+class NoAnswer(VehicleTimeout):
+    """The drone did not answer a request in time (offline, or the broker keeps the request for later)."""
+
+
+def order_message(drone: str, order: DeliveryOrder, request_id: str, wind: GroundWind | None) -> bytes:
+    data: dict[str, Any] = {"request_id": request_id, "order": order.model_dump(mode="json", exclude_none=True)}
+    if wind is not None:
+        data["depot_wind"] = DepotWind(speed_m_s=wind.speed_m_s, measured_at=wind.measured_at).model_dump(mode="json")
+    return Envelope(
+        drone=drone, time=datetime.now(UTC), time_source=TimeSource.SENDER, type=MessageType.ORDER,
+        order_id=order.order_id, data=data,
+    ).to_json()  # fmt: skip
+
+
+async def send_order(
+    endpoint: BrokerEndpoint, drone: str, order: DeliveryOrder, *, wind: GroundWind | None, timeout_s: float
+) -> Envelope:
+    """Publish ``order`` to ``drone`` and return its answer (order_accepted or order_rejected)."""
+    request_id = f"req-{uuid.uuid4().hex[:16]}"
+    topics = Topics(drone)
+    async with tool_connection(endpoint, "dispatch") as client:
+        await client.subscribe(topics.events, qos=1)
+        payload = order_message(drone, order, request_id, wind)
+        await client.publish_confirmed(topics.orders, payload, timeout_s=timeout_s, properties=json_properties())
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for message in client.messages:
+                    try:
+                        envelope = read_envelope(message.payload)
+                    except NotAnEnvelope:
+                        continue
+                    answers = (MessageType.ORDER_ACCEPTED, MessageType.ORDER_REJECTED)
+                    if envelope.type in answers and envelope.data.get("request_id") == request_id:
+                        return envelope
+        except TimeoutError:
+            pass
+        raise NoAnswer(
+            f"drone {drone} did not answer order {order.order_id} within {timeout_s:g} s "
+            "(the broker keeps it for the drone, which answers when it is back)"
+        )

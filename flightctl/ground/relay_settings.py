@@ -1,0 +1,80 @@
+"""The status relay's configuration (configs/relay/*.toml), validated; every error names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flightctl.config import read_toml, validation_problems
+from flightctl.errors import ConfigError
+from flightctl.ground.broker_accounts import check_name
+from flightctl.status.settings import BrokerEndpoint
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class RelayBroker(_Section):
+    url: str
+    username: str
+    password_file: Path
+    ca_file: Path | None = None
+
+
+class RelayHttp(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    # Proxies whose X-Forwarded-For is believed (the nginx in front); anyone else is the client themselves.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    failed_lookups_per_minute: int = Field(default=20, ge=1, le=10_000)
+
+
+class RelayOps(_Section):
+    username: str
+    password_file: Path
+
+
+class RelayConfig(_Section):
+    name: str
+    registry: str
+    broker: RelayBroker
+    http: RelayHttp = Field(default_factory=RelayHttp)
+    ops: RelayOps | None = None
+
+    def endpoint(self) -> BrokerEndpoint:
+        return BrokerEndpoint.from_url(
+            self.broker.url,
+            username=self.broker.username,
+            password=_secret(self.broker.password_file, "broker.password_file"),
+            ca_file=self.broker.ca_file,
+        )
+
+    def ops_credentials(self) -> tuple[str, str] | None:
+        if self.ops is None:
+            return None
+        return self.ops.username, _secret(self.ops.password_file, "ops.password_file")
+
+
+def _secret(path: Path, key: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def load_relay_config(path: Path) -> RelayConfig:
+    try:
+        config = RelayConfig.model_validate(read_toml(path))
+        check_name(config.name)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: name: {exc}") from None
+    try:
+        config.endpoint()
+        config.ops_credentials()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config

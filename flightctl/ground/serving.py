@@ -1,0 +1,46 @@
+"""Serving an ASGI app from inside our own event loop (uvicorn as a library): the relay runs its HTTP side
+beside its MQTT side in one asyncio program."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from flightctl.errors import FlightctlError
+
+
+class ServeError(FlightctlError):
+    """The HTTP server did not start (the port is taken, say)."""
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the program that embeds the server owns SIGINT and SIGTERM
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, host: str, port: int, *, start_timeout_s: float = 10) -> AsyncIterator[uvicorn.Server]:
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", proxy_headers=False)
+    )
+    task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
+    try:
+        async with asyncio.timeout(start_timeout_s):
+            while not server.started:
+                if task.done():
+                    raise ServeError(f"the HTTP server on {host}:{port} did not start (is the port taken?)")
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        task.cancel()
+        raise ServeError(f"the HTTP server on {host}:{port} did not start within {start_timeout_s:g} s") from None
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, SystemExit):
+            await task

@@ -1,0 +1,286 @@
+"""The status relay and the tracking page on a real mosquitto (shipped config), a real registry and a real HTTP
+server: drone events become each customer's statuses, once and in order; and the page is attacked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import string
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flightctl.ground.broker_accounts import AccountKind
+from flightctl.ground.registry import Registry, token_hash
+from flightctl.ground.relay import StatusRelay
+from flightctl.ground.serving import serving
+from flightctl.ground.tracking import FailedLookups, tracking_app
+from flightctl.status.broker import ConfirmedClient
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from sitl.mosquitto import free_port
+from tests.ground.conftest import Fleet
+from tests.support.conditions import eventually
+
+pytestmark = pytest.mark.mqtt
+OPS = ("ops", "ops-" + secrets.token_hex(8))
+
+
+@dataclass
+class Drone:
+    """A drone's events as the daemon publishes them (sequenced envelopes on its own events topic)."""
+
+    client: ConfirmedClient
+    drone_id: str
+    seq: int = 0
+    sent: list[bytes] = field(default_factory=list)
+
+    async def emit(self, type_: MessageType, order_id: str, data: dict[str, Any], *, seq: int | None = None) -> None:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        payload = Envelope(
+            drone=self.drone_id, seq=seq, time=datetime.now(UTC), time_source=TimeSource.GPS, type=type_,
+            order_id=order_id, data=data,
+        ).to_json()  # fmt: skip
+        self.sent.append(payload)
+        await self.client.publish_confirmed(Topics(self.drone_id).events, payload, timeout_s=10)
+
+    async def state(self, order_id: str, state: str, **detail: Any) -> None:
+        await self.emit(MessageType.STATE, order_id, {"state": state, "detail": detail})
+
+    async def deliver(self, order_id: str) -> None:
+        """The events of one whole delivery, as a drone sends them."""
+        await self.state(order_id, "PREFLIGHT")
+        await self.emit(MessageType.ORDER_ACCEPTED, order_id, {"request_id": f"r-{order_id}"})
+        for state in ("UPLOADING", "ARMING"):
+            await self.state(order_id, state)
+        await self.state(order_id, "ENROUTE", outbound_time_s=120)
+        await self.state(order_id, "ON_STATION")
+        await self.state(order_id, "RELEASING")
+        await self.state(order_id, "RELEASED", lat_deg=58.9566641, lon_deg=-2.9527357, error_m=0.4)
+        await self.state(order_id, "RETURNING")
+        await self.state(order_id, "LANDED", released=True)
+
+
+@dataclass
+class Ground:
+    fleet: Fleet
+    registry: Registry
+    relay: StatusRelay
+    base_url: str
+
+    @contextlib.asynccontextmanager
+    async def drone(self, drone_id: str) -> AsyncIterator[Drone]:
+        async with self.fleet.client(drone_id) as client:
+            yield Drone(client, drone_id)
+
+
+@pytest.fixture
+async def ground(fleet: Fleet, tmp_path: Path) -> AsyncIterator[Ground]:
+    async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
+        relay = StatusRelay(registry, fleet.endpoint("relay-1"), name="1")
+        app = tracking_app(
+            registry,
+            ops_credentials=OPS,
+            failed_lookups=FailedLookups(limit=20),
+            poll_s=0.1,
+            trusted_proxies=frozenset({"127.0.0.1"}),
+        )
+        port = free_port()
+        task = asyncio.create_task(relay.run())
+        try:
+            async with serving(app, "127.0.0.1", port):
+                yield Ground(fleet, registry, relay, f"http://127.0.0.1:{port}")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def http(base_url: str, client_ip: str = "203.0.113.7", **kwargs: Any) -> httpx.AsyncClient:
+    """A browser at ``client_ip`` (as our trusted proxy says), so each test's client has its own failure count."""
+    return httpx.AsyncClient(base_url=base_url, headers={"X-Forwarded-For": client_ip}, timeout=30, **kwargs)
+
+
+async def test_a_delivery_becomes_the_customers_statuses_once_and_in_order(ground: Ground) -> None:
+    """Test that one delivery's events, with re-sends, become ACCEPTED, DEPARTED (with an arrival estimate),
+    ARRIVING and DELIVERED once each, in order, on that customer's page, with no coordinates on it."""
+    token = await ground.registry.register("KWL-T1", "customer-1", "drone-a")
+    async with ground.drone("drone-a") as drone:
+        await drone.deliver("KWL-T1")
+        for payload in drone.sent[3:6]:  # re-sends after a lost PUBACK: same numbers, same messages
+            await drone.client.publish_confirmed(Topics("drone-a").events, payload, timeout_s=10)
+    await eventually(lambda: ground.relay.stats.taken + ground.relay.stats.duplicates == 13, timeout_s=15)
+    assert (ground.relay.stats.taken, ground.relay.stats.duplicates) == (10, 3)
+    statuses = await ground.registry.statuses("KWL-T1")
+    assert [s.status.value for s in statuses] == ["ACCEPTED", "DEPARTED", "ARRIVING", "DELIVERED"]
+    assert statuses[1].eta_utc is not None
+    async with http(ground.base_url) as client:
+        page = await client.get(f"/t/{token}")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store, private"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    body = page.text
+    assert "KWL-T1" in body
+    assert "DELIVERED" in body
+    assert "58.95" not in body
+    assert "-2.95" not in body
+    assert "customer-1" not in body
+
+
+async def test_the_live_stream_carries_only_this_orders_statuses(ground: Ground) -> None:
+    """Test the server-sent events of one order: its statuses arrive as they are made, and the other order's,
+    sent between them by the same drone, never do."""
+    mine = await ground.registry.register("KWL-MINE", "customer-1", "drone-a")
+    await ground.registry.register("KWL-OTHER", "customer-2", "drone-a")
+    received: list[str] = []
+    async with (
+        http(ground.base_url) as client,
+        ground.drone("drone-a") as drone,
+        client.stream("GET", f"/t/{mine}/events") as stream,
+    ):
+        assert stream.headers["cache-control"] == "no-store, private"
+        await drone.emit(MessageType.ORDER_ACCEPTED, "KWL-MINE", {"request_id": "a"})
+        await drone.emit(MessageType.ORDER_ACCEPTED, "KWL-OTHER", {"request_id": "b"})
+        await drone.state("KWL-OTHER", "ENROUTE", outbound_time_s=60)
+        await drone.state("KWL-MINE", "ENROUTE", outbound_time_s=60)
+        await drone.state("KWL-MINE", "ABORTING", reason="wind 14 m/s", with_parcel=True)
+        async with asyncio.timeout(20):
+            async for line in stream.aiter_lines():
+                received.append(line)
+                if "PROBLEM" in line:
+                    break
+    data = "\n".join(line for line in received if line.startswith("data:"))
+    assert data.count('"status"') == 3
+    assert "KWL-OTHER" not in data
+    assert "wind" not in data, "the drone's reason stays with the operator"
+    assert "bringing your parcel back" in data
+
+
+async def test_a_hundred_customers_and_two_thousand_concurrent_requests_never_cross(ground: Ground) -> None:
+    """Test 100 customers with 100 orders on two drones, and 2000 concurrent page and event-stream requests
+    mixing all tokens: every response holds its own order and no other order id or customer id."""
+    tokens: dict[str, tuple[str, str]] = {}
+    for n in range(100):
+        order_id, customer = f"KWL-C{n:03d}", f"cust-{uuid.uuid4().hex[:8]}"
+        tokens[await ground.registry.register(order_id, customer, "drone-a" if n % 2 else "drone-b")] = (
+            order_id,
+            customer,
+        )
+    async with ground.drone("drone-a") as drone_a, ground.drone("drone-b") as drone_b:
+        for token, (order_id, _customer) in tokens.items():
+            drone = drone_a if int(order_id[-3:]) % 2 else drone_b
+            await drone.emit(MessageType.ORDER_ACCEPTED, order_id, {"request_id": token_hash(token)[:8]})
+            await drone.state(order_id, "ENROUTE", outbound_time_s=100)
+            await drone.state(order_id, "RELEASED")
+    await eventually(lambda: ground.relay.stats.taken == 300, timeout_s=30)
+    every_order = {order_id for order_id, _c in tokens.values()}
+    every_customer = {c for _o, c in tokens.values()}
+    requests = [(token, kind) for kind in ("page", "events") for token in tokens for _ in range(10)]
+    random.Random(4).shuffle(requests)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with http(ground.base_url, limits=limits) as client:
+
+        async def fetch(token: str, kind: str) -> tuple[str, int, str]:
+            path = f"/t/{token}" if kind == "page" else f"/t/{token}/events"
+            response = await client.get(path)
+            return token, response.status_code, response.text
+
+        results = await asyncio.gather(*(fetch(token, kind) for token, kind in requests))
+    assert len(results) == 2000
+    for token, status, body in results:
+        own_order, own_customer = tokens[token]
+        assert status == 200
+        assert own_order in body
+        assert not {o for o in every_order - {own_order} if o in body}, "another order's id in a response"
+        assert not {c for c in every_customer if c in body}, "a customer id in a response"
+        assert own_customer not in body
+
+
+async def test_guessed_and_mangled_tokens_never_open_a_page_and_the_limit_bites(ground: Ground) -> None:
+    """Test other orders' tokens truncated, off by one character, URL-encoded and with path tricks, and 10,000
+    random guesses: never a page, the same 404 for each as for an unknown token, and 429 once a client has
+    failed too often."""
+    token = await ground.registry.register("KWL-G1", "customer-g", "drone-a")
+    unknown = secrets.token_urlsafe(24)
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    mangled = [
+        token[:-1], token[:16], token + "x", flipped, token.upper(), token.lower(), " " + token,
+        urllib.parse.quote(token, safe=""), "".join(f"%{ord(c):02X}" for c in token),
+        f"../t/{token}", f"{token}/..", f"{token}%2F..%2F..%2Fops", f"..%2F{token}", "%00", "a" * 5000,
+        unknown, token_hash(token),
+    ]  # fmt: skip
+    async with http(ground.base_url, client_ip="198.51.100.1") as client:
+        reference = await client.get(f"/t/{unknown}")
+        assert reference.status_code == 404
+        for n, guess in enumerate(mangled):
+            async with http(ground.base_url, client_ip=f"198.51.100.{10 + n}") as fresh:
+                response = await fresh.get(f"/t/{guess}")
+            assert response.status_code == 404, guess
+            assert response.text == reference.text
+            assert response.headers["cache-control"] == "no-store, private"
+        for path in ("/", "/t/", "/t", "/ops", "/t/x/events/../../ops", "/registry.sqlite", "/t/{token}"):
+            response = await client.get(path)
+            assert response.status_code in (401, 404), path
+            assert "KWL-G1" not in response.text
+
+    alphabet = string.ascii_letters + string.digits + "-_"
+    rng = random.Random(10_000)
+    guesses = ["".join(rng.choice(alphabet) for _ in range(32)) for _ in range(10_000)]
+    statuses: dict[int, int] = {}
+    async with http(ground.base_url, client_ip="192.0.2.99", limits=httpx.Limits(max_connections=50)) as attacker:
+        semaphore = asyncio.Semaphore(50)
+
+        async def guess(text: str) -> int:
+            async with semaphore:
+                return (await attacker.get(f"/t/{text}")).status_code
+
+        for status in await asyncio.gather(*(guess(g) for g in guesses)):
+            statuses[status] = statuses.get(status, 0) + 1
+    assert 200 not in statuses
+    assert statuses.get(404, 0) <= 20, "the limit lets 20 failures through per window"
+    assert statuses.get(429, 0) >= 9_980
+    async with http(ground.base_url, client_ip="192.0.2.99") as attacker:
+        assert (await attacker.get(f"/t/{token}")).status_code == 429, "even a right token, from a blocked client"
+    async with http(ground.base_url, client_ip="192.0.2.100") as customer:
+        assert (await customer.get(f"/t/{token}")).status_code == 200, "other clients are not blocked"
+
+
+async def test_the_operator_view_needs_its_own_credentials(ground: Ground) -> None:
+    await ground.registry.register("KWL-OPS", "customer-o", "drone-b")
+    async with http(ground.base_url) as client:
+        assert (await client.get("/ops")).status_code == 401
+        assert (await client.get("/ops", auth=("ops", "wrong"))).status_code == 401
+        response = await client.get("/ops", auth=OPS)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store, private"
+    assert any(o["order_id"] == "KWL-OPS" for o in response.json()["orders"])
+
+
+async def test_a_relay_account_sees_events_a_second_relay_shares_them(ground: Ground, tmp_path: Path) -> None:
+    """Test two relays on one registry through the shared subscription: together they take each event once."""
+    await ground.fleet.add("relay-3", AccountKind.RELAY)
+    second = StatusRelay(ground.registry, ground.fleet.endpoint("relay-3"), name="3")
+    task = asyncio.create_task(second.run())
+    try:
+        await eventually(lambda: second.stats.taken + second.stats.duplicates >= 0, timeout_s=1)
+        async with ground.drone("drone-b") as drone:
+            for n in range(200):
+                await drone.emit(MessageType.COMMAND_RESULT, "KWL-X", {"request_id": f"c{n}", "ok": True})
+                if n == 20:
+                    await eventually(lambda: second.stats.taken > 0 or ground.relay.stats.taken > 20, timeout_s=10)
+        await eventually(lambda: ground.relay.stats.taken + second.stats.taken == 200, timeout_s=30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await ground.registry.missing_events("drone-b") == []
