@@ -57,6 +57,15 @@ from flightctl.vehicle.vehicle import Vehicle
 log = logging.getLogger(__name__)
 
 
+# Decisions at most this often in vehicle time, however fast the vehicle streams: a 10 Hz telemetry feed for
+# the ground must not double the work of the flight logic (and at any SITL speedup the rhythm is the same).
+MIN_DECISION_INTERVAL_MS = 200
+
+
+def _too_soon(last_ms: int | None, now_ms: int | None) -> bool:
+    return last_ms is not None and now_ms is not None and 0 <= now_ms - last_ms < MIN_DECISION_INTERVAL_MS
+
+
 @dataclass
 class DeliveryProgress:
     state: DeliveryState
@@ -98,6 +107,7 @@ class DeliverySequencer:
         self.on_go = on_go  # awaited once go/no-go says GO, before anything is uploaded
         self._operator_abort: str | None = None
         self._wake = asyncio.Event()
+        self._decide_now = False
 
     @property
     def order_id(self) -> str:
@@ -138,6 +148,7 @@ class DeliverySequencer:
         """An operator's abort: on the ground, nothing more is done; in flight, the next decision brings the
         parcel home along the route (``decide``'s rule, like every other abort)."""
         self._operator_abort = reason
+        self._decide_now = True
         self._wake.set()
 
     async def _went(self) -> bool:
@@ -186,14 +197,21 @@ class DeliverySequencer:
             ("GLOBAL_POSITION_INT", "MISSION_CURRENT", "HEARTBEAT", "SERVO_OUTPUT_RAW"), lambda _m: updates.set()
         )
         try:
+            last_ms: int | None = None
             while self.history.state not in LOOP_ENDS:
                 # Bounded: with the link down no message comes, and the loss itself must still be decided on.
+                quiet = False
                 try:
                     async with asyncio.timeout(self.tick_s * 4):
                         await updates.wait()
                 except TimeoutError:
-                    pass
+                    quiet = True
                 updates.clear()
+                now_ms = self.vehicle.state.time_boot_ms
+                if not (quiet or self._decide_now) and _too_soon(last_ms, now_ms):
+                    continue
+                self._decide_now = False
+                last_ms = now_ms
                 seen = self._observe()
                 self._report(seen)
                 for action in decide(self.plan, self.history, seen, self._persistence, self.limits):
