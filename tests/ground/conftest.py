@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,16 +41,31 @@ class Fleet:
         return make_client(self.endpoint(user, password), client_id=f"t-{uuid.uuid4().hex[:10]}")
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+@contextlib.asynccontextmanager
+async def open_fleet(folder: Path) -> AsyncIterator[Fleet]:
+    """The shipped broker config with two drones, two relays, dispatch and an operator."""
     require_mosquitto()
-    accounts = BrokerAccounts(tmp_path / "accounts")
+    accounts = BrokerAccounts(folder / "accounts")
     passwords = {}
     for name, kind in [
         ("drone-a", AccountKind.DRONE), ("drone-b", AccountKind.DRONE), ("relay-1", AccountKind.RELAY),
         ("relay-2", AccountKind.RELAY), ("dispatch-1", AccountKind.DISPATCH), ("operator-1", AccountKind.OPERATOR),
     ]:  # fmt: skip
         passwords[name] = await accounts.add(name, kind)
-    broker = Mosquitto(tmp_path / "broker", template=SHIPPED, accounts_folder=accounts.folder)
-    async with broker:
+    async with Mosquitto(folder / "broker", template=SHIPPED, accounts_folder=accounts.folder) as broker:
         yield Fleet(broker, passwords, accounts)
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+    async with open_fleet(tmp_path) as opened:
+        yield opened
+
+
+def require_program(path: str, package: str) -> None:
+    """Skip without a program the test names; under CI (CI=true) its absence fails the run instead."""
+    if shutil.which(path) or Path(path).exists():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {path} is not installed (apt-get install {package})", pytrace=False)
+    pytest.skip(f"{path} is not installed (apt-get install {package})")

@@ -27,7 +27,8 @@ from flightctl.ground.tracking import FailedLookups, tracking_app
 from flightctl.status.broker import ConfirmedClient
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.mosquitto import free_port
-from tests.ground.conftest import Fleet
+from sitl.nginx import CachingProxy
+from tests.ground.conftest import Fleet, require_program
 from tests.support.conditions import eventually
 
 pytestmark = pytest.mark.mqtt
@@ -213,11 +214,14 @@ async def test_guessed_and_mangled_tokens_never_open_a_page_and_the_limit_bites(
     token = await ground.registry.register("KWL-G1", "customer-g", "drone-a")
     unknown = secrets.token_urlsafe(24)
     flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # Percent-encoding a token's own characters gives the same URL (the server decodes it): that is the token,
+    # not a guess. These are guesses: encoded twice, or encodings of tokens that are not this one.
+    double_encoded = "".join(f"%25{ord(c):02X}" for c in token)
+    other_encoded = "".join(f"%{ord(c):02X}" for c in flipped)
     mangled = [
-        token[:-1], token[:16], token + "x", flipped, token.upper(), token.lower(), " " + token,
-        urllib.parse.quote(token, safe=""), "".join(f"%{ord(c):02X}" for c in token),
-        f"../t/{token}", f"{token}/..", f"{token}%2F..%2F..%2Fops", f"..%2F{token}", "%00", "a" * 5000,
-        unknown, token_hash(token),
+        token[:-1], token[:16], token + "x", flipped, token.upper(), token.lower(), " " + token, token + " ",
+        double_encoded, other_encoded, f"{token}%2F..%2F..%2Fops", f"..%2F{token}", f"{token}%00", "%00",
+        "a" * 5000, unknown, token_hash(token), urllib.parse.quote(f"../{token}", safe=""),
     ]  # fmt: skip
     async with http(ground.base_url, client_ip="198.51.100.1") as client:
         reference = await client.get(f"/t/{unknown}")
@@ -284,3 +288,38 @@ async def test_a_relay_account_sees_events_a_second_relay_shares_them(ground: Gr
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert await ground.registry.missing_events("drone-b") == []
+
+
+async def test_through_a_caching_reverse_proxy_pages_never_cross(ground: Ground, tmp_path: Path) -> None:
+    """Test the tracking page behind nginx with proxy_cache on (valid for 10 minutes for any 200 or 404): twenty
+    customers' pages fetched in turn, three rounds, and unknown tokens: every response holds only its own order,
+    and none ever comes from the cache."""
+    require_program("/usr/sbin/nginx", "nginx-light")
+    tokens = {}
+    async with ground.drone("drone-b") as drone:
+        for n in range(20):
+            order_id = f"KWL-N{n:02d}"
+            tokens[await ground.registry.register(order_id, f"cust-n{n}", "drone-b")] = order_id
+            await drone.emit(MessageType.ORDER_ACCEPTED, order_id, {"request_id": f"n{n}"})
+    await eventually(lambda: ground.relay.stats.taken == 20, timeout_s=15)
+    upstream_port = int(ground.base_url.rsplit(":", 1)[1])
+    cache_statuses: dict[str, int] = {}
+    async with (
+        CachingProxy(tmp_path / "nginx", upstream_port) as proxy,
+        httpx.AsyncClient(base_url=proxy.url) as client,
+    ):
+        order = list(tokens.items()) * 3
+        random.Random(3).shuffle(order)
+        for token, order_id in order:
+            response = await client.get(f"/t/{token}")
+            assert response.status_code == 200
+            assert order_id in response.text
+            assert not [o for o in tokens.values() if o != order_id and o in response.text]
+            status = response.headers.get("x-cache-status", "none")
+            cache_statuses[status] = cache_statuses.get(status, 0) + 1
+        for _ in range(2):
+            response = await client.get(f"/t/{secrets.token_urlsafe(24)}")
+            assert response.status_code == 404
+            assert "KWL-N" not in response.text
+    assert "HIT" not in cache_statuses, cache_statuses
+    assert set(cache_statuses) <= {"MISS", "BYPASS", "EXPIRED", "none"}, cache_statuses

@@ -1,0 +1,101 @@
+"""A real PostgreSQL server for tests: Debian's binaries, a fresh cluster in a temporary folder, a free port,
+trust authentication on 127.0.0.1 only. Run as root (CI), the cluster belongs to the ``postgres`` user
+(PostgreSQL refuses to run as root)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import tempfile
+from pathlib import Path
+
+import asyncpg
+
+from sitl.errors import SitlError
+from sitl.mosquitto import free_port
+
+START_TIMEOUT_S = 60.0
+
+
+class PostgresError(SitlError):
+    """PostgreSQL is missing, or did not start."""
+
+
+def postgres_bin() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[4]))
+    if not candidates:
+        found = shutil.which("initdb")
+        if found is None:
+            raise PostgresError("PostgreSQL's server is not installed (Debian: apt-get install postgresql)")
+        return Path(found).parent
+    return Path(candidates[-1]).parent
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="flightctl-pg-"))
+        self._process: asyncio.subprocess.Process | None = None
+        self._as_user: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://flightctl@127.0.0.1:{self.port}/postgres"
+
+    async def __aenter__(self) -> PostgresServer:
+        binaries = postgres_bin()
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.folder, owner.pw_uid, owner.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        data = self.folder / "data"
+        await self._run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "flightctl", "--no-sync")
+        self._process = await asyncio.create_subprocess_exec(
+            *self._as_user, str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
+            "-c", "fsync=off", "-c", "max_connections=100",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while not await self._accepts():
+                    if self._process.returncode is not None:
+                        raise PostgresError(f"postgres exited with {self._process.returncode}")
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            await self.__aexit__()
+            raise PostgresError(f"PostgreSQL did not accept connections within {START_TIMEOUT_S:g} s") from None
+        return self
+
+    async def _accepts(self) -> bool:
+        try:
+            connection = await asyncpg.connect(self.url, timeout=2)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await connection.close()
+        return True
+
+    async def _run(self, *command: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *self._as_user, *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            raise PostgresError(f"{Path(command[0]).name} failed: {output.decode(errors='replace')[-2000:]}")
+
+    async def __aexit__(self, *_exc: object) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(20):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.folder)
