@@ -1,11 +1,12 @@
-"""Two `flightctl relay` processes on one real PostgreSQL registry and the shipped broker config: 50,000 events
-from 200 drones, one relay SIGKILLed half way and started again (as systemd would): every customer gets every
+"""Two `flightctl relay` processes on one real PostgreSQL registry and the shipped broker config: 250 events from
+each of many drones (20 in CI, 200 for the full 50,000), one relay SIGKILLed half way and started again (as systemd would): every customer gets every
 status of its order once and in order, and no event is lost or taken twice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,14 +24,15 @@ from tests.support.conditions import eventually, eventually_true
 
 pytestmark = pytest.mark.mqtt
 
-DRONES = 200
+# The issue's scale is 200 drones (50,000 events); CI runs a tenth of it (FLIGHTCTL_RELAY_SCALE_DRONES=200 for all).
+DRONES = int(os.environ.get("FLIGHTCTL_RELAY_SCALE_DRONES", "20"))
 ORDERS_PER_DRONE = 25
 DELIVERY = [
     ("state", "PREFLIGHT"), ("order_accepted", None), ("state", "UPLOADING"), ("state", "ARMING"),
     ("state", "ENROUTE"), ("state", "ON_STATION"), ("state", "RELEASING"), ("state", "RELEASED"),
     ("state", "RETURNING"), ("state", "LANDED"),
 ]  # fmt: skip
-EVENTS = DRONES * ORDERS_PER_DRONE * len(DELIVERY)  # 50,000
+EVENTS = DRONES * ORDERS_PER_DRONE * len(DELIVERY)  # 250 a drone
 
 
 def drone_events(drone: str) -> list[bytes]:
@@ -75,7 +77,7 @@ async def count(pg: str, sql: str) -> int:
         await connection.close()
 
 
-async def test_two_relays_share_fifty_thousand_events_and_survive_a_kill(fleet: Fleet, tmp_path: Path) -> None:
+async def test_two_relays_share_every_event_and_survive_a_kill(fleet: Fleet, tmp_path: Path) -> None:
     drones = [f"sim-{n:03d}" for n in range(DRONES)]
     for drone in drones:
         assert fleet.accounts is not None
@@ -113,7 +115,7 @@ async def test_two_relays_share_fifty_thousand_events_and_survive_a_kill(fleet: 
         assert taken_two > 0
         assert taken_one > 0, "the relay started again took its share"
         async with await Registry.open(pg.url) as registry:
-            for drone in drones[:: DRONES // 20]:
+            for drone in drones[:: max(1, DRONES // 20)]:
                 assert await registry.missing_events(drone) == []
             for drone in drones:
                 for n in range(0, ORDERS_PER_DRONE, 6):
