@@ -26,7 +26,10 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serving(app: ASGIApp, host: str, port: int, *, start_timeout_s: float = 10) -> AsyncIterator[uvicorn.Server]:
     server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", proxy_headers=False)
+        # Keep-alive longer than a proxy's or a browser's idle reuse, so a reused connection is never closed under it.
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", proxy_headers=False, timeout_keep_alive=75
+        )
     )
     task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
     try:

@@ -76,6 +76,7 @@ class FailedLookups:
 
     def __post_init__(self) -> None:
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._pending: dict[str, int] = {}  # look-ups under way: a burst of concurrent guesses counts in full
 
     def _recent(self, client: str, now: float) -> list[float]:
         times = [t for t in self._failures.get(client, []) if now - t < self.window_s]
@@ -86,10 +87,22 @@ class FailedLookups:
             self._failures.pop(client, None)
         return times
 
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client, time.monotonic())) >= self.limit
+    def admit(self, client: str) -> bool:
+        """Whether a look-up from ``client`` may run now; if so it counts until ``done``."""
+        pending = self._pending.get(client, 0)
+        if len(self._recent(client, time.monotonic())) + pending >= self.limit:
+            return False
+        self._pending[client] = pending + 1
+        return True
 
-    def failed(self, client: str) -> None:
+    def done(self, client: str, *, failed: bool) -> None:
+        pending = self._pending.pop(client, 1) - 1
+        if pending > 0:
+            self._pending[client] = pending
+        if failed:
+            self._failed(client)
+
+    def _failed(self, client: str) -> None:
         now = time.monotonic()
         self._failures[client] = [*self._recent(client, now), now]
         self._failures.move_to_end(client)
@@ -179,12 +192,15 @@ def tracking_app(
 
     async def lookup(request: Request) -> str | Response:
         client = client_of(request)
-        if limiter.blocked(client):
+        if not limiter.admit(client):
             return PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": "60"})
-        token = str(request.path_params.get("token", ""))[:MAX_TOKEN_CHARS]
-        order_id = await registry.order_for_token(token)
+        order_id = None
+        try:
+            token = str(request.path_params.get("token", ""))[:MAX_TOKEN_CHARS]
+            order_id = await registry.order_for_token(token)
+        finally:
+            limiter.done(client, failed=order_id is None)
         if order_id is None:
-            limiter.failed(client)
             return not_found()
         return order_id
 
