@@ -6,7 +6,6 @@ sessions and queued messages. Stop it, kill it, start it again on the same port:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import os
 import shutil
@@ -18,8 +17,11 @@ from pathlib import Path
 import trustme
 
 from sitl.errors import SitlError
+from sitl.processes import accepts_tcp, end_process
 
 START_TIMEOUT_S = 15.0
+# Not "all": logging every message slows mosquitto down several times under a test's tens of thousands.
+LOG_TYPES = ["log_type error", "log_type warning", "log_type notice", "log_type information"]
 
 
 class MosquittoError(SitlError):
@@ -89,23 +91,13 @@ class Mosquitto:
         )
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
-                while not await self._accepts():
+                while not await accepts_tcp(self.port):
                     if self._process.returncode is not None:
                         raise MosquittoError(f"mosquitto exited with {self._process.returncode}: {self.log_tail()}")
                     await asyncio.sleep(0.05)
         except TimeoutError:
             await self.kill()
             raise MosquittoError(f"mosquitto did not listen on {self.port} within {START_TIMEOUT_S:g} s") from None
-
-    async def _accepts(self) -> bool:
-        try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
 
     async def stop(self) -> None:
         """A clean stop (SIGTERM): mosquitto writes its persistence file, sessions survive a start."""
@@ -116,15 +108,7 @@ class Mosquitto:
 
     async def _end(self, signum: int) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signum)
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await end_process(process, signum)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -151,7 +135,7 @@ class Mosquitto:
             f"persistence_location {folder}/",
             "autosave_interval 1",
             f"log_dest file {self.log_path}",
-            "log_type all",
+            *LOG_TYPES,
             "log_timestamp_format %H:%M:%S",
             "max_queued_messages 100000",
             # Started as root, mosquitto would switch to the 'mosquitto' user, who cannot read a test's files.
@@ -185,7 +169,7 @@ class Mosquitto:
                 "",
                 f"persistence_location {self.folder}/",
                 f"log_dest file {self.log_path}",
-                "log_type all",
+                *LOG_TYPES,
                 f"user {getpass.getuser()}",
                 "",
             ]

@@ -6,13 +6,13 @@ what it may cache (it honours Cache-Control, Vary and Set-Cookie), as a deployme
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import shutil
 from pathlib import Path
 
 from sitl.errors import SitlError
 from sitl.mosquitto import free_port
+from sitl.processes import accepts_tcp, end_process
 
 START_TIMEOUT_S = 15.0
 
@@ -79,7 +79,7 @@ http {{
         )  # fmt: skip
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
-                while not await self._accepts():
+                while not await accepts_tcp(self.port):
                     if self._process.returncode is not None:
                         errors = (self.folder / "error.log").read_text(errors="replace")[-2000:]
                         raise NginxError(f"nginx exited with {self._process.returncode}: {errors}")
@@ -89,23 +89,6 @@ http {{
             raise NginxError(f"nginx did not listen on {self.port} within {START_TIMEOUT_S:g} s") from None
         return self
 
-    async def _accepts(self) -> bool:
-        try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
-
     async def __aexit__(self, *_exc: object) -> None:
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await end_process(process)

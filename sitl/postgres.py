@@ -17,6 +17,7 @@ import asyncpg
 
 from sitl.errors import SitlError
 from sitl.mosquitto import free_port
+from sitl.processes import end_process
 
 START_TIMEOUT_S = 60.0
 
@@ -89,13 +90,6 @@ class PostgresServer:
 
     async def __aexit__(self, *_exc: object) -> None:
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                async with asyncio.timeout(20):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await end_process(process, timeout_s=20)
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)

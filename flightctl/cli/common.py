@@ -70,6 +70,26 @@ def run(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(130) from None
 
 
+def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """A long-running service (the daemon, the relay): SIGTERM or Ctrl-C stops it cleanly (exit 0), our errors
+    become one red line and exit code 1."""
+
+    async def serve() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main()
+
+    try:
+        asyncio.run(serve())
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    errors.print("stopped")
+
+
 def load_or_exit(loader: Callable[[Path], T], path: Path) -> T:
     """Read a file before anything touches the vehicle; a bad file is one error line and exit code 1."""
     try:

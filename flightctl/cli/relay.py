@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flightctl.cli.common import errors, fail, load_or_exit
-from flightctl.errors import FlightctlError
+from flightctl.cli.common import errors, load_or_exit, run_service
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
 from flightctl.ground.relay_settings import load_relay_config
@@ -28,11 +24,6 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
         logging.getLogger("flightctl").setLevel(logging.INFO)
 
     async def serve() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
         async with await Registry.open(settings.registry) as registry:
             status_relay = StatusRelay(registry, settings.endpoint(), name=settings.name)
             app = tracking_app(
@@ -46,11 +37,6 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 errors.print(
                     f"relay {settings.name}: tracking pages on http://{settings.http.host}:{settings.http.port}"
                 )
-                with contextlib.suppress(asyncio.CancelledError):
-                    await status_relay.run()
+                await status_relay.run()
 
-    try:
-        asyncio.run(serve())
-    except FlightctlError as exc:
-        raise fail(exc) from None
-    errors.print("stopped")
+    run_service(serve)

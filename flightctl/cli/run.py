@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flightctl.cli.common import errors, fail, load_or_exit
+from flightctl.cli.common import fail, load_or_exit, run_service
 from flightctl.config import load_telemetry_config, named_config, read_yaml_model
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import FlightctlError
@@ -37,18 +34,4 @@ def run_daemon(config: ConfigOption) -> None:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("flightctl").setLevel(logging.INFO)  # a daemon's log is its journald record
 
-    async def serve() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signum, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await daemon.run()
-
-    try:
-        asyncio.run(serve())
-    except FlightctlError as exc:
-        raise fail(exc) from None
-    errors.print("stopped")
+    run_service(daemon.run)

@@ -18,8 +18,8 @@ from flightctl.ground.broker_accounts import AccountKind
 from flightctl.ground.registry import Registry
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.postgres import PostgresServer
+from sitl.relay_process import RelayProcess
 from tests.ground.conftest import Fleet
-from tests.ground.relay_process import RelayProcess
 from tests.support.conditions import eventually, eventually_true
 
 pytestmark = pytest.mark.mqtt
@@ -58,8 +58,17 @@ def drone_events(drone: str) -> list[bytes]:
 
 @contextlib.asynccontextmanager
 async def relays(fleet: Fleet, tmp_path: Path, registry_url: str) -> AsyncIterator[tuple[RelayProcess, RelayProcess]]:
-    one = RelayProcess(tmp_path / "relay-1", "relay-1", fleet, registry_url)
-    two = RelayProcess(tmp_path / "relay-2", "relay-2", fleet, registry_url)
+    one, two = (
+        RelayProcess(
+            tmp_path / name,
+            name,
+            broker_url=fleet.broker.url,
+            ca_file=fleet.broker.ca_file,
+            password=fleet.passwords[name],
+            registry_url=registry_url,
+        )
+        for name in ("relay-1", "relay-2")
+    )
     try:
         await one.start()
         await two.start()
@@ -109,7 +118,7 @@ async def test_two_relays_share_every_event_and_survive_a_kill(fleet: Fleet, tmp
                 return await count(pg.url, seen_sql) >= EVENTS
 
             await eventually_true(all_seen, timeout_s=600, every_s=0.5)
-            taken_one, taken_two = await one.taken(), await two.taken()
+            taken_one, taken_two = await one.taken() or 0, await two.taken() or 0
         assert await count(pg.url, seen_sql) == EVENTS
         assert await count(pg.url, "SELECT count(*) FROM statuses") == DRONES * ORDERS_PER_DRONE * 4
         assert taken_two > 0

@@ -19,8 +19,8 @@ from selenium.webdriver.common.by import By
 
 from sitl.daemon import DaemonProcess, write_daemon_config
 from sitl.instance import SitlInstance
+from sitl.relay_process import RelayProcess
 from tests.ground.conftest import open_fleet, require_program
-from tests.ground.relay_process import RelayProcess
 from tests.sitl.daemon_support import flightctl
 from tests.sitl.deliveries import SHORT_DROP, order
 
@@ -51,7 +51,10 @@ async def test_a_customer_watches_a_sitl_delivery_reach_delivered_in_chromium(
         )  # fmt: skip
         daemon = DaemonProcess(config)
         registry = tmp_path / "registry.sqlite"
-        relay = RelayProcess(tmp_path / "relay", "relay-1", fleet, str(registry))
+        relay = RelayProcess(
+            tmp_path / "relay", "relay-1", broker_url=fleet.broker.url, ca_file=fleet.broker.ca_file,
+            password=fleet.passwords["relay-1"], registry_url=str(registry),
+        )  # fmt: skip
         the_order = order("kirkwall-1500m-place").model_copy(update={"order_id": "KWL-WEB-1", "drop": SHORT_DROP})
         order_file = tmp_path / "order.yaml"
         order_file.write_text(yaml.safe_dump(the_order.model_dump(mode="json", exclude_none=True)))

@@ -1,0 +1,153 @@
+"""The status relay and its tracking page, side by side on a SQLite and a PostgreSQL registry.
+
+For each registry, one `flightctl relay` process (as deployed) behind the shipped mosquitto config (TLS,
+passwords, per-account rules):
+
+- events per second: the relay's session is made, the relay stopped, 9,000 events from 10 drones queued for it
+  by the broker, the relay started again; from its first event taken to its last (read from its /ops view);
+- the page's latency at 500 concurrent viewers: 500 customers' tokens, each viewer loading its page 4 times
+  in a row, all 500 at once, from this process; median and p99 of the 2,000 page loads.
+
+    python bench/relay.py
+
+Needs mosquitto and PostgreSQL's server (Debian: mosquitto, postgresql). Prints a table; no assertion anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
+from flightctl.ground.registry import Registry
+from flightctl.status.broker import make_client
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.settings import BrokerEndpoint
+from sitl.mosquitto import Mosquitto
+from sitl.postgres import PostgresServer
+from sitl.relay_process import RelayProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+DRONES, ORDERS, STATES = 10, 90, ("ENROUTE", "ON_STATION", "RELEASING", "RELEASED", "RETURNING", "LANDED")
+VIEWERS, LOADS = 500, 4
+console = Console(width=150)
+
+
+def events_of(drone: str) -> list[bytes]:
+    payloads, seq = [], 0
+    for n in range(ORDERS):
+        for state in STATES:
+            seq += 1
+            payloads.append(
+                Envelope(
+                    drone=drone,
+                    seq=seq,
+                    time=datetime.now(UTC),
+                    time_source=TimeSource.GPS,
+                    type=MessageType.STATE,
+                    order_id=f"{drone}-{n}",
+                    data={"state": state, "detail": {"released": True}},
+                ).to_json()
+            )
+    return payloads
+
+
+async def measure(
+    name: str, registry_url: str, broker: Mosquitto, passwords: dict[str, str], folder: Path
+) -> list[str]:
+    tokens = []
+    async with await Registry.open(registry_url) as registry:
+        for d in range(DRONES):
+            for n in range(ORDERS):
+                tokens.append(await registry.register(f"drone-{d}-{n}", f"customer-{d}-{n}", f"drone-{d}"))
+    relay = RelayProcess(
+        folder / name, "relay-1", broker_url=broker.url, ca_file=broker.ca_file, password=passwords["relay-1"],
+        registry_url=registry_url, failed_lookups_per_minute=10_000,
+    )  # fmt: skip
+    await relay.start()  # makes the relay's session and subscription
+    await relay.stop()
+    total = 0
+    for d in range(DRONES):
+        drone = f"drone-{d}"
+        endpoint = BrokerEndpoint.from_url(
+            broker.url, username=drone, password=passwords[drone], ca_file=broker.ca_file
+        )
+        async with make_client(endpoint, client_id=f"bench-{drone}") as client:
+            for payload in events_of(drone):
+                await client.publish_confirmed(Topics(drone).events, payload, timeout_s=30)
+                total += 1
+    await relay.start()
+    first = last = None
+    try:
+        async with asyncio.timeout(600):
+            while True:
+                taken = await relay.taken() or 0
+                now = time.perf_counter()
+                if first is None and taken > 0:
+                    first = (now, taken)
+                if taken >= total:
+                    last = (now, taken)
+                    break
+                await asyncio.sleep(0.05)
+        assert first is not None
+        rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
+
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=VIEWERS, max_keepalive_connections=VIEWERS)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{relay.port}", limits=limits, timeout=60) as client:
+
+            async def viewer(token: str) -> None:
+                for _ in range(LOADS):
+                    started = time.perf_counter()
+                    response = await client.get(f"/t/{token}")
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"page answered {response.status_code}")
+
+            await asyncio.gather(*(viewer(t) for t in tokens[:VIEWERS]))
+    finally:
+        await relay.stop()
+    ordered = sorted(latencies)
+    return [
+        name,
+        f"{total}",
+        f"{rate:,.0f}",
+        f"{statistics.median(ordered):.1f}",
+        f"{ordered[round(0.99 * (len(ordered) - 1))]:.1f}",
+        f"{len(ordered)}",
+    ]
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="flightctl-relay-bench-") as tmp:
+        folder = Path(tmp)
+        accounts = BrokerAccounts(folder / "accounts")
+        passwords = {"relay-1": await accounts.add("relay-1", AccountKind.RELAY)}
+        for d in range(DRONES):
+            passwords[f"drone-{d}"] = await accounts.add(f"drone-{d}", AccountKind.DRONE)
+        template = ROOT / "configs" / "mosquitto" / "flightctl.conf"
+        rows = []
+        async with Mosquitto(folder / "broker", template=template, accounts_folder=accounts.folder) as broker:
+            rows.append(await measure("SQLite", str(folder / "registry.sqlite"), broker, passwords, folder))
+            async with PostgresServer() as pg:
+                rows.append(await measure("PostgreSQL", pg.url, broker, passwords, folder))
+    table = Table(title=f"one `flightctl relay`: events through it, and its page at {VIEWERS} concurrent viewers")
+    for column in ("registry", "events", "events/s", "page median ms", "page p99 ms", "page loads"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
