@@ -67,7 +67,10 @@ async def publish(fleet: Fleet, user: str, topic: str, payload: bytes, *, retain
         await client.publish_confirmed(topic, payload, timeout_s=10, retain=retain)
 
 
-WILDCARDS = ["#", "+/#", "$SYS/#", "$share/g/#", "$share/g/flightctl/#", "$share/g/flightctl/v1/drones/+/events"]
+WILDCARDS = [
+    "#", "+/#", "$SYS/#", "$share/g/#", "$share/g/flightctl/#", "$share/g/flightctl/v1/drones/#",
+    "$share/g/flightctl/v1/drones/+/events", "flightctl/v1/drones/+/orders", "flightctl/v1/drones/#",
+]  # fmt: skip
 B_EXACT = [B.orders, B.commands, B.events, B.telemetry, B.online]
 
 
