@@ -1,6 +1,6 @@
 """Two `flightctl relay` processes on one real PostgreSQL registry and the shipped broker config: 250 events from
-each of 200 drones (50,000 events), one relay SIGKILLed half way and started again (as systemd would): every customer gets every
-status of its order once and in order, and no event is lost or taken twice."""
+each of 200 drones (50,000 events), one relay SIGKILLed half way and started again (as systemd would): every
+customer gets every status of its order once and in order, and no event is lost or taken twice."""
 
 from __future__ import annotations
 
