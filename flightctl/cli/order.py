@@ -32,53 +32,66 @@ order_app = typer.Typer(no_args_is_help=True, help="Orders to a drone over MQTT.
 REJECTED_EXIT = 2
 
 
+OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")]
+DepotWindOption = Annotated[
+    str | None,
+    typer.Option("--depot-wind", help="The depot's wind for go/no-go: SPEED in m/s (now) or SPEED@TIME."),
+]
+AnswerTimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=1, max=3600, help="Seconds to wait for the drone's answer.")
+]
+
+
+def order_and_wind_or_exit(order: str, depot_wind: str | None) -> tuple[DeliveryOrder, GroundWind | None]:
+    """The order file and the depot wind, read before anything is sent; a bad one is one red line."""
+    try:
+        the_order = read_yaml_model(named_config("orders", order), DeliveryOrder)
+        wind = None if depot_wind is None else GroundWind.parse(depot_wind, now=datetime.now(UTC))
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    return the_order, wind
+
+
+def show_answer(answer: dict[str, Any], order_id: str, drone: str) -> None:
+    """The drone's answer for people (accepted with its note, or rejected with every reason); exit 2 if rejected."""
+    accepted = answer["type"] == MessageType.ORDER_ACCEPTED
+    note = answer["data"].get("note")
+    verdict = ("accepted", "bold green") if accepted else ("rejected", "bold red")
+    console.print(Text.assemble(verdict, f": order {order_id} on drone {drone}", f" ({note})" if note else ""))
+    for reason in answer["data"].get("reasons", []):
+        console.print(Text(f"  - {reason}"))
+
+
+def exit_unless_accepted(answer: dict[str, Any]) -> None:
+    if answer["type"] != MessageType.ORDER_ACCEPTED:
+        raise typer.Exit(REJECTED_EXIT)
+
+
 @order_app.command("send")
 def send(
-    order: Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")],
+    order: OrderArgument,
     broker: BrokerOption,
     drone: DroneOption,
-    depot_wind: Annotated[
-        str | None,
-        typer.Option("--depot-wind", help="The depot's wind for go/no-go: SPEED in m/s (now) or SPEED@TIME."),
-    ] = None,
+    depot_wind: DepotWindOption = None,
     username: UsernameOption = None,
     password_file: PasswordFileOption = None,
     ca_file: CaFileOption = None,
-    timeout_s: Annotated[
-        float, typer.Option("--timeout", min=1, max=3600, help="Seconds to wait for the answer.")
-    ] = 60,
+    timeout_s: AnswerTimeoutOption = 60,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer's envelope as JSON.")] = False,
 ) -> None:
     """Publish ORDER to the drone and print its answer: exit 0 accepted, 2 rejected (with every reason), 1 no
     answer in time (the order stays with the broker and is answered when the drone comes back)."""
     endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
-    try:
-        the_order = read_yaml_model(named_config("orders", order), DeliveryOrder)
-        wind = None if depot_wind is None else GroundWind.parse(depot_wind, now=datetime.now(UTC))
-    except FlightctlError as exc:
-        raise fail(exc) from None
+    the_order, wind = order_and_wind_or_exit(order, depot_wind)
 
     async def go() -> dict[str, Any]:
         answer = await send_order(endpoint, drone, the_order, wind=wind, timeout_s=timeout_s)
         return answer.model_dump(mode="json", by_alias=True)
 
     answer = run(go)
-    accepted = answer["type"] == MessageType.ORDER_ACCEPTED
     if as_json:
         sys.stdout.write(json.dumps(answer) + "\n")
-    elif accepted:
-        note = answer["data"].get("note")
-        console.print(
-            Text.assemble(
-                ("accepted", "bold green"),
-                f": order {the_order.order_id} on drone {drone}",
-                f" ({note})" if note else "",
-            )
-        )
     else:
-        console.print(Text.assemble(("rejected", "bold red"), f": order {the_order.order_id} on drone {drone}"))
-        for reason in answer["data"].get("reasons", []):
-            console.print(Text(f"  - {reason}"))
-    if not accepted:
-        raise typer.Exit(REJECTED_EXIT)
+        show_answer(answer, the_order.order_id, drone)
+    exit_unless_accepted(answer)

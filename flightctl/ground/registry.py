@@ -261,6 +261,10 @@ class Registry:
             raise RegistryError(f"order {order_id} is already registered")
         return token
 
+    async def forget(self, order_id: str) -> None:
+        """Undo a registration whose order never reached the broker (so dispatching it again works)."""
+        await self._backend.execute("DELETE FROM orders WHERE order_id = $1", order_id)
+
     # ---- the relay -------------------------------------------------------------------------------------------
 
     async def record(self, drone_id: str, seq: int, order_id: str | None, update: StatusUpdate | None) -> bool:
