@@ -1,0 +1,54 @@
+"""The registry on SQLite, as data: tokens, expiry, events taken once, statuses once per order and in order."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from flightctl.errors import ConfigError
+from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
+from flightctl.ground.registry import Registry, RegistryError, token_hash
+
+
+async def test_tokens_are_random_long_stored_hashed_and_expire(tmp_path: Path) -> None:
+    """Test that a token is 192 random bits (32 URL-safe characters), unrelated to the order, kept only as its
+    SHA-256, and that an expired token finds nothing, exactly as a wrong one."""
+    path = tmp_path / "registry.sqlite"
+    async with await Registry.open(str(path)) as registry:
+        token = await registry.register("KWL-1", "customer-1", "drone-a")
+        other = await registry.register("KWL-2", "customer-1", "drone-a")
+        expired = await registry.register("KWL-3", "customer-2", "drone-a", ttl=timedelta(seconds=-1))
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", token)
+        assert token != other
+        assert await registry.order_for_token(token) == "KWL-1"
+        assert await registry.order_for_token(expired) is None
+        assert await registry.order_for_token(token[:-1]) is None
+        assert await registry.order_for_token("") is None
+        with pytest.raises(RegistryError, match="already registered"):
+            await registry.register("KWL-1", "customer-9", "drone-a")
+        with pytest.raises(ConfigError, match="customer id"):
+            await registry.register("KWL-4", "a customer/with#wildcards", "drone-a")
+    stored = path.read_bytes()
+    assert token.encode() not in stored
+    assert token_hash(token).encode() in stored
+
+
+async def test_events_are_taken_once_and_statuses_kept_once_in_order(tmp_path: Path) -> None:
+    async with await Registry.open(str(tmp_path / "r.sqlite")) as registry:
+        await registry.register("KWL-1", "customer-1", "drone-a")
+        now = datetime.now(UTC)
+        delivered = StatusUpdate(CustomerStatus.DELIVERED, now, "Your parcel has been delivered.")
+        accepted = StatusUpdate(CustomerStatus.ACCEPTED, now, "Your parcel is booked on a drone.")
+        assert await registry.record("drone-a", 5, "KWL-1", delivered)
+        assert await registry.record("drone-a", 2, "KWL-1", accepted)
+        assert not await registry.record("drone-a", 2, "KWL-1", accepted), "a re-send"
+        assert await registry.record("drone-a", 3, "KWL-1", accepted), "a new event, the same status: not shown twice"
+        assert await registry.record("drone-b", 2, "KWL-1", delivered), "another drone's numbers are its own"
+        assert await registry.record("drone-a", 9, "KWL-UNKNOWN", accepted)
+        shown = await registry.statuses("KWL-1")
+        assert [(s.status.value, s.seq) for s in shown] == [("ACCEPTED", 2), ("DELIVERED", 5)]
+        assert await registry.statuses("KWL-UNKNOWN") == []
+        assert await registry.missing_events("drone-a") == [4, 6, 7, 8]
