@@ -68,7 +68,11 @@ source.addEventListener("status", (event) => {
 
 @dataclass
 class FailedLookups:
-    """Failed token look-ups per client in a sliding window; bounded memory (the oldest clients are forgotten)."""
+    """Failed token look-ups per client in a sliding window; bounded memory (the oldest clients are forgotten).
+
+    Look-ups still under way count against the limit too, so a burst of concurrent guesses cannot all start
+    before the first of them has failed: one address gets at most ``limit`` look-ups in flight (a customer's
+    page makes two, a page and its event stream)."""
 
     limit: int = 20
     window_s: float = 60.0

@@ -194,10 +194,12 @@ async def test_a_hundred_customers_and_two_thousand_concurrent_requests_never_cr
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with http(ground.base_url, limits=limits) as client:
 
+        addresses = {token: f"10.0.{n // 250}.{n % 250 + 1}" for n, token in enumerate(tokens)}
+
         async def fetch(token: str, kind: str) -> tuple[str, int, str]:
             path = f"/t/{token}" if kind == "page" else f"/t/{token}/events"
-            async with in_flight:
-                response = await client.get(path)
+            async with in_flight:  # each customer from their own address, as the proxy in front reports it
+                response = await client.get(path, headers={"X-Forwarded-For": addresses[token]})
             return token, response.status_code, response.text
 
         results = await asyncio.gather(*(fetch(token, kind) for token, kind in requests))
