@@ -186,6 +186,12 @@ async def keep_connected(
             on_drop("; ".join(str(exc) for exc in group.exceptions), delay_s)
         finally:
             client.forget_disconnect()
+        # Cancelled while the client was closing, its DISCONNECT may have timed out: aiomqtt then raises an
+        # MqttError from __aexit__ in place of the CancelledError, which the handler above took for a dropped
+        # connection. The task is still being cancelled: stop, never connect again.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
         delay_s = min(delay_s * 2, max_delay_s)
 

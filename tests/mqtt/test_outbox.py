@@ -41,8 +41,7 @@ async def pumping(broker: Mosquitto, journal: Journal, *, user: str = DRONE) -> 
         yield pump
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task})  # ends with the CancelledError it was given
 
 
 async def test_events_arrive_in_sequence_and_are_marked_sent(broker: Mosquitto, tmp_path: Path) -> None:
