@@ -193,7 +193,6 @@ async def test_a_hundred_customers_and_two_thousand_concurrent_requests_never_cr
     in_flight = asyncio.Semaphore(200)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with http(ground.base_url, limits=limits) as client:
-
         addresses = {token: f"10.0.{n // 250}.{n % 250 + 1}" for n, token in enumerate(tokens)}
 
         async def fetch(token: str, kind: str) -> tuple[str, int, str]:
