@@ -178,19 +178,23 @@ async def keep_connected(
     delay_s = min_delay_s
     while True:
         client = new_client()
+        cancelled = False
         try:
             async with client:
                 delay_s = min_delay_s
-                await serve(client)
+                try:
+                    await serve(client)
+                except asyncio.CancelledError:
+                    # Noted here, because a DISCONNECT that times out while the client closes makes aiomqtt raise
+                    # MqttError from __aexit__ in place of this CancelledError: that is a stop, not a drop.
+                    cancelled = True
+                    raise
         except* (aiomqtt.MqttError, BrokerError) as group:
-            on_drop("; ".join(str(exc) for exc in group.exceptions), delay_s)
+            if not cancelled:
+                on_drop("; ".join(str(exc) for exc in group.exceptions), delay_s)
         finally:
             client.forget_disconnect()
-        # Cancelled while the client was closing, its DISCONNECT may have timed out: aiomqtt then raises an
-        # MqttError from __aexit__ in place of the CancelledError, which the handler above took for a dropped
-        # connection. The task is still being cancelled: stop, never connect again.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if cancelled:
             raise asyncio.CancelledError
         await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
         delay_s = min(delay_s * 2, max_delay_s)
