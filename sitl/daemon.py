@@ -57,6 +57,9 @@ rate_hz = {rate_hz}
     return path
 
 
+STOP_TIMEOUT_S = 30.0
+
+
 @dataclass
 class DaemonProcess:
     config: Path
@@ -85,12 +88,19 @@ class DaemonProcess:
         await self.process.wait()
 
     async def stop(self) -> int:
-        """SIGTERM, as systemd stops it; the exit code."""
+        """SIGTERM, as systemd stops it; the exit code. A daemon still there after ``STOP_TIMEOUT_S`` is killed
+        and reported with its log: it bounds its own stop well within that."""
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            return await self.process.wait()
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                return await self.process.wait()
+        except TimeoutError:
+            await self.kill()
+            raise AssertionError(
+                f"the daemon did not stop within {STOP_TIMEOUT_S:g} s of SIGTERM:\n{self.log_tail()}"
+            ) from None
 
     def log_tail(self, lines: int = 60) -> str:
         text = "\n".join(p.read_text(errors="replace") for p in sorted(self.config.parent.glob("daemon-*.log")))

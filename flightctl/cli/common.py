@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import math
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -70,24 +74,58 @@ def run(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(130) from None
 
 
-def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+STOP_GRACE_S = 10.0  # under the systemd unit's TimeoutStopSec, so that we say what hung before it SIGKILLs
+
+
+def run_service(main: Callable[[], Coroutine[Any, Any, None]], *, stop_grace_s: float = STOP_GRACE_S) -> None:
     """A long-running service (the daemon, the relay): SIGTERM or Ctrl-C stops it cleanly (exit 0), our errors
-    become one red line and exit code 1."""
+    become one red line and exit code 1.
+
+    A stop has a deadline too. A task that ignores its cancellation (a library that swallows it) would keep the
+    process alive until systemd kills it, saying nothing; past ``stop_grace_s`` the tasks still running are
+    printed with their stacks and the process exits 1 at once. That is safe: everything that matters is in the
+    journal, which survives being killed at any instruction."""
 
     async def serve() -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        loop = asyncio.get_running_loop()
+        work = asyncio.create_task(main(), name="service")
+        stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
-                asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
+                loop.add_signal_handler(signum, stop.set)
+        stopping = asyncio.create_task(stop.wait(), name="waiting for SIGTERM")
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.wait({work}, timeout=stop_grace_s)
+            if not work.done():
+                _exit_stuck(stop_grace_s)
         with contextlib.suppress(asyncio.CancelledError):
-            await main()
+            work.result()
 
     try:
         asyncio.run(serve())
     except FlightctlError as exc:
         raise fail(exc) from None
     errors.print("stopped")
+
+
+def _exit_stuck(stop_grace_s: float) -> NoReturn:
+    current = asyncio.current_task()
+    stuck = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    stacks = io.StringIO()
+    for task in stuck:
+        task.print_stack(file=stacks)
+    names = ", ".join(sorted(task.get_name() for task in stuck))
+    errors.print(
+        Text.assemble(("error:", "bold red"), f" still running {stop_grace_s:g} s after the stop: {names}; exiting"),
+        highlight=False,
+    )
+    sys.stderr.write(stacks.getvalue())
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(1)
 
 
 def load_or_exit(loader: Callable[[Path], T], path: Path) -> T:

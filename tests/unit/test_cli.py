@@ -188,3 +188,53 @@ def test_ctrl_c_while_starting_is_a_quiet_stop(delay_s: float) -> None:
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().endswith("stopped")
+
+
+SERVICE = """
+import asyncio, sys
+from flightctl.cli.common import run_service
+
+async def stubborn() -> None:
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # what a library that swallows its cancellation does
+
+async def main() -> None:
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(asyncio.sleep(3600), name="well-behaved")
+        if sys.argv[1] == "stubborn":
+            tasks.create_task(stubborn(), name="telemetry")
+        await asyncio.sleep(0)
+        print("serving", flush=True)
+
+run_service(main, stop_grace_s=1.0)
+"""
+
+
+@pytest.mark.parametrize(("kind", "code"), [("clean", 0), ("stubborn", 1)])
+def test_a_service_stops_on_sigterm_even_when_a_task_ignores_it(kind: str, code: int) -> None:
+    """SIGTERM stops a service cleanly; one whose task swallows the cancellation is named, with its stack, and
+    the process still exits (1) soon after the grace period, instead of hanging until systemd kills it."""
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVICE, kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "serving"
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == code, err
+    if kind == "clean":
+        assert err.strip() == "stopped"
+    else:
+        assert "still running 1 s after the stop" in err
+        assert "telemetry" in err
+        assert "in stubborn" in err  # its stack says where it is stuck
+        assert "well-behaved" not in err.split("exiting")[0]
