@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from flightctl import __version__
 from flightctl.delivery.journal import Clock
@@ -27,13 +27,25 @@ from flightctl.status.broker import (
     will_message,
 )
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
-from flightctl.status.inbound import Refused, parse_command, parse_order
+from flightctl.status.inbound import CommandRequest, OrderRequest, Refused, parse_command, parse_order
 from flightctl.status.outbox_pump import OutboxPump
 from flightctl.status.settings import BrokerEndpoint, BrokerSection, TelemetrySection
-from flightctl.status.telemetry_feed import Sample, TelemetrySampler
-from flightctl.status.worker import DeliveryWorker
+from flightctl.status.telemetry_feed import DeliveryStatus, Sample, TelemetrySampler
 
 log = logging.getLogger(__name__)
+
+
+class OrderDesk(Protocol):
+    """What the broker side needs of the delivery side (``status.worker.DeliveryWorker``). Each call returns
+    once what it was given is in the journal (the order, or the answer to it): only then is it acknowledged."""
+
+    def status(self) -> DeliveryStatus: ...
+
+    async def take_order(self, request: OrderRequest) -> None: ...
+
+    async def refuse(self, what: MessageType, refused: Refused) -> None: ...
+
+    async def command(self, request: CommandRequest) -> None: ...
 
 
 class BrokerLink:
@@ -44,7 +56,7 @@ class BrokerLink:
         broker: BrokerSection,
         telemetry: TelemetrySection,
         *,
-        worker: DeliveryWorker,
+        worker: OrderDesk,
         pump: OutboxPump,
         sampler: TelemetrySampler,
         clock: Clock,
@@ -107,7 +119,7 @@ class BrokerLink:
         )
 
     def _new_client(self) -> ConfirmedClient:
-        return make_client(
+        client = make_client(
             self.endpoint,
             client_id=f"flightctl-{self.topics.drone_id}",
             keepalive_s=self.broker.keepalive_s,
@@ -115,6 +127,9 @@ class BrokerLink:
             will=will_message(self.topics.online, self._online(False), delay_s=self.broker.will_delay_s),
             timeout_s=self.broker.publish_timeout_s,
         )
+        # Set before connecting: the session's queued orders arrive right after the CONNACK.
+        client.acknowledge_manually()
+        return client
 
     def _dropped(self, error: str, delay_s: float) -> None:
         self.connected = False
@@ -193,3 +208,6 @@ class BrokerLink:
                     await self.worker.command(command)
             else:
                 log.warning("message on %s, which this drone never subscribed to: ignored", topic)
+            # Only now, with the order or its answer in the journal: a daemon killed before this point gets
+            # the message again from its session, and a second copy of a recorded order is answered as one.
+            client.ack(message)
