@@ -26,7 +26,7 @@ from flightctl.vehicle.ftp import FtpError
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
 from sitl.locations import Home
-from sitl.paths import VehicleKind, ardupilot_defaults, delivery_params, sitl_binary, sitl_model
+from sitl.paths import VehicleKind, ardupilot_defaults, ardupilot_home, delivery_params, sitl_binary, sitl_model
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ T = TypeVar("T")
 HARNESS_UDP_BASE = 14560
 SERIAL1_TCP_BASE = 5762
 SERIAL2_TCP_BASE = 5763
+
+
+CRASH_REPORT_START = "begin dumpstack.sh output"
+CRASH_REPORT_LINES = 150
 
 
 class SitlInstance:
@@ -93,6 +97,20 @@ class SitlInstance:
         return self._vehicle
 
     @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def wait_exit(self, timeout_s: float) -> int:
+        """The exit code once the process has ended (a crash, a stop): SitlError if it is still there."""
+        if self._process is None:
+            raise SitlError("SITL was never started")
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._process.wait()
+        except TimeoutError:
+            raise SitlError(f"SITL still running {timeout_s:g} s later") from None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
@@ -139,6 +157,7 @@ class SitlInstance:
     async def spawn(self) -> None:
         """Only the process; keeps eeprom.bin (parameters survive a restart, as on a real autopilot)."""
         args = self.command_line()
+        self._offer_crash_scripts()
         log.info("starting SITL: %s (in %s)", " ".join(args), self.workdir)
         with self.log_path.open("ab") as output:
             self._process = await asyncio.create_subprocess_exec(
@@ -149,6 +168,16 @@ class SitlInstance:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() kills it and only it
             )
+
+    def _offer_crash_scripts(self) -> None:
+        """SITL answers a crash (a segfault, a panic) by running ArduPilot's dumpstack.sh, which prints every
+        thread's stack through gdb, from ``Tools/scripts`` under its working directory: link them there, so a
+        crash in a test says where it happened. Without gdb installed, the crash is still reported, bare."""
+        scripts = ardupilot_home() / "Tools" / "scripts"
+        link = self.workdir / "Tools" / "scripts"
+        if scripts.is_dir() and not link.exists():
+            link.parent.mkdir(exist_ok=True)
+            link.symlink_to(scripts, target_is_directory=True)
 
     async def _connect_primary(self) -> None:
         vehicle = await self._exits.enter_async_context(
@@ -223,11 +252,19 @@ class SitlInstance:
         raise SitlError(f"SITL process {process.pid} did not exit after SIGKILL")
 
     def output_tail(self, lines: int = 40) -> str:
+        """SITL's last ``lines`` of output, after the start of its crash report if it crashed (the crashing
+        thread's stack comes first in it; the whole report is in ``log_path``)."""
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             return f"(no SITL output: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
+        all_lines = text.splitlines()
+        crash = next((n for n, line in enumerate(all_lines) if CRASH_REPORT_START in line), None)
+        tail = "\n".join(all_lines[-lines:])
+        if crash is None or crash >= len(all_lines) - lines:
+            return tail
+        report = "\n".join(all_lines[max(crash - 5, 0) : crash + CRASH_REPORT_LINES])
+        return f"{report}\n[... the crash report goes on in SITL's log ...]\n{tail}"
 
     def __repr__(self) -> str:
         state = "RUNNING" if self.running else "STOPPED"
