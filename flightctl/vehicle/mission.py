@@ -177,6 +177,8 @@ class MissionProtocol:
         """
         if self._ftp is None or not self.mission_files or not self.policy.use_ftp:
             return False
+        if mission_type not in self.policy.ftp_types:
+            return False
         loop = asyncio.get_running_loop()
         if loop.time() < self._ftp_rest_until:
             return False

@@ -38,6 +38,13 @@ class TransferPolicy:
     # Upload by writing ArduPilot's @MISSION file over MAVFTP when the vehicle offers it: six items per round
     # trip instead of one. The mission protocol stays the fallback, and is what names a refused item.
     use_ftp: bool = True
+    # Which lists go as files: only the mission. ArduPilot applies an uploaded fence.dat or rally.dat on its
+    # FTP thread with no lock against the main loop, which reads the fence (and re-indexes it) and the rally
+    # points all the time: finish_upload_fence calls AC_PolyFence_loader::write_fence, which frees and
+    # rebuilds the index the main loop reads (SITL segfaulted in that upload in our CI). The mission file is
+    # applied under the mission's semaphore. Fence and rally lists are short, and the mission protocol is
+    # handled on the main loop.
+    ftp_types: frozenset[MissionType] = frozenset({MissionType.MISSION})
     ftp_rest_s: float = 60.0  # after MAVFTP went unanswered, use the mission protocol alone for this long
 
 

@@ -4,6 +4,7 @@ vehicle without FTP, cancellation. The file layout itself is checked byte by byt
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import struct
 from collections.abc import AsyncIterator
 
@@ -93,10 +94,26 @@ async def test_upload_as_file_survives_30_percent_loss_both_ways(
     assert all(vehicle_side.header_writes_complete), "the header went in before the rest of the file"
 
 
-async def test_fence_and_rally_go_as_their_own_files(
+async def test_fence_and_rally_go_by_the_mission_protocol(
     peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
 ) -> None:
-    """Test that fence and rally lists are written to fence.dat and rally.dat and land in their own lists."""
+    """Test that fence and rally lists are uploaded item by item, never as files: ArduPilot applies fence.dat
+    and rally.dat on its FTP thread without a lock against the main loop (see ``TransferPolicy.ftp_types``)."""
+    rally = [MissionItem.rally_point(KIRKWALL.with_alt(50 + n, AltFrame.RELATIVE)) for n in range(5)]
+    await protocol.upload(rally, MissionType.RALLY)
+    await protocol.upload(route(4), MissionType.FENCE)
+    assert stored_items(vehicle_side.mission_peer, MissionType.RALLY) == rally
+    assert stored_items(vehicle_side.mission_peer, MissionType.FENCE) == route(4)
+    assert items_sent(peer) == 9
+    assert peer.sent("FILE_TRANSFER_PROTOCOL") == []
+
+
+async def test_fence_and_rally_files_when_asked_for_land_in_their_own_lists(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that with the file types widened, fence and rally lists are written to fence.dat and rally.dat and
+    land in their own lists."""
+    protocol.policy = dataclasses.replace(protocol.policy, ftp_types=frozenset(MissionType))
     rally = [MissionItem.rally_point(KIRKWALL.with_alt(50 + n, AltFrame.RELATIVE)) for n in range(5)]
     await protocol.upload(rally, MissionType.RALLY)
     assert stored_items(vehicle_side.mission_peer, MissionType.RALLY) == rally
