@@ -111,7 +111,8 @@ async def test_500_item_mission_uploads_and_reads_back_identical(copter: Vehicle
 
 
 async def test_fence_and_rally_upload_and_read_back(copter: Vehicle, transfer: TransferWatch) -> None:
-    """Test an inclusion polygon, an exclusion circle and 5 rally points: upload, download, identical."""
+    """Test an inclusion polygon, an exclusion circle and 5 rally points: upload, download, identical; by the
+    mission protocol even where MAVFTP is on (ArduPilot applies fence and rally files without a lock)."""
     polygon = FencePolygon(
         True, tuple((p.lat_e7, p.lon_e7) for p in (around(1000, b, 0) for b in (0, 72, 144, 216, 288)))
     )
@@ -129,7 +130,8 @@ async def test_fence_and_rally_upload_and_read_back(copter: Vehicle, transfer: T
     assert [(i.x, i.y, i.z) for i in held.rally] == [(i.x, i.y, i.z) for i in rally]
     assert held.fence[5].param1 == 45.5
     assert report.items == {MissionType.FENCE: 6, MissionType.RALLY: 5}
-    transfer.assert_uploads_went_the_chosen_way()
+    assert transfer.ftp_replies == 0
+    assert transfer.item_requests >= 11
     await copter.mission.clear(MissionType.FENCE)
     await copter.mission.clear(MissionType.RALLY)
     assert await copter.mission.count(MissionType.FENCE) == 0
