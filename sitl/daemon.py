@@ -23,6 +23,7 @@ def write_daemon_config(
     rate_hz: float = 2,
     keepalive_s: int = 5,
     link_lost_timeout_s: float = 60,
+    unwanted_answers_per_minute: int = 60,
 ) -> Path:
     """A daemon config in ``folder`` (journal and password file beside it); its path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,6 +36,7 @@ def write_daemon_config(
 site = "kirkwall"
 profile = "sitl-quad"
 journal = "journal.sqlite"
+unwanted_answers_per_minute = {unwanted_answers_per_minute}
 
 [autopilot]
 url = "{autopilot_url}"

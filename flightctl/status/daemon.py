@@ -19,6 +19,7 @@ from flightctl.delivery.decide import Limits
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import LinkError, VehicleTimeout
+from flightctl.status.answer_budget import AnswerBudget
 from flightctl.status.clock import vehicle_clock
 from flightctl.status.contract import Topics
 from flightctl.status.mqtt_link import BrokerLink
@@ -76,6 +77,9 @@ class Daemon:
             self.profile,
             depot_radius_m=config.depot_radius_m,
             limits=Limits(link_lost_give_up_s=config.autopilot.link_lost_timeout_s),
+            budget=AnswerBudget(
+                per_minute=config.unwanted_answers_per_minute, burst=config.unwanted_answers_per_minute
+            ),
         )
         sampler = TelemetrySampler(
             lambda: vehicle.state, worker.status, rate_hz=config.telemetry.rate_hz, size=config.telemetry.queue

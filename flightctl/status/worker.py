@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError, VehicleTimeout
 from flightctl.link.connection import LinkState
+from flightctl.status.answer_budget import AnswerBudget
 from flightctl.status.contract import MessageType
 from flightctl.status.inbound import CommandRequest, DepotWind, OrderRequest, Refused
 from flightctl.status.order_checks import order_problems, plan_or_problem
@@ -63,6 +65,7 @@ class DeliveryWorker:
         depot_radius_m: float,
         limits: Limits,
         on_change: Callable[[], None] = lambda: None,
+        budget: AnswerBudget | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.journal = journal
@@ -71,6 +74,7 @@ class DeliveryWorker:
         self.depot_radius_m = depot_radius_m
         self.limits = limits
         self.on_change = on_change  # the current order or its state changed (for the online message)
+        self.budget = budget or AnswerBudget()  # answers to unwanted messages (see status.answer_budget)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._job: _Job | None = None  # taken, from the moment it passed the checks until it ended
         self._progress: DeliveryProgress | None = None
@@ -101,7 +105,9 @@ class DeliveryWorker:
         if what is MessageType.ORDER:
             await self._reject(refused.order_id, refused.request_id, refused.reasons)
         else:
-            await self._command_result(refused.request_id, None, ok=False, result="; ".join(refused.reasons))
+            await self._command_result(
+                refused.request_id, None, ok=False, result="; ".join(refused.reasons), budgeted=True
+            )
 
     async def take_order(self, request: OrderRequest) -> None:
         order = request.order
@@ -148,7 +154,7 @@ class DeliveryWorker:
             reason = f"duplicate: order id {order_id} was already used for a different order (at {known.received_utc})"
             await self._reject(order_id, request.request_id, [reason])
         elif known.answer == "accepted":
-            await self._enqueue(
+            await self._answer_unwanted(
                 order_id,
                 MessageType.ORDER_ACCEPTED,
                 request_id=request.request_id,
@@ -251,13 +257,15 @@ class DeliveryWorker:
     async def _reject_after_checks(self, record: OrderRecord, history: History) -> None:
         reasons = [f"NO-GO: {line}" for line in history.nogo] or [history.abort_reason or "failed before take-off"]
         await self.journal.answer_order(record.order_id, "rejected", reasons)
-        await self._reject(record.order_id, record.request_id, reasons)
+        await self._reject(record.order_id, record.request_id, reasons, budgeted=False)
 
     # ---- commands ---------------------------------------------------------------------------------------------
 
     async def command(self, request: CommandRequest) -> None:
         if request.command == "status":
-            await self._command_result(request.request_id, "status", ok=True, result="status", status=self.report())
+            await self._command_result(
+                request.request_id, "status", ok=True, result="status", status=self.report(), budgeted=True
+            )
             return
         reason = request.reason or "no reason given"
         job = self._job
@@ -288,12 +296,22 @@ class DeliveryWorker:
             "autopilot_link": self.vehicle.connection.state.value,
             "armed": state.armed,
             "mode": state.mode,
+            "unanswered_messages": self.budget.unanswered_total,
             **self.extra_status(),
         }
 
     # ---- the outbox -------------------------------------------------------------------------------------------
 
-    async def _reject(self, order_id: str | None, request_id: str | None, reasons: list[str]) -> None:
+    async def _reject(
+        self, order_id: str | None, request_id: str | None, reasons: list[str], *, budgeted: bool = True
+    ) -> None:
+        """Reject an order. ``budgeted``: it was turned away at intake (or unreadable), an answer a flood could
+        multiply; an order that passed intake and then failed go/no-go is always answered."""
+        if budgeted:
+            await self._answer_unwanted(
+                order_id, MessageType.ORDER_REJECTED, request_id=request_id, reasons=reasons, log_reasons=True
+            )
+            return
         log.warning("order %s rejected: %s", order_id, "; ".join(reasons))
         await self._enqueue(order_id, MessageType.ORDER_REJECTED, request_id=request_id, reasons=reasons)
 
@@ -305,10 +323,33 @@ class DeliveryWorker:
         ok: bool,
         result: str,
         order_id: str | None = None,
+        budgeted: bool = False,
         **more: Any,
     ) -> None:
         data = {"request_id": request_id, "command": command, "ok": ok, "result": result, **more}
-        await self._enqueue(order_id, MessageType.COMMAND_RESULT, **data)
+        if budgeted:
+            await self._answer_unwanted(order_id, MessageType.COMMAND_RESULT, **data)
+        else:
+            await self._enqueue(order_id, MessageType.COMMAND_RESULT, **data)
+
+    async def _answer_unwanted(
+        self, order_id: str | None, type_: MessageType, *, log_reasons: bool = False, **data: Any
+    ) -> None:
+        """Answer, if the budget allows; otherwise count it (the next answer given says how many went before)."""
+        verdict = self.budget.take(time.monotonic())
+        if not verdict.answer:
+            if verdict.first_unanswered:
+                log.warning(
+                    "more unwanted orders and commands than %g a minute: leaving them unanswered (counted) until "
+                    "the budget refills", self.budget.per_minute,
+                )  # fmt: skip
+            return
+        if verdict.unanswered_before:
+            data["unanswered_before"] = verdict.unanswered_before
+            log.warning("%d unwanted orders and commands went unanswered", verdict.unanswered_before)
+        if log_reasons:
+            log.warning("order %s rejected: %s", order_id, "; ".join(data.get("reasons", [])))
+        await self._enqueue(order_id, type_, **data)
 
     async def _enqueue(self, order_id: str | None, type_: MessageType, **data: Any) -> None:
         await self.journal.enqueue(order_id, type_.value, data)

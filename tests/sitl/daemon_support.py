@@ -60,11 +60,12 @@ class Ground:
     def states(self, order_id: str) -> list[str]:
         return [e.data["state"] for e in self.unique_events() if e.type == "state" and e.order_id == order_id]
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, *payloads: bytes) -> None:
         from flightctl.status.broker import make_client
 
         async with make_client(endpoint(self.broker, "ground"), client_id=f"dispatch-{uuid.uuid4().hex[:8]}") as c:
-            await c.publish_confirmed(topic, payload, timeout_s=10)
+            for payload in payloads:
+                await c.publish_confirmed(topic, payload, timeout_s=10)
 
     async def send_order(self, order: DeliveryOrder, *, wind_m_s: float = 0.0, request_id: str | None = None) -> str:
         request_id = request_id or f"req-{uuid.uuid4().hex[:10]}"

@@ -40,6 +40,9 @@ from tests.sitl.test_delivery_links import DELIVERED_STATES, tcp_endpoint
 pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
 
 
+FLOOD = 300
+
+
 def short_order(order_id: str, method: DeliveryMethod = DeliveryMethod.PAYLOAD_PLACE) -> DeliveryOrder:
     base = order("kirkwall-1500m-place" if method is DeliveryMethod.PAYLOAD_PLACE else "kirkwall-1200m-height")
     return base.model_copy(update={"order_id": order_id, "drop": SHORT_DROP})
@@ -200,6 +203,29 @@ async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig)
     assert await mission_hash(sim) == before, "no mission was uploaded for a rejected order"
     for order_id in ("KWL-BAD-1", "KWL-BAD-2", "KWL-BAD-3"):
         assert await rig.journal_events(order_id) == [], "a rejected order is never started"
+
+    # A flood (a dispatch stuck in a retry loop): answered up to the budget (60 a minute after a burst of 60),
+    # the rest counted, not journaled, not sent; the daemon answers again once the budget refills.
+    flood_from = max(e.seq or 0 for e in ground.unique_events())
+    await ground.publish(TOPICS.orders, *[b"not json %d" % n for n in range(FLOOD)])
+    status_requests = 0
+    while True:
+        status_requests += 1
+        asked = await ground.command("status")
+        try:
+            answer = await ground.answer(asked, timeout_s=3)
+            break
+        except AssertionError:
+            assert status_requests < 30, "the daemon never answered again after the flood"
+    after = [e for e in ground.unique_events() if e.seq is not None and e.seq > flood_from]
+    flood_answers = [e for e in after if e.type == "order_rejected"]
+    status_answers = [e for e in after if e.type == "command_result" and e.data.get("command") == "status"]
+    unanswered = answer.data["status"]["unanswered_messages"]
+    assert len(flood_answers) + unanswered == FLOOD + status_requests - len(status_answers)
+    assert len(flood_answers) <= 90, f"{len(flood_answers)} answers to a flood of {FLOOD}: the budget did not bite"
+    told = sum(e.data.get("unanswered_before", 0) for e in after)
+    assert told == unanswered, "every answer given says how many went unanswered before it"
+    assert not sim.vehicle.state.armed
 
 
 async def test_abort_over_mqtt_brings_the_parcel_home(rig: Rig) -> None:
