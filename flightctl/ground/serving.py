@@ -17,6 +17,9 @@ class ServeError(FlightctlError):
     """The HTTP server did not start (the port is taken, say)."""
 
 
+SHUTDOWN_GRACE_S = 3  # seconds (uvicorn takes a whole number)
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -28,7 +31,16 @@ async def serving(app: ASGIApp, host: str, port: int, *, start_timeout_s: float 
     server = _Server(
         # Keep-alive longer than a proxy's or a browser's idle reuse, so a reused connection is never closed under it.
         uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", proxy_headers=False, timeout_keep_alive=75
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
+            timeout_keep_alive=75,
+            # An event stream (a tracking page left open) never ends by itself: past this, uvicorn cancels what is
+            # still open, so a stop stays inside the service's stop deadline.
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
     )
     task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
@@ -45,5 +57,11 @@ async def serving(app: ASGIApp, host: str, port: int, *, start_timeout_s: float 
         yield server
     finally:
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, SystemExit):
-            await task
+        # Waited for, never awaited: awaiting it under a suppress(CancelledError) would swallow a cancellation
+        # of our own (a stop, a deadline) that arrived meanwhile. It ends within SHUTDOWN_GRACE_S.
+        try:
+            await asyncio.wait({task})
+        finally:
+            task.cancel()
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio would log an error of a stop nobody looked at
