@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from flightctl.config import load_telemetry_config
 from flightctl.errors import FlightctlError
+from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.ftp import FtpError
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
@@ -212,9 +213,9 @@ class SitlInstance:
                 return work_task.result()
             except FlightctlError as exc:
                 raise SitlError(f"{doing}: {exc}\n--- SITL output (tail) ---\n{self.output_tail()}") from exc
-        work_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, FlightctlError):
-            await work_task
+        failed = await cancel_and_wait(work_task)
+        if failed is not None and not isinstance(failed, FlightctlError):
+            raise failed
         raise SitlError(
             f"{doing}: SITL exited with code {process.returncode}\n--- SITL output (tail) ---\n{self.output_tail()}"
         )

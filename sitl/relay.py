@@ -15,6 +15,7 @@ import contextlib
 import random
 from dataclasses import dataclass
 
+from flightctl.tasks import cancel_and_wait
 from sitl.errors import SitlError
 
 
@@ -64,9 +65,9 @@ class LossyRelay:
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            failed = await cancel_and_wait(self._pump)
+            if failed is not None:
+                raise failed
         if self._udp is not None:
             self._udp.close()
         if self._writer is not None:

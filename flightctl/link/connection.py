@@ -24,6 +24,7 @@ from flightctl.errors import LinkClosed, VehicleTimeout
 from flightctl.link.codec import CodecStats, MavCodec, SigningKey
 from flightctl.link.inbox import Inbox, InboxScope, Predicate
 from flightctl.link.transport import Transport, TransportStats
+from flightctl.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,9 @@ class MavConnection:
             return
         self._open = False
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, LinkClosed):
-                await task
+            failed = await cancel_and_wait(task)
+            if failed is not None and not isinstance(failed, LinkClosed):
+                raise failed
         self._tasks = []
         await self.transport.close()
         closed = LinkClosed(f"{self.transport.url}: connection closed")

@@ -18,6 +18,7 @@ from typing import Any
 import serial
 
 from flightctl.errors import LinkClosed, TransportError
+from flightctl.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +224,9 @@ class _ReconnectingTransport(Transport):
     async def close(self) -> None:
         self._closed = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            failed = await cancel_and_wait(self._supervisor)
+            if failed is not None:
+                raise failed
         self._disconnect()
         await super().close()
 

@@ -15,6 +15,7 @@ from flightctl.link.codec import SigningKey
 from flightctl.link.connection import MavConnection
 from flightctl.link.transport import Transport, transport_for_url
 from flightctl.missions.ardupilot import Firmware
+from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.ftp import MavFtp
 from flightctl.vehicle.mission import MissionProtocol
@@ -146,9 +147,9 @@ class Vehicle:
 
     async def _stop(self) -> None:
         if self._rates_task is not None:
-            self._rates_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rates_task
+            failed = await cancel_and_wait(self._rates_task)
+            if failed is not None:
+                raise failed
         if self.rates is not None:
             self.rates.close()
         self.telemetry.close()

@@ -33,7 +33,10 @@ async def test_an_open_event_stream_does_not_hold_the_server_up() -> None:
     streaming = asyncio.Event()
 
     async def watch() -> None:
-        async with httpx.AsyncClient(timeout=30) as client, client.stream("GET", f"http://127.0.0.1:{port}/stream") as r:
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("GET", f"http://127.0.0.1:{port}/stream") as r,
+        ):
             async for line in r.aiter_lines():
                 if line.startswith("data:"):
                     streaming.set()
