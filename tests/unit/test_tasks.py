@@ -25,10 +25,8 @@ async def test_a_task_that_failed_reports_its_error() -> None:
     assert isinstance(error, ValueError)
 
 
-async def test_the_callers_own_stop_goes_through_while_it_waits() -> None:
-    """The caller is cancelled while the task takes its time to end: the caller stops, as it was told to. With
-    ``suppress(CancelledError): await task`` it would have carried on."""
-    slow_to_end = asyncio.Event()
+def lingering(slow_to_end: asyncio.Event) -> asyncio.Task[None]:
+    """A task that, told to stop, takes until ``slow_to_end`` is set to end (a close that flushes something)."""
 
     async def lingers() -> None:
         try:
@@ -37,7 +35,14 @@ async def test_the_callers_own_stop_goes_through_while_it_waits() -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await slow_to_end.wait()
 
-    background = asyncio.create_task(lingers())
+    return asyncio.create_task(lingers())
+
+
+async def test_the_callers_own_stop_goes_through_while_it_waits() -> None:
+    """The caller is cancelled while the task takes its time to end: the caller stops, as it was told to. With
+    ``suppress(CancelledError): await task`` it would have carried on."""
+    slow_to_end = asyncio.Event()
+    background = lingering(slow_to_end)
     await asyncio.sleep(0)
     carried_on = False
 
@@ -58,15 +63,7 @@ async def test_the_callers_own_stop_goes_through_while_it_waits() -> None:
 
 async def test_the_old_idiom_swallows_it_which_is_why_this_exists() -> None:
     slow_to_end = asyncio.Event()
-
-    async def lingers() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await slow_to_end.wait()
-
-    background = asyncio.create_task(lingers())
+    background = lingering(slow_to_end)
     await asyncio.sleep(0)
 
     async def owner() -> str:
