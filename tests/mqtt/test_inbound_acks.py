@@ -24,6 +24,7 @@ from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import endpoint
 from tests.mqtt.conftest import DRONE
 from tests.sitl.deliveries import order
+from tests.support.conditions import eventually
 
 pytestmark = pytest.mark.mqtt
 TOPICS = Topics(DRONE)
@@ -78,6 +79,8 @@ async def daemon_link(broker: Mosquitto, journal: Journal, desk: Desk) -> AsyncI
     )
     task = asyncio.create_task(link.run())
     try:
+        # Connected means subscribed: an order published before that would find no session to wait in.
+        await eventually(lambda: link.connections > 0, timeout_s=30)
         yield link
     finally:
         task.cancel()
