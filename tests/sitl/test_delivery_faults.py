@@ -148,7 +148,11 @@ async def test_killed_between_release_command_and_confirmation_releases_once(
 async def test_a_gps_jump_on_the_approach_means_no_release_and_the_parcel_comes_home(depot_sitl: SitlInstance) -> None:
     """Test a GPS that jumps 20 m north (SIM_GPS1_GLTCH_X) 100 m before the drop point and stays there: the EKF
     follows it, the interlocks would see the vehicle on the drop point 20 m from where it is; the controller
-    names the untrusted position, releases nothing, and the vehicle brings the parcel home."""
+    names the untrusted position, releases nothing, and the vehicle brings the parcel home.
+
+    Sometimes (about one flight in four here) the EKF rejects the jump instead and dead-reckons, and ArduCopter's
+    own dead-reckoning failsafe (FS_DR_ENABLE, RTL by default) takes the vehicle home before the gate: the
+    controller leaves that return to it. Both are the right answer; either way nothing is released."""
     vehicle = depot_sitl.vehicle
     plan = plan_delivery(
         order("kirkwall-1500m-place").model_copy(update={"order_id": "KWL-GLITCH", "drop": SHORT_DROP}), SITE, PROFILE
@@ -164,10 +168,17 @@ async def test_a_gps_jump_on_the_approach_means_no_release_and_the_parcel_comes_
     await vehicle.params.set("SIM_GPS1_GLTCH_X", 20 / 111_320)  # degrees of latitude: 20 m north
     outcome, events = await flight
     assert not outcome.delivered, outcome.as_json()
-    assert outcome.abort_reason == "release interlock violated at the gate: no release"
-    failed = [e.detail["line"] for e in events if e.name == "release interlocks" and not e.detail["ok"]]
-    assert failed
-    assert "position not trusted" in failed[-1]
+    texts = [t.text for t in vehicle.telemetry.texts_since(texts_before)]
+    if outcome.abort_reason == "the autopilot switched to RTL (failsafe or another station)":
+        assert "Dead Reckoning started" in texts, texts  # the EKF refused the jump: the autopilot's failsafe
+        aborting = next(e for e in events if e.name == "ABORTING")
+        assert aborting.detail["how"] == "leave_to_vehicle"
+        assert "ON_STATION" not in [e.name for e in events if e.kind == "state"]
+    else:
+        assert outcome.abort_reason == "release interlock violated at the gate: no release"
+        failed = [e.detail["line"] for e in events if e.name == "release interlocks" and not e.detail["ok"]]
+        assert failed
+        assert "position not trusted" in failed[-1]
     assert "release_authorised" not in commands(events)
     assert not any("Gripper load releas" in t.text for t in vehicle.telemetry.texts_since(texts_before))
     assert not vehicle.state.armed
