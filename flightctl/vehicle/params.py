@@ -186,17 +186,26 @@ class Params:
     ) -> dict[str, Param]:
         """Every parameter. Gaps in the indices are asked for one by one until none remain.
 
-        ``quiet_s`` is how long the list may stay silent before we decide the rest was lost.
+        ``quiet_s`` is how long the list may stay silent before we decide the rest was lost. A round of requests
+        by index that brings nothing asks for the whole list again instead: ArduPilot answers reads by index
+        from one queue shared by all its links, and a reply waiting for a link with no room to send (a SITL TCP
+        port whose client went away) holds up every reply behind it, while the list is sent per link.
         """
         connection = self._connection
         by_index: dict[int, Param] = {}
         total: int | None = None
+
+        def ask_for_the_list() -> None:
+            connection.send(
+                mavlink.MAVLink_param_request_list_message(connection.target_system, connection.target_component)
+            )
+
         async with self._lock:
             with connection.inbox("PARAM_VALUE", what="parameter list", maxsize=100_000) as values:
-                connection.send(
-                    mavlink.MAVLink_param_request_list_message(connection.target_system, connection.target_component)
-                )
+                ask_for_the_list()
+                asked_by_index = False
                 for round_number in range(rounds + 1):
+                    had = len(by_index)
                     while True:
                         try:
                             param = self._to_param(await values.next(quiet_s))
@@ -211,20 +220,16 @@ class Params:
                                 progress(len(by_index), total)
                         if len(by_index) == total:
                             break
-                    if total is None:
-                        if round_number == rounds:
-                            break
-                        connection.send(
-                            mavlink.MAVLink_param_request_list_message(
-                                connection.target_system, connection.target_component
-                            )
-                        )
-                        continue
-                    missing = [index for index in range(total) if index not in by_index]
-                    if not missing:
+                    if total is not None and len(by_index) == total:
                         return {param.name: param for param in by_index.values()}
                     if round_number == rounds:
                         break
+                    if total is None or (asked_by_index and len(by_index) == had):
+                        log.info("parameter list: asking for the whole list again (round %d)", round_number + 1)
+                        ask_for_the_list()
+                        asked_by_index = False
+                        continue
+                    missing = [index for index in range(total) if index not in by_index]
                     log.info("parameter list: %d missing, asking again (round %d)", len(missing), round_number + 1)
                     for index in missing[:64]:  # a burst the radio can take; the rest next round
                         connection.send(
@@ -232,6 +237,7 @@ class Params:
                                 connection.target_system, connection.target_component, b"", index
                             )
                         )
+                    asked_by_index = True
         if total is None:
             raise ParamTimeout("parameter list: the vehicle sent no PARAM_VALUE at all")
         raise ParamTimeout(f"parameter list: {total - len(by_index)} of {total} still missing after {rounds} rounds")

@@ -25,6 +25,8 @@ class ParamStore:
         self.peer, self.values, self.encoding = peer, dict(values), encoding
         self.names = list(values)
         self.drop_indices: set[int] = set()
+        self.drop_on_first_list: set[int] = set()  # lost on the first pass of the list only
+        self.lists_sent = 0
         self.clamp: dict[str, float] = {}
         peer.on("PARAM_SET", self.on_set)
         peer.on("PARAM_REQUEST_READ", self.on_read)
@@ -49,8 +51,10 @@ class ParamStore:
             self.peer.send(self.value_message(message.param_id, self.names.index(message.param_id)))
 
     def on_list(self, _message: MAVLinkMessage) -> None:
+        lost = self.drop_indices | (self.drop_on_first_list if self.lists_sent == 0 else set())
+        self.lists_sent += 1
         for index, name in enumerate(self.names):
-            if index not in self.drop_indices:
+            if index not in lost:
                 self.peer.send(self.value_message(name, index))
 
 
@@ -119,6 +123,21 @@ async def test_fetch_all_rerequests_gaps_and_reports_progress(peer: ScriptedPeer
     assert fetched["P064"].value == 64.0
     assert progress[-1] == (120, 120)
     assert sorted(m.param_index for m in peer.sent("PARAM_REQUEST_READ")) == [0, 7, 64, 119]
+
+
+async def test_fetch_all_asks_for_the_list_again_when_reads_by_index_go_unanswered(
+    peer: ScriptedPeer, connection: MavConnection
+) -> None:
+    """Test that when reads by index bring nothing (ArduPilot's shared reply queue held up by another link),
+    the whole list is asked for again, and what it lost the first time arrives that way."""
+    store = ParamStore(peer, {f"P{n:03d}": (float(n), REAL32) for n in range(50)}, ParamEncoding.C_CAST)
+    store.drop_on_first_list = {3, 17, 42}
+    peer.on("PARAM_REQUEST_READ", lambda _m: None)
+    fetched = await Params(connection).fetch_all(quiet_s=0.05, rounds=4)
+    assert len(fetched) == 50
+    assert fetched["P042"].value == 42.0
+    assert store.lists_sent == 2
+    assert len(peer.sent("PARAM_REQUEST_READ")) == 3  # one round by index first, which brought nothing
 
 
 async def test_fetch_all_gives_up_with_count_missing(peer: ScriptedPeer, connection: MavConnection) -> None:
