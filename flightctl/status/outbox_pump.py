@@ -79,11 +79,6 @@ class OutboxPump:
         await self.journal.mark_sent(entry.seq)
         self.sent += 1
         self.last_sent_seq = entry.seq
-        # Python 3.11's asyncio.wait_for (aiomqtt's, around the PUBACK) can swallow a cancellation that lands as
-        # the PUBACK does; the task still says it is being cancelled, so stop here rather than pump forever.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
 
     async def _try(self, client: ConfirmedClient, payload: bytes) -> BrokerRefused | None:
         try:
