@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -25,13 +26,15 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
 
     async def serve() -> None:
         async with await Registry.open(settings.registry) as registry:
-            status_relay = StatusRelay(registry, settings.endpoint(), name=settings.name)
+            status_relay = StatusRelay(
+                registry, settings.endpoint(), name=settings.name, share_group=settings.share_group
+            )
             app = tracking_app(
                 registry,
                 ops_credentials=settings.ops_credentials(),
                 failed_lookups=FailedLookups(limit=settings.http.failed_lookups_per_minute),
                 trusted_proxies=frozenset(settings.http.trusted_proxies),
-                extra_ops=lambda: {"relay": settings.name, **status_relay.stats.__dict__},
+                extra_ops=lambda: {"relay": settings.name, **asdict(status_relay.stats)},
             )
             async with serving(app, settings.http.host, settings.http.port):
                 errors.print(

@@ -10,11 +10,43 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flightctl.config import validation_problems
+from flightctl.status.consumer import NotAnEnvelope
 from flightctl.status.contract import Envelope, MessageType
 
 # Over the drop point to parcel down: the hold for the go-ahead and the descent, generously.
 DROP_ALLOWANCE_S = 90
+# No leg of ours is longer than a day: an outbound time beyond it is not an estimate.
+MAX_OUTBOUND_S = 86_400
+
+
+class _Read(BaseModel):
+    """What the ground reads of an event's data: typed and bounded; fields it does not read are let through."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class _StateDetail(_Read):
+    outbound_time_s: float | None = Field(default=None, ge=0, le=MAX_OUTBOUND_S)
+    with_parcel: bool = True
+    parcel: str | None = Field(default=None, max_length=200)
+    released: bool = False
+
+
+class _StateData(_Read):
+    state: str = Field(max_length=40)
+    detail: _StateDetail | None = None
+
+
+class _AcceptedData(_Read):
+    duplicate: bool = False
+
+
+_ReadModel = TypeVar("_ReadModel", bound="_Read")
 
 
 class CustomerStatus(enum.StrEnum):
@@ -33,10 +65,18 @@ class StatusUpdate:
     eta: datetime | None = None
 
 
+def _read(model: type[_ReadModel], event: Envelope) -> _ReadModel:
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as exc:
+        raise NotAnEnvelope(f"{event.type.value} event: {validation_problems(exc)}") from None
+
+
 def customer_update(event: Envelope) -> StatusUpdate | None:
-    """The customer-facing update an event makes, or None for one the customer has no use for."""
+    """The customer-facing update an event makes, or None for one the customer has no use for. An event whose
+    data is not what the drone writes raises ``NotAnEnvelope``."""
     at = event.time
-    if event.type is MessageType.ORDER_ACCEPTED and not event.data.get("duplicate"):
+    if event.type is MessageType.ORDER_ACCEPTED and not _read(_AcceptedData, event).duplicate:
         return StatusUpdate(CustomerStatus.ACCEPTED, at, "Your parcel is booked on a drone.")
     if event.type is MessageType.ORDER_REJECTED and event.order_id is not None:
         return StatusUpdate(
@@ -44,11 +84,11 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
         )
     if event.type is not MessageType.STATE:
         return None
-    state = event.data.get("state")
-    detail = event.data.get("detail") or {}
+    data = _read(_StateData, event)
+    state, detail = data.state, data.detail or _StateDetail()
     if state == "ENROUTE":
-        outbound = detail.get("outbound_time_s")
-        eta = at + timedelta(seconds=float(outbound) + DROP_ALLOWANCE_S) if isinstance(outbound, int | float) else None
+        outbound = detail.outbound_time_s
+        eta = at + timedelta(seconds=outbound + DROP_ALLOWANCE_S) if outbound is not None else None
         return StatusUpdate(CustomerStatus.DEPARTED, at, "Your parcel is on its way.", eta)
     if state == "ON_STATION":
         return StatusUpdate(
@@ -56,12 +96,12 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
         )
     if state == "RELEASED":
         return StatusUpdate(CustomerStatus.DELIVERED, at, "Your parcel has been delivered.")
-    if state == "ABORTING" and detail.get("with_parcel", True):
+    if state == "ABORTING" and detail.with_parcel:
         return StatusUpdate(CustomerStatus.PROBLEM, at, "The drone is bringing your parcel back to the depot.")
-    if state == "OUT_OF_CONTACT" and detail.get("parcel") != "delivered before the link was lost":
+    if state == "OUT_OF_CONTACT" and detail.parcel != "delivered before the link was lost":
         return StatusUpdate(CustomerStatus.PROBLEM, at, "We are checking on your delivery.")
     if state == "FAILED":
         return StatusUpdate(CustomerStatus.PROBLEM, at, "Your parcel could not leave the depot. We will be in touch.")
-    if state == "LANDED" and not detail.get("released", False):
+    if state == "LANDED" and not detail.released:
         return StatusUpdate(CustomerStatus.PROBLEM, at, "Your parcel is back at the depot. We will be in touch.")
     return None

@@ -13,6 +13,7 @@ from flightctl.errors import VehicleTimeout
 from flightctl.status.broker import json_properties, tool_connection
 from flightctl.status.consumer import NotAnEnvelope, read_envelope
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.dead_letters import DeadLetterBox
 from flightctl.status.inbound import DepotWind
 from flightctl.status.settings import BrokerEndpoint
 
@@ -32,11 +33,19 @@ def order_message(drone: str, order: DeliveryOrder, request_id: str, wind: Groun
 
 
 async def send_order(
-    endpoint: BrokerEndpoint, drone: str, order: DeliveryOrder, *, wind: GroundWind | None, timeout_s: float
+    endpoint: BrokerEndpoint,
+    drone: str,
+    order: DeliveryOrder,
+    *,
+    wind: GroundWind | None,
+    timeout_s: float,
+    dead_letters: DeadLetterBox | None = None,
 ) -> Envelope:
-    """Publish ``order`` to ``drone`` and return its answer (order_accepted or order_rejected)."""
+    """Publish ``order`` to ``drone`` and return its answer (order_accepted or order_rejected). What else comes on
+    the drone's events topic meanwhile is passed over; what is not an event of ours goes to ``dead_letters``."""
     request_id = f"req-{uuid.uuid4().hex[:16]}"
     topics = Topics(drone)
+    box = dead_letters or DeadLetterBox("dispatch")
     async with tool_connection(endpoint, "dispatch") as client:
         await client.subscribe(topics.events, qos=1)
         payload = order_message(drone, order, request_id, wind)
@@ -46,10 +55,10 @@ async def send_order(
                 async for message in client.messages:
                     try:
                         envelope = read_envelope(message.payload)
-                    except NotAnEnvelope:
+                    except NotAnEnvelope as exc:
+                        await box.add(str(message.topic), message.payload, str(exc), sender=drone)
                         continue
-                    answers = (MessageType.ORDER_ACCEPTED, MessageType.ORDER_REJECTED)
-                    if envelope.type in answers and envelope.data.get("request_id") == request_id:
+                    if _answers(envelope, request_id):
                         return envelope
         except TimeoutError:
             pass
@@ -57,3 +66,8 @@ async def send_order(
             f"drone {drone} did not answer order {order.order_id} within {timeout_s:g} s "
             "(the broker keeps it for the drone, which answers when it is back)"
         )
+
+
+def _answers(envelope: Envelope, request_id: str) -> bool:
+    answers = (MessageType.ORDER_ACCEPTED, MessageType.ORDER_REJECTED)
+    return envelope.type in answers and envelope.data.get("request_id") == request_id

@@ -6,8 +6,13 @@ that hash, so the time a look-up takes does not depend on how close a guess was;
 hashes are still compared with ``hmac.compare_digest``.
 
 The relays share the registry, and it is where they agree: an event is taken once per (drone, seq) by whichever
-relay inserts it first (``seen_events``' primary key), in the same transaction as the status it makes, and a
-status is kept once per order (``statuses``' primary key), ordered by the drone's sequence number.
+relay inserts it first (``seen_events``' primary key), in the same transaction as the status it makes. A status
+is kept once per order (``statuses``' primary key) as the earliest event that made it, by the drone's sequence
+number: two relays racing write the same rows, in whatever order they got the events.
+
+Failures come in two kinds, and the relay treats them apart: ``RegistryUnavailable`` (the database is down or
+unreachable: the event is not acknowledged, and comes again once it is back) and any other ``RegistryError`` (the
+database refused this event's values: that message is dead-lettered).
 
 SQLite (one relay, a laptop) or PostgreSQL (several relays): the same SQL, written with ``$n`` placeholders.
 """
@@ -15,12 +20,13 @@ SQLite (one relay, a laptop) or PostgreSQL (several relays): the same SQL, writt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +38,7 @@ import asyncpg
 from flightctl.errors import ConfigError, FlightctlError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
 from flightctl.status.contract import DRONE_ID_PATTERN, ORDER_ID_PATTERN
+from flightctl.status.dead_letters import DeadLetter
 
 TOKEN_BYTES = 24
 DEFAULT_TOKEN_TTL = timedelta(days=30)
@@ -58,17 +65,31 @@ SCHEMA = [
         message TEXT NOT NULL,
         eta_utc TEXT,
         PRIMARY KEY (order_id, status))""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        at_utc TEXT NOT NULL,
+        relay TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        sender TEXT,
+        reason TEXT NOT NULL,
+        excerpt TEXT NOT NULL)""",
 ]
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 INSERT_STATUS = (
     "INSERT INTO statuses (order_id, status, drone_id, seq, at_utc, message, eta_utc) "
     "SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $1 AND drone_id = $3) "
-    "ON CONFLICT DO NOTHING"
+    # The earliest event that made a status keeps it, whichever relay wrote first (SQLite 3.24+ and PostgreSQL).
+    "ON CONFLICT (order_id, status) DO UPDATE SET drone_id = excluded.drone_id, seq = excluded.seq, "
+    "at_utc = excluded.at_utc, message = excluded.message, eta_utc = excluded.eta_utc "
+    "WHERE excluded.seq < statuses.seq"
 )
 
 
 class RegistryError(FlightctlError):
     """The registry refused or could not do what was asked."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The database is down, unreachable or out of room: try again later (nothing about the request is wrong)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,9 @@ class _Sqlite:
     async def _call(self, function: Any, *args: Any) -> Any:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-        except sqlite3.Error as exc:
+        except (sqlite3.OperationalError, OSError) as exc:  # locked, disk full, I/O: not the request's fault
+            raise RegistryUnavailable(f"registry {self._path}: {exc}") from exc
+        except (sqlite3.Error, OverflowError) as exc:
             raise RegistryError(f"registry {self._path}: {exc}") from exc
 
     @staticmethod
@@ -184,21 +207,35 @@ class _Postgres:
 
     async def execute(self, sql: str, *args: Any) -> int:
         assert self._pool is not None
-        status: str = await self._pool.execute(sql, *args)
+        with self._errors():
+            status: str = await self._pool.execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1]) if status[-1].isdigit() else 0
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         assert self._pool is not None
-        return [tuple(row) for row in await self._pool.fetch(sql, *args)]
+        with self._errors():
+            return [tuple(row) for row in await self._pool.fetch(sql, *args)]
 
     async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool:
         assert self._pool is not None
-        async with self._pool.acquire() as connection, connection.transaction():
-            if (await connection.execute(INSERT_SEEN, *seen)).endswith(" 0"):
-                return False
-            if status is not None:
-                await connection.execute(INSERT_STATUS, *status)
-            return True
+        with self._errors():
+            async with self._pool.acquire() as connection, connection.transaction():
+                if (await connection.execute(INSERT_SEEN, *seen)).endswith(" 0"):
+                    return False
+                if status is not None:
+                    await connection.execute(INSERT_STATUS, *status)
+                return True
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """PostgreSQL's refusal of these values (data, constraints: SQLSTATE classes 22 and 23) is the request's
+        fault; anything else (the server gone, restarting, out of connections) is an outage."""
+        try:
+            yield
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, OverflowError) as exc:
+            raise RegistryError(f"registry {_redacted(self._url)}: {exc}") from exc
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RegistryUnavailable(f"registry {_redacted(self._url)}: {exc}") from exc
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -275,6 +312,21 @@ class Registry:
             eta = _utc(update.eta) if update.eta is not None else None
             status = (order_id, update.status.value, drone_id, seq, _utc(update.at), update.message, eta)
         return await self._backend.record((drone_id, seq), status)
+
+    async def keep_dead_letter(self, relay: str, letter: DeadLetter) -> None:
+        await self._backend.execute(
+            "INSERT INTO dead_letters (at_utc, relay, topic, sender, reason, excerpt) VALUES ($1, $2, $3, $4, $5, $6)",
+            _utc(letter.at_utc), relay, letter.topic, letter.sender, letter.reason, letter.excerpt,
+        )  # fmt: skip
+
+    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest dead letters every relay kept, newest first."""
+        rows = await self._backend.fetch(
+            "SELECT at_utc, relay, topic, sender, reason, excerpt FROM dead_letters ORDER BY at_utc DESC LIMIT $1",
+            limit,
+        )
+        keys = ("at_utc", "relay", "topic", "sender", "reason", "excerpt")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def missing_events(self, drone_id: str) -> list[int]:
         """Sequence numbers below the highest taken for ``drone_id`` that never came (since its first)."""

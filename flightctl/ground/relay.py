@@ -1,28 +1,36 @@
 """The status relay: every drone's events in, customer statuses out (into the registry the tracking page reads).
 
-Several relays share the work through one shared subscription (``$share/relay/flightctl/v1/drones/+/events``)
-and one registry (PostgreSQL), which takes each (drone, seq) once whichever relay got it, so together they
-neither lose nor duplicate. Each relay keeps a persistent session and acknowledges a message only after the
-registry has it: a relay that dies mid-way gets its unacknowledged messages again when it comes back.
+Several relays share the work through one shared subscription (``$share/<group>/flightctl/v1/drones/+/events``,
+the group from the relay's configuration) and one registry (PostgreSQL), which takes each (drone, seq) once
+whichever relay got it, so together they neither lose nor duplicate. Each relay keeps a persistent session and
+acknowledges a message only after the registry has it: a relay that dies mid-way gets its unacknowledged
+messages again when it comes back.
+
+One message never stops a relay. Each is handled inside its own failure boundary: one that is not an event of
+ours, or that sets off anything unexpected, is dead-lettered (counted, the first of a burst kept in the registry
+and logged) and acknowledged, so the broker never hands it to a relay again. Only an outage of the registry
+itself leaves a message unacknowledged: the relay drops its connection and comes back, and the message with it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 
 from flightctl.ground.customer_status import customer_update
-from flightctl.ground.registry import Registry
+from flightctl.ground.registry import Registry, RegistryUnavailable
 from flightctl.status.broker import ConfirmedClient, keep_connected, make_client
 from flightctl.status.consumer import NotAnEnvelope, read_envelope
 from flightctl.status.contract import TOPIC_ROOT
+from flightctl.status.dead_letters import DeadLetter, DeadLetterBox
 from flightctl.status.settings import BrokerEndpoint
 
 log = logging.getLogger(__name__)
 
-SHARE_GROUP = "relay"
+DEFAULT_SHARE_GROUP = "relay"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 
 
@@ -30,20 +38,47 @@ EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 class RelayStats:
     taken: int = 0  # events this relay took first
     duplicates: int = 0  # taken already (a re-send, or by another relay)
-    refused: int = 0  # not an event of ours, or on another drone's topic
+    dead_letters: int = 0  # not an event of ours, or one that could not be handled
     by_drone: dict[str, int] = field(default_factory=dict)
 
 
+def sender_of(topic: str) -> str | None:
+    """The drone whose topic this is: the broker lets only that drone's account publish there."""
+    parts = topic.split("/")
+    return parts[3] if len(parts) == 5 and topic.startswith(f"{TOPIC_ROOT}/") else None
+
+
 class StatusRelay:
-    def __init__(self, registry: Registry, endpoint: BrokerEndpoint, *, name: str, session_expiry_s: int = 86400):
+    def __init__(
+        self,
+        registry: Registry,
+        endpoint: BrokerEndpoint,
+        *,
+        name: str,
+        share_group: str = DEFAULT_SHARE_GROUP,
+        session_expiry_s: int = 86400,
+    ):
         self.registry = registry
         self.endpoint = endpoint
         self.name = name
+        self.share_group = share_group
         self.session_expiry_s = session_expiry_s
         self.stats = RelayStats()
+        self.dead_letters = DeadLetterBox(f"relay {name}", keep=self._keep_dead_letter)
+
+    @property
+    def subscription(self) -> str:
+        return f"$share/{self.share_group}/{EVENTS_FILTER}"
 
     async def run(self) -> None:
-        await keep_connected(self._client, self._serve, min_delay_s=0.5, max_delay_s=30, on_drop=self._dropped)
+        await keep_connected(
+            self._client,
+            self._serve,
+            min_delay_s=0.5,
+            max_delay_s=30,
+            on_drop=self._dropped,
+            drops=(RegistryUnavailable,),
+        )
 
     def _client(self) -> ConfirmedClient:
         client = make_client(
@@ -53,31 +88,45 @@ class StatusRelay:
         return client
 
     def _dropped(self, error: str, delay_s: float) -> None:
-        log.warning("relay %s: broker %s: %s; again in about %.0f s", self.name, self.endpoint, error, delay_s)
+        log.warning("relay %s: %s; again in about %.0f s", self.name, error, delay_s)
 
     async def _serve(self, client: ConfirmedClient) -> None:
-        await client.subscribe(f"$share/{SHARE_GROUP}/{EVENTS_FILTER}", qos=1)
-        log.info("relay %s following %s on %s", self.name, EVENTS_FILTER, self.endpoint)
+        await client.subscribe(self.subscription, qos=1)
+        log.info("relay %s following %s on %s", self.name, self.subscription, self.endpoint)
         async for message in client.messages:
             await self.handle(message)
             client.ack(message)
 
     async def handle(self, message: aiomqtt.Message) -> None:
+        """Take one event, or dead-letter it; raises only ``RegistryUnavailable`` (the message is not at fault)."""
         topic = str(message.topic)
-        parts = topic.split("/")
         try:
-            envelope = read_envelope(message.payload)
+            await self._take(topic, message.payload)
+        except RegistryUnavailable:
+            raise
         except NotAnEnvelope as exc:
-            self.stats.refused += 1
-            log.warning("relay %s: not an event on %s: %s", self.name, topic, exc)
-            return
-        if len(parts) != 5 or parts[3] != envelope.drone or envelope.seq is None:
-            self.stats.refused += 1
-            log.warning("relay %s: %s on %s is not that drone's sequenced event", self.name, envelope.drone, topic)
-            return
-        new = await self.registry.record(envelope.drone, envelope.seq, envelope.order_id, customer_update(envelope))
+            await self._dead_letter(topic, message.payload, str(exc))
+        except Exception as exc:  # one message, whatever it sets off, never stops the relay
+            log.exception("relay %s: an event on %s could not be handled", self.name, topic)
+            await self._dead_letter(topic, message.payload, f"could not be handled: {type(exc).__name__}: {exc}")
+
+    async def _take(self, topic: str, payload: Any) -> None:
+        envelope = read_envelope(payload)
+        if sender_of(topic) != envelope.drone:
+            raise NotAnEnvelope(f"an event of {envelope.drone!r} on {topic}")
+        if envelope.seq is None:
+            raise NotAnEnvelope("an event without a sequence number")
+        update = customer_update(envelope)
+        new = await self.registry.record(envelope.drone, envelope.seq, envelope.order_id, update)
         if new:
             self.stats.taken += 1
             self.stats.by_drone[envelope.drone] = self.stats.by_drone.get(envelope.drone, 0) + 1
         else:
             self.stats.duplicates += 1
+
+    async def _dead_letter(self, topic: str, payload: Any, reason: str) -> None:
+        self.stats.dead_letters += 1
+        await self.dead_letters.add(topic, payload, reason, sender=sender_of(topic))
+
+    async def _keep_dead_letter(self, letter: DeadLetter) -> None:
+        await self.registry.keep_dead_letter(self.name, letter)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flightctl.config import read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
+from flightctl.ground.relay import DEFAULT_SHARE_GROUP
 from flightctl.status.settings import BrokerEndpoint
 
 
@@ -39,6 +40,9 @@ class RelayOps(_Section):
 class RelayConfig(_Section):
     name: str
     registry: str
+    # The shared subscription's group: relays in one group share the events; the broker account of a relay may
+    # join any group, a drone's none.
+    share_group: str = DEFAULT_SHARE_GROUP
     broker: RelayBroker
     http: RelayHttp = Field(default_factory=RelayHttp)
     ops: RelayOps | None = None
@@ -67,11 +71,13 @@ def _secret(path: Path, key: str) -> str:
 def load_relay_config(path: Path) -> RelayConfig:
     try:
         config = RelayConfig.model_validate(read_toml(path))
-        check_name(config.name)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {validation_problems(exc)}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: name: {exc}") from None
+    for key, value in (("name", config.name), ("share_group", config.share_group)):
+        try:
+            check_name(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {key}: {exc}") from None
     try:
         config.endpoint()
         config.ops_credentials()

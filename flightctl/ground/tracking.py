@@ -243,7 +243,12 @@ def tracking_app(
             return PlainTextResponse(
                 "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Basic realm="flightctl ops"'}
             )
-        body = {"drones": await registry.drones(), "orders": await registry.overview(), **extra_ops()}
+        body = {
+            "drones": await registry.drones(),
+            "orders": await registry.overview(),
+            "dead_letters": await registry.dead_letters(),
+            **extra_ops(),
+        }
         return JSONResponse(body)
 
     async def missing(_request: Request, _exc: Exception) -> Response:

@@ -186,12 +186,16 @@ async def keep_connected(
     min_delay_s: float,
     max_delay_s: float,
     on_drop: Callable[[str, float], None] = lambda _error, _delay: None,
+    drops: tuple[type[Exception], ...] = (),
 ) -> NoReturn:
     """Connect with a fresh client, ``serve`` it until the connection fails, and do it again, forever.
 
-    Waits between attempts double from ``min_delay_s`` to ``max_delay_s`` and are jittered (a fleet that lost
-    the broker together does not come back in the same second); a connection that worked resets them."""
+    ``drops``: more errors of ``serve`` that end only this connection (a store it writes to is down, say), as the
+    broker's own failures do. Waits between attempts double from ``min_delay_s`` to ``max_delay_s`` and are
+    jittered (a fleet that lost the broker together does not come back in the same second); a connection that
+    worked resets them."""
     delay_s = min_delay_s
+    ends_connection: tuple[type[Exception], ...] = (aiomqtt.MqttError, BrokerError, *drops)
     while True:
         client = new_client()
         cancelled = False
@@ -205,7 +209,7 @@ async def keep_connected(
                     # MqttError from __aexit__ in place of this CancelledError: that is a stop, not a drop.
                     cancelled = True
                     raise
-        except* (aiomqtt.MqttError, BrokerError) as group:
+        except* ends_connection as group:
             if not cancelled:
                 on_drop("; ".join(str(exc) for exc in group.exceptions), delay_s)
         finally:

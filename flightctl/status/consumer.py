@@ -1,4 +1,12 @@
-"""Reading a drone's messages on the ground: the envelope back from bytes, and events de-duplicated by sequence.
+"""Reading a drone's messages, on either side: the envelope back from bytes, bounded, and events de-duplicated by
+sequence.
+
+Whoever holds an account that may publish on a topic can put anything there: a stolen drone's credentials, a
+bug in dispatch. ``read_envelope`` is the one way in, and it refuses, with ``NotAnEnvelope`` and a reason, before
+anything is built from the message: a payload over its size limit (checked before parsing), one that is not
+UTF-8, JSON nested deeper than any message of ours (Python's parser recurses: a 2 KB document a thousand levels
+deep raises ``RecursionError``, which is caught; a shallower one is measured before anything walks it), NaN and
+Infinity, and an envelope outside its bounds (a sequence number beyond 64 bits, a time outside 2020-2100).
 
 The outbox sends every event at least once and in order; a message whose PUBACK was lost goes out again with
 the same sequence number. A consumer that keeps a ``SequenceTracker`` per drone therefore sees each event
@@ -8,26 +16,73 @@ exactly once, and can tell a gap (an event that never came) from a duplicate.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
 from flightctl.config import validation_problems
 from flightctl.status.contract import Envelope
 
+# The broker's own limit (configs/mosquitto/flightctl.conf, message_size_limit): nothing larger is ours.
+MAX_MESSAGE_BYTES = 64 * 1024
+# An order's drop-zone polygon is the deepest thing we send: envelope, data, order, zone, ring, point (6).
+MAX_JSON_DEPTH = 16
+
 
 class NotAnEnvelope(ValueError):
     """A message on a drone's topic that is not one of ours."""
 
 
-def read_envelope(payload: object) -> Envelope:
-    if not isinstance(payload, bytes | bytearray | str):
+def json_depth(document: object) -> int:
+    """How deeply a parsed JSON value nests arrays and objects (1 for ``{}``), walked without recursion."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def read_json_object(payload: object, *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """A JSON object from a message, or ``NotAnEnvelope`` saying why not; bounded before it is parsed."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if not isinstance(payload, bytes | bytearray):
         raise NotAnEnvelope(f"a {type(payload).__name__} payload")
+    if len(payload) > max_bytes:
+        raise NotAnEnvelope(f"payload of {len(payload)} bytes is over the limit of {max_bytes} bytes")
     try:
-        return Envelope.model_validate(json.loads(payload))
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, ValidationError):
-            raise NotAnEnvelope(validation_problems(exc)) from None
-        raise NotAnEnvelope(f"not JSON: {exc}") from None
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotAnEnvelope(f"payload is not UTF-8 (byte {exc.start})") from None
+    try:
+        document: Any = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise NotAnEnvelope(f"payload nests deeper than the limit of {MAX_JSON_DEPTH}") from None
+    except ValueError as exc:
+        raise NotAnEnvelope(f"payload is not JSON: {exc}") from None
+    if (depth := json_depth(document)) > MAX_JSON_DEPTH:
+        raise NotAnEnvelope(f"payload nests {depth} levels deep, over the limit of {MAX_JSON_DEPTH}")
+    if not isinstance(document, dict):
+        raise NotAnEnvelope(f"payload is a JSON {type(document).__name__}, not an object (the envelope)")
+    return document
+
+
+def read_envelope(payload: object, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope:
+    return envelope_of(read_json_object(payload, max_bytes=max_bytes))
+
+
+def envelope_of(document: dict[str, Any]) -> Envelope:
+    try:
+        return Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise NotAnEnvelope(validation_problems(exc)) from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 class SequenceTracker:

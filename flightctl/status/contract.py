@@ -16,10 +16,10 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "flightctl/v1/drones"
@@ -28,6 +28,12 @@ TOPIC_ROOT = "flightctl/v1/drones"
 DRONE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # as DeliveryOrder.order_id
+# What a registry column holds (PostgreSQL BIGINT, SQLite INTEGER): a larger number is nobody's sequence number.
+MAX_SEQ = 2**63 - 1
+# Message times outside this window are a broken clock or an attack; inside it, adding a day or so to a time
+# (an arrival estimate) can never overflow a datetime.
+EARLIEST_TIME = datetime(2020, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class MessageType(enum.StrEnum):
@@ -86,12 +92,21 @@ class Envelope(BaseModel):
 
     schema_version: Literal[1] = Field(default=1, alias="schema")
     drone: str = Field(pattern=DRONE_ID_PATTERN)
-    seq: int | None = Field(default=None, ge=1)
+    seq: int | None = Field(default=None, ge=1, le=MAX_SEQ, strict=True)  # never "1", 1.0 or true
     time: datetime
     time_source: TimeSource
     type: MessageType
     order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN)
     data: dict[str, Any]
+
+    @field_validator("time")
+    @classmethod
+    def _sane_time(cls, when: datetime) -> datetime:
+        if when.tzinfo is None:
+            raise ValueError("give the time with its zone (e.g. 2026-11-28T10:00:00Z)")
+        if not EARLIEST_TIME <= when < LATEST_TIME:
+            raise ValueError(f"{when.isoformat()} is outside {EARLIEST_TIME.year} to {LATEST_TIME.year}")
+        return when
 
     def to_json(self) -> bytes:
         record = self.model_dump(mode="json", by_alias=True)

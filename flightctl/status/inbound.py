@@ -7,17 +7,17 @@ non-UTF-8, non-JSON, wrong-envelope and unknown-field payloads never reach the p
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flightctl.config import validation_problem_list
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
+from flightctl.status.consumer import NotAnEnvelope, read_json_object
 from flightctl.status.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, Envelope, MessageType
 
 # An order is a few hundred bytes; a drop-zone polygon of a hundred points is still under 8 KiB. Anything
@@ -92,18 +92,10 @@ def parse_command(payload: bytes, drone_id: str) -> CommandRequest | Refused:
 
 
 def _envelope(payload: bytes, drone_id: str, expected: MessageType) -> Envelope | Refused:
-    if len(payload) > MAX_INBOUND_BYTES:
-        return Refused([f"payload of {len(payload)} bytes is over the limit of {MAX_INBOUND_BYTES} bytes"])
     try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Refused([f"payload is not UTF-8 (byte {exc.start})"])
-    try:
-        document: Any = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        return Refused([f"payload is not JSON: {exc}"])
-    if not isinstance(document, dict):
-        return Refused([f"payload is a JSON {type(document).__name__}, not an object (the envelope)"])
+        document = read_json_object(payload, max_bytes=MAX_INBOUND_BYTES)
+    except NotAnEnvelope as exc:
+        return Refused([str(exc)])
     data = document.get("data")
     request_id = _plain_id(data.get("request_id")) if isinstance(data, dict) else None
     try:
@@ -118,10 +110,6 @@ def _envelope(payload: bytes, drone_id: str, expected: MessageType) -> Envelope 
     if problems:
         return Refused(problems, request_id)
     return envelope
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _plain_id(value: object) -> str | None:

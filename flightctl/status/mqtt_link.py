@@ -16,8 +16,10 @@ import logging
 import time
 from typing import Any, Protocol
 
+import aiomqtt
+
 from flightctl import __version__
-from flightctl.delivery.journal import Clock
+from flightctl.delivery.journal import Clock, JournalError
 from flightctl.status.broker import (
     ConfirmedClient,
     expiry_properties,
@@ -27,6 +29,7 @@ from flightctl.status.broker import (
     will_message,
 )
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.dead_letters import DeadLetterBox
 from flightctl.status.inbound import CommandRequest, OrderRequest, Refused, parse_command, parse_order
 from flightctl.status.outbox_pump import OutboxPump
 from flightctl.status.settings import BrokerEndpoint, BrokerSection, TelemetrySection
@@ -77,6 +80,7 @@ class BrokerLink:
         self.telemetry_sent = 0
         self.telemetry_stale = 0  # samples older than their expiry when the broker came back: never sent
         self.last_error: str | None = None
+        self.dead_letters = DeadLetterBox(f"drone {drone_id}")
 
     def status(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,7 @@ class BrokerLink:
             "telemetry_sent": self.telemetry_sent,
             "telemetry_dropped": self.sampler.queue.dropped,
             "telemetry_stale": self.telemetry_stale,
+            **self.dead_letters.report(),
         }
 
     def _envelope(self, type_: MessageType, data: dict[str, Any], order_id: str | None = None) -> bytes:
@@ -190,24 +195,55 @@ class BrokerLink:
             self.telemetry_sent += 1
 
     async def _receive(self, client: ConfirmedClient) -> None:
-        drone_id = self.topics.drone_id
         async for message in client.messages:
-            topic = str(message.topic)
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            if topic == self.topics.orders:
-                order = parse_order(payload, drone_id)
-                if isinstance(order, Refused):
-                    await self.worker.refuse(MessageType.ORDER, order)
-                else:
-                    await self.worker.take_order(order)
-            elif topic == self.topics.commands:
-                command = parse_command(payload, drone_id)
-                if isinstance(command, Refused):
-                    await self.worker.refuse(MessageType.COMMAND, command)
-                else:
-                    await self.worker.command(command)
-            else:
-                log.warning("message on %s, which this drone never subscribed to: ignored", topic)
-            # Only now, with the order or its answer in the journal: a daemon killed before this point gets
-            # the message again from its session, and a second copy of a recorded order is answered as one.
+            await self._handle(message)
+            # Only now, with the order, its answer or its dead letter recorded: a daemon killed before this point
+            # gets the message again from its session, and a second copy of a recorded order is answered as one.
             client.ack(message)
+
+    async def _handle(self, message: aiomqtt.Message) -> None:
+        """One order or command, inside its own failure boundary: whatever it sets off (short of the journal
+        failing, which stops the daemon, as the controller must not act without it) is dead-lettered, and the
+        daemon serves the next message; the delivery in flight never notices."""
+        topic = str(message.topic)
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        what = {self.topics.orders: MessageType.ORDER, self.topics.commands: MessageType.COMMAND}.get(topic)
+        if what is None:
+            await self.dead_letters.add(topic, payload, "a topic this drone never subscribed to", sender=None)
+            return
+        try:
+            await self._take(what, payload)
+        except JournalError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            await self.dead_letters.add(topic, payload, reason, sender=_SENDERS[what], error=exc)
+            await self._answer_failure(what, payload, reason)
+
+    async def _take(self, what: MessageType, payload: bytes) -> None:
+        drone_id = self.topics.drone_id
+        request = parse_order(payload, drone_id) if what is MessageType.ORDER else parse_command(payload, drone_id)
+        if isinstance(request, Refused):
+            topic = self.topics.orders if what is MessageType.ORDER else self.topics.commands
+            await self.dead_letters.add(topic, payload, "; ".join(request.reasons), sender=_SENDERS[what])
+            await self.worker.refuse(what, request)
+        elif isinstance(request, OrderRequest):
+            await self.worker.take_order(request)
+        else:
+            await self.worker.command(request)
+
+    async def _answer_failure(self, what: MessageType, payload: bytes, reason: str) -> None:
+        """Tell the sender an order or command it sent could not be handled (as for one that could not be read)."""
+        parsed = parse_order(payload, self.topics.drone_id) if what is MessageType.ORDER else None
+        request_id = parsed.request_id if isinstance(parsed, OrderRequest | Refused) else None
+        order_id = parsed.order.order_id if isinstance(parsed, OrderRequest) else None
+        try:
+            await self.worker.refuse(what, Refused([f"could not be handled: {reason}"], request_id, order_id))
+        except JournalError:
+            raise
+        except Exception:
+            log.exception("the answer to a message that could not be handled could not be sent either")
+
+
+# Who may write to each of a drone's inbound topics (the broker's rules): the sender of what arrives there.
+_SENDERS = {MessageType.ORDER: "a dispatch account", MessageType.COMMAND: "an operator account"}
