@@ -35,6 +35,15 @@ def free_port() -> int:
         return port
 
 
+def dynamic_security_plugin() -> Path:
+    """mosquitto's dynamic-security plugin, where Debian's package puts it (its folder names the machine)."""
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    found += sorted(Path("/usr/lib").glob("mosquitto_dynamic_security.so"))
+    if not found:
+        raise MosquittoError("mosquitto's dynamic-security plugin is not installed (Debian: apt-get install mosquitto)")
+    return found[0]
+
+
 def mosquitto_binary() -> str:
     for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
         if candidate and Path(candidate).exists():
@@ -52,7 +61,7 @@ class Mosquitto:
     tls: bool = True
     port: int = field(default_factory=free_port)
     # A shipped config (configs/mosquitto/flightctl.conf) filled in for this broker, with the accounts folder its
-    # password and ACL files come from (``flightctl broker add-*``), instead of ``accounts`` and ``acl``.
+    # dynamic-security file comes from (``flightctl broker add-*``), instead of ``accounts`` and ``acl``.
     template: Path | None = None
     accounts_folder: Path | None = None
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
@@ -102,6 +111,12 @@ class Mosquitto:
     async def stop(self) -> None:
         """A clean stop (SIGTERM): mosquitto writes its persistence file, sessions survive a start."""
         await self._end(signal.SIGTERM)
+
+    async def restart(self) -> None:
+        """Stop and start again on the same port: how a change of accounts is applied (the plugin reads its file
+        only when mosquitto starts). Sessions and queued messages survive it."""
+        await self.stop()
+        await self.start()
 
     async def kill(self) -> None:
         await self._end(signal.SIGKILL)
@@ -161,27 +176,16 @@ class Mosquitto:
         text = (
             template.read_text()
             .replace("@PORT@", f"{self.port} 127.0.0.1")
+            .replace("@PLUGIN@", str(dynamic_security_plugin()))
             .replace("@ACCOUNTS@", str(self.accounts_folder))
             .replace("@TLS@", str(self.folder))
+            .replace("@DATA@", f"{self.folder}/")
+            .replace("@LOG@", str(self.log_path))
         )
-        text += "\n".join(
-            [
-                "",
-                f"persistence_location {self.folder}/",
-                f"log_dest file {self.log_path}",
-                *LOG_TYPES,
-                f"user {getpass.getuser()}",
-                "",
-            ]
-        )
+        text += "\n".join(["", *LOG_TYPES, f"user {getpass.getuser()}", ""])
         config = self.folder / "mosquitto.conf"
         config.write_text(text)
         return config
-
-    async def reload(self) -> None:
-        """SIGHUP: mosquitto reads its password and ACL files again (after ``flightctl broker add-*``)."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGHUP)
 
     def _tls_lines(self) -> list[str]:
         folder = self.folder

@@ -14,12 +14,13 @@ from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 
 broker_app = typer.Typer(
     no_args_is_help=True,
-    help="Broker accounts (passwords and per-account rules for mosquitto). Send mosquitto SIGHUP afterwards.",
+    help="Broker accounts (passwords, client ids and per-account rules for mosquitto's dynamic-security plugin). "
+    "Restart mosquitto afterwards.",
 )
 
 NameArgument = Annotated[str, typer.Argument(help="The account's user name (for a drone: its drone id).")]
 DirOption = Annotated[
-    Path, typer.Option("--dir", help="The accounts folder mosquitto reads (passwords, acl); made if missing.")
+    Path, typer.Option("--dir", help="The accounts folder mosquitto reads (dynamic-security.json); made if missing.")
 ]
 NewPasswordOption = Annotated[bool, typer.Option("--new-password", help="Give an existing account a new password.")]
 SaveOption = Annotated[
@@ -39,14 +40,15 @@ def _add(kind: AccountKind, name: str, folder: Path, new_password: bool, save: P
     else:
         console.print(Text(password))
         errors.print(Text(f"{kind.value} account {name}: the password above is shown once; it is not stored"))
-    errors.print(Text(f"rules in {accounts.acl_path}; reload mosquitto (SIGHUP) to apply them"))
+    errors.print(Text(f"accounts and rules in {accounts.config_path}; restart mosquitto to apply them"))
 
 
 @broker_app.command("add-drone")
 def add_drone(
     name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
 ) -> None:
-    """A drone: writes only its own events, telemetry and online; reads only its own orders and commands."""
+    """A drone: writes only its own events, telemetry and online; reads only its own orders and commands; connects
+    only as client flightctl-NAME."""
     _add(AccountKind.DRONE, name, folder, new_password, save)
 
 
@@ -54,7 +56,8 @@ def add_drone(
 def add_relay(
     name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
 ) -> None:
-    """A status relay: reads every drone's events, nothing else."""
+    """A status relay: reads every drone's events through a shared subscription, nothing else; connects only as
+    client flightctl-relay-NAME."""
     _add(AccountKind.RELAY, name, folder, new_password, save)
 
 

@@ -1,36 +1,62 @@
 """Broker accounts and their access rules, made by a command (``flightctl broker add-*``), never by hand.
 
-One folder holds what mosquitto reads: ``passwords`` (mosquitto_passwd's format, written by mosquitto_passwd) and
-``acl`` (generated from ``accounts.json`` on every change). Every rule is written for one authenticated user
-name (``user NAME`` blocks), never with ``%c`` (clients choose their own ids) and never with ``%u`` patterns
-(a pattern applies to every account, so a ground account named like a drone would inherit that drone's topics).
-Names are letters, digits, ``_`` and ``-`` only: no MQTT wildcard, separator or ``%`` can reach a rule.
+mosquitto enforces them through the dynamic-security plugin it ships (``mosquitto_dynamic_security.so``), whose
+one file (``dynamic-security.json`` in the accounts folder) this module writes. Not the plain ``acl_file``: in
+mosquitto 2.0 it grants every SUBSCRIBE and checks only at delivery (``src/security_default.c``: "FIXME -
+implement ACL subscription strings"), so a drone account could join the relays' shared subscription, be handed
+a share of every drone's events, and have them dropped as unauthorised: lost. The plugin checks a subscription
+when it is made, shared ones with their ``$share/<group>/`` prefix (``plugins/dynamic-security/acl.c``), and
+binds an account to its client id (``auth.c``: a client with a ``clientid`` may connect with that id only).
+See https://mosquitto.org/documentation/dynamic-security/.
 
-What each kind of account may do (anything not listed is denied, ``$SYS`` included):
+What each kind of account may do (the defaults deny everything else, ``$SYS`` and ``$CONTROL`` included):
 
-- drone ID: write its own events, telemetry and online; read its own orders and commands;
-- relay: read every drone's events (subscribing through the shared subscription ``$share/relay/...``);
-- dispatch: write every drone's orders; read every drone's events (the answers);
-- operator: read every drone's events, telemetry and online; write every drone's commands.
+- drone ID: write its own events, telemetry and online; subscribe to and read its own orders and commands;
+  connects only as client ``flightctl-ID``, so it can neither take another client's id (a relay's, another
+  drone's: their session and the orders queued in it) nor be displaced by anyone else's account;
+- relay NAME: subscribe to every drone's events through a shared subscription (``$share/<any group>/...``) and
+  read them; connects only as ``flightctl-relay-NAME``;
+- dispatch: write every drone's orders; subscribe to and read every drone's events (the answers);
+- operator: subscribe to and read every drone's events, telemetry and online; write every drone's commands.
+
+Dispatch and operator accounts are not bound to one client id: each command opens a connection of its own, and
+several run at once. They are ground accounts that never leave the operator's systems.
+
+Passwords are 192 random bits, stored as mosquitto stores them (PBKDF2-HMAC-SHA512, 12 bytes of salt, base64).
+Names are letters, digits, ``_`` and ``-`` only: no MQTT wildcard, separator or ``%`` reaches a rule. The file is
+rewritten whole, atomically, under a lock, so concurrent ``add-*`` never lose an account. mosquitto reads it
+when it starts (a SIGHUP does not reload a plugin): restart it to apply a change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import enum
+import fcntl
+import grp
+import hashlib
 import json
 import os
 import re
 import secrets
-import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flightctl.errors import ConfigError, FlightctlError
-from flightctl.status.contract import DRONE_ID_PATTERN, TOPIC_ROOT
+from flightctl.status.contract import DRONE_ID_PATTERN, TOPIC_ROOT, drone_client_id, relay_client_id
 
 # 24 random bytes: 192 bits, far beyond guessing; URL-safe so it can sit in a URL or a config file.
 PASSWORD_BYTES = 24
+# mosquitto's own parameters (src/password_mosq.h: SALT_LEN 12, PW_DEFAULT_ITERATIONS 101). Random passwords of
+# 192 bits need no stretching; a broker checking hundreds of reconnecting drones at once needs it cheap.
+SALT_BYTES = 12
+ITERATIONS = 101
+CONFIG_FILE = "dynamic-security.json"
+BROKER_GROUP = "mosquitto"  # Debian's mosquitto runs as this user and group
 
 
 class AccountKind(enum.StrEnum):
@@ -47,7 +73,7 @@ class Account:
 
 
 class AccountError(FlightctlError):
-    """An account could not be made (a bad name, one that exists, mosquitto_passwd missing or failing)."""
+    """An account could not be made (a bad name, one that exists, a folder that is not an accounts folder)."""
 
 
 def check_name(name: str) -> str:
@@ -58,116 +84,182 @@ def check_name(name: str) -> str:
     return name
 
 
-def rules_for(account: Account) -> list[str]:
-    """The ACL lines of one account (after its ``user`` line)."""
+def client_id_of(account: Account) -> str | None:
+    """The one client id an account may connect with, or None for a ground tool's (any id)."""
+    if account.kind is AccountKind.DRONE:
+        return drone_client_id(account.name)
+    if account.kind is AccountKind.RELAY:
+        return relay_client_id(account.name)
+    return None
+
+
+def _acl(acltype: str, topic: str) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
+
+
+def _reads(topic: str) -> list[dict[str, Any]]:
+    return [_acl("subscribePattern", topic), _acl("publishClientReceive", topic)]
+
+
+def rules_for(account: Account) -> list[dict[str, Any]]:
+    """The dynamic-security ACLs of one account's role."""
     every = f"{TOPIC_ROOT}/+"
     if account.kind is AccountKind.DRONE:
         own = f"{TOPIC_ROOT}/{account.name}"
         return [
-            f"topic write {own}/events",
-            f"topic write {own}/telemetry",
-            f"topic write {own}/online",
-            f"topic read {own}/orders",
-            f"topic read {own}/commands",
-        ]
+            *(_acl("publishClientSend", f"{own}/{leaf}") for leaf in ("events", "telemetry", "online")),
+            *(_acl(kind, f"{own}/{leaf}") for leaf in ("orders", "commands")
+              for kind in ("subscribeLiteral", "publishClientReceive")),
+        ]  # fmt: skip
     if account.kind is AccountKind.RELAY:
-        return [f"topic read {every}/events"]
+        return [
+            _acl("subscribePattern", f"$share/+/{every}/events"),
+            _acl("publishClientReceive", f"{every}/events"),
+        ]
     if account.kind is AccountKind.DISPATCH:
-        return [f"topic write {every}/orders", f"topic read {every}/events"]
+        return [_acl("publishClientSend", f"{every}/orders"), *_reads(f"{every}/events")]
     return [
-        f"topic read {every}/events",
-        f"topic read {every}/telemetry",
-        f"topic read {every}/online",
-        f"topic write {every}/commands",
+        *_reads(f"{every}/events"),
+        *_reads(f"{every}/telemetry"),
+        *_reads(f"{every}/online"),
+        _acl("publishClientSend", f"{every}/commands"),
     ]
 
 
-def acl_text(accounts: list[Account]) -> str:
-    lines = [
-        "# Generated by `flightctl broker add-*` from accounts.json: do not edit by hand (the next command",
-        "# overwrites it). Rules name authenticated user names only; what is not allowed here is denied.",
-    ]
-    for account in sorted(accounts, key=lambda a: a.name):
-        lines += ["", f"# {account.kind.value}", f"user {account.name}", *rules_for(account)]
-    return "\n".join(lines) + "\n"
+def _role_name(account: Account) -> str:
+    return f"flightctl-{account.kind.value}-{account.name}"
+
+
+def password_record(password: str) -> dict[str, Any]:
+    """What the plugin stores of a password (``plugins/dynamic-security/auth.c``, ``dynsec_auth__pw_hash``)."""
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS, dklen=64)
+    return {
+        "salt": base64.b64encode(salt).decode(),
+        "password": base64.b64encode(digest).decode(),
+        "iterations": ITERATIONS,
+    }
 
 
 class BrokerAccounts:
-    """The accounts folder: ``accounts.json``, ``passwords``, ``acl``."""
+    """The accounts folder: ``dynamic-security.json`` (what mosquitto reads) and a lock file."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     @property
-    def acl_path(self) -> Path:
-        return self.folder / "acl"
-
-    @property
-    def password_path(self) -> Path:
-        return self.folder / "passwords"
-
-    @property
-    def _accounts_path(self) -> Path:
-        return self.folder / "accounts.json"
-
-    def _has_passwords(self) -> bool:
-        return _exists(self.password_path)
+    def config_path(self) -> Path:
+        return self.folder / CONFIG_FILE
 
     def accounts(self) -> list[Account]:
-        try:
-            records = json.loads(self._accounts_path.read_text())
-            return [Account(check_name(r["name"]), AccountKind(r["kind"])) for r in records]
-        except FileNotFoundError:
-            return []
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AccountError(f"{self._accounts_path}: not an accounts file this flightctl wrote ({exc})") from None
+        return [account for account, _record in self._clients(self._read())]
 
     async def add(self, name: str, kind: AccountKind, *, replace_password: bool = False) -> str:
         """Make (or, with ``replace_password``, re-key) an account; its new password, shown once."""
         check_name(name)
-        accounts = self.accounts()
-        existing = next((a for a in accounts if a.name == name), None)
-        if existing is not None and existing.kind is not kind:
-            raise AccountError(f"{name!r} is already a {existing.kind.value} account")
-        if existing is not None and not replace_password:
-            raise AccountError(f"{name!r} exists; use --new-password to give it a new password")
+        return await asyncio.to_thread(self._add, Account(name, kind), replace_password)
+
+    def _add(self, account: Account, replace_password: bool) -> str:
+        with self._locked():
+            config = self._read()
+            clients = self._clients(config)
+            existing = next((a for a, _r in clients if a.name == account.name), None)
+            if existing is not None and existing.kind is not account.kind:
+                raise AccountError(f"{account.name!r} is already a {existing.kind.value} account")
+            if existing is not None and not replace_password:
+                raise AccountError(f"{account.name!r} exists; use --new-password to give it a new password")
+            password = secrets.token_urlsafe(PASSWORD_BYTES)
+            records = {a.name: record for a, record in clients}
+            records[account.name] = self._client(account) | password_record(password)
+            self._write(self._document(records))
+            return password
+
+    def _client(self, account: Account) -> dict[str, Any]:
+        client: dict[str, Any] = {
+            "username": account.name,
+            "textname": f"flightctl {account.kind.value}",
+            "roles": [{"rolename": _role_name(account), "priority": 0}],
+        }
+        if (client_id := client_id_of(account)) is not None:
+            client["clientid"] = client_id
+        return client
+
+    def _document(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        accounts = [self._account(record) for record in records.values()]
+        return {
+            "defaultACLAccess": {
+                "publishClientSend": False,
+                "publishClientReceive": False,
+                "subscribe": False,
+                "unsubscribe": True,
+            },
+            "clients": [records[name] for name in sorted(records)],
+            "groups": [],
+            "roles": [
+                {"rolename": _role_name(account), "acls": rules_for(account)}
+                for account in sorted(accounts, key=lambda a: a.name)
+            ],
+        }
+
+    def _read(self) -> dict[str, Any]:
+        if not self.config_path.exists():
+            old = [self.folder / n for n in ("accounts.json", "passwords", "acl") if (self.folder / n).exists()]
+            if old:
+                raise AccountError(
+                    f"{self.folder} holds accounts in the old password-file format ({', '.join(p.name for p in old)}), "
+                    "which cannot refuse a subscription: make the accounts again in a new folder"
+                )
+            return {"clients": []}
+        try:
+            document = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AccountError(f"{self.config_path}: not an accounts file this flightctl wrote ({exc})") from None
+        if not isinstance(document, dict) or not isinstance(document.get("clients"), list):
+            raise AccountError(f"{self.config_path}: not an accounts file this flightctl wrote (no list of clients)")
+        return document
+
+    def _clients(self, document: dict[str, Any]) -> list[tuple[Account, dict[str, Any]]]:
+        clients = []
+        for record in document["clients"]:
+            try:
+                clients.append((self._account(record), record))
+            except (ValueError, KeyError, TypeError, ConfigError) as exc:
+                raise AccountError(f"{self.config_path}: an account this flightctl did not write ({exc})") from None
+        return clients
+
+    @staticmethod
+    def _account(record: dict[str, Any]) -> Account:
+        kind = AccountKind(str(record["textname"]).removeprefix("flightctl "))
+        return Account(check_name(record["username"]), kind)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time (two operators, a provisioning script running in parallel): the lock dies with
+        its process, so a killed command never leaves the folder locked."""
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o750)
-        password = secrets.token_urlsafe(PASSWORD_BYTES)
-        await _mosquitto_passwd(self.password_path, name, password, create=not self._has_passwords())
-        if existing is None:
-            accounts.append(Account(name, kind))
-        _write_atomically(
-            self._accounts_path, json.dumps([{"name": a.name, "kind": a.kind.value} for a in accounts], indent=1)
-        )
-        _write_atomically(self.acl_path, acl_text(accounts))
-        return password
+        _share_with_broker(self.folder)
+        descriptor = os.open(self.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def _write(self, document: dict[str, Any]) -> None:
+        partial = self.config_path.with_name(f".{CONFIG_FILE}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(partial, 0o640)
+        _share_with_broker(partial)
+        partial.replace(self.config_path)
 
 
-def _exists(path: Path) -> bool:
-    return path.exists()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(text)
-    os.chmod(partial, 0o640)
-    partial.replace(path)
-
-
-async def _mosquitto_passwd(path: Path, name: str, password: str, *, create: bool) -> None:
-    # -b puts the password on mosquitto_passwd's command line for the moment it runs (visible to the host's
-    # root); the alternative, a terminal prompt, cannot be driven from a program.
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        raise AccountError("mosquitto_passwd is not installed (Debian: apt-get install mosquitto)")
-    args = ["-b", str(path), name, password]
-    if create:
-        args.insert(0, "-c")
-    process = await asyncio.create_subprocess_exec(
-        tool, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await process.communicate()
-    if process.returncode != 0:
-        raise AccountError(f"mosquitto_passwd failed ({process.returncode}): {output.decode(errors='replace').strip()}")
-    os.chmod(path, 0o640)
+def _share_with_broker(path: Path) -> None:
+    """Group-readable by mosquitto (it reads the file after dropping to its own user), when we may say so."""
+    with contextlib.suppress(KeyError, PermissionError):
+        os.chown(path, -1, grp.getgrnam(BROKER_GROUP).gr_gid)

@@ -24,7 +24,7 @@ from flightctl.ground.customer_status import customer_update
 from flightctl.ground.registry import Registry, RegistryUnavailable
 from flightctl.status.broker import ConfirmedClient, keep_connected, make_client
 from flightctl.status.consumer import NotAnEnvelope, read_envelope
-from flightctl.status.contract import TOPIC_ROOT
+from flightctl.status.contract import TOPIC_ROOT, relay_client_id
 from flightctl.status.dead_letters import DeadLetter, DeadLetterBox
 from flightctl.status.settings import BrokerEndpoint
 
@@ -39,6 +39,7 @@ class RelayStats:
     taken: int = 0  # events this relay took first
     duplicates: int = 0  # taken already (a re-send, or by another relay)
     dead_letters: int = 0  # not an event of ours, or one that could not be handled
+    connections: int = 0  # to the broker, each subscribed
     by_drone: dict[str, int] = field(default_factory=dict)
 
 
@@ -80,10 +81,13 @@ class StatusRelay:
             drops=(RegistryUnavailable,),
         )
 
+    @property
+    def client_id(self) -> str:
+        """The one id the broker lets this relay's account connect with (named after the account, not the relay)."""
+        return relay_client_id(self.endpoint.username or self.name)
+
     def _client(self) -> ConfirmedClient:
-        client = make_client(
-            self.endpoint, client_id=f"flightctl-relay-{self.name}", session_expiry_s=self.session_expiry_s
-        )
+        client = make_client(self.endpoint, client_id=self.client_id, session_expiry_s=self.session_expiry_s)
         client.acknowledge_manually()
         return client
 
@@ -92,6 +96,7 @@ class StatusRelay:
 
     async def _serve(self, client: ConfirmedClient) -> None:
         await client.subscribe(self.subscription, qos=1)
+        self.stats.connections += 1
         log.info("relay %s following %s on %s", self.name, self.subscription, self.endpoint)
         async for message in client.messages:
             await self.handle(message)

@@ -56,6 +56,16 @@ class TimeSource(enum.StrEnum):
     SENDER = "sender"  # a ground system's clock (orders and commands)
 
 
+def drone_client_id(drone_id: str) -> str:
+    """The one MQTT client id a drone's account may connect with (the broker binds the two)."""
+    return f"flightctl-{drone_id}"
+
+
+def relay_client_id(account: str) -> str:
+    """The one MQTT client id a relay's account may connect with."""
+    return f"flightctl-relay-{account}"
+
+
 @dataclass(frozen=True)
 class Topics:
     """One drone's topics."""

@@ -28,7 +28,7 @@ from flightctl.status.broker import (
     make_client,
     will_message,
 )
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics, drone_client_id
 from flightctl.status.dead_letters import DeadLetterBox
 from flightctl.status.inbound import CommandRequest, OrderRequest, Refused, parse_command, parse_order
 from flightctl.status.outbox_pump import OutboxPump
@@ -126,7 +126,7 @@ class BrokerLink:
     def _new_client(self) -> ConfirmedClient:
         client = make_client(
             self.endpoint,
-            client_id=f"flightctl-{self.topics.drone_id}",
+            client_id=drone_client_id(self.topics.drone_id),
             keepalive_s=self.broker.keepalive_s,
             session_expiry_s=self.broker.session_expiry_s,
             will=will_message(self.topics.online, self._online(False), delay_s=self.broker.will_delay_s),

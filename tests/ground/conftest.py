@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
+from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts, client_id_of
 from flightctl.status.broker import ConfirmedClient, make_client
 from flightctl.status.settings import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
@@ -28,17 +28,24 @@ class Fleet:
     accounts: BrokerAccounts | None = None
 
     async def add(self, name: str, kind: AccountKind) -> None:
-        """Another account, loaded by the running broker."""
+        """Another account, loaded by restarting the broker (as an operator applies one)."""
         assert self.accounts is not None
         self.passwords[name] = await self.accounts.add(name, kind)
-        await self.broker.reload()
+        await self.broker.restart()
 
     def endpoint(self, user: str | None, password: str | None = None) -> BrokerEndpoint:
         secret = password if password is not None else self.passwords.get(user or "", "")
         return BrokerEndpoint.from_url(self.broker.url, username=user, password=secret, ca_file=self.broker.ca_file)
 
-    def client(self, user: str | None, password: str | None = None) -> ConfirmedClient:
-        return make_client(self.endpoint(user, password), client_id=f"t-{uuid.uuid4().hex[:10]}")
+    def client(
+        self, user: str | None, password: str | None = None, *, client_id: str | None = None, session_expiry_s: int = 0
+    ) -> ConfirmedClient:
+        """A client of ``user``: a drone's or a relay's with the one id its account may use, unless told another."""
+        if client_id is None:
+            kinds = {a.name: a for a in self.accounts.accounts()} if self.accounts is not None else {}
+            bound = client_id_of(kinds[user]) if user in kinds else None
+            client_id = bound or f"t-{uuid.uuid4().hex[:10]}"
+        return make_client(self.endpoint(user, password), client_id=client_id, session_expiry_s=session_expiry_s)
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -131,7 +132,7 @@ async def test_ground_accounts_do_only_their_job(fleet: Fleet) -> None:
     dispatch cannot send commands; an operator cannot send orders."""
     relay_filter = "$share/relay/flightctl/v1/drones/+/events"
     async with listening(fleet, "relay-1", [relay_filter, B.telemetry, B.orders]) as relay:
-        async with fleet.client("relay-1") as client:
+        async with fleet.client("relay-2") as client:  # relay-1's one client id is the listener's
             for topic in (B.orders, B.commands, B.events):
                 with pytest.raises(BrokerRefused):
                     await client.publish_confirmed(topic, b"forged", timeout_s=10)
@@ -148,8 +149,9 @@ async def test_ground_accounts_do_only_their_job(fleet: Fleet) -> None:
 
 
 async def test_the_command_makes_accounts_and_shows_the_password_once(tmp_path: Path) -> None:
-    """Test `flightctl broker add-drone`: the password printed once, the ACL holding the drone's own rules, a second
-    add refused without --new-password."""
+    """Test `flightctl broker add-drone`: the password printed once and stored only hashed, the drone bound to its
+    client id with its own rules and no pattern that names other accounts, a second add refused without
+    --new-password."""
     folder = tmp_path / "accounts"
 
     async def flightctl(*args: str) -> tuple[int, str, str]:
@@ -165,11 +167,21 @@ async def test_the_command_makes_accounts_and_shows_the_password_once(tmp_path: 
     assert code == 0, err
     assert len(out.strip()) >= 32
     assert "shown once" in err
-    acl = (folder / "acl").read_text()
-    assert "user orkney-07\ntopic write flightctl/v1/drones/orkney-07/events" in acl
-    assert "%u" not in acl
-    assert "%c" not in acl
-    assert out.strip() not in (folder / "passwords").read_text()
+    stored = (folder / "dynamic-security.json").read_text()
+    config = json.loads(stored)
+    (client,) = config["clients"]
+    assert client["username"] == "orkney-07"
+    assert client["clientid"] == "flightctl-orkney-07"
+    (role,) = config["roles"]
+    assert {"acltype": "publishClientSend", "topic": "flightctl/v1/drones/orkney-07/events", "priority": 0,
+            "allow": True} in role["acls"]  # fmt: skip
+    assert all("orkney-07" in acl["topic"] for acl in role["acls"])
+    assert config["defaultACLAccess"] == {
+        "publishClientSend": False, "publishClientReceive": False, "subscribe": False, "unsubscribe": True,
+    }  # fmt: skip
+    assert "%" not in stored
+    assert out.strip() not in stored
+    assert (folder / "dynamic-security.json").stat().st_mode & 0o777 == 0o640
     code, _out, err = await flightctl("add-drone", "orkney-07", "--dir", str(folder))
     assert code == 1
     assert "--new-password" in err

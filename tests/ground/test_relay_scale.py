@@ -91,7 +91,7 @@ async def test_two_relays_share_every_event_and_survive_a_kill(fleet: Fleet, tmp
     for drone in drones:
         assert fleet.accounts is not None
         fleet.passwords[drone] = await fleet.accounts.add(drone, AccountKind.DRONE)
-    await fleet.broker.reload()
+    await fleet.broker.restart()
     async with PostgresServer() as pg:
         async with await Registry.open(pg.url) as registry:
             for drone in drones:
