@@ -77,14 +77,20 @@ def run(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 STOP_GRACE_S = 10.0  # under the systemd unit's TimeoutStopSec, so that we say what hung before it SIGKILLs
 
 
-def run_service(main: Callable[[], Coroutine[Any, Any, None]], *, stop_grace_s: float = STOP_GRACE_S) -> None:
+def run_service(
+    main: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    stop_grace_s: float = STOP_GRACE_S,
+    on_stop: Callable[[], None] = lambda: None,
+) -> None:
     """A long-running service (the daemon, the relay): SIGTERM or Ctrl-C stops it cleanly (exit 0), our errors
     become one red line and exit code 1.
 
     A stop has a deadline too. A task that ignores its cancellation (a library that swallows it) would keep the
     process alive until systemd kills it, saying nothing; past ``stop_grace_s`` the tasks still running are
     printed with their stacks and the process exits 1 at once. That is safe: everything that matters is in the
-    journal, which survives being killed at any instruction."""
+    journal, which survives being killed at any instruction. ``on_stop`` is called as a stop begins, before the
+    service is cancelled (a cancellation alone does not say whether it was asked for or caused by a crash)."""
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -97,6 +103,7 @@ def run_service(main: Callable[[], Coroutine[Any, Any, None]], *, stop_grace_s: 
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not work.done():
+            on_stop()
             work.cancel()
             await asyncio.wait({work}, timeout=stop_grace_s)
             if not work.done():

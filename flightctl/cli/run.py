@@ -34,4 +34,4 @@ def run_daemon(config: ConfigOption) -> None:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("flightctl").setLevel(logging.INFO)  # a daemon's log is its journald record
 
-    run_service(daemon.run)
+    run_service(daemon.run, on_stop=daemon.request_stop)

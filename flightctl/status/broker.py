@@ -86,6 +86,18 @@ class ConfirmedClient(aiomqtt.Client):
         if message.qos > 0:
             self._client.ack(message.mid, message.qos)
 
+    async def disconnect_keeping_will(self, timeout_s: float = 2.0) -> None:
+        """End the connection so that the broker still publishes our last will: MQTT 5's DISCONNECT with reason
+        0x04, "Disconnect with Will Message" (mosquitto: handle_disconnect.c keeps the will for it; any other
+        DISCONNECT discards it). For a process going down by a crash: a clean DISCONNECT would say "all is well"
+        and leave the drone shown online. Best effort: a connection already gone keeps the will anyway."""
+        disconnect_with_will = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+        if self._client.disconnect(reasoncode=disconnect_with_will) != paho.MQTT_ERR_SUCCESS:
+            return
+        with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.wait({self._disconnected})
+
     def forget_disconnect(self) -> None:
         """aiomqtt leaves an unexpected disconnection's error in a future nobody awaits (asyncio then logs "Future
         exception was never retrieved"); the caller already has it from the call that failed."""

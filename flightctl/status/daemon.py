@@ -45,6 +45,15 @@ class Daemon:
         position_hz = max(rates_hz.get("GLOBAL_POSITION_INT", 0.0), config.telemetry.rate_hz)
         self.rates_hz = {**rates_hz, "GLOBAL_POSITION_INT": position_hz}
         self.endpoint = config.broker_endpoint()
+        self._link: BrokerLink | None = None
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        """Called as a deliberate stop (SIGTERM) begins, before the daemon is cancelled: the drone then says
+        "stopped" rather than leaving its last will to say "connection lost"."""
+        self._stop_requested = True
+        if self._link is not None:
+            self._link.stop_requested = True
 
     async def run(self) -> None:
         config = self.config
@@ -95,6 +104,8 @@ class Daemon:
             sampler=sampler,
             clock=journal.clock,
         )
+        link.stop_requested = self._stop_requested
+        self._link = link
         journal.on_outbox = link.outbox_wake.set
         worker.on_change = link.order_changed.set
         worker.extra_status = link.status

@@ -21,6 +21,7 @@ import aiomqtt
 from flightctl import __version__
 from flightctl.delivery.journal import Clock, JournalError
 from flightctl.status.broker import (
+    BrokerError,
     ConfirmedClient,
     expiry_properties,
     json_properties,
@@ -36,6 +37,9 @@ from flightctl.status.settings import BrokerEndpoint, BrokerSection, TelemetrySe
 from flightctl.status.telemetry_feed import DeliveryStatus, Sample, TelemetrySampler
 
 log = logging.getLogger(__name__)
+
+STOPPED_REASON = "stopped"  # the daemon was stopped on purpose (SIGTERM)
+WILL_REASON = "connection lost"  # the broker says it for us: a crash, a power loss, no network
 
 
 class OrderDesk(Protocol):
@@ -81,6 +85,9 @@ class BrokerLink:
         self.telemetry_stale = 0  # samples older than their expiry when the broker came back: never sent
         self.last_error: str | None = None
         self.dead_letters = DeadLetterBox(f"drone {drone_id}")
+        # Set by whoever stops the daemon on purpose (SIGTERM), before cancelling it: then the drone says
+        # "stopped". Any other end of a connection (a crash, a cancellation nobody asked for) leaves the will.
+        self.stop_requested = False
 
     def status(self) -> dict[str, Any]:
         return {
@@ -106,12 +113,18 @@ class BrokerLink:
         )
         return envelope.to_json()
 
-    def _online(self, online: bool) -> bytes:
+    def _online(self, online: bool, reason: str | None = None) -> bytes:
         order_id = self.worker.status().order_id
         data: dict[str, Any] = {"online": online, "version": __version__, "order_id": order_id}
-        if not online:
-            data["reason"] = "connection lost (last will)"
+        if reason is not None:
+            data["reason"] = reason
         return self._envelope(MessageType.ONLINE, data, order_id)
+
+    def _will(self) -> bytes:
+        """The last will, written when the connection opens and published whenever it ends without a word from
+        us: it names no order (which may have changed by then), and its time is when the connection began."""
+        data = {"online": False, "version": __version__, "order_id": None, "reason": WILL_REASON}
+        return self._envelope(MessageType.ONLINE, data)
 
     async def run(self) -> None:
         """Connect, serve, and connect again, forever (until cancelled)."""
@@ -129,7 +142,7 @@ class BrokerLink:
             client_id=drone_client_id(self.topics.drone_id),
             keepalive_s=self.broker.keepalive_s,
             session_expiry_s=self.broker.session_expiry_s,
-            will=will_message(self.topics.online, self._online(False), delay_s=self.broker.will_delay_s),
+            will=will_message(self.topics.online, self._will(), delay_s=self.broker.will_delay_s),
             timeout_s=self.broker.publish_timeout_s,
         )
         # Set before connecting: the session's queued orders arrive right after the CONNACK.
@@ -154,13 +167,21 @@ class BrokerLink:
                 tasks.create_task(self._send_telemetry(client), name="telemetry")
                 tasks.create_task(self._keep_online_current(client), name="online")
                 tasks.create_task(self._receive(client), name="inbound")
-        except asyncio.CancelledError:
-            # Stopping on purpose: say so now (a clean DISCONNECT discards the will), briefly, then go.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2):
-                    await client.publish_confirmed(
-                        self.topics.online, self._online(False), timeout_s=2, retain=True, properties=json_properties()
-                    )
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and self.stop_requested:
+                # Stopping on purpose: say so now (the clean DISCONNECT that follows discards the will), then go.
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await client.publish_confirmed(
+                            self.topics.online,
+                            self._online(False, STOPPED_REASON),
+                            timeout_s=2,
+                            retain=True,
+                            properties=json_properties(),
+                        )
+            elif not _broker_drop(exc):
+                # A crash, or a stop nobody asked for: whatever happens next, the will must go out.
+                await client.disconnect_keeping_will()
             raise
 
     async def _publish_online(self, client: ConfirmedClient) -> None:
@@ -243,6 +264,13 @@ class BrokerLink:
             raise
         except Exception:
             log.exception("the answer to a message that could not be handled could not be sent either")
+
+
+def _broker_drop(exc: BaseException) -> bool:
+    """The connection failed (the next one follows): nothing to say, the broker knows."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_broker_drop(inner) for inner in exc.exceptions)
+    return isinstance(exc, aiomqtt.MqttError | BrokerError)
 
 
 # Who may write to each of a drone's inbound topics (the broker's rules): the sender of what arrives there.

@@ -306,8 +306,9 @@ async def test_a_daemon_killed_en_route_resumes_with_one_release_and_its_sequenc
 
 async def test_orders_sent_while_the_drone_is_away_are_answered_and_the_last_will_says_offline(rig: Rig) -> None:
     """Test that an order published while the daemon's network is down reaches it after the reconnect and is
-    answered; that a drop shorter than the will delay never shows it offline; and that a SIGKILLed daemon is
-    shown offline by its last will within the keep-alive plus the will delay."""
+    answered; that a drop shorter than the will delay never shows it offline; that a SIGKILLed daemon is shown
+    offline by its last will within the keep-alive plus the will delay; and that one stopped by SIGTERM says
+    "stopped" at once, and the will never follows."""
     ground = rig.ground
     rig.network.cut()
     heavy = short_order("KWL-AWAY").model_copy(update={"parcel_kg": 9.0})
@@ -326,6 +327,17 @@ async def test_orders_sent_while_the_drone_is_away_are_answered_and_the_last_wil
     keepalive_s, will_delay_s = 5, 10
     assert offline_at - killed_at <= keepalive_s * 1.5 + will_delay_s + 2
     assert offline_at - killed_at >= will_delay_s - 1, "the will waits for the will delay"
+    assert ground.online.received[-1].data["reason"] == "connection lost"
+    assert ground.online.received[-1].order_id is None, "the will names no order: it may have changed since"
+
+    # Started again and stopped as systemd stops it: "stopped" at once, not the will's "connection lost" later.
+    await rig.daemon.start()
+    back_at = await ground.online_is(True, timeout_s=60, after_s=offline_at)
+    assert await rig.daemon.stop() == 0
+    stopped_at = await ground.online_is(False, timeout_s=will_delay_s, after_s=back_at)
+    assert ground.online.received[-1].data["reason"] == "stopped"
+    with pytest.raises(TimeoutError):
+        await ground.online_is(False, timeout_s=will_delay_s + 3, after_s=stopped_at + 0.001)
 
 
 async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
