@@ -1,0 +1,83 @@
+"""Two relays racing on one PostgreSQL registry: whichever of them writes first, each order's statuses are the
+ones its events make in the drone's sequence order, the same as one relay taking them in order would keep."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from flightctl.ground.customer_status import CustomerStatus, customer_update
+from flightctl.ground.registry import Registry
+from flightctl.status.contract import Envelope, MessageType, TimeSource
+from sitl.postgres import PostgresServer
+from tests.ground.conftest import require_program
+
+pytestmark = pytest.mark.mqtt
+ORDERS = 40
+START = datetime(2026, 11, 30, 10, tzinfo=UTC)
+
+
+def aborted_delivery(drone: str, order_id: str, first_seq: int) -> list[Envelope]:
+    """An order that sets off, turns back with its parcel and lands at the depot: PROBLEM twice (turning back,
+    then back at the depot); the customer's PROBLEM is the first of them, when the trouble began."""
+    steps: list[tuple[MessageType, dict[str, Any]]] = [
+        (MessageType.ORDER_ACCEPTED, {"request_id": f"r-{order_id}"}),
+        (MessageType.STATE, {"state": "ENROUTE", "detail": {"outbound_time_s": 120}}),
+        (MessageType.STATE, {"state": "ABORTING", "detail": {"with_parcel": True}}),
+        (MessageType.STATE, {"state": "RETURNING", "detail": {}}),
+        (MessageType.STATE, {"state": "LANDED", "detail": {"released": False}}),
+    ]
+    return [
+        Envelope(
+            drone=drone,
+            seq=first_seq + n,
+            time=START + timedelta(minutes=n),
+            time_source=TimeSource.GPS,
+            type=type_,
+            order_id=order_id,
+            data=data,
+        )
+        for n, (type_, data) in enumerate(steps)
+    ]
+
+
+async def take(registry: Registry, events: list[Envelope]) -> None:
+    for event in events:
+        assert event.seq is not None
+        await registry.record(event.drone, event.seq, event.order_id, customer_update(event))
+
+
+async def test_two_relays_racing_keep_each_orders_statuses_in_sequence_order() -> None:
+    """Test two registries (two relays' connection pools) on one PostgreSQL: for each order, one relay takes the
+    landing (the later PROBLEM) before the other takes the turn back (the earlier one), for half of them in a
+    set order and for the rest as they race. Every order shows ACCEPTED, DEPARTED, PROBLEM, the PROBLEM being
+    the turn back at its own time and sequence number, as one relay taking them in order would show."""
+    require_program("/usr/lib/postgresql", "postgresql")
+    async with PostgresServer() as pg, await Registry.open(pg.url) as one, await Registry.open(pg.url) as two:
+        deliveries = {}
+        for n in range(ORDERS):
+            order_id = f"KWL-R{n:02d}"
+            await one.register(order_id, f"customer-{n}", "drone-r")
+            deliveries[order_id] = aborted_delivery("drone-r", order_id, first_seq=1 + 5 * n)
+        rng = random.Random(6)
+        for n, events in enumerate(deliveries.values()):
+            early, late = events[:3], events[3:]  # the turn back is early[2], the landing late[1]
+            if n % 2 == 0:  # the later PROBLEM first, for certain
+                await take(two, late)
+                await take(one, early)
+            else:
+                shuffled = rng.sample(events, len(events))
+                await asyncio.gather(take(one, shuffled[::2]), take(two, shuffled[1::2]))
+        for order_id, events in deliveries.items():
+            shown = await two.statuses(order_id)
+            assert [s.status for s in shown] == [
+                CustomerStatus.ACCEPTED, CustomerStatus.DEPARTED, CustomerStatus.PROBLEM,
+            ], order_id  # fmt: skip
+            assert [s.seq for s in shown] == [e.seq for e in events[:3]], order_id
+            problem = shown[-1]
+            assert problem.message == "The drone is bringing your parcel back to the depot.", order_id
+            assert problem.at_utc == "2026-11-30T10:02:00Z", order_id
