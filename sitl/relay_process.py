@@ -35,12 +35,13 @@ class RelayProcess:
         self.ops = ("ops", secrets.token_hex(12))
         (folder / "ops-password").write_text(self.ops[1])
         self.port = free_port()
+        self.ops_port = free_port()
         self.config = folder / "relay.toml"
         self.config.write_text(
             f'name = "{name}"\nregistry = "{registry_url}"\n\n[broker]\nurl = "{broker_url}"\n'
             f'username = "{name}"\npassword_file = "{folder / "mqtt-password"}"\nca_file = "{ca_file}"\n\n'
             f"[http]\nport = {self.port}\nfailed_lookups_per_minute = {failed_lookups_per_minute}\n\n"
-            f'[ops]\nusername = "ops"\npassword_file = "{folder / "ops-password"}"\n'
+            f'[ops]\nusername = "ops"\npassword_file = "{folder / "ops-password"}"\nport = {self.ops_port}\n'
         )
         self.log = folder / "relay.log"
         self.process: asyncio.subprocess.Process | None = None
@@ -78,7 +79,7 @@ class RelayProcess:
         """Events this run of the relay took first (its /ops view); None when it does not answer."""
         try:
             async with httpx.AsyncClient(timeout=10) as client:
-                response = await client.get(f"{self.url}/ops", auth=self.ops)
+                response = await client.get(f"http://127.0.0.1:{self.ops_port}/ops", auth=self.ops)
             return int(response.json()["taken"])
         except httpx.HTTPError:
             return None

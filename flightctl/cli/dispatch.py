@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +34,7 @@ from flightctl.cli.order import (
 )
 from flightctl.ground.dispatch import send_order
 from flightctl.ground.registry import Registry
+from flightctl.ground.relay_settings import read_secret
 from flightctl.status.broker import BrokerUnavailable
 
 
@@ -42,8 +44,16 @@ def dispatch(
     broker: BrokerOption,
     drone: DroneOption,
     registry: Annotated[
-        str, typer.Option("--registry", help="SQLite file, or postgresql://... shared by several relays.")
+        str,
+        typer.Option(
+            "--registry",
+            help="SQLite file, or postgresql://user@host/db shared by several relays (no password in it: "
+            "--registry-password-file, PGPASSWORD or ~/.pgpass).",
+        ),
     ] = "flightctl-registry.sqlite",
+    registry_password_file: Annotated[
+        Path | None, typer.Option("--registry-password-file", help="The PostgreSQL password, in a file.")
+    ] = None,
     tracking_url: Annotated[
         str, typer.Option("--tracking-url", help="Where the relay's tracking page is served.")
     ] = "http://127.0.0.1:8080",
@@ -61,7 +71,8 @@ def dispatch(
     the_order, wind = order_and_wind_or_exit(order, depot_wind)
 
     async def go() -> tuple[str, dict[str, Any]]:
-        async with await Registry.open(registry) as the_registry:
+        password = read_secret(registry_password_file, "--registry-password-file") if registry_password_file else None
+        async with await Registry.open(registry, password=password) as the_registry:
             token = await the_registry.register(the_order.order_id, customer, drone)
             try:
                 answer = await send_order(endpoint, drone, the_order, wind=wind, timeout_s=timeout_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from flightctl.cli.common import errors, load_or_exit, run_service
+from flightctl.ground.ops import ops_app
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
 from flightctl.ground.relay_settings import load_relay_config
@@ -25,21 +27,32 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
         logging.getLogger("flightctl").setLevel(logging.INFO)
 
     async def serve() -> None:
-        async with await Registry.open(settings.registry) as registry:
+        async with (
+            await Registry.open(settings.registry, password=settings.registry_password()) as registry,
+            contextlib.AsyncExitStack() as servers,
+        ):
             status_relay = StatusRelay(
                 registry, settings.endpoint(), name=settings.name, share_group=settings.share_group
             )
             app = tracking_app(
                 registry,
-                ops_credentials=settings.ops_credentials(),
                 failed_lookups=FailedLookups(limit=settings.http.failed_lookups_per_minute),
                 trusted_proxies=frozenset(settings.http.trusted_proxies),
-                extra_ops=lambda: {"relay": settings.name, **asdict(status_relay.stats)},
             )
-            async with serving(app, settings.http.host, settings.http.port):
-                errors.print(
-                    f"relay {settings.name}: tracking pages on http://{settings.http.host}:{settings.http.port}"
+            await servers.enter_async_context(serving(app, settings.http.host, settings.http.port))
+            errors.print(f"relay {settings.name}: tracking pages on http://{settings.http.host}:{settings.http.port}")
+            credentials = settings.ops_credentials()
+            if settings.ops is not None and credentials is not None:
+                ops = ops_app(
+                    registry,
+                    credentials=credentials,
+                    failed_logins=FailedLookups(limit=settings.ops.failed_logins_per_minute),
+                    extra=lambda: {"relay": settings.name, **asdict(status_relay.stats)},
                 )
-                await status_relay.run()
+                await servers.enter_async_context(serving(ops, settings.ops.host, settings.ops.port))
+                errors.print(
+                    f"relay {settings.name}: operators' view on http://{settings.ops.host}:{settings.ops.port}/ops"
+                )
+            await status_relay.run()
 
     run_service(serve)

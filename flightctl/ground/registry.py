@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
@@ -73,6 +74,7 @@ SCHEMA = [
         reason TEXT NOT NULL,
         excerpt TEXT NOT NULL)""",
 ]
+REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters"}
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 INSERT_STATUS = (
     "INSERT INTO statuses (order_id, status, drone_id, seq, at_utc, message, eta_utc) "
@@ -128,13 +130,30 @@ class _Sqlite:
     async def open(self) -> None:
         def connect() -> None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            for statement in SCHEMA:
-                self._db.execute(statement)
+            # Only its owner reads it (customers, orders): made 0600 before SQLite opens it; SQLite gives its WAL
+            # and shared-memory files the database file's own mode.
+            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            try:
+                self._refuse_foreign(db)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA busy_timeout=5000")
+                for statement in SCHEMA:
+                    db.execute(statement)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
 
         await self._call(connect)
+
+    def _refuse_foreign(self, db: sqlite3.Connection) -> None:
+        """A file with tables of something else (a drone's journal, say) is not written to at all."""
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables - REGISTRY_TABLES:
+            raise RegistryError(
+                f"registry {self._path}: not a registry (it holds {', '.join(sorted(tables))}); nothing was written"
+            )
 
     async def _call(self, function: Any, *args: Any) -> Any:
         try:
@@ -190,13 +209,16 @@ class _Sqlite:
 
 
 class _Postgres:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, password: str | None) -> None:
         self._url = url
+        self._password = password
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
         try:
-            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=8, timeout=10)
+            self._pool = await asyncpg.create_pool(
+                self._url, password=self._password, min_size=1, max_size=8, timeout=10
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             raise RegistryError(f"registry {_redacted(self._url)}: {exc}") from exc
         # Relays starting together must not race to create the tables.
@@ -242,6 +264,17 @@ class _Postgres:
             await self._pool.close()
 
 
+def refuse_password_in_url(url: str, where: str) -> None:
+    """A database password never sits in a URL: command lines are visible to every user of the machine (ps),
+    and configs get copied around. It comes from a password file, PGPASSWORD or ~/.pgpass (asyncpg reads both,
+    as libpq does)."""
+    if re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", url):
+        raise ConfigError(
+            f"{where}: the URL carries a password; leave it out ({_redacted(url)}) and give it in a password file, "
+            "PGPASSWORD or ~/.pgpass"
+        )
+
+
 def _redacted(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
@@ -252,10 +285,12 @@ class Registry:
         self.description = description
 
     @classmethod
-    async def open(cls, url: str) -> Registry:
-        """``postgresql://user:password@host/db`` or a SQLite file path (``sqlite:///path`` or just the path)."""
+    async def open(cls, url: str, *, password: str | None = None) -> Registry:
+        """``postgresql://user@host/db`` (the password given here, or from PGPASSWORD or ~/.pgpass; never in the
+        URL) or a SQLite file path (``sqlite:///path`` or just the path)."""
         if url.startswith(("postgresql://", "postgres://")):
-            pg = _Postgres(url)
+            refuse_password_in_url(url, "registry")
+            pg = _Postgres(url, password)
             await pg.open()
             return cls(pg, _redacted(url))
         path = Path(url.removeprefix("sqlite://"))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flightctl.config import read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
+from flightctl.ground.registry import refuse_password_in_url
 from flightctl.ground.relay import DEFAULT_SHARE_GROUP
 from flightctl.status.settings import BrokerEndpoint
 
@@ -33,13 +34,21 @@ class RelayHttp(_Section):
 
 
 class RelayOps(_Section):
+    """The operators' view, on a listener of its own (never the customers' port, never behind their proxy)."""
+
     username: str
     password_file: Path
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    failed_logins_per_minute: int = Field(default=10, ge=1, le=1000)
 
 
 class RelayConfig(_Section):
     name: str
+    # postgresql://user@host/db (the password from registry_password_file, PGPASSWORD or ~/.pgpass, never here)
+    # or a SQLite file path.
     registry: str
+    registry_password_file: Path | None = None
     # The shared subscription's group: relays in one group share the events; the broker account of a relay may
     # join any group, a drone's none.
     share_group: str = DEFAULT_SHARE_GROUP
@@ -51,17 +60,22 @@ class RelayConfig(_Section):
         return BrokerEndpoint.from_url(
             self.broker.url,
             username=self.broker.username,
-            password=_secret(self.broker.password_file, "broker.password_file"),
+            password=read_secret(self.broker.password_file, "broker.password_file"),
             ca_file=self.broker.ca_file,
         )
 
     def ops_credentials(self) -> tuple[str, str] | None:
         if self.ops is None:
             return None
-        return self.ops.username, _secret(self.ops.password_file, "ops.password_file")
+        return self.ops.username, read_secret(self.ops.password_file, "ops.password_file")
+
+    def registry_password(self) -> str | None:
+        if self.registry_password_file is None:
+            return None
+        return read_secret(self.registry_password_file, "registry_password_file")
 
 
-def _secret(path: Path, key: str) -> str:
+def read_secret(path: Path, key: str) -> str:
     try:
         return path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -81,6 +95,14 @@ def load_relay_config(path: Path) -> RelayConfig:
     try:
         config.endpoint()
         config.ops_credentials()
+        config.registry_password()
+        refuse_password_in_url(config.registry, "registry")
+        _ops_apart(config)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+def _ops_apart(config: RelayConfig) -> None:
+    if config.ops is not None and (config.ops.host, config.ops.port) == (config.http.host, config.http.port):
+        raise ConfigError("ops: the operators' view needs a listener of its own, not http's host and port")

@@ -1,5 +1,5 @@
 """The customer's tracking page: ``GET /t/{token}`` (the page) and ``GET /t/{token}/events`` (live updates, server-
-sent events), and nothing else a customer can reach. ``/ops`` (its own credentials) lists drones and orders.
+sent events), and nothing else: the operators' view (``ground.ops``) is served on a listener of its own.
 
 What keeps one customer's order from another's:
 - a page is found only by its token, and shows only that token's order (there is no other way in: no order
@@ -15,21 +15,18 @@ What keeps one customer's order from another's:
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import html
 import json
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -149,7 +146,7 @@ def _page(order_id: str, statuses: list[ShownStatus]) -> str:
 _RAW_PRIVATE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in PRIVATE_HEADERS.items()]
 
 
-class _PrivateHeaders:
+class PrivateHeaders:
     """Every response, whatever route or error made it, goes out with the private headers (a plain ASGI
     middleware: it touches only the response start, so event streams pass through untouched)."""
 
@@ -178,12 +175,10 @@ def not_found() -> Response:
 def tracking_app(
     registry: Registry,
     *,
-    ops_credentials: tuple[str, str] | None,
     failed_lookups: FailedLookups | None = None,
     poll_s: float = 1.0,
     stream_max_s: float = 3600.0,
     trusted_proxies: frozenset[str] = frozenset(),
-    extra_ops: Callable[[], dict[str, Any]] = dict,
 ) -> Starlette:
     limiter = failed_lookups or FailedLookups()
 
@@ -238,19 +233,6 @@ def tracking_app(
     async def script(_request: Request) -> Response:
         return Response(SCRIPT, media_type="text/javascript")
 
-    async def ops(request: Request) -> Response:
-        if ops_credentials is None or not _authorised(request, ops_credentials):
-            return PlainTextResponse(
-                "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Basic realm="flightctl ops"'}
-            )
-        body = {
-            "drones": await registry.drones(),
-            "orders": await registry.overview(),
-            "dead_letters": await registry.dead_letters(),
-            **extra_ops(),
-        }
-        return JSONResponse(body)
-
     async def missing(_request: Request, _exc: Exception) -> Response:
         return not_found()
 
@@ -259,22 +241,7 @@ def tracking_app(
             Route("/t/{token}", page),
             Route("/t/{token}/events", events),
             Route("/track.js", script),
-            Route("/ops", ops),
         ],
-        middleware=[Middleware(_PrivateHeaders)],
+        middleware=[Middleware(PrivateHeaders)],
         exception_handlers={404: missing, 405: missing},
-    )
-
-
-def _authorised(request: Request, credentials: tuple[str, str]) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return hmac.compare_digest(user.encode(), credentials[0].encode()) & hmac.compare_digest(
-        password.encode(), credentials[1].encode()
     )

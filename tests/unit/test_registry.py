@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.delivery.journal import Journal
 from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
 from flightctl.ground.registry import Registry, RegistryError, token_hash
@@ -52,3 +53,31 @@ async def test_events_are_taken_once_and_statuses_kept_once_in_order(tmp_path: P
         assert [(s.status.value, s.seq) for s in shown] == [("ACCEPTED", 2), ("DELIVERED", 5)]
         assert await registry.statuses("KWL-UNKNOWN") == []
         assert await registry.missing_events("drone-a") == [4, 6, 7, 8]
+
+
+async def test_a_registry_file_is_its_owners_alone_and_a_journal_is_never_taken_for_one(tmp_path: Path) -> None:
+    """Test that a new SQLite registry (and its WAL) is made 0600, and that a file holding other tables (a drone's
+    journal) is refused before anything is written to it."""
+    path = tmp_path / "registry.sqlite"
+    async with await Registry.open(str(path)) as registry:
+        await registry.register("KWL-1", "customer-1", "drone-a")
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "registry.sqlite-wal").stat().st_mode & 0o777 == 0o600
+    journal_path = tmp_path / "journal.sqlite"
+    async with await Journal.open(journal_path) as journal:
+        await journal.enqueue(None, "online", {})
+    before = journal_path.read_bytes()
+    with pytest.raises(RegistryError, match="not a registry"):
+        await Registry.open(str(journal_path))
+    assert journal_path.read_bytes() == before
+    async with await Journal.open(journal_path):
+        pass
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://flightctl:secret@db/flightctl", "postgres://u:p@127.0.0.1:5432/x", "postgresql://:p@db/x"]
+)
+async def test_a_database_password_in_a_url_is_refused_before_connecting(url: str) -> None:
+    with pytest.raises(ConfigError, match="password") as refused:
+        await Registry.open(url)
+    assert "secret" not in str(refused.value)
