@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -75,11 +76,21 @@ class RelayProcess:
     async def stop(self) -> None:
         await end_process(self.process)
 
-    async def taken(self) -> int | None:
-        """Events this run of the relay took first (its /ops view); None when it does not answer."""
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def ops_view(self) -> dict[str, Any] | None:
+        """The relay's /ops view (this run's counts, the registry's dead letters); None when it does not answer."""
         try:
             async with httpx.AsyncClient(timeout=10) as client:
                 response = await client.get(f"http://127.0.0.1:{self.ops_port}/ops", auth=self.ops)
-            return int(response.json()["taken"])
-        except httpx.HTTPError:
+            view: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError):
             return None
+        return view
+
+    async def taken(self) -> int | None:
+        """Events this run of the relay took first; None when it does not answer."""
+        view = await self.ops_view()
+        return None if view is None else int(view["taken"])

@@ -45,7 +45,7 @@ def ops_app(
         body = {
             "drones": await registry.drones(),
             "orders": await registry.overview(),
-            "dead_letters": await registry.dead_letters(),
+            "recent_dead_letters": await registry.dead_letters(),
             **extra(),
         }
         return JSONResponse(body)

@@ -28,9 +28,10 @@ from flightctl.status.outbox_pump import OutboxPump
 from flightctl.status.settings import BrokerSection, TelemetrySection
 from flightctl.status.telemetry_feed import DeliveryStatus, TelemetrySampler
 from flightctl.vehicle.telemetry import VehicleState
+from sitl.relay_process import RelayProcess
 from tests.ground.conftest import Fleet
 from tests.sitl.deliveries import order
-from tests.support.conditions import eventually
+from tests.support.conditions import eventually, eventually_true
 from tests.support.hostile import NOT_A_COUNT, NOT_A_TIME, NOT_AN_ID, NOT_AN_OBJECT, HostilePayloads, deep
 
 pytestmark = pytest.mark.mqtt
@@ -135,6 +136,41 @@ async def test_the_relay_survives_the_poison_events_and_ten_thousand_more(fleet:
         assert kept
         assert {k["sender"] for k in kept} == {"drone-b"}
         assert {k["topic"] for k in kept} == {B.events}
+
+
+async def test_the_relay_process_takes_poison_without_a_crash_loop(fleet: Fleet, tmp_path: Path) -> None:
+    """Test `flightctl relay` as deployed, given the issue's poison events (each stopped it for good, and it
+    crash-looped on them after every restart): it keeps running, shows them as dead letters on /ops, takes the
+    good event after them, and once restarted is handed none of them again."""
+    registry_path = tmp_path / "registry.sqlite"
+    async with await Registry.open(str(registry_path)) as registry:
+        await registry.register("KWL-P1", "customer-p", "drone-b")
+    relay = RelayProcess(
+        tmp_path / "relay", "relay-1", broker_url=fleet.broker.url, ca_file=fleet.broker.ca_file,
+        password=fleet.passwords["relay-1"], registry_url=str(registry_path),
+    )  # fmt: skip
+    await relay.start()
+    try:
+        await publish_all(fleet, "drone-b", B.events, [*POISON_EVENTS, json.dumps(event(1)).encode()])
+        await eventually_true(lambda: took_one(relay), timeout_s=30)
+        view = await relay.ops_view()
+        assert view is not None
+        assert view["dead_letters"] == len(POISON_EVENTS)
+        assert len(view["recent_dead_letters"]) == len(POISON_EVENTS)
+        assert relay.running
+        await relay.stop()
+        await relay.start()
+        await publish_all(fleet, "drone-b", B.events, [json.dumps(event(3, data={"state": "ON_STATION"})).encode()])
+        await eventually_true(lambda: took_one(relay), timeout_s=30)
+        view = await relay.ops_view()
+        assert view is not None
+        assert view["dead_letters"] == 0, "none of them was handed over again"
+    finally:
+        await relay.stop()
+
+
+async def took_one(relay: RelayProcess) -> bool:
+    return await relay.taken() == 1
 
 
 # ---- the daemon's broker side ----------------------------------------------------------------------------------

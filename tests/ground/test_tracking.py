@@ -277,7 +277,7 @@ async def test_the_operator_view_is_apart_and_limits_failed_logins(ground: Groun
         assert response.headers["cache-control"] == "no-store, private"
         body = response.json()
         assert any(o["order_id"] == "KWL-OPS" for o in body["orders"])
-        assert body["dead_letters"] == []
+        assert body["recent_dead_letters"] == []
         assert body["x"] == 1
         assert (await client.get("/t/anything")).status_code == 404
         codes = [(await client.get("/ops", auth=("ops", f"guess-{n}"))).status_code for n in range(8)]

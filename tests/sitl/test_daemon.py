@@ -146,9 +146,10 @@ async def test_an_order_over_mqtt_is_flown_and_delivered_through_a_broker_outage
 
 
 async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig) -> None:
-    """Test that malformed JSON, a payload over the limit, unknown fields, a drop outside the operating area and a
-    parcel over the payload limit are each answered with the reason, and the vehicle is not armed and holds the
-    same mission as before."""
+    """Test that malformed JSON, a payload over the limit, a document nested a thousand levels deep, unknown
+    fields, a drop outside the operating area and a parcel over the payload limit are each answered with the
+    reason, that the daemon counts the unreadable ones as dead letters and keeps serving, and that the vehicle is
+    not armed and holds the same mission as before."""
     ground, sim = rig.ground, rig.sim
     before = await mission_hash(sim)
 
@@ -166,6 +167,9 @@ async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig)
     assert any("not JSON" in r for r in await raw(b'{"schema": 1, "drone": '))
     assert any("over the limit" in r for r in await raw(b"{" + b" " * 20_000 + b"}"))
     assert any("not UTF-8" in r for r in await raw(b"\xff\xfe{}"))
+    # 2 KB nested a thousand levels deep: it stopped the daemon for good (RecursionError), on either topic.
+    assert any("nests deeper" in r for r in await raw(b"[" * 1000 + b"]" * 1000))
+    await ground.publish(TOPICS.commands, b'{"data":' + b"{" * 1000 + b"}" * 1000 + b"}")
 
     async def refused(data: dict[str, object], order_id: str | None = None) -> list[str]:
         await ground.publish(TOPICS.orders, envelope(MessageType.ORDER, data, order_id))
@@ -225,6 +229,9 @@ async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig)
     assert len(flood_answers) <= 90, f"{len(flood_answers)} answers to a flood of {FLOOD}: the budget did not bite"
     told = sum(e.data.get("unanswered_before", 0) for e in after)
     assert told == unanswered, "every answer given says how many went unanswered before it"
+    # Every payload that was not an order or a command of ours is a dead letter, counted: the three unreadable,
+    # the two deep documents, the unknown field, the flood.
+    assert answer.data["status"]["dead_letters"] == 3 + 2 + 1 + FLOOD
     assert not sim.vehicle.state.armed
 
 
