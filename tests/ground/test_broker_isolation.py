@@ -20,7 +20,8 @@ from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 from flightctl.status.broker import BrokerRefused, ConfirmedClient
 from flightctl.status.contract import Topics
-from tests.ground.conftest import Fleet
+from sitl.mosquitto import Mosquitto
+from tests.ground.conftest import SHIPPED, Fleet
 
 pytestmark = pytest.mark.mqtt
 A, B = Topics("drone-a"), Topics("drone-b")
@@ -185,3 +186,28 @@ async def test_the_command_makes_accounts_and_shows_the_password_once(tmp_path: 
     code, _out, err = await flightctl("add-drone", "orkney-07", "--dir", str(folder))
     assert code == 1
     assert "--new-password" in err
+
+
+async def test_concurrent_adds_lose_no_account_and_the_broker_takes_every_one(tmp_path: Path) -> None:
+    """Test eight `flightctl broker add-drone` runs at the same moment (a provisioning script in parallel): each
+    says its password, and every account is in the file with a password the broker accepts."""
+    folder = tmp_path / "accounts"
+    names = [f"orkney-{n:02d}" for n in range(8)]
+
+    async def add(name: str) -> tuple[str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flightctl", "broker", "add-drone", name, "--dir", str(folder),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return name, out.decode().strip()
+
+    passwords = dict(await asyncio.gather(*(add(name) for name in names)))
+    accounts = BrokerAccounts(folder)
+    assert sorted(a.name for a in accounts.accounts()) == names
+    async with Mosquitto(tmp_path / "broker", template=SHIPPED, accounts_folder=folder) as broker:
+        fleet = Fleet(broker, passwords, accounts)
+        for name in names:
+            async with fleet.client(name) as client:
+                await client.publish_confirmed(Topics(name).events, b"here", timeout_s=10)
