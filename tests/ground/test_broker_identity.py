@@ -4,10 +4,8 @@ client's id, online or offline; and no event or queued order of anyone else is l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
@@ -97,18 +95,5 @@ async def test_a_drone_cannot_take_an_away_drones_session_or_its_queued_order(fl
         with pytest.raises(aiomqtt.MqttError):
             async with fleet.client("drone-a", client_id="flightctl-drone-b", session_expiry_s=session_expiry_s):
                 pass
-    async with back(fleet, "drone-b") as listener:
+    async with listening(fleet, "drone-b", [], session_expiry_s=3600) as listener:  # its session has the filter
         assert (B.orders, order) in await listener.until(order)
-
-
-@contextlib.asynccontextmanager
-async def back(fleet: Fleet, user: str) -> AsyncIterator[Listener]:
-    """``user`` reconnecting to its persistent session (no new subscription: the session has it)."""
-    async with fleet.client(user, session_expiry_s=3600) as client:
-        listener = Listener(client)
-        task = asyncio.create_task(listener.run())
-        try:
-            yield listener
-        finally:
-            task.cancel()
-            await asyncio.wait({task})

@@ -49,8 +49,11 @@ class Listener:
 
 
 @contextlib.asynccontextmanager
-async def listening(fleet: Fleet, user: str, filters: list[str]) -> AsyncIterator[Listener]:
-    async with fleet.client(user) as client:
+async def listening(
+    fleet: Fleet, user: str, filters: list[str], *, session_expiry_s: int = 0
+) -> AsyncIterator[Listener]:
+    """``user`` receiving on ``filters``; with ``session_expiry_s`` (and no filters) back in its persistent session."""
+    async with fleet.client(user, session_expiry_s=session_expiry_s) as client:
         for topic_filter in filters:
             with contextlib.suppress(aiomqtt.MqttError):  # a refused subscription is one way to get nothing
                 await client.subscribe(topic_filter, qos=1)
