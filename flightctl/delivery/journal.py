@@ -12,6 +12,11 @@ tables on open), and a newer version or a file that is not a journal is refused 
 Version 2 adds what leaves the aircraft (``outbox``) and the orders the daemon was given (``orders``). Each
 state transition is written to ``events`` and ``outbox`` in one transaction, so a crash can lose neither
 half: the outbox's AUTOINCREMENT key is the drone's event sequence number, never reused, never going back.
+Version 3 adds ``meta``: the drone a daemon's journal belongs to (a journal cloned onto another aircraft would
+send its unsent events under that aircraft's name).
+
+One process writes a journal at a time (``journal_lock``); a reader (``reader=True``: a report, a test looking
+on) opens it read-only and takes no lock.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from flightctl.delivery.events import Command, DeliveryState, EventKind, Observation
+from flightctl.delivery.journal_lock import JournalInUse, JournalLock
 from flightctl.errors import FlightctlError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -61,8 +67,12 @@ CREATE TABLE IF NOT EXISTS orders (
     answer TEXT CHECK (answer IN ('accepted', 'rejected')),
     reasons TEXT NOT NULL DEFAULT '[]'
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
-_TABLES = {"events", "sqlite_sequence", "outbox", "orders"}
+_TABLES = {"events", "sqlite_sequence", "outbox", "orders", "meta"}
 OUTBOX_STATE = "state"  # the outbox type of a journaled transition
 
 
@@ -144,20 +154,24 @@ class OrderRecord:
 
 
 class Journal:
-    def __init__(self, path: Path, clock: Clock = companion_clock) -> None:
+    def __init__(self, path: Path, clock: Clock = companion_clock, *, reader: bool = False) -> None:
         self.path = path
         self.clock = clock
+        self.reader = reader
+        self._lock = JournalLock(path)
         # Called (on the event loop) after each write that adds to the outbox, so a publisher need not poll.
         self.on_outbox: Callable[[], None] = lambda: None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock = companion_clock) -> Journal:
-        journal = cls(path, clock)
+    async def open(cls, path: Path, clock: Clock = companion_clock, *, reader: bool = False) -> Journal:
+        """Open (or make) the journal as its one writer, or with ``reader`` read-only beside whoever writes it."""
+        journal = cls(path, clock, reader=reader)
         try:
             await journal._call(journal._open)
-        except JournalError:
+        except (JournalError, JournalInUse):
+            journal._lock.release()
             journal._executor.shutdown(wait=False)
             raise
         return journal
@@ -169,7 +183,19 @@ class Journal:
         await self.close()
 
     def _open(self) -> None:
+        if self.reader:
+            if not self.path.exists():
+                raise JournalError(f"journal {self.path}: no such file")
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                self._check_schema(db)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a committed event survives power loss, not just a crash
@@ -181,6 +207,22 @@ class Journal:
             db.close()
             raise
         self._db = db
+
+    async def belongs_to(self, drone_id: str) -> None:
+        """Claim a daemon's journal for ``drone_id`` (the first daemon to open it), or refuse one that is another
+        drone's: its unsent events are that drone's, and must not go out under this one's name."""
+
+        def claim() -> str:
+            assert self._db is not None
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('drone_id', ?) ON CONFLICT DO NOTHING", (drone_id,))
+            return str(self._db.execute("SELECT value FROM meta WHERE key = 'drone_id'").fetchone()[0])
+
+        owner = await self._call(claim)
+        if owner != drone_id:
+            raise JournalError(
+                f"journal {self.path} belongs to drone {owner}, and this is drone {drone_id} (a copied card?): "
+                f"move it aside (its unsent events are {owner}'s) and start this daemon with a journal of its own"
+            )
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -396,4 +438,5 @@ class Journal:
         if self._db is not None:
             db, self._db = self._db, None
             await self._call(db.close)
+        self._lock.release()
         self._executor.shutdown(wait=True)

@@ -58,6 +58,7 @@ class Daemon:
     async def run(self) -> None:
         config = self.config
         async with await Journal.open(config.journal) as journal:
+            await journal.belongs_to(config.drone_id)
             while True:
                 connected = False
                 try:

@@ -233,7 +233,7 @@ class BrokerLink:
             await self.dead_letters.add(topic, payload, "a topic this drone never subscribed to", sender=None)
             return
         try:
-            await self._take(what, payload)
+            await self._take(what, topic, payload)
         except JournalError:
             raise
         except Exception as exc:
@@ -241,13 +241,15 @@ class BrokerLink:
             await self.dead_letters.add(topic, payload, reason, sender=_SENDERS[what], error=exc)
             await self._answer_failure(what, payload, reason)
 
-    async def _take(self, what: MessageType, payload: bytes) -> None:
+    def _parse(self, what: MessageType, payload: bytes) -> OrderRequest | CommandRequest | Refused:
         drone_id = self.topics.drone_id
-        request = parse_order(payload, drone_id) if what is MessageType.ORDER else parse_command(payload, drone_id)
+        return parse_order(payload, drone_id) if what is MessageType.ORDER else parse_command(payload, drone_id)
+
+    async def _take(self, what: MessageType, topic: str, payload: bytes) -> None:
+        request = self._parse(what, payload)
         if isinstance(request, Refused):
-            topic = self.topics.orders if what is MessageType.ORDER else self.topics.commands
-            await self.dead_letters.add(topic, payload, "; ".join(request.reasons), sender=_SENDERS[what])
             await self.worker.refuse(what, request)
+            await self.dead_letters.add(topic, payload, "; ".join(request.reasons), sender=_SENDERS[what])
         elif isinstance(request, OrderRequest):
             await self.worker.take_order(request)
         else:
@@ -255,11 +257,11 @@ class BrokerLink:
 
     async def _answer_failure(self, what: MessageType, payload: bytes, reason: str) -> None:
         """Tell the sender an order or command it sent could not be handled (as for one that could not be read)."""
-        parsed = parse_order(payload, self.topics.drone_id) if what is MessageType.ORDER else None
-        request_id = parsed.request_id if isinstance(parsed, OrderRequest | Refused) else None
+        parsed = self._parse(what, payload)
         order_id = parsed.order.order_id if isinstance(parsed, OrderRequest) else None
         try:
-            await self.worker.refuse(what, Refused([f"could not be handled: {reason}"], request_id, order_id))
+            refused = Refused([f"could not be handled: {reason}"], parsed.request_id, order_id)
+            await self.worker.refuse(what, refused)
         except JournalError:
             raise
         except Exception:

@@ -58,7 +58,7 @@ class Rig:
     network: TcpProxy  # the daemon's way to the broker: a cellular link that can drop
 
     async def journal_events(self, order_id: str) -> list[str]:
-        async with await Journal.open(self.folder / "daemon" / "journal.sqlite") as journal:
+        async with await Journal.open(self.folder / "daemon" / "journal.sqlite", reader=True) as journal:
             return [f"{e.kind}:{e.name}" for e in await journal.events(order_id)]
 
 

@@ -137,7 +137,7 @@ async def test_controller_killed_enroute_resumes_with_exactly_one_release(
     order_id = order("kirkwall-1500m-place").order_id
 
     async def journal_states() -> list[str]:
-        async with await Journal.open(journal_path) as journal:
+        async with await Journal.open(journal_path, reader=True) as journal:  # the controller owns it
             return states(await journal.events(order_id))
 
     vehicle = depot_sitl.vehicle
@@ -156,7 +156,7 @@ async def test_controller_killed_enroute_resumes_with_exactly_one_release(
     )
     stdout, stderr = await asyncio.wait_for(second.communicate(), timeout=900)
     assert second.returncode == 0, stderr.decode()[-2000:]
-    async with await Journal.open(journal_path) as journal:
+    async with await Journal.open(journal_path, reader=True) as journal:
         events = await journal.events(order_id)
     names = [e.name for e in events]
     assert names.count("arm") == 1

@@ -64,7 +64,7 @@ async def deliver_cli(*args: str, timeout_s: float) -> tuple[int, dict[str, obje
 
 
 async def journal_events(path: Path, order_id: str) -> list[JournalEvent]:
-    async with await Journal.open(path) as journal:
+    async with await Journal.open(path, reader=True) as journal:
         return await journal.events(order_id)
 
 
