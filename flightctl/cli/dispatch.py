@@ -65,26 +65,65 @@ def dispatch(
     as_json: Annotated[bool, typer.Option("--json", help="Print the link and the answer as JSON.")] = False,
 ) -> None:
     """Register ORDER for --customer, send it to --drone, print the customer's tracking link and the drone's
-    answer. Exit 0 accepted, 2 rejected (the customer's page then says so), 1 no answer in time."""
+    answer. Exit 0 accepted, 2 rejected (the customer's page then says so), 1 no answer in time (the order went
+    out: the drone answers when it is back, and the link, printed all the same, works)."""
     endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     the_order, wind = order_and_wind_or_exit(order, depot_wind)
 
-    async def go() -> tuple[str, dict[str, Any]]:
+    sent = Announcement(as_json)
+
+    async def go() -> dict[str, Any]:
         password = read_secret(registry_password_file, "--registry-password-file") if registry_password_file else None
         async with await Registry.open(registry, password=password) as the_registry:
             token = await the_registry.register(the_order.order_id, customer, drone)
+            sent.link = f"{tracking_url.rstrip('/')}/t/{token}"
+            sent.customer = customer
             try:
-                answer = await send_order(endpoint, drone, the_order, wind=wind, timeout_s=timeout_s)
+                answer = await send_order(
+                    endpoint, drone, the_order, wind=wind, timeout_s=timeout_s, on_sent=sent.order_sent
+                )
             except BrokerUnavailable:
-                await the_registry.forget(the_order.order_id)  # never sent: it may be dispatched again
+                if not sent.sent:
+                    await the_registry.forget(the_order.order_id)  # never sent: it may be dispatched again
                 raise
-        return f"{tracking_url.rstrip('/')}/t/{token}", answer.model_dump(mode="json", by_alias=True)
+        return answer.model_dump(mode="json", by_alias=True)
 
-    link, answer = run(go)
+    try:
+        answer = run(go)
+    except BaseException:
+        sent.unless_said()  # an order that went out keeps its link, whatever came after (no answer, Ctrl-C)
+        raise
     if as_json:
-        sys.stdout.write(json.dumps({"tracking_link": link, "answer": answer}) + "\n")
+        sys.stdout.write(json.dumps({"tracking_link": sent.link, "answer": answer}) + "\n")
     else:
-        console.print(Text(f"tracking link for {customer}: {link}"))
         show_answer(answer, the_order.order_id, drone)
     exit_unless_accepted(answer)
+
+
+class Announcement:
+    """The customer's tracking link, said once the order has gone out: a token is stored only hashed, so a link
+    not said then is lost for good (and the order id cannot be dispatched again)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.link: str | None = None
+        self.customer: str | None = None
+        self.sent = False
+        self._said = False
+
+    def order_sent(self) -> None:
+        self.sent = True
+        if not self.as_json:
+            self._say()
+
+    def unless_said(self) -> None:
+        """After a failure or an interruption: the link of an order that went out, as a line of JSON or text."""
+        if self.sent and not self._said and self.as_json:
+            sys.stdout.write(json.dumps({"tracking_link": self.link, "answer": None}) + "\n")
+            sys.stdout.flush()
+            self._said = True
+
+    def _say(self) -> None:
+        console.print(Text(f"tracking link for {self.customer}: {self.link}"), soft_wrap=True)  # one line, whole
+        self._said = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,8 +41,10 @@ async def send_order(
     wind: GroundWind | None,
     timeout_s: float,
     dead_letters: DeadLetterBox | None = None,
+    on_sent: Callable[[], None] = lambda: None,
 ) -> Envelope:
-    """Publish ``order`` to ``drone`` and return its answer (order_accepted or order_rejected). What else comes on
+    """Publish ``order`` to ``drone`` and return its answer (order_accepted or order_rejected). ``on_sent`` is
+    called once the broker has the order (from then on it reaches the drone, answer or not). What else comes on
     the drone's events topic meanwhile is passed over; what is not an event of ours goes to ``dead_letters``."""
     request_id = f"req-{uuid.uuid4().hex[:16]}"
     topics = Topics(drone)
@@ -50,6 +53,7 @@ async def send_order(
         await client.subscribe(topics.events, qos=1)
         payload = order_message(drone, order, request_id, wind)
         await client.publish_confirmed(topics.orders, payload, timeout_s=timeout_s, properties=json_properties())
+        on_sent()
         try:
             async with asyncio.timeout(timeout_s):
                 async for message in client.messages:
