@@ -138,6 +138,10 @@ def _directory_version(path: Path) -> str:
     return version or f"directory-{path.resolve()}"
 
 
+def is_ardupilot_tree(tree: Path) -> bool:
+    return all((tree / marker).exists() for marker in _ARDUPILOT_MARKERS)
+
+
 def check_ardupilot_tree(tree: Path, source: Source) -> None:
     missing = [marker for marker in _ARDUPILOT_MARKERS if not (tree / marker).exists()]
     if missing:

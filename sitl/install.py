@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sitl.ardupilot_source import Source, tree_version, unpack
+from sitl.ardupilot_source import Source, is_ardupilot_tree, tree_version, unpack
 from sitl.errors import SitlInstallError
 from sitl.paths import BINARY_NAMES, VehicleKind, ardupilot_home
 
@@ -205,13 +205,22 @@ def run_waf(python: Path, tree: Path, args: Sequence[str], log: Path, phase: str
 
 
 def _check_replaceable(prefix: Path, source: Source, force: bool) -> None:
-    """Refuse, before any work, to replace what flightctl did not put there or another version."""
-    if not prefix.exists() or force or (prefix.is_dir() and not any(prefix.iterdir())):
+    """Refuse, before any work, to replace another version without ``force``, and, even with it, anything that is
+    not an ArduPilot tree: ``--force`` replaces an install, never a folder of someone's files."""
+    if not prefix.exists() or (prefix.is_dir() and not any(prefix.iterdir())):
         return
     stamp = Stamp.read(prefix)
-    if (prefix / INCOMPLETE_NAME).exists() or (stamp is not None and stamp.version == source.version):
-        return  # ours: unfinished, or the same version with its binaries gone
-    there = f"ArduPilot {stamp.version} (from {stamp.source})" if stamp else "something flightctl did not install"
+    ours = (prefix / INCOMPLETE_NAME).exists() or stamp is not None
+    if not ours and not (prefix.is_dir() and is_ardupilot_tree(prefix)):
+        raise SitlInstallError(
+            f"{prefix} holds something that is not ArduPilot, which sim install never replaces, --force or not: "
+            "choose another --prefix, or move it away yourself"
+        )
+    if force or (prefix / INCOMPLETE_NAME).exists() or (stamp is not None and stamp.version == source.version):
+        return  # asked to, or ours: unfinished, or the same version with its binaries gone
+    there = (
+        f"ArduPilot {stamp.version} (from {stamp.source})" if stamp else "an ArduPilot tree flightctl did not install"
+    )
     raise SitlInstallError(
         f"{prefix} already holds {there}; flightctl wants {source.version}. "
         "Run again with --force to replace it, or choose another --prefix"

@@ -175,3 +175,20 @@ def test_unknown_vehicle_names_are_refused(tmp_path: Path) -> None:
     result = _cli("--vehicles", "copter,sub", "--prefix", str(tmp_path / "ardupilot"))
     assert result.returncode == 2
     assert "choose from copter, plane" in result.stderr
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_folder_that_is_not_ardupilot_is_never_replaced_even_with_force(
+    pinned_snapshot: Path, tmp_path: Path, force: bool
+) -> None:
+    """Test that --prefix naming someone's folder (no stamp of ours, not an ArduPilot tree) is refused before any
+    work, with --force too, and that the refusal does not suggest --force; the folder is left as it was."""
+    prefix = tmp_path / "work"
+    (prefix / "thesis").mkdir(parents=True)
+    (prefix / "thesis" / "chapter1.tex").write_text("years of work\n")
+    before = sorted(str(p) for p in prefix.rglob("*"))
+    with pytest.raises(SitlInstallError, match="not ArduPilot") as refused:
+        install(resolve_source(str(pinned_snapshot), []), ["copter"], prefix, jobs=1, force=force)
+    assert "Run again with --force" not in str(refused.value)
+    assert sorted(str(p) for p in prefix.rglob("*")) == before
+    assert not (tmp_path / "work.flightctl").exists()
