@@ -34,6 +34,7 @@ def _add(kind: AccountKind, name: str, folder: Path, new_password: bool, save: P
     password = run(lambda: accounts.add(name, kind, replace_password=new_password))
     if save is not None:
         descriptor = os.open(save, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT: make it ours alone
         with os.fdopen(descriptor, "w") as out:
             out.write(password + "\n")
         errors.print(Text(f"{kind.value} account {name}: password written to {save}"))

@@ -23,7 +23,8 @@ from flightctl.errors import FlightctlError
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 
 console = Console()
-errors = Console(stderr=True)
+# Errors are one line each, never wrapped at 80 columns for a pipe or a log (a terminal wraps them itself).
+errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 ConnectOption = Annotated[str, typer.Option("--connect", "-c", help="udpin:H:P, udpout:H:P, tcp:H:P, serial:DEV:BAUD")]

@@ -35,7 +35,6 @@ from flightctl.cli.order import (
 from flightctl.ground.dispatch import send_order
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay_settings import read_secret
-from flightctl.status.broker import BrokerUnavailable
 
 
 def dispatch(
@@ -83,9 +82,9 @@ def dispatch(
                 answer = await send_order(
                     endpoint, drone, the_order, wind=wind, timeout_s=timeout_s, on_sent=sent.order_sent
                 )
-            except BrokerUnavailable:
-                if not sent.sent:
-                    await the_registry.forget(the_order.order_id)  # never sent: it may be dispatched again
+            except BaseException:
+                if not sent.sent:  # never sent (no broker, refused, interrupted): it may be dispatched again
+                    await the_registry.forget(the_order.order_id)
                 raise
         return answer.model_dump(mode="json", by_alias=True)
 

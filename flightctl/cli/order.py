@@ -26,6 +26,7 @@ from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError
 from flightctl.ground.dispatch import send_order
 from flightctl.status.contract import MessageType
+from flightctl.status.inbound import MAX_INBOUND_BYTES
 
 order_app = typer.Typer(no_args_is_help=True, help="Orders to a drone over MQTT.")
 
@@ -45,7 +46,7 @@ AnswerTimeoutOption = Annotated[
 def order_and_wind_or_exit(order: str, depot_wind: str | None) -> tuple[DeliveryOrder, GroundWind | None]:
     """The order file and the depot wind, read before anything is sent; a bad one is one red line."""
     try:
-        the_order = read_yaml_model(named_config("orders", order), DeliveryOrder)
+        the_order = read_yaml_model(named_config("orders", order), DeliveryOrder, max_bytes=MAX_INBOUND_BYTES)
         wind = None if depot_wind is None else GroundWind.parse(depot_wind, now=datetime.now(UTC))
     except FlightctlError as exc:
         raise fail(exc) from None

@@ -37,7 +37,9 @@ class GroundWind:
     @classmethod
     def parse(cls, text: str, *, now: datetime, source: str = "command line") -> GroundWind:
         """``SPEED`` (measured now) or ``SPEED@ISO-8601 time with zone``, e.g. ``7.5@2026-11-28T09:40:00Z``."""
-        speed_text, _, when_text = text.partition("@")
+        speed_text, at, when_text = text.partition("@")
+        if at and not when_text.strip():
+            raise ConfigError(f"ground wind {text!r}: nothing after '@' (give the time, or leave out '@' for now)")
         try:
             speed = float(speed_text)
             when = datetime.fromisoformat(when_text.replace("Z", "+00:00")) if when_text else now

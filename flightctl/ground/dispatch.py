@@ -10,12 +10,12 @@ from typing import Any
 
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
-from flightctl.errors import VehicleTimeout
+from flightctl.errors import ConfigError, VehicleTimeout
 from flightctl.status.broker import json_properties, tool_connection
 from flightctl.status.consumer import NotAnEnvelope, read_envelope
 from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
 from flightctl.status.dead_letters import DeadLetterBox
-from flightctl.status.inbound import DepotWind
+from flightctl.status.inbound import MAX_INBOUND_BYTES, DepotWind
 from flightctl.status.settings import BrokerEndpoint
 
 
@@ -49,9 +49,13 @@ async def send_order(
     request_id = f"req-{uuid.uuid4().hex[:16]}"
     topics = Topics(drone)
     box = dead_letters or DeadLetterBox("dispatch")
+    payload = order_message(drone, order, request_id, wind)
+    if len(payload) > MAX_INBOUND_BYTES:  # the drone would refuse it unread: say so here, and send nothing
+        raise ConfigError(
+            f"order {order.order_id}: {len(payload)} bytes, over the drone's limit of {MAX_INBOUND_BYTES}"
+        )
     async with tool_connection(endpoint, "dispatch") as client:
         await client.subscribe(topics.events, qos=1)
-        payload = order_message(drone, order, request_id, wind)
         await client.publish_confirmed(topics.orders, payload, timeout_s=timeout_s, properties=json_properties())
         on_sent()
         try:
@@ -67,8 +71,9 @@ async def send_order(
         except TimeoutError:
             pass
         raise NoAnswer(
-            f"drone {drone} did not answer order {order.order_id} within {timeout_s:g} s "
-            "(the broker keeps it for the drone, which answers when it is back)"
+            f"drone {drone} did not answer order {order.order_id} within {timeout_s:g} s. The broker keeps the order "
+            "in the drone's session if the drone has connected to it before (it answers when it is back); for a "
+            "drone that never has, nothing keeps it"
         )
 
 

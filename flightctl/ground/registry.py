@@ -293,9 +293,13 @@ class Registry:
             pg = _Postgres(url, password)
             await pg.open()
             return cls(pg, _redacted(url))
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", url)
+        if scheme and scheme.group(1) != "sqlite" and len(scheme.group(1)) > 1:  # "C:" would be a drive, not a scheme
+            raise ConfigError(
+                f"registry {_redacted(url)}: {scheme.group(1)}:// is not a registry; give postgresql://... or a "
+                "SQLite file (a path, or sqlite:///path)"
+            )
         path = Path(url.removeprefix("sqlite://"))
-        if "://" in str(path):
-            raise ConfigError(f"registry {url!r}: postgresql://... or a SQLite file path")
         lite = _Sqlite(path)
         await lite.open()
         return cls(lite, str(path))

@@ -57,6 +57,11 @@ class BrokerEndpoint(_Section):
             raise ConfigError(f"broker URL {url!r}: no host")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigError(f"broker URL {url!r}: only scheme, credentials, host and port are understood")
+        if ca_file is not None and parts.scheme != "mqtts":
+            raise ConfigError(
+                f"broker URL {url!r}: a CA file was given for a connection without TLS, where the password would "
+                "go in clear: use mqtts://"
+            )
         return cls(
             host=parts.hostname,
             port=port,
