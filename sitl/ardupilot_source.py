@@ -183,19 +183,32 @@ def _extract_snapshot(archive: Path, destination: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _git(args: list[str], log: Path, cwd: Path | None = None) -> None:
+# A server that accepts a connection and then says nothing (or trickles) must not hang an install: git over HTTP
+# gives up below 1 kB/s for this long (curl's low-speed limit), and every git command has an overall deadline.
+GIT_STALL_S = 60
+GIT_DEADLINE_S = 3600.0
+
+
+def _git(args: list[str], log: Path, cwd: Path | None = None, *, stall_s: int = GIT_STALL_S) -> None:
+    stalls = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall_s}"]
     with log.open("a") as out:
         out.write(f"$ git {' '.join(args)}\n")
         out.flush()
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        done = subprocess.run(["git", *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+        try:
+            done = subprocess.run(
+                ["git", *stalls, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False,
+                timeout=GIT_DEADLINE_S,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise SitlInstallError(f"git {args[0]} did not finish within {GIT_DEADLINE_S:g} s; see {log}") from None
     if done.returncode != 0:
         raise SitlInstallError(f"git {args[0]} failed (exit {done.returncode}); see {log}")
 
 
-def _clone(source: Source, destination: Path, log: Path) -> None:
-    _git(["clone", "--no-checkout", "--filter=blob:none", source.location, str(destination)], log)
-    _git(["checkout", "--quiet", source.version], log, cwd=destination)
+def _clone(source: Source, destination: Path, log: Path, *, stall_s: int = GIT_STALL_S) -> None:
+    _git(["clone", "--no-checkout", "--filter=blob:none", source.location, str(destination)], log, stall_s=stall_s)
+    _git(["checkout", "--quiet", source.version], log, cwd=destination, stall_s=stall_s)
     _git(["submodule", "update", "--init", "--recursive", "--depth", "1", *SITL_SUBMODULES], log, cwd=destination)
 
 

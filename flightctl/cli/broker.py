@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.text import Text
 
-from flightctl.cli.common import console, errors, run
+from flightctl.cli.common import console, errors, fail, run
+from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 
 broker_app = typer.Typer(
@@ -31,17 +32,32 @@ SaveOption = Annotated[
 
 def _add(kind: AccountKind, name: str, folder: Path, new_password: bool, save: Path | None) -> None:
     accounts = BrokerAccounts(folder)
-    password = run(lambda: accounts.add(name, kind, replace_password=new_password))
-    if save is not None:
-        descriptor = os.open(save, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT: make it ours alone
-        with os.fdopen(descriptor, "w") as out:
+    # The file the password goes to is opened before the account is made: a password that could not be saved
+    # would be lost for good (only its hash is kept).
+    out = _open_secret_file(save) if save is not None else None
+    try:
+        password = run(lambda: accounts.add(name, kind, replace_password=new_password))
+        if out is not None:
             out.write(password + "\n")
+    finally:
+        if out is not None:
+            out.close()
+    if save is not None:
         errors.print(Text(f"{kind.value} account {name}: password written to {save}"))
     else:
         console.print(Text(password))
         errors.print(Text(f"{kind.value} account {name}: the password above is shown once; it is not stored"))
     errors.print(Text(f"accounts and rules in {accounts.config_path}; restart mosquitto to apply them"))
+
+
+def _open_secret_file(path: Path) -> TextIO:
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise fail(ConfigError(f"--save-password: {path}: {exc.strerror}")) from None
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT: make it ours alone
+    os.ftruncate(descriptor, 0)
+    return os.fdopen(descriptor, "w")
 
 
 @broker_app.command("add-drone")

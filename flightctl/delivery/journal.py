@@ -153,6 +153,16 @@ class OrderRecord:
     reasons: list[str]
 
 
+def _make_folder(path: Path) -> None:
+    """The journal's folder, made if missing; one that is a file is named as such (not "[Errno 17] File exists")."""
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise JournalError(f"journal {path}: {parent} is a file, not a folder")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
 class Journal:
     def __init__(self, path: Path, clock: Clock = companion_clock, *, reader: bool = False) -> None:
         self.path = path
@@ -194,7 +204,7 @@ class Journal:
                 raise
             self._db = db
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(self.path)
         self._lock.acquire()
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")

@@ -236,10 +236,13 @@ class BrokerAccounts:
     def _locked(self) -> Iterator[None]:
         """One writer at a time (two operators, a provisioning script running in parallel): the lock dies with
         its process, so a killed command never leaves the folder locked."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.folder, 0o750)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.folder, 0o750)
+            descriptor = os.open(self.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AccountError(f"accounts folder {self.folder}: {exc.strerror}") from None
         _share_with_broker(self.folder)
-        descriptor = os.open(self.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield

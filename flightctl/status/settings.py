@@ -8,6 +8,8 @@ the edge, so the core never touches the file system for them.
 from __future__ import annotations
 
 import math
+import re
+import ssl
 from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit
@@ -16,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flightctl.config import read_toml, validation_problems
-from flightctl.errors import ConfigError
+from flightctl.errors import ConfigError, TransportError
+from flightctl.link.transport import transport_for_url
 from flightctl.status.contract import DRONE_ID_PATTERN
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -24,6 +27,18 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def check_ca_file(ca_file: Path) -> None:
+    """The CA file loads as PEM certificates (``ssl`` reads it only when a connection is made otherwise)."""
+    try:
+        ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"CA file {ca_file}: not PEM certificates we can use ({exc})") from None
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 class BrokerEndpoint(_Section):
@@ -45,8 +60,12 @@ class BrokerEndpoint(_Section):
         password: str | None = None,
         ca_file: Path | None = None,
     ) -> BrokerEndpoint:
-        """``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...`` (TLS); explicit arguments win."""
-        parts = urlsplit(url)
+        """``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...`` (TLS); explicit arguments win. The CA file,
+        if any, must load as PEM certificates now, not at the first connection."""
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # "Invalid IPv6 URL" for an unclosed [
+            raise ConfigError(f"broker URL {_without_password(url)!r}: {exc}") from None
         if parts.scheme not in DEFAULT_PORTS:
             raise ConfigError(f"broker URL {url!r}: the scheme must be mqtt:// or mqtts://")
         try:
@@ -62,6 +81,8 @@ class BrokerEndpoint(_Section):
                 f"broker URL {url!r}: a CA file was given for a connection without TLS, where the password would "
                 "go in clear: use mqtts://"
             )
+        if ca_file is not None:
+            check_ca_file(ca_file)
         return cls(
             host=parts.hostname,
             port=port,
@@ -179,8 +200,11 @@ def load_daemon_config(path: Path) -> DaemonConfig:
         raise ConfigError(f"{path}: broker.ca_file: {config.broker.ca_file} is not a file")
     try:
         config.broker_endpoint()  # a password file that cannot be read fails now, not at the first connection
+        transport_for_url(config.autopilot.url)  # built, not opened: an unknown scheme is not retried forever
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except TransportError as exc:
+        raise ConfigError(f"{path}: autopilot.url: {exc}") from None
     return config
 
 

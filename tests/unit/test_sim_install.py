@@ -5,15 +5,19 @@ The build itself runs for real in `.ci/run` (and by hand), where it takes minute
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from sitl.ardupilot_source import PINNED_COMMIT, PINNED_SNAPSHOT, Source, resolve_source
+from sitl.ardupilot_source import PINNED_COMMIT, PINNED_SNAPSHOT, Source, _clone, resolve_source
 from sitl.errors import SitlInstallError
 from sitl.install import INCOMPLETE_NAME, Stamp, check_installed, install
 from tests.support.shared_data import shared_root
@@ -192,3 +196,32 @@ def test_a_folder_that_is_not_ardupilot_is_never_replaced_even_with_force(
     assert "Run again with --force" not in str(refused.value)
     assert sorted(str(p) for p in prefix.rglob("*")) == before
     assert not (tmp_path / "work.flightctl").exists()
+
+
+def test_a_git_server_that_accepts_and_never_answers_ends_by_a_deadline(tmp_path: Path) -> None:
+    """Test a clone from a server that takes the connection and says nothing: it fails within its stall limit
+    (1 kB/s for ``stall_s``), naming git and the log, instead of hanging the install."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    port = listener.getsockname()[1]
+
+    def accept_and_say_nothing() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept_and_say_nothing, daemon=True)
+    thread.start()
+    log = tmp_path / "install.log"
+    log.write_text("")
+    source = Source("git", f"http://127.0.0.1:{port}/ardupilot.git", PINNED_COMMIT)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SitlInstallError, match="git clone failed"):
+            _clone(source, tmp_path / "ardupilot", log, stall_s=2)
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    assert time.monotonic() - started < 30
+    assert "too slow" in log.read_text()
