@@ -15,7 +15,7 @@ from flightctl.ground.ops import ops_app
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
 from flightctl.ground.relay_settings import load_relay_config
-from flightctl.ground.serving import serving
+from flightctl.ground.serving import listening_socket, serving
 from flightctl.ground.tracking import FailedLookups, tracking_app
 
 
@@ -27,10 +27,16 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
         logging.getLogger("flightctl").setLevel(logging.INFO)
 
     async def serve() -> None:
-        async with (
-            await Registry.open(settings.registry, password=settings.registry_password()) as registry,
-            contextlib.AsyncExitStack() as servers,
-        ):
+        # Both listeners are bound before the registry is opened: a port in use is refused with nothing made.
+        http_socket = listening_socket(settings.http.host, settings.http.port)
+        ops_socket = listening_socket(settings.ops.host, settings.ops.port) if settings.ops is not None else None
+        async with contextlib.AsyncExitStack() as servers:
+            servers.callback(http_socket.close)  # if they were never served (their servers close them otherwise)
+            if ops_socket is not None:
+                servers.callback(ops_socket.close)
+            registry = await servers.enter_async_context(
+                await Registry.open(settings.registry, password=settings.registry_password())
+            )
             status_relay = StatusRelay(
                 registry, settings.endpoint(), name=settings.name, share_group=settings.share_group
             )
@@ -39,17 +45,17 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 failed_lookups=FailedLookups(limit=settings.http.failed_lookups_per_minute),
                 trusted_proxies=frozenset(settings.http.trusted_proxies),
             )
-            await servers.enter_async_context(serving(app, settings.http.host, settings.http.port))
+            await servers.enter_async_context(serving(app, settings.http.host, settings.http.port, sock=http_socket))
             errors.print(f"relay {settings.name}: tracking pages on http://{settings.http.host}:{settings.http.port}")
             credentials = settings.ops_credentials()
-            if settings.ops is not None and credentials is not None:
+            if settings.ops is not None and credentials is not None and ops_socket is not None:
                 ops = ops_app(
                     registry,
                     credentials=credentials,
                     failed_logins=FailedLookups(limit=settings.ops.failed_logins_per_minute),
                     extra=lambda: {"relay": settings.name, **asdict(status_relay.stats)},
                 )
-                await servers.enter_async_context(serving(ops, settings.ops.host, settings.ops.port))
+                await servers.enter_async_context(serving(ops, settings.ops.host, settings.ops.port, sock=ops_socket))
                 errors.print(
                     f"relay {settings.name}: operators' view on http://{settings.ops.host}:{settings.ops.port}/ops"
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
@@ -26,8 +27,22 @@ class _Server(uvicorn.Server):
         yield  # the program that embeds the server owns SIGINT and SIGTERM
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now: a port in use is one clear error before anything else starts (uvicorn,
+    binding by itself, calls sys.exit from inside its task instead)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 @contextlib.asynccontextmanager
-async def serving(app: ASGIApp, host: str, port: int, *, start_timeout_s: float = 10) -> AsyncIterator[uvicorn.Server]:
+async def serving(
+    app: ASGIApp, host: str, port: int, *, start_timeout_s: float = 10, sock: socket.socket | None = None
+) -> AsyncIterator[uvicorn.Server]:
+    """Serve ``app`` on ``sock`` (bound already by ``listening_socket``), or on a socket bound now."""
+    sock = sock or listening_socket(host, port)
     server = _Server(
         # Keep-alive longer than a proxy's or a browser's idle reuse, so a reused connection is never closed under it.
         uvicorn.Config(
@@ -43,7 +58,7 @@ async def serving(app: ASGIApp, host: str, port: int, *, start_timeout_s: float 
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
     )
-    task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http {host}:{port}")
     try:
         async with asyncio.timeout(start_timeout_s):
             while not server.started:

@@ -6,6 +6,7 @@ refused with ConfigError, never anything else."""
 from __future__ import annotations
 
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -82,12 +83,13 @@ def relay_config(folder: Path, **overrides: str) -> Path:
         "url": '"mqtts://127.0.0.1:9"',
         "ca_file": f'"{folder / "ca-good.pem"}"',
         "ops_port": "8081",
+        "http_port": "8080",
     } | overrides
     path = folder / "relay.toml"
     path.write_text(
         f'name = "relay-1"\nregistry = {values["registry"]}\nshare_group = {values["share_group"]}\n\n'
         f'[broker]\nurl = {values["url"]}\nusername = "relay-1"\npassword_file = "{folder / "mqtt-password"}"\n'
-        f"ca_file = {values['ca_file']}\n\n[http]\nport = 8080\n\n"
+        f"ca_file = {values['ca_file']}\n\n[http]\nport = {values['http_port']}\n\n"
         f'[ops]\nusername = "ops"\npassword_file = "{folder / "ops-password"}"\nport = {values["ops_port"]}\n'
     )
     return path
@@ -102,20 +104,26 @@ def relay_config(folder: Path, **overrides: str) -> Path:
         ({"ops_port": "8080"}, "a listener of its own"),
         ({"url": '"mqtts://[::1:8883"'}, "Invalid IPv6 URL"),
         ({"ca_file": "CA"}, "not PEM certificates"),
+        ({"http_port": "TAKEN"}, "Address already in use"),
     ],
-    ids=["registry-typo", "registry-password", "share-group-wildcard", "ops-on-customer-port", "ipv6-typo", "ca-not-pem"],
+    ids=[
+        "registry-typo", "registry-password", "share-group-wildcard", "ops-on-customer-port", "ipv6-typo",
+        "ca-not-pem", "port-in-use",
+    ],
 )  # fmt: skip
 def test_a_mistaken_relay_config_is_one_line_before_anything_starts(
     tmp_path: Path, overrides: dict[str, str], says: str
 ) -> None:
     trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca-good.pem"))
-    overrides = {k: (f'"{tmp_path / "ca.pem"}"' if v == "CA" else v) for k, v in overrides.items()}
-    config = relay_config(tmp_path, **overrides)
+    taken = socket.create_server(("127.0.0.1", 0))
+    named = {"CA": f'"{tmp_path / "ca.pem"}"', "TAKEN": str(taken.getsockname()[1])}
+    config = relay_config(tmp_path, **{k: named.get(v, v) for k, v in overrides.items()})
     before = snapshot(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "flightctl", "relay", "--config", str(config)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    with taken:
+        result = subprocess.run(
+            [sys.executable, "-m", "flightctl", "relay", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
