@@ -32,6 +32,7 @@ from flightctl.delivery.events import (
     Command,
     DeliveryState,
     Observation,
+    ParcelWhereabouts,
 )
 from flightctl.delivery.history import History
 from flightctl.delivery.interlocks import release_interlocks
@@ -227,13 +228,13 @@ def _link_decision(plan: DeliveryPlan, history: History, seen: Observed, limits:
             actions.append(Enter(DeliveryState.ABORTING, {"reason": "link to the autopilot lost"}))
         return actions
     if seen.link_lost_s >= limits.link_lost_give_up_s:
-        on_board = "delivered before the link was lost" if history.released else "presumed on board"
+        on_board = ParcelWhereabouts.DELIVERED if history.released else ParcelWhereabouts.ON_BOARD
         return [
             Enter(
                 DeliveryState.OUT_OF_CONTACT,
                 {
                     "reason": f"link to the autopilot lost for {seen.link_lost_s:.0f} s: outcome unknown",
-                    "parcel": on_board,
+                    "parcel": on_board.value,
                     "vehicle": "following its own fallback (gate hold timeout, then the mission's way home)",
                 },
             )

@@ -28,6 +28,14 @@ class DeliveryState(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class ParcelWhereabouts(enum.StrEnum):
+    """What OUT_OF_CONTACT says of the parcel (its detail's ``parcel``): the ground tells the customer from this,
+    so it is vocabulary, not a sentence to reword."""
+
+    DELIVERED = "delivered before the link was lost"
+    ON_BOARD = "presumed on board"
+
+
 TERMINAL = frozenset({DeliveryState.LANDED, DeliveryState.FAILED})
 # States in which the controller's loop ends; a restart resumes OUT_OF_CONTACT, never the terminal ones.
 LOOP_ENDS = TERMINAL | {DeliveryState.OUT_OF_CONTACT}

@@ -15,6 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flightctl.config import validation_problems
+from flightctl.delivery.events import DeliveryState, ParcelWhereabouts
 from flightctl.status.consumer import NotAnEnvelope
 from flightctl.status.contract import Envelope, MessageType
 
@@ -38,6 +39,8 @@ class _StateDetail(_Read):
 
 
 class _StateData(_Read):
+    # A str, not the enum: a state a newer drone sends and this relay does not know makes no customer update,
+    # and is still taken (its sequence number recorded), not dead-lettered.
     state: str = Field(max_length=40)
     detail: _StateDetail | None = None
 
@@ -86,22 +89,22 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
         return None
     data = _read(_StateData, event)
     state, detail = data.state, data.detail or _StateDetail()
-    if state == "ENROUTE":
+    if state == DeliveryState.ENROUTE:
         outbound = detail.outbound_time_s
         eta = at + timedelta(seconds=outbound + DROP_ALLOWANCE_S) if outbound is not None else None
         return StatusUpdate(CustomerStatus.DEPARTED, at, "Your parcel is on its way.", eta)
-    if state == "ON_STATION":
+    if state == DeliveryState.ON_STATION:
         return StatusUpdate(
             CustomerStatus.ARRIVING, at, "The drone is above the drop point.", at + timedelta(seconds=DROP_ALLOWANCE_S)
         )
-    if state == "RELEASED":
+    if state == DeliveryState.RELEASED:
         return StatusUpdate(CustomerStatus.DELIVERED, at, "Your parcel has been delivered.")
-    if state == "ABORTING" and detail.with_parcel:
+    if state == DeliveryState.ABORTING and detail.with_parcel:
         return StatusUpdate(CustomerStatus.PROBLEM, at, "The drone is bringing your parcel back to the depot.")
-    if state == "OUT_OF_CONTACT" and detail.parcel != "delivered before the link was lost":
+    if state == DeliveryState.OUT_OF_CONTACT and detail.parcel != ParcelWhereabouts.DELIVERED:
         return StatusUpdate(CustomerStatus.PROBLEM, at, "We are checking on your delivery.")
-    if state == "FAILED":
+    if state == DeliveryState.FAILED:
         return StatusUpdate(CustomerStatus.PROBLEM, at, "Your parcel could not leave the depot. We will be in touch.")
-    if state == "LANDED" and not detail.released:
+    if state == DeliveryState.LANDED and not detail.released:
         return StatusUpdate(CustomerStatus.PROBLEM, at, "Your parcel is back at the depot. We will be in touch.")
     return None

@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
+from flightctl.delivery.decide import Enter, Limits, Note, Observed
+from flightctl.delivery.events import DeliveryState
 from flightctl.ground.customer_status import DROP_ALLOWANCE_S, CustomerStatus, customer_update
 from flightctl.status.contract import Envelope, MessageType, TimeSource
+from tests.unit.test_delivery_decide import PLACE, entered, flown_to, flying, history_of, noted, run
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
@@ -64,3 +67,26 @@ def test_the_arrival_estimate_comes_from_the_planned_outbound_time() -> None:
 )  # fmt: skip
 def test_events_a_customer_has_no_use_for_change_nothing(envelope: Envelope) -> None:
     assert customer_update(envelope) is None
+
+
+@pytest.mark.parametrize(("released", "status"), [(False, CustomerStatus.PROBLEM), (True, None)])
+def test_what_the_customer_sees_of_a_lost_link_comes_from_what_decide_writes(
+    released: bool, status: CustomerStatus | None
+) -> None:
+    """Test the OUT_OF_CONTACT detail that decide itself writes, through the customer mapping: "we are checking on
+    your delivery" when the parcel may be on board, nothing new once it was delivered. Rewording what decide
+    says of the parcel, without the shared vocabulary, fails here."""
+    last = DeliveryState.RELEASED if released else DeliveryState.ON_STATION
+    history = history_of(flown_to(last, 5_000))
+    limits = Limits(link_lost_give_up_s=60)
+    for action in run(PLACE, history, Observed(flying(PLACE), link_lost_s=0.0), limits=limits):
+        history.apply(
+            noted(last, action.observation)
+            if isinstance(action, Note)
+            else entered(action.state, 6_000, **action.detail)
+        )
+    [give_up] = run(PLACE, history, Observed(flying(PLACE), link_lost_s=61.0), limits=limits)
+    assert isinstance(give_up, Enter)
+    assert give_up.state is DeliveryState.OUT_OF_CONTACT
+    update = customer_update(state(give_up.state.value, **give_up.detail))
+    assert (update.status if update else None) == status
