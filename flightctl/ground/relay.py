@@ -112,8 +112,8 @@ class StatusRelay:
         except NotAnEnvelope as exc:
             await self._dead_letter(topic, message.payload, str(exc))
         except Exception as exc:  # one message, whatever it sets off, never stops the relay
-            log.exception("relay %s: an event on %s could not be handled", self.name, topic)
-            await self._dead_letter(topic, message.payload, f"could not be handled: {type(exc).__name__}: {exc}")
+            reason = f"could not be handled: {type(exc).__name__}: {exc}"
+            await self._dead_letter(topic, message.payload, reason, error=exc)
 
     async def _take(self, topic: str, payload: Any) -> None:
         envelope = read_envelope(payload)
@@ -129,9 +129,10 @@ class StatusRelay:
         else:
             self.stats.duplicates += 1
 
-    async def _dead_letter(self, topic: str, payload: Any, reason: str) -> None:
+    async def _dead_letter(self, topic: str, payload: Any, reason: str, error: Exception | None = None) -> None:
+        """Counted always; logged (a bug with its traceback) and kept within the box's budget."""
         self.stats.dead_letters += 1
-        await self.dead_letters.add(topic, payload, reason, sender=sender_of(topic))
+        await self.dead_letters.add(topic, payload, reason, sender=sender_of(topic), error=error)
 
     async def _keep_dead_letter(self, letter: DeadLetter) -> None:
         await self.registry.keep_dead_letter(self.name, letter)
