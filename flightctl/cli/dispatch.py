@@ -117,7 +117,8 @@ class Announcement:
             self._say()
 
     def unless_said(self) -> None:
-        """After a failure or an interruption: the link of an order that went out, as a line of JSON or text."""
+        """After a failure or an interruption: the link of an order that went out, as a line of JSON (text said it
+        the moment the order went out)."""
         if self.sent and not self._said and self.as_json:
             sys.stdout.write(json.dumps({"tracking_link": self.link, "answer": None}) + "\n")
             sys.stdout.flush()

@@ -196,7 +196,8 @@ class Journal:
         if self.reader:
             if not self.path.exists():
                 raise JournalError(f"journal {self.path}: no such file")
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            uri = f"{self.path.absolute().as_uri()}?mode=ro"  # as_uri escapes '?', '#' and '%' in the path
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             try:
                 self._check_schema(db)
             except BaseException:

@@ -18,7 +18,7 @@ from sitl.daemon import write_daemon_config
 
 
 async def test_a_second_writer_is_refused_and_told_who_holds_the_journal(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite"
+    path = tmp_path / "odd?name#50%" / "journal.sqlite"  # the reader's read-only URI must escape these
     async with await Journal.open(path) as journal:
         await journal.enqueue(None, "online", {})
         with pytest.raises(JournalInUse, match=f"in use by process {os.getpid()}"):
