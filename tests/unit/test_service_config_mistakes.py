@@ -26,6 +26,21 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def refused_in_one_line(args: list[str], says: str, *, unchanged: Path) -> None:
+    """`flightctl ARGS` exits 1 with one line saying ``says``, no secret, and every file under ``unchanged`` as it was
+    (no registry, journal or lock made)."""
+    before = snapshot(unchanged)
+    result = subprocess.run(
+        [sys.executable, "-m", "flightctl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert says in lines[0]
+    assert "hunter2" not in result.stderr
+    assert snapshot(unchanged) == before
+
+
 def run_config(folder: Path, **changes: str) -> Path:
     config = write_daemon_config(
         folder, drone_id="orkney-07", autopilot_url="tcp:127.0.0.1:9", broker_url="mqtts://127.0.0.1:9",
@@ -60,17 +75,7 @@ def test_a_mistaken_daemon_config_is_one_line_before_anything_starts(
     (folder / "not-pem.pem").write_text(NOT_PEM)
     (folder / "a-file").write_text("a file, not a folder\n")
     config = run_config(folder, **changes)
-    before = snapshot(folder)
-    result = subprocess.run(
-        [sys.executable, "-m", "flightctl", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert says in lines[0]
-    assert "hunter2" not in result.stderr
-    assert snapshot(folder) == before
+    refused_in_one_line(["run", "--config", str(config)], says, unchanged=folder)
 
 
 def relay_config(folder: Path, **overrides: str) -> Path:
@@ -118,18 +123,8 @@ def test_a_mistaken_relay_config_is_one_line_before_anything_starts(
     taken = socket.create_server(("127.0.0.1", 0))
     named = {"CA": f'"{tmp_path / "ca.pem"}"', "TAKEN": str(taken.getsockname()[1])}
     config = relay_config(tmp_path, **{k: named.get(v, v) for k, v in overrides.items()})
-    before = snapshot(tmp_path)
     with taken:
-        result = subprocess.run(
-            [sys.executable, "-m", "flightctl", "relay", "--config", str(config)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert says in lines[0]
-    assert "hunter2" not in result.stderr
-    assert snapshot(tmp_path) == before, "nothing was written (no registry made)"
+        refused_in_one_line(["relay", "--config", str(config)], says, unchanged=tmp_path)
 
 
 def test_ten_thousand_mutated_relay_configs_load_or_are_refused_with_a_config_error(tmp_path: Path) -> None:
