@@ -23,6 +23,13 @@ from flightctl.link.request import NoReply, RetryPolicy, request
 
 log = logging.getLogger(__name__)
 
+# When reads by name go unanswered: the whole list, this many times, each given this long to bring the name
+# (ArduPilot's ~1400 parameters take about 7 s over a 57.6 kbaud radio, a few over a SITL port; a lossy radio may
+# drop the one we want). A parameter the vehicle does not have is therefore declared missing only after reads and
+# lists have all gone by (about 40 s with the default policy): nothing asks for one to find out if it exists.
+LIST_ATTEMPTS = 2
+LIST_TIMEOUT_S = 15.0
+
 _INT_FORMATS = {
     mavlink.MAV_PARAM_TYPE_UINT8: "<B",
     mavlink.MAV_PARAM_TYPE_INT8: "<b",
@@ -111,10 +118,12 @@ class Params:
         *,
         encoding: ParamEncoding = ParamEncoding.C_CAST,
         policy: RetryPolicy | None = None,
+        list_timeout_s: float = LIST_TIMEOUT_S,
     ) -> None:
         self._connection = connection
         self.encoding = encoding
         self.policy = policy or RetryPolicy(reply_timeout_s=1.5, attempts=8)
+        self.list_timeout_s = list_timeout_s
         self.cache: dict[str, Param] = {}
         self._lock = asyncio.Lock()
         connection.add_listener("PARAM_VALUE", self._remember)
@@ -144,9 +153,23 @@ class Params:
             try:
                 return self._to_param((await request(connection, message, values, self.policy))[0])
             except NoReply:
-                raise ParamTimeout(
-                    f"param {name}: no PARAM_VALUE after {self.policy.attempts} requests (does it exist?)"
-                ) from None
+                pass
+            # ArduPilot answers reads from one queue shared by all its links: a reply waiting for a link with no
+            # room to send (a SITL TCP port whose client went away) holds up every reply behind it. The list is
+            # sent per link, so it still brings the value (as fetch_all's fallback does).
+            log.warning("param %s: no answer to reads by name; asking for the whole list", name)
+            for _ in range(LIST_ATTEMPTS):
+                connection.send(
+                    mavlink.MAVLink_param_request_list_message(connection.target_system, connection.target_component)
+                )
+                try:
+                    return self._to_param(await values.next(self.list_timeout_s))
+                except VehicleTimeout:
+                    continue
+        raise ParamTimeout(
+            f"param {name}: no PARAM_VALUE after {self.policy.attempts} requests and {LIST_ATTEMPTS} lists "
+            "(does it exist?)"
+        )
 
     async def set(self, name: str, value: float, *, param_type: int | None = None) -> Param:
         """Set a parameter and return it as the vehicle echoed it; ``ParamError`` if it kept another value."""

@@ -106,7 +106,7 @@ async def test_missing_parameter_times_out_with_its_name(peer: ScriptedPeer, con
     """Test that reading a parameter the vehicle does not have ends in ParamTimeout naming it."""
     ParamStore(peer, {}, ParamEncoding.C_CAST)
     with pytest.raises(ParamTimeout, match="NO_SUCH_PARAM"):
-        await Params(connection, policy=RetryPolicy(0.05, 2)).get("NO_SUCH_PARAM")
+        await Params(connection, policy=RetryPolicy(0.05, 2), list_timeout_s=0.1).get("NO_SUCH_PARAM")
     assert len(peer.sent("PARAM_REQUEST_READ")) == 2
 
 
@@ -147,3 +147,20 @@ async def test_fetch_all_gives_up_with_count_missing(peer: ScriptedPeer, connect
     peer.on("PARAM_REQUEST_READ", lambda _m: None)
     with pytest.raises(ParamTimeout, match="1 of 10 still missing"):
         await Params(connection).fetch_all(quiet_s=0.05, rounds=2)
+
+
+async def test_a_read_by_name_that_goes_unanswered_is_found_in_the_whole_list(
+    peer: ScriptedPeer, connection: MavConnection
+) -> None:
+    """Test that when reads by name bring nothing (ArduPilot's shared reply queue held up by another link), the
+    whole list, which ArduPilot sends per link, brings the value; and that a name not in it still ends in
+    ParamTimeout."""
+    store = ParamStore(peer, {f"P{n:03d}": (float(n), REAL32) for n in range(50)}, ParamEncoding.C_CAST)
+    peer.on("PARAM_REQUEST_READ", lambda _m: None)
+    params = Params(connection, policy=RetryPolicy(0.05, 2))
+    assert (await params.get("P042")).value == 42.0
+    assert store.lists_sent == 1
+    assert len(peer.sent("PARAM_REQUEST_READ")) == 2
+    store.drop_indices = {7}
+    with pytest.raises(ParamTimeout, match="2 lists"):
+        await Params(connection, policy=RetryPolicy(0.05, 1), list_timeout_s=0.2).get("P007")
