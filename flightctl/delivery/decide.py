@@ -19,11 +19,22 @@ Aborts, and how each one brings the vehicle home (``AbortHow``, chosen by the ru
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from flightctl.delivery.actions import (
+    Abort,
+    AbortHow,
+    Action,
+    Enter,
+    FailOnGround,
+    MarkReleased,
+    Note,
+    RecordInterlocks,
+    ReleaseGripper,
+    SetCurrent,
+    Winch,
+    resolve_abort,
+)
 from flightctl.delivery.energy import available_energy_wh, energy_to_home
 from flightctl.delivery.events import (
     IN_FLIGHT_SUPERVISED,
@@ -36,14 +47,12 @@ from flightctl.delivery.events import (
 )
 from flightctl.delivery.history import History
 from flightctl.delivery.interlocks import release_interlocks
+from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import DeliveryMethod
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.geo import distance_m
 from flightctl.vehicle.payload import ReleaseEvidence
 from flightctl.vehicle.telemetry import VehicleState
-
-# Modes in which the autopilot is already bringing the vehicle home or down: an abort does not fight them.
-AUTOPILOT_RETURNING = frozenset({"RTL", "LAND", "SMART_RTL"})
 
 
 @dataclass(frozen=True)
@@ -54,95 +63,6 @@ class Limits:
     settle_s: float = 20.0  # time to settle at a hold before a failed interlock counts as a violation
     mission_start_s: float = 30.0  # armed in AUTO, the mission must have begun by then
     link_lost_give_up_s: float = 300.0  # controller's clock: how long to wait for a lost link to come back
-
-
-class AbortHow(enum.StrEnum):
-    RTL = "rtl"
-    RETURN_ALONG_ROUTE = "return_along_route"
-    LEAVE_TO_VEHICLE = "leave_to_vehicle"  # the mission or the autopilot already brings it home
-
-
-class Start(enum.StrEnum):
-    """What a controller does first with an order, from the journal and whether the vehicle is armed."""
-
-    FINISHED = "finished"  # the journal says it is over: report the outcome
-    FRESH = "fresh"  # nothing flown yet: preflight, upload, arm
-    REFUSE = "refuse"  # the vehicle is flying but not under this delivery
-    FOUND_LANDED = "found_landed"  # we were flying it, it is on the ground now
-    RESUME_FLYING = "resume_flying"  # check the mission on board is ours, then supervise
-
-
-def start_decision(history: History, vehicle_armed: bool) -> Start:
-    last = history.state
-    if last in TERMINAL:
-        return Start.FINISHED
-    if vehicle_armed and last is DeliveryState.ARMING and history.armed_by_us:
-        return Start.RESUME_FLYING  # we armed it and died before saying so: it is flying our mission
-    if last is None or last in ON_THE_GROUND:
-        return Start.REFUSE if vehicle_armed else Start.FRESH
-    return Start.RESUME_FLYING if vehicle_armed else Start.FOUND_LANDED
-
-
-# ---- actions -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Enter:
-    state: DeliveryState
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Note:
-    observation: Observation
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RecordInterlocks:
-    ok: bool
-    line: str
-    distance_m: float | None
-
-
-@dataclass(frozen=True)
-class Abort:
-    reason: str
-    how: AbortHow
-
-
-@dataclass(frozen=True)
-class SetCurrent:
-    """Move the mission on: the go-ahead at the gate (RELEASE_AUTHORISED) or the way home (SET_CURRENT)."""
-
-    seq: int
-    command: Command
-    reason: str
-
-
-@dataclass(frozen=True)
-class ReleaseGripper:
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Winch:
-    command: Command  # WINCH_LOWER, WINCH_RETRACT or WINCH_RELAX
-
-
-@dataclass(frozen=True)
-class MarkReleased:
-    evidence: ReleaseEvidence
-
-
-@dataclass(frozen=True)
-class FailOnGround:
-    """Armed but the mission never began: disarm and fail, rather than hover over the depot."""
-
-    reason: str
-
-
-Action = Enter | Note | RecordInterlocks | Abort | SetCurrent | ReleaseGripper | Winch | MarkReleased | FailOnGround
 
 
 @dataclass(frozen=True)
@@ -189,7 +109,7 @@ def decide(
         return link
     vehicle = seen.vehicle
     if not vehicle.armed and state not in ON_THE_GROUND:
-        return [Enter(DeliveryState.LANDED, {"released": history.released, "consumed_wh": vehicle.battery_consumed_wh})]
+        return [Enter(Trigger.TOUCHED_DOWN, {"released": history.released, "consumed_wh": vehicle.battery_consumed_wh})]
     if state is DeliveryState.ENROUTE and not history.mission_started:
         return _mission_start(plan, history, vehicle, limits)
     if state in IN_FLIGHT_SUPERVISED:
@@ -200,7 +120,7 @@ def decide(
     if state is DeliveryState.ENROUTE:
         if seq >= plan.climb_seq:
             return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
-        return [Enter(DeliveryState.ON_STATION)] if seq >= plan.gate_seq else []
+        return [Enter(Trigger.REACHED_GATE)] if seq >= plan.gate_seq else []
     if state is DeliveryState.ON_STATION:
         return _at_gate(plan, history, seen, seq, limits)
     if state is DeliveryState.RELEASING:
@@ -225,13 +145,13 @@ def _link_decision(plan: DeliveryPlan, history: History, seen: Observed, limits:
     if not history.link_lost:
         actions = [Note(Observation.LINK_LOST, {"plan": "the gate hold times out and the mission returns home"})]
         if state in (DeliveryState.ENROUTE, DeliveryState.ON_STATION, DeliveryState.RELEASING):
-            actions.append(Enter(DeliveryState.ABORTING, {"reason": "link to the autopilot lost"}))
+            actions.append(Enter(Trigger.ABORTED, {"reason": "link to the autopilot lost"}))
         return actions
     if seen.link_lost_s >= limits.link_lost_give_up_s:
         on_board = ParcelWhereabouts.DELIVERED if history.released else ParcelWhereabouts.ON_BOARD
         return [
             Enter(
-                DeliveryState.OUT_OF_CONTACT,
+                Trigger.LINK_GIVEN_UP,
                 {
                     "reason": f"link to the autopilot lost for {seen.link_lost_s:.0f} s: outcome unknown",
                     "parcel": on_board.value,
@@ -301,15 +221,6 @@ def wind_in_flight(history: History, seen: Observed) -> tuple[float | None, str]
     return max(candidates)
 
 
-def resolve_abort(how: AbortHow, mode: str | None) -> AbortHow:
-    """The way home a rule asked for, given the mode the vehicle is in now."""
-    if mode in AUTOPILOT_RETURNING:
-        return AbortHow.LEAVE_TO_VEHICLE
-    if how is AbortHow.RETURN_ALONG_ROUTE and mode != "AUTO":
-        return AbortHow.RTL  # the return leg only flies in AUTO
-    return how
-
-
 def energy_home(
     plan: DeliveryPlan, history: History, state: VehicleState, headwind_m_s: float
 ) -> tuple[float | None, float | None]:
@@ -346,7 +257,7 @@ def _at_gate(plan: DeliveryPlan, history: History, seen: Observed, seq: int, lim
     if seq > plan.gate_seq:  # the hold timed out (or someone moved the mission on) without our go-ahead
         return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
     if history.release_authorised:  # after a restart: never authorise a second time
-        return [Enter(DeliveryState.RELEASING, {"note": "the release was authorised earlier (journal): not again"})]
+        return [Enter(Trigger.RELEASE_AUTHORISED, {"note": "the release was authorised earlier (journal): not again"})]
     verdict = _interlocks(plan, history, seen, plan.profile.drop.approach_alt_m, limits)
     if verdict is None:
         return []
@@ -355,7 +266,7 @@ def _at_gate(plan: DeliveryPlan, history: History, seen: Observed, seq: int, lim
     return [
         verdict,
         SetCurrent(plan.drop_seq, Command.RELEASE_AUTHORISED, "release interlocks satisfied at the gate"),
-        Enter(DeliveryState.RELEASING),
+        Enter(Trigger.RELEASE_AUTHORISED),
     ]
 
 
@@ -407,7 +318,7 @@ def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq
 
 def _after_release(plan: DeliveryPlan, history: History, state: VehicleState, seq: int) -> list[Action]:
     if seq >= plan.climb_seq:
-        return [Enter(DeliveryState.RETURNING)]
+        return [Enter(Trigger.HEADING_HOME)]
     if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
         return []  # the mission climbs away by itself
     drop = plan.profile.drop

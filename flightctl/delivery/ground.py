@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flightctl.delivery.events import CheckStage, Command, DeliveryState, Observation
+from flightctl.delivery.events import CheckStage, Command, Observation
+from flightctl.delivery.machine import Trigger
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import Check, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
@@ -29,7 +30,7 @@ NOT_AUTO = "GUIDED"
 async def preflight(
     vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder, ground_wind: GroundWind | None
 ) -> bool:
-    await record.enter(DeliveryState.PREFLIGHT)
+    await record.enter(Trigger.GROUND_PHASE_STARTED)
     await vehicle.payload.discover()
     drag = {name: float((await vehicle.params.get(name)).value) for name in DRAG_PARAMS}
     estimates_wind = vehicle_estimates_wind(drag)
@@ -60,19 +61,19 @@ async def preflight(
     for check in verdict.checks:
         await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail)
     if not verdict.go:
-        await record.enter(DeliveryState.FAILED, reason="NO-GO", failed=[c.name for c in verdict.failed])
+        await record.enter(Trigger.NO_GO, reason="NO-GO", failed=[c.name for c in verdict.failed])
         return False
     return True
 
 
 async def upload(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder) -> bool:
-    await record.enter(DeliveryState.UPLOADING)
+    await record.enter(Trigger.GO)
     firmware = vehicle.firmware
     try:
         report = await vehicle.mission.upload_plan(plan.mission, firmware=firmware)
         await _setup_fence(vehicle, plan, record)
     except FlightctlError as exc:
-        await record.enter(DeliveryState.FAILED, reason=f"upload or fence setup failed: {exc}")
+        await record.enter(Trigger.UPLOAD_FAILED, reason=f"upload or fence setup failed: {exc}")
         return False
     # The vehicle keeps its own home as item 0; the hash leaves it out, so this is what a read-back gives.
     mission_hash = MissionPlan(expected_on_vehicle(plan.mission, firmware).mission).content_hash()
@@ -103,7 +104,7 @@ async def arm(vehicle: Vehicle, record: DeliveryRecorder, *, outbound_time_s: fl
     (ArduCopter's ModeAuto::init only runs on a mode change), and one that stopped mid-mission resumes where
     it stopped (MIS_RESTART 0). So: leave AUTO, set the current item to the first, then enter AUTO.
     """
-    await record.enter(DeliveryState.ARMING)
+    await record.enter(Trigger.UPLOADED)
     await record.note(Observation.ENERGY_AT_START, consumed_wh=vehicle.state.battery_consumed_wh)
     try:
         if vehicle.state.mode == "AUTO":
@@ -116,9 +117,9 @@ async def arm(vehicle: Vehicle, record: DeliveryRecorder, *, outbound_time_s: fl
         await record.command(Command.ARM)
         await vehicle.commands.arm()
     except FlightctlError as exc:
-        await record.enter(DeliveryState.FAILED, reason=f"vehicle did not arm: {exc}")
+        await record.enter(Trigger.ARM_FAILED, reason=f"vehicle did not arm: {exc}")
         return False
     # The planned time to the drop point: what a ground system can turn into an arrival time.
     detail = {} if outbound_time_s is None else {"outbound_time_s": round(outbound_time_s)}
-    await record.enter(DeliveryState.ENROUTE, **detail)
+    await record.enter(Trigger.ARMED, **detail)
     return True

@@ -9,6 +9,7 @@ from typing import Any
 from flightctl.delivery.events import Command, DeliveryState, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalEvent
+from flightctl.delivery.machine import Trigger, next_state
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,14 @@ class DeliveryRecorder:
         self.history.apply(event)
         return event
 
-    async def enter(self, state: DeliveryState, **detail: Any) -> None:
-        log.info("%s: %s %s", self.order_id, state.value, detail or "")
+    async def enter(self, trigger: Trigger, **detail: Any) -> DeliveryState:
+        """Journal the state ``trigger`` leads to from the current one (the machine's table), and apply it; an
+        illegal transition raises ``IllegalTransition`` and journals nothing."""
+        state = next_state(self.history.state, trigger)
+        log.info("%s: %s (%s) %s", self.order_id, state.value, trigger.value, detail or "")
         self._applied(await self.journal.record_state(self.order_id, state, detail, vehicle_ms=self._vehicle_ms()))
         self._on_transition(state)
+        return state
 
     async def command(self, command: Command, **detail: Any) -> None:
         """Journal that ``command`` is about to be sent; the caller then sends it."""

@@ -5,7 +5,8 @@
     any step before take-off may end in FAILED (NO-GO, upload refused, vehicle refused to arm, mission did
     not start); a link lost for longer than the controller waits ends its run in OUT_OF_CONTACT
 
-Every decision lives in ``delivery.decide`` (pure, unit-tested as data). This module only gathers what the
+The legal transitions are the table in ``delivery.machine``; every decision lives in ``delivery.decide`` and
+``delivery.resume`` (pure, unit-tested as data). This module only gathers what the
 vehicle reports, journals each action (``DeliveryRecorder``) before carrying it out, and carries it out.
 A controller that died and starts again reads the journal and the vehicle: it never arms twice, never
 uploads over a flying mission, never commands a release that already took.
@@ -19,33 +20,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from flightctl.delivery import ground
-from flightctl.delivery.decide import (
+from flightctl.delivery.actions import (
     Abort,
     AbortHow,
     Action,
     Enter,
     FailOnGround,
-    Limits,
     MarkReleased,
     Note,
-    Observed,
-    Persistence,
     RecordInterlocks,
     ReleaseGripper,
     SetCurrent,
-    Start,
     Winch,
-    decide,
-    resolve_abort,
-    start_decision,
 )
+from flightctl.delivery.decide import Limits, Observed, Persistence, decide
 from flightctl.delivery.events import LOOP_ENDS, CheckStage, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError
+from flightctl.delivery.machine import Trigger
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.position_trust import PositionWatch, position_doubts
 from flightctl.delivery.recorder import DeliveryRecorder
+from flightctl.delivery.resume import Start, resume_actions, start_decision
 from flightctl.delivery.wind import GroundWind, OwnWindEstimate
 from flightctl.dialect import mavlink
 from flightctl.errors import FlightctlError
@@ -128,7 +125,7 @@ class DeliverySequencer:
         start = start_decision(self.history, self.vehicle.state.armed)
         if start is Start.REFUSE:
             await self.record.enter(
-                DeliveryState.FAILED, reason="the vehicle is already flying, not under this delivery"
+                Trigger.VEHICLE_NOT_OURS, reason="the vehicle is already flying, not under this delivery"
             )
         elif start is Start.FRESH:
             vehicle, plan, record = self.vehicle, self.plan, self.record
@@ -159,7 +156,9 @@ class DeliverySequencer:
     async def _still_wanted(self) -> bool:
         if self._operator_abort is None:
             return True
-        await self.record.enter(DeliveryState.FAILED, reason=f"operator abort before take-off: {self._operator_abort}")
+        await self.record.enter(
+            Trigger.CANCELLED_ON_THE_GROUND, reason=f"operator abort before take-off: {self._operator_abort}"
+        )
         return False
 
     def outcome(self) -> DeliveryOutcome:
@@ -170,24 +169,14 @@ class DeliverySequencer:
         await vehicle.payload.discover()
         self._texts_after = vehicle.telemetry.status_count
         await self.record.note(Observation.RESUMED, vehicle_armed=flying, mission_seq=vehicle.state.mission_current_seq)
-        if not flying:
-            await self.record.enter(
-                DeliveryState.LANDED,
-                note="found on the ground when supervision resumed",
-                released=self.history.released,
-                consumed_wh=vehicle.state.battery_consumed_wh,
-            )
-            return
-        if self.history.state is DeliveryState.ARMING:
-            await self.record.enter(DeliveryState.ENROUTE, note="armed before the restart")
-        held = await vehicle.mission.download(MissionType.MISSION)
-        if MissionPlan(held).content_hash() != self.history.mission_hash:
-            reason = "the mission on the vehicle is not the one this delivery uploaded"
-            await self._act(Abort(reason, resolve_abort(AbortHow.RTL, vehicle.state.mode)))
-        elif self.history.state is DeliveryState.OUT_OF_CONTACT:
-            reason = "contact regained after the link was lost: bringing the parcel home"
-            await self._act(Abort(reason, resolve_abort(AbortHow.RETURN_ALONG_ROUTE, vehicle.state.mode)))
-        await self._supervise()
+        ours = None
+        if flying:
+            held = await vehicle.mission.download(MissionType.MISSION)
+            ours = MissionPlan(held).content_hash() == self.history.mission_hash
+        for action in resume_actions(self.history, vehicle.state.snapshot(), mission_is_ours=ours):
+            await self._act(action)
+        if flying:
+            await self._supervise()
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
@@ -269,7 +258,7 @@ class DeliverySequencer:
     async def _act(self, action: Action) -> None:
         record, vehicle, plan = self.record, self.vehicle, self.plan
         if isinstance(action, Enter):
-            await record.enter(action.state, **action.detail)
+            await record.enter(action.trigger, **action.detail)
         elif isinstance(action, Note):
             await record.note(action.observation, **action.detail)
         elif isinstance(action, RecordInterlocks):
@@ -302,15 +291,13 @@ class DeliverySequencer:
                     "lon_deg": state.position.lon_deg,
                     "error_m": distance_m(state.position, plan.order.drop_location()),
                 }
-            await record.enter(DeliveryState.RELEASED, **detail)
+            await record.enter(Trigger.RELEASE_CONFIRMED, **detail)
         elif isinstance(action, FailOnGround):
             await self._fail_on_ground(action.reason)
 
     async def _abort(self, action: Abort) -> None:
         record, vehicle = self.record, self.vehicle
-        await record.enter(
-            DeliveryState.ABORTING, reason=action.reason, with_parcel=not self.history.released, how=action.how
-        )
+        await record.enter(Trigger.ABORTED, reason=action.reason, with_parcel=not self.history.released, how=action.how)
         try:
             if action.how is AbortHow.RETURN_ALONG_ROUTE:
                 await record.command(Command.SET_CURRENT, seq=self.plan.climb_seq, reason=action.reason)
@@ -350,7 +337,7 @@ class DeliverySequencer:
             raise
         except FlightctlError as exc:
             detail["disarm_error"] = str(exc)
-        await self.record.enter(DeliveryState.FAILED, **detail)
+        await self.record.enter(Trigger.MISSION_NEVER_STARTED, **detail)
 
     # ---- reporting ---------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from flightctl.delivery.decide import Limits
 from flightctl.delivery.events import ON_THE_GROUND, TERMINAL, DeliveryState
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError, OrderRecord
+from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
@@ -234,7 +235,7 @@ class DeliveryWorker:
         air the delivery is supervised again once the link is there (False)."""
         log.warning("order %s: %s", sequencer.order_id, exc)
         if sequencer.state is None or (sequencer.state in ON_THE_GROUND and not self.vehicle.state.armed):
-            await sequencer.record.enter(DeliveryState.FAILED, reason=f"{type(exc).__name__}: {exc}")
+            await sequencer.record.enter(Trigger.GROUND_STEP_FAILED, reason=f"{type(exc).__name__}: {exc}")
             return True
         await self._link_back()
         await asyncio.sleep(RETRY_SUPERVISION_S)  # a vehicle that keeps failing the same step is not hammered

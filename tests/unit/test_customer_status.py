@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from flightctl.delivery.decide import Enter, Limits, Note, Observed
+from flightctl.delivery.actions import Enter, Note
+from flightctl.delivery.decide import Limits, Observed
 from flightctl.delivery.events import DeliveryState
+from flightctl.delivery.machine import next_state
 from flightctl.ground.customer_status import DROP_ALLOWANCE_S, CustomerStatus, customer_update
 from flightctl.status.contract import Envelope, MessageType, TimeSource
 from tests.unit.test_delivery_decide import PLACE, entered, flown_to, flying, history_of, noted, run
@@ -83,10 +85,11 @@ def test_what_the_customer_sees_of_a_lost_link_comes_from_what_decide_writes(
         history.apply(
             noted(last, action.observation)
             if isinstance(action, Note)
-            else entered(action.state, 6_000, **action.detail)
+            else entered(next_state(history.state, action.trigger), 6_000, **action.detail)
         )
     [give_up] = run(PLACE, history, Observed(flying(PLACE), link_lost_s=61.0), limits=limits)
     assert isinstance(give_up, Enter)
-    assert give_up.state is DeliveryState.OUT_OF_CONTACT
-    update = customer_update(state(give_up.state.value, **give_up.detail))
+    entering = next_state(history.state, give_up.trigger)
+    assert entering is DeliveryState.OUT_OF_CONTACT
+    update = customer_update(state(entering.value, **give_up.detail))
     assert (update.status if update else None) == status

@@ -8,31 +8,28 @@ from typing import Any
 import pytest
 
 from flightctl.config import named_config, read_yaml_model
-from flightctl.delivery.decide import (
+from flightctl.delivery.actions import (
     Abort,
     AbortHow,
     Enter,
     FailOnGround,
-    Limits,
     MarkReleased,
     Note,
-    Observed,
-    Persistence,
     RecordInterlocks,
     ReleaseGripper,
     SetCurrent,
-    Start,
     Winch,
-    decide,
     resolve_abort,
-    start_decision,
 )
+from flightctl.delivery.decide import Limits, Observed, Persistence, decide
 from flightctl.delivery.events import Command, DeliveryState, EventKind, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import JournalEvent
+from flightctl.delivery.machine import Trigger, next_state
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan, plan_delivery
+from flightctl.delivery.resume import Start, start_decision
 from flightctl.geo import AltFrame, offset
 from flightctl.vehicle.payload import ReleaseEvidence
 from flightctl.vehicle.telemetry import VehicleState
@@ -269,7 +266,7 @@ def test_gate_authorises_once_the_interlocks_pass() -> None:
     assert actions == [
         RecordInterlocks(True, "all interlocks satisfied", pytest.approx(0.5, abs=0.01)),
         SetCurrent(PLACE.drop_seq, Command.RELEASE_AUTHORISED, "release interlocks satisfied at the gate"),
-        Enter(DeliveryState.RELEASING),
+        Enter(Trigger.RELEASE_AUTHORISED),
     ]
 
 
@@ -302,7 +299,7 @@ def test_resume_at_the_gate_never_authorises_twice() -> None:
     )
     [action] = run(PLACE, history, Observed(flying(PLACE, 9_500)))
     assert isinstance(action, Enter)
-    assert action.state is DeliveryState.RELEASING
+    assert action.trigger is Trigger.RELEASE_AUTHORISED
 
 
 @pytest.mark.parametrize(
@@ -431,7 +428,7 @@ def test_after_a_winch_release_the_winch_comes_in_before_the_way_home() -> None:
     assert run(WINCH, history, Observed(flying(WINCH, 18_400, seq=hold))) == []
     history.apply(noted(DeliveryState.RELEASED, Observation.STEP_FAILED, 18_500, command="set_current"))
     assert run(WINCH, history, Observed(flying(WINCH, 18_600, seq=hold))) == [way_home]
-    assert run(WINCH, history, Observed(flying(WINCH, 19_000, seq=WINCH.climb_seq))) == [Enter(DeliveryState.RETURNING)]
+    assert run(WINCH, history, Observed(flying(WINCH, 19_000, seq=WINCH.climb_seq))) == [Enter(Trigger.HEADING_HOME)]
 
 
 # ---- link, landing, the mission's start ---------------------------------------------------------------------
@@ -444,17 +441,17 @@ def test_link_loss_is_noted_and_aborts_then_gives_up_after_the_bound() -> None:
     limits = Limits(link_lost_give_up_s=60)
     first = run(PLACE, history, Observed(flying(PLACE), link_lost_s=0.0), limits=limits)
     assert [type(a) for a in first] == [Note, Enter]
-    assert first[1] == Enter(DeliveryState.ABORTING, {"reason": "link to the autopilot lost"})
+    assert first[1] == Enter(Trigger.ABORTED, {"reason": "link to the autopilot lost"})
     for action in first:
         history.apply(
             noted(DeliveryState.ON_STATION, action.observation)
             if isinstance(action, Note)
-            else entered(action.state, 6_000, **action.detail)
+            else entered(next_state(history.state, action.trigger), 6_000, **action.detail)
         )
     assert run(PLACE, history, Observed(flying(PLACE), link_lost_s=30.0), limits=limits) == []
     [give_up] = run(PLACE, history, Observed(flying(PLACE), link_lost_s=61.0), limits=limits)
     assert isinstance(give_up, Enter)
-    assert give_up.state is DeliveryState.OUT_OF_CONTACT
+    assert give_up.trigger is Trigger.LINK_GIVEN_UP
     assert give_up.detail["parcel"] == "presumed on board"
     assert "outcome unknown" in give_up.detail["reason"]
 
@@ -476,7 +473,7 @@ def test_disarmed_in_flight_means_landed_with_the_energy_used() -> None:
     """Test that a disarmed vehicle after take-off ends the delivery in LANDED, recording the pack's use."""
     history = history_of(flown_to(DeliveryState.RETURNING, 50_000))
     [action] = run(PLACE, history, Observed(flying(PLACE, armed=False, battery_consumed_wh=33.0)))
-    assert action == Enter(DeliveryState.LANDED, {"released": False, "consumed_wh": 33.0})
+    assert action == Enter(Trigger.TOUCHED_DOWN, {"released": False, "consumed_wh": 33.0})
 
 
 def test_a_mission_that_does_not_start_fails_on_the_ground() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flightctl.delivery.decide import Abort, AbortHow, Observed, Persistence, RecordInterlocks, decide
+from flightctl.delivery.actions import Abort, AbortHow, RecordInterlocks
+from flightctl.delivery.decide import Observed, Persistence, decide
 from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.order import PositionTrustLimits
 from flightctl.delivery.position_trust import PositionWatch, position_doubts
