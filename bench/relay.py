@@ -29,9 +29,9 @@ from rich.table import Table
 
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 from flightctl.ground.registry import Registry
-from flightctl.status.broker import make_client
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.broker import make_client
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
 from sitl.postgres import PostgresServer
 from sitl.relay_process import RelayProcess

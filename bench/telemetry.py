@@ -32,10 +32,10 @@ from rich.table import Table
 
 from flightctl.config import named_config, read_yaml_model
 from flightctl.delivery.order import DeliveryOrder, LatLon, Site
-from flightctl.status.broker import make_client
-from flightctl.status.consumer import read_envelope
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.broker import make_client
+from flightctl.mqtt.consumer import read_envelope
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.daemon import DaemonProcess, write_daemon_config
 from sitl.instance import SitlInstance
 from sitl.locations import Home

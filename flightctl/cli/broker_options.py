@@ -10,8 +10,8 @@ import typer
 
 from flightctl.cli.common import fail
 from flightctl.errors import ConfigError
-from flightctl.status.contract import DRONE_ID_PATTERN
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.contract import DRONE_ID_PATTERN
+from flightctl.mqtt.endpoint import BrokerEndpoint
 
 BrokerOption = Annotated[
     str, typer.Option("--broker", help="mqtt://[user[:password]@]host[:port] or mqtts://... (TLS)")

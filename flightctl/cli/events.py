@@ -19,9 +19,9 @@ from flightctl.cli.broker_options import (
     endpoint_or_exit,
 )
 from flightctl.cli.common import console, errors, run
-from flightctl.status.broker import tool_connection
-from flightctl.status.consumer import NotAnEnvelope, SequenceTracker, read_envelope
-from flightctl.status.contract import Envelope, Topics
+from flightctl.mqtt.broker import tool_connection
+from flightctl.mqtt.consumer import NotAnEnvelope, SequenceTracker, read_envelope
+from flightctl.mqtt.contract import Envelope, Topics
 
 
 def event_line(envelope: Envelope) -> Text:

@@ -25,8 +25,8 @@ from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError
 from flightctl.ground.dispatch import send_order
-from flightctl.status.contract import MessageType
-from flightctl.status.inbound import MAX_INBOUND_BYTES
+from flightctl.mqtt.contract import MessageType
+from flightctl.mqtt.requests import MAX_INBOUND_BYTES
 
 order_app = typer.Typer(no_args_is_help=True, help="Orders to a drone over MQTT.")
 

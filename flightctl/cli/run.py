@@ -10,10 +10,10 @@ import typer
 
 from flightctl.cli.common import fail, load_or_exit, run_service
 from flightctl.config import load_telemetry_config, named_config, read_yaml_model
+from flightctl.daemon.daemon import Daemon
+from flightctl.daemon.settings import load_daemon_config
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import FlightctlError
-from flightctl.status.daemon import Daemon
-from flightctl.status.settings import load_daemon_config
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", help="Daemon config (.toml or .yaml), e.g. configs/onboard/sitl.toml.")

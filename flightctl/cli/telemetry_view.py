@@ -20,11 +20,11 @@ from flightctl.cli.broker_options import (
     endpoint_or_exit,
 )
 from flightctl.cli.common import DEFAULT_TIMEOUT_S, SigningOption, connect_vehicle, console, errors, fail, run
+from flightctl.daemon.telemetry_feed import DeliveryStatus, telemetry_data
 from flightctl.errors import ConfigError
-from flightctl.status.broker import tool_connection
-from flightctl.status.consumer import NotAnEnvelope, read_envelope
-from flightctl.status.contract import Topics
-from flightctl.status.telemetry_feed import DeliveryStatus, telemetry_data
+from flightctl.mqtt.broker import tool_connection
+from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
+from flightctl.mqtt.contract import Topics
 
 ROWS = (
     ("position", lambda d: f"{d['lat_deg']}, {d['lon_deg']}" if d.get("lat_deg") is not None else "-"),

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from flightctl.errors import ConfigError, FlightctlError
-from flightctl.status.contract import DRONE_ID_PATTERN, TOPIC_ROOT, drone_client_id, relay_client_id
+from flightctl.mqtt.contract import DRONE_ID_PATTERN, TOPIC_ROOT, drone_client_id, relay_client_id
 
 # 24 random bytes: 192 bits, far beyond guessing; URL-safe so it can sit in a URL or a config file.
 PASSWORD_BYTES = 24

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flightctl.config import validation_problems
 from flightctl.delivery.events import DeliveryState, ParcelWhereabouts
-from flightctl.status.consumer import NotAnEnvelope
-from flightctl.status.contract import Envelope, MessageType
+from flightctl.mqtt.consumer import NotAnEnvelope
+from flightctl.mqtt.contract import Envelope, MessageType
 
 # Over the drop point to parcel down: the hold for the go-ahead and the descent, generously.
 DROP_ALLOWANCE_S = 90

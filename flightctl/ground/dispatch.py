@@ -11,12 +11,12 @@ from typing import Any
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import ConfigError, VehicleTimeout
-from flightctl.status.broker import json_properties, tool_connection
-from flightctl.status.consumer import NotAnEnvelope, read_envelope
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
-from flightctl.status.dead_letters import DeadLetterBox
-from flightctl.status.inbound import MAX_INBOUND_BYTES, DepotWind
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.broker import json_properties, tool_connection
+from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.dead_letters import DeadLetterBox
+from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.requests import MAX_INBOUND_BYTES, DepotWind
 
 
 class NoAnswer(VehicleTimeout):

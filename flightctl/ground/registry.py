@@ -38,8 +38,8 @@ import asyncpg
 
 from flightctl.errors import ConfigError, FlightctlError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
-from flightctl.status.contract import DRONE_ID_PATTERN, ORDER_ID_PATTERN
-from flightctl.status.dead_letters import DeadLetter
+from flightctl.mqtt.contract import DRONE_ID_PATTERN, ORDER_ID_PATTERN
+from flightctl.mqtt.dead_letters import DeadLetter
 
 TOKEN_BYTES = 24
 DEFAULT_TOKEN_TTL = timedelta(days=30)

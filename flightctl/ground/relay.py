@@ -22,11 +22,11 @@ import aiomqtt
 
 from flightctl.ground.customer_status import customer_update
 from flightctl.ground.registry import Registry, RegistryUnavailable
-from flightctl.status.broker import ConfirmedClient, keep_connected, make_client
-from flightctl.status.consumer import NotAnEnvelope, read_envelope
-from flightctl.status.contract import TOPIC_ROOT, relay_client_id
-from flightctl.status.dead_letters import DeadLetter, DeadLetterBox
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.broker import ConfirmedClient, keep_connected, make_client
+from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
+from flightctl.mqtt.contract import TOPIC_ROOT, relay_client_id
+from flightctl.mqtt.dead_letters import DeadLetter, DeadLetterBox
+from flightctl.mqtt.endpoint import BrokerEndpoint
 
 log = logging.getLogger(__name__)
 

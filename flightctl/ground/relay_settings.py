@@ -11,7 +11,7 @@ from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
 from flightctl.ground.registry import refuse_password_in_url
 from flightctl.ground.relay import DEFAULT_SHARE_GROUP
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.endpoint import BrokerEndpoint
 
 
 class _Section(BaseModel):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts, client_id_of
-from flightctl.status.broker import ConfirmedClient, make_client
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.broker import ConfirmedClient, make_client
+from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.conftest import require_mosquitto
 

@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from flightctl.ground.broker_accounts import Account, AccountKind, client_id_of
-from flightctl.status.contract import Topics
+from flightctl.mqtt.contract import Topics
 from tests.ground.conftest import Fleet
 from tests.ground.test_broker_isolation import B_EXACT, WILDCARDS, Listener, listening, publish
 

@@ -18,8 +18,8 @@ import pytest
 
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
-from flightctl.status.broker import BrokerRefused, ConfirmedClient
-from flightctl.status.contract import Topics
+from flightctl.mqtt.broker import BrokerRefused, ConfirmedClient
+from flightctl.mqtt.contract import Topics
 from sitl.mosquitto import Mosquitto
 from tests.ground.conftest import SHIPPED, Fleet
 

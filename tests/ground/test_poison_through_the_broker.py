@@ -15,18 +15,18 @@ from typing import Any
 
 import pytest
 
+from flightctl.daemon.mqtt_link import BrokerLink
+from flightctl.daemon.outbox_pump import OutboxPump
+from flightctl.daemon.settings import BrokerSection, TelemetrySection
+from flightctl.daemon.telemetry_feed import DeliveryStatus, TelemetrySampler
 from flightctl.delivery.journal import Journal
 from flightctl.ground.dispatch import order_message, send_order
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
-from flightctl.status.broker import ConfirmedClient
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
-from flightctl.status.dead_letters import DeadLetterBox
-from flightctl.status.inbound import MAX_INBOUND_BYTES, CommandRequest, OrderRequest, Refused
-from flightctl.status.mqtt_link import BrokerLink
-from flightctl.status.outbox_pump import OutboxPump
-from flightctl.status.settings import BrokerSection, TelemetrySection
-from flightctl.status.telemetry_feed import DeliveryStatus, TelemetrySampler
+from flightctl.mqtt.broker import ConfirmedClient
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.dead_letters import DeadLetterBox
+from flightctl.mqtt.requests import MAX_INBOUND_BYTES, CommandRequest, OrderRequest, Refused
 from flightctl.vehicle.telemetry import VehicleState
 from sitl.relay_process import RelayProcess
 from tests.ground.conftest import Fleet

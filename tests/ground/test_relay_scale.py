@@ -16,7 +16,7 @@ import pytest
 
 from flightctl.ground.broker_accounts import AccountKind
 from flightctl.ground.registry import Registry
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.postgres import PostgresServer
 from sitl.relay_process import RelayProcess
 from tests.ground.conftest import Fleet

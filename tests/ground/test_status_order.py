@@ -12,7 +12,7 @@ import pytest
 
 from flightctl.ground.customer_status import CustomerStatus, customer_update
 from flightctl.ground.registry import Registry
-from flightctl.status.contract import Envelope, MessageType, TimeSource
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
 from sitl.postgres import PostgresServer
 from tests.ground.conftest import require_program
 

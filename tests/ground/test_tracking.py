@@ -25,8 +25,8 @@ from flightctl.ground.registry import Registry, token_hash
 from flightctl.ground.relay import StatusRelay
 from flightctl.ground.serving import serving
 from flightctl.ground.tracking import FailedLookups, tracking_app
-from flightctl.status.broker import ConfirmedClient
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.broker import ConfirmedClient
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.mosquitto import free_port
 from sitl.nginx import CachingProxy, TrackingProxy
 from tests.ground.conftest import Fleet, require_program

@@ -8,10 +8,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from flightctl.status.broker import ConfirmedClient, keep_connected, make_client
-from flightctl.status.consumer import read_envelope
-from flightctl.status.contract import Envelope
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.broker import ConfirmedClient, keep_connected, make_client
+from flightctl.mqtt.consumer import read_envelope
+from flightctl.mqtt.contract import Envelope
+from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.conftest import ACCOUNTS
 

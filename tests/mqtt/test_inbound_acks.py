@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.daemon.mqtt_link import BrokerLink
+from flightctl.daemon.outbox_pump import OutboxPump
+from flightctl.daemon.settings import BrokerSection, TelemetrySection
+from flightctl.daemon.telemetry_feed import DeliveryStatus, TelemetrySampler
 from flightctl.delivery.journal import Journal
 from flightctl.ground.dispatch import order_message
-from flightctl.status.broker import json_properties, make_client
-from flightctl.status.contract import MessageType, Topics
-from flightctl.status.inbound import CommandRequest, OrderRequest, Refused
-from flightctl.status.mqtt_link import BrokerLink
-from flightctl.status.outbox_pump import OutboxPump
-from flightctl.status.settings import BrokerSection, TelemetrySection
-from flightctl.status.telemetry_feed import DeliveryStatus, TelemetrySampler
+from flightctl.mqtt.broker import json_properties, make_client
+from flightctl.mqtt.contract import MessageType, Topics
+from flightctl.mqtt.requests import CommandRequest, OrderRequest, Refused
 from flightctl.vehicle.telemetry import VehicleState
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import endpoint

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.daemon.mqtt_link import STOPPED_REASON, WILL_REASON, BrokerLink
+from flightctl.daemon.outbox_pump import OutboxPump
+from flightctl.daemon.settings import BrokerSection, TelemetrySection
+from flightctl.daemon.telemetry_feed import DeliveryStatus, TelemetrySampler
 from flightctl.delivery.journal import Journal
-from flightctl.status.contract import Envelope, Topics
-from flightctl.status.mqtt_link import STOPPED_REASON, WILL_REASON, BrokerLink
-from flightctl.status.outbox_pump import OutboxPump
-from flightctl.status.settings import BrokerSection, TelemetrySection
-from flightctl.status.telemetry_feed import DeliveryStatus, TelemetrySampler
+from flightctl.mqtt.contract import Envelope, Topics
 from flightctl.vehicle.telemetry import VehicleState
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import Collector, collecting, endpoint

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.daemon.outbox_pump import OutboxPump
 from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.journal import Journal
-from flightctl.status.broker import BrokerRefused, ConfirmedClient, keep_connected, make_client
-from flightctl.status.contract import Topics
-from flightctl.status.outbox_pump import OutboxPump
+from flightctl.mqtt.broker import BrokerRefused, ConfirmedClient, keep_connected, make_client
+from flightctl.mqtt.contract import Topics
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import collecting, endpoint
 from tests.mqtt.conftest import ACCOUNTS, DRONE, require_mosquitto

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from flightctl.delivery.order import DeliveryOrder
-from flightctl.status.consumer import SequenceTracker
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.consumer import SequenceTracker
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.daemon import write_daemon_config
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import Collector, collecting, endpoint
@@ -61,7 +61,7 @@ class Ground:
         return [e.data["state"] for e in self.unique_events() if e.type == "state" and e.order_id == order_id]
 
     async def publish(self, topic: str, *payloads: bytes) -> None:
-        from flightctl.status.broker import make_client
+        from flightctl.mqtt.broker import make_client
 
         async with make_client(endpoint(self.broker, "ground"), client_id=f"dispatch-{uuid.uuid4().hex[:8]}") as c:
             for payload in payloads:

@@ -17,7 +17,7 @@ from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
 from flightctl.geo import distance_m
 from flightctl.missions.model import MissionPlan, MissionType
-from flightctl.status.contract import MessageType
+from flightctl.mqtt.contract import MessageType
 from sitl.daemon import DaemonProcess
 from sitl.instance import SitlInstance
 from sitl.mosquitto import Mosquitto

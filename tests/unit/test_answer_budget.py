@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flightctl.status.answer_budget import AnswerBudget
+from flightctl.mqtt.answer_budget import AnswerBudget
 
 
 def test_a_burst_is_answered_then_the_rest_is_counted() -> None:

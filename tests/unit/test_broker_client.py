@@ -10,7 +10,7 @@ import sys
 import aiomqtt
 import pytest
 
-from flightctl.status.broker import ConfirmedClient
+from flightctl.mqtt.broker import ConfirmedClient
 
 
 async def cancelled_as_the_answer_arrives(client: aiomqtt.Client) -> asyncio.Task[object]:

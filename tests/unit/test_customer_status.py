@@ -12,7 +12,7 @@ from flightctl.delivery.decide import Limits, Observed
 from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.machine import next_state
 from flightctl.ground.customer_status import DROP_ALLOWANCE_S, CustomerStatus, customer_update
-from flightctl.status.contract import Envelope, MessageType, TimeSource
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
 from tests.unit.test_delivery_decide import PLACE, entered, flown_to, flying, history_of, noted, run
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

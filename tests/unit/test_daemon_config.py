@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.daemon.settings import load_daemon_config
 from flightctl.errors import ConfigError
-from flightctl.status.settings import BrokerEndpoint, load_daemon_config
+from flightctl.mqtt.endpoint import BrokerEndpoint
 
 GOOD = """
 drone_id = "orkney-07"

@@ -21,20 +21,58 @@ def imports_of(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "flightctl" / "delivery").glob("*.py")), ids=lambda p: p.name)
+def modules_in(package: str) -> list[Path]:
+    return sorted((ROOT / "flightctl" / package).glob("*.py"))
+
+
+def flightctl_imports(path: Path, *packages: str) -> set[str]:
+    """The imports of ``path`` that fall in any of ``packages`` (``flightctl.x``, or a library's top name)."""
+    return {
+        name for name in imports_of(path) for package in packages if name == package or name.startswith(f"{package}.")
+    }
+
+
+@pytest.mark.parametrize("path", modules_in("delivery"), ids=lambda p: p.name)
 def test_flight_logic_never_imports_the_mqtt_side(path: Path) -> None:
-    """Test that nothing in delivery/ (the sequencer, the decisions, the journal) imports flightctl.status or an
-    MQTT library: a dead, slow or hostile broker cannot reach the flight logic."""
-    forbidden = {name for name in imports_of(path) if name.startswith(("flightctl.status", "aiomqtt", "paho"))}
+    """Test that nothing in delivery/ (the sequencer, the decisions, the journal) imports the MQTT contract, the
+    daemon or an MQTT library: a dead, slow or hostile broker cannot reach the flight logic."""
+    forbidden = flightctl_imports(path, "flightctl.mqtt", "flightctl.daemon", "aiomqtt", "paho")
+    assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize("path", modules_in("mqtt"), ids=lambda p: p.name)
+def test_the_mqtt_contract_belongs_to_neither_side(path: Path) -> None:
+    """Test that mqtt/ (the contract and the client both sides use) imports neither the daemon nor the ground."""
+    forbidden = flightctl_imports(path, "flightctl.daemon", "flightctl.ground", "flightctl.cli")
+    assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize("path", modules_in("ground"), ids=lambda p: p.name)
+def test_the_ground_never_imports_the_onboard_daemon(path: Path) -> None:
+    """Test that ground/ talks to aircraft only through the MQTT contract, never the daemon's own code."""
+    forbidden = flightctl_imports(path, "flightctl.daemon", "flightctl.cli")
+    assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in sorted((ROOT / "flightctl").rglob("*.py")) if p.parent.name not in ("ground", "cli")],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)  # fmt: skip
+def test_onboard_code_never_imports_the_ground(path: Path) -> None:
+    forbidden = flightctl_imports(path, "flightctl.ground")
     assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
 
 
 def test_the_delivery_worker_knows_nothing_of_mqtt() -> None:
     """Test that the daemon's delivery side answers through the journal only, never through a broker client."""
-    names = imports_of(ROOT / "flightctl" / "status" / "worker.py")
-    assert not {
-        n for n in names if n.startswith(("aiomqtt", "paho", "flightctl.status.broker", "flightctl.status.mqtt"))
-    }
+    names = flightctl_imports(
+        ROOT / "flightctl" / "daemon" / "worker.py",
+        "aiomqtt",
+        "paho",
+        "flightctl.mqtt.broker",
+        "flightctl.daemon.mqtt_link",
+    )
+    assert not names
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "flightctl").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))

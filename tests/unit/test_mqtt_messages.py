@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from flightctl.config import named_config, read_yaml_model
+from flightctl.daemon.clock import message_time
+from flightctl.daemon.telemetry_feed import DeliveryStatus, DropOldestQueue, telemetry_data
 from flightctl.delivery.order import DeliveryOrder
-from flightctl.status.clock import message_time
-from flightctl.status.consumer import NotAnEnvelope, SequenceTracker, read_envelope
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
-from flightctl.status.inbound import (
+from flightctl.mqtt.consumer import NotAnEnvelope, SequenceTracker, read_envelope
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.requests import (
     MAX_INBOUND_BYTES,
     CommandRequest,
     OrderRequest,
@@ -24,7 +25,6 @@ from flightctl.status.inbound import (
     parse_command,
     parse_order,
 )
-from flightctl.status.telemetry_feed import DeliveryStatus, DropOldestQueue, telemetry_data
 from flightctl.vehicle.telemetry import VehicleState
 
 DRONE = "orkney-07"

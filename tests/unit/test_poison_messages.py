@@ -14,12 +14,12 @@ import pytest
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate, customer_update
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
-from flightctl.status.answer_budget import AnswerBudget
-from flightctl.status.consumer import MAX_JSON_DEPTH, NotAnEnvelope, json_depth, read_envelope
-from flightctl.status.contract import Envelope
-from flightctl.status.dead_letters import EXCERPT_BYTES, DeadLetterBox, excerpt
-from flightctl.status.inbound import Refused, parse_command, parse_order
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.answer_budget import AnswerBudget
+from flightctl.mqtt.consumer import MAX_JSON_DEPTH, NotAnEnvelope, json_depth, read_envelope
+from flightctl.mqtt.contract import Envelope
+from flightctl.mqtt.dead_letters import EXCERPT_BYTES, DeadLetterBox, excerpt
+from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.requests import Refused, parse_command, parse_order
 from tests.support.hostile import NOT_A_COUNT, NOT_A_TIME, NOT_AN_ID, NOT_AN_OBJECT, HostilePayloads, deep
 
 DRONE = "drone-a"

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from flightctl.daemon.admission import order_problems, plan_or_problem
+from flightctl.daemon.telemetry_feed import DeliveryStatus
 from flightctl.delivery.decide import Limits
 from flightctl.delivery.events import ON_THE_GROUND, TERMINAL, DeliveryState
 from flightctl.delivery.history import History
@@ -31,11 +33,9 @@ from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError, VehicleTimeout
 from flightctl.link.connection import LinkState
-from flightctl.status.answer_budget import AnswerBudget
-from flightctl.status.contract import MessageType
-from flightctl.status.inbound import CommandRequest, DepotWind, OrderRequest, Refused
-from flightctl.status.order_checks import order_problems, plan_or_problem
-from flightctl.status.telemetry_feed import DeliveryStatus
+from flightctl.mqtt.answer_budget import AnswerBudget
+from flightctl.mqtt.contract import MessageType
+from flightctl.mqtt.requests import CommandRequest, DepotWind, OrderRequest, Refused
 from flightctl.vehicle.vehicle import Vehicle
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from flightctl.delivery.journal import Journal, OutboxEntry
-from flightctl.status.broker import BrokerRefused, ConfirmedClient, json_properties
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.broker import BrokerRefused, ConfirmedClient, json_properties
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flightctl.status.answer_budget import AnswerBudget
+from flightctl.mqtt.answer_budget import AnswerBudget
 
 log = logging.getLogger(__name__)
 

@@ -15,18 +15,18 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+from flightctl.daemon.clock import vehicle_clock
+from flightctl.daemon.mqtt_link import BrokerLink
+from flightctl.daemon.outbox_pump import OutboxPump
+from flightctl.daemon.settings import DaemonConfig
+from flightctl.daemon.telemetry_feed import TelemetrySampler
+from flightctl.daemon.worker import DeliveryWorker
 from flightctl.delivery.decide import Limits
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import LinkError, VehicleTimeout
-from flightctl.status.answer_budget import AnswerBudget
-from flightctl.status.clock import vehicle_clock
-from flightctl.status.contract import Topics
-from flightctl.status.mqtt_link import BrokerLink
-from flightctl.status.outbox_pump import OutboxPump
-from flightctl.status.settings import DaemonConfig
-from flightctl.status.telemetry_feed import TelemetrySampler
-from flightctl.status.worker import DeliveryWorker
+from flightctl.mqtt.answer_budget import AnswerBudget
+from flightctl.mqtt.contract import Topics
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from flightctl.errors import FlightctlError
-from flightctl.status.settings import BrokerEndpoint
+from flightctl.mqtt.endpoint import BrokerEndpoint
 
 T = TypeVar("T")
 

@@ -19,8 +19,11 @@ from typing import Any, Protocol
 import aiomqtt
 
 from flightctl import __version__
+from flightctl.daemon.outbox_pump import OutboxPump
+from flightctl.daemon.settings import BrokerSection, TelemetrySection
+from flightctl.daemon.telemetry_feed import DeliveryStatus, Sample, TelemetrySampler
 from flightctl.delivery.journal import Clock, JournalError
-from flightctl.status.broker import (
+from flightctl.mqtt.broker import (
     BrokerError,
     ConfirmedClient,
     expiry_properties,
@@ -29,12 +32,10 @@ from flightctl.status.broker import (
     make_client,
     will_message,
 )
-from flightctl.status.contract import Envelope, MessageType, TimeSource, Topics, drone_client_id
-from flightctl.status.dead_letters import DeadLetterBox
-from flightctl.status.inbound import CommandRequest, OrderRequest, Refused, parse_command, parse_order
-from flightctl.status.outbox_pump import OutboxPump
-from flightctl.status.settings import BrokerEndpoint, BrokerSection, TelemetrySection
-from flightctl.status.telemetry_feed import DeliveryStatus, Sample, TelemetrySampler
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics, drone_client_id
+from flightctl.mqtt.dead_letters import DeadLetterBox
+from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.requests import CommandRequest, OrderRequest, Refused, parse_command, parse_order
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flightctl.config import validation_problem_list
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
-from flightctl.status.consumer import NotAnEnvelope, read_json_object
-from flightctl.status.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, Envelope, MessageType
+from flightctl.mqtt.consumer import NotAnEnvelope, read_json_object
+from flightctl.mqtt.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, Envelope, MessageType
 
 # An order is a few hundred bytes; a drop-zone polygon of a hundred points is still under 8 KiB. Anything
 # bigger is a mistake or an attack, refused before it is parsed.

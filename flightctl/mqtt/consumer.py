@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flightctl.config import validation_problems
-from flightctl.status.contract import Envelope
+from flightctl.mqtt.contract import Envelope
 
 # The broker's own limit (configs/mosquitto/flightctl.conf, message_size_limit): nothing larger is ours.
 MAX_MESSAGE_BYTES = 64 * 1024
