@@ -27,6 +27,7 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
+from flightctl.config import configs_dir
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 from flightctl.ground.registry import Registry
 from flightctl.mqtt.broker import make_client
@@ -139,7 +140,7 @@ async def main() -> None:
         passwords = {"relay-1": await accounts.add("relay-1", AccountKind.RELAY)}
         for d in range(DRONES):
             passwords[f"drone-{d}"] = await accounts.add(f"drone-{d}", AccountKind.DRONE)
-        template = ROOT / "configs" / "mosquitto" / "flightctl.conf"
+        template = configs_dir() / "mosquitto" / "flightctl.conf"
         rows = []
         async with Mosquitto(folder / "broker", template=template, accounts_folder=accounts.folder) as broker:
             rows.append(await measure("SQLite", str(folder / "registry.sqlite"), broker, passwords, folder))

@@ -1,12 +1,21 @@
 """Configuration files (configs/) loaded into typed objects. Only the edges (CLI, harness) call this:
-the core takes the typed objects and never reads files or the environment itself."""
+the core takes the typed objects and never reads files or the environment itself.
+
+One format per kind of file, and why:
+- services (the onboard daemon, the relay) and tables of settings (telemetry rates, SITL homes) are TOML: flat
+  sections of typed keys, read by the standard library, with none of YAML's surprises (``no`` as false, a
+  Norwegian airstrip code as a boolean) in a file an operator edits on an aircraft;
+- documents (orders, sites, profiles) are YAML: nested lists of points and legs that people write and tools
+  generate, with comments;
+- mosquitto, nginx and systemd files are in their own formats, as those programs read them.
+Relative paths inside a config file are relative to that file, never to the working directory.
+"""
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -14,11 +23,14 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from flightctl.dialect import message_id
 from flightctl.errors import ConfigError
 
+# The shipped configs are package data (flightctl/configs/, with a configs/ link at the checkout's top for
+# people), so a plain `pip install .` finds its sites, profiles and parameter files from any directory.
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
 
 def configs_dir() -> Path:
-    """The repository's configs/ folder (``$FLIGHTCTL_CONFIGS`` overrides it)."""
-    override = os.environ.get("FLIGHTCTL_CONFIGS")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "configs"
+    """The configs shipped with flightctl: sites, profiles, orders, parameter files, telemetry rates, services."""
+    return SHIPPED_CONFIGS
 
 
 def read_toml(path: Path) -> dict[str, object]:
@@ -80,10 +92,33 @@ def validation_problem_list(exc: ValidationError, prefix: str = "") -> list[str]
     ]
 
 
+@overload
+def beside(config_file: Path, path: Path) -> Path: ...
+@overload
+def beside(config_file: Path, path: None) -> None: ...
+@overload
+def beside(config_file: Path, path: Path | None) -> Path | None: ...
+
+
+def beside(config_file: Path, path: Path | None) -> Path | None:
+    """``path`` as named in ``config_file``: a relative one is relative to the config's folder, not to wherever
+    the program was started (a systemd unit and an engineer's shell start it in different places)."""
+    if path is None or path.is_absolute():
+        return path
+    return config_file.parent / path
+
+
+def names_a_file(name_or_path: str) -> bool:
+    """Whether a site, profile or order given by a user is a file (``my/site.yaml``) rather than the name of a
+    shipped one (``kirkwall``)."""
+    return Path(name_or_path).suffix in (".yaml", ".yml") or "/" in name_or_path
+
+
 def named_config(kind: str, name_or_path: str) -> Path:
-    """``kirkwall`` -> configs/<kind>/kirkwall.yaml; a path is taken as it is."""
+    """``kirkwall`` -> the shipped configs/<kind>/kirkwall.yaml; a file is taken as it is (a config file that
+    names one has already resolved it against its own folder)."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+    if names_a_file(name_or_path) or candidate.exists():
         return candidate
     return configs_dir() / kind / f"{name_or_path}.yaml"
 

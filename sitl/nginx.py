@@ -14,12 +14,13 @@ import shutil
 from pathlib import Path
 from typing import Self
 
+from flightctl.config import configs_dir
 from sitl.errors import SitlError
 from sitl.mosquitto import free_port
 from sitl.processes import accepts_tcp, end_process
 
 START_TIMEOUT_S = 15.0
-SHIPPED_SITE = Path(__file__).resolve().parents[1] / "configs" / "nginx" / "tracking.conf"
+SHIPPED_SITE = configs_dir() / "nginx" / "tracking.conf"
 
 
 class NginxError(SitlError):

@@ -1,4 +1,4 @@
-"""The onboard daemon's configuration (configs/onboard/*.toml or *.yaml), validated into typed settings.
+"""The onboard daemon's configuration (configs/onboard/*.toml), validated into typed settings.
 
 Every error names the file and the key (``broker.url: ...``). Secrets may be given inline (tests, a laptop) or,
 as on the aircraft, in files readable only by the daemon's user (``password_file``); the file is read here, at
@@ -11,10 +11,9 @@ import math
 from pathlib import Path
 from typing import Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from flightctl.config import read_toml, validation_problems
+from flightctl.config import beside, names_a_file, read_toml, validation_problems
 from flightctl.errors import ConfigError, TransportError
 from flightctl.link.transport import transport_for_url
 from flightctl.mqtt.contract import DRONE_ID_PATTERN
@@ -106,22 +105,15 @@ class DaemonConfig(_Section):
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:
-    if path.suffix == ".toml":
-        document: object = read_toml(path)
-    elif path.suffix in (".yaml", ".yml"):
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: file not found") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    else:
-        raise ConfigError(f"{path}: a daemon config is .toml or .yaml")
+    """The daemon's config: TOML, like every service config (see ``flightctl.config`` for why)."""
+    if path.suffix != ".toml":
+        raise ConfigError(f"{path}: a daemon config is a .toml file (services are configured in TOML)")
+    document = read_toml(path)
     try:
         config = DaemonConfig.model_validate(document)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {validation_problems(exc)}") from None
-    config = _relative_to(config, path.parent)
+    config = _relative_to(config, path)
     if config.broker.ca_file is not None and not config.broker.ca_file.is_file():
         raise ConfigError(f"{path}: broker.ca_file: {config.broker.ca_file} is not a file")
     try:
@@ -134,24 +126,25 @@ def load_daemon_config(path: Path) -> DaemonConfig:
     return config
 
 
-def _relative_to(config: DaemonConfig, folder: Path) -> DaemonConfig:
+def _relative_to(config: DaemonConfig, config_file: Path) -> DaemonConfig:
     """Relative paths in a config file are relative to that file, not to wherever the daemon was started."""
 
-    def resolve(path: Path | None) -> Path | None:
-        return None if path is None or path.is_absolute() else folder / path
+    def resolve_named(name_or_path: str) -> str:
+        """A site or profile given as a file (not a shipped name) is relative to the config too."""
+        return str(beside(config_file, Path(name_or_path))) if names_a_file(name_or_path) else name_or_path
 
     broker, autopilot = config.broker, config.autopilot
     return config.model_copy(
         update={
-            "journal": resolve(config.journal) or config.journal,
+            "site": resolve_named(config.site),
+            "profile": resolve_named(config.profile),
+            "journal": beside(config_file, config.journal),
             "broker": broker.model_copy(
                 update={
-                    "password_file": resolve(broker.password_file) or broker.password_file,
-                    "ca_file": resolve(broker.ca_file) or broker.ca_file,
+                    "password_file": beside(config_file, broker.password_file),
+                    "ca_file": beside(config_file, broker.ca_file),
                 }
             ),
-            "autopilot": autopilot.model_copy(
-                update={"signing_key": resolve(autopilot.signing_key) or autopilot.signing_key}
-            ),
+            "autopilot": autopilot.model_copy(update={"signing_key": beside(config_file, autopilot.signing_key)}),
         }
     )

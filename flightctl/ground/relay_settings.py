@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flightctl.config import read_toml, validation_problems
+from flightctl.config import beside, read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
 from flightctl.ground.registry import refuse_password_in_url
@@ -84,7 +84,7 @@ def read_secret(path: Path, key: str) -> str:
 
 def load_relay_config(path: Path) -> RelayConfig:
     try:
-        config = RelayConfig.model_validate(read_toml(path))
+        config = _relative_to(RelayConfig.model_validate(read_toml(path)), path)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {validation_problems(exc)}") from None
     for key, value in (("name", config.name), ("share_group", config.share_group)):
@@ -101,6 +101,29 @@ def load_relay_config(path: Path) -> RelayConfig:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+def _relative_to(config: RelayConfig, config_file: Path) -> RelayConfig:
+    """Relative paths in the config (secret files, a SQLite registry) are relative to the config file."""
+    registry = config.registry
+    if "://" not in registry:
+        registry = str(beside(config_file, Path(registry)))
+    ops = config.ops
+    return config.model_copy(
+        update={
+            "registry": registry,
+            "registry_password_file": beside(config_file, config.registry_password_file),
+            "broker": config.broker.model_copy(
+                update={
+                    "password_file": beside(config_file, config.broker.password_file),
+                    "ca_file": beside(config_file, config.broker.ca_file),
+                }
+            ),
+            "ops": None
+            if ops is None
+            else ops.model_copy(update={"password_file": beside(config_file, ops.password_file)}),
+        }
+    )
 
 
 def _ops_apart(config: RelayConfig) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.config import configs_dir
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts, client_id_of
 from flightctl.mqtt.broker import ConfirmedClient, make_client
 from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.conftest import require_mosquitto
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "mosquitto" / "flightctl.conf"
+SHIPPED = configs_dir() / "mosquitto" / "flightctl.conf"
 
 
 @dataclass

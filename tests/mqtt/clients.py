@@ -40,8 +40,10 @@ class Collector:
             self.changed.set()
 
     async def wait_for(self, count: int, timeout_s: float = 30) -> list[Envelope]:
+        """Every envelope received, once ``count`` distinct ones (drone, seq) have come: QoS 1 may deliver one twice
+        (a session restored after a broker restart), and a duplicate must not stand in for a missing event."""
         async with asyncio.timeout(timeout_s):
-            while len(self.received) < count:
+            while len({(envelope.drone, envelope.seq) for envelope in self.received}) < count:
                 self.changed.clear()
                 await self.changed.wait()
         return self.received

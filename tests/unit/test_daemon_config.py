@@ -75,14 +75,22 @@ def test_a_wrong_config_names_the_key(tmp_path: Path, change: tuple[str, str], m
     assert str(path) in str(raised.value)
 
 
-def test_yaml_configs_and_unknown_formats(tmp_path: Path) -> None:
+def test_a_daemon_config_is_toml_and_nothing_else(tmp_path: Path) -> None:
+    """Test that the daemon reads TOML only (one format per kind of file: services are TOML), and says so."""
     yaml_text = "drone_id: d1\nsite: kirkwall\nprofile: sitl-quad\njournal: j.sqlite\n"
-    yaml_text += "autopilot: {url: 'tcp:127.0.0.1:5763'}\nbroker: {url: 'mqtt://localhost'}\n"
-    assert load_daemon_config(write(tmp_path, yaml_text, "d.yaml")).broker_endpoint().port == 1883
-    with pytest.raises(ConfigError, match=r"\.toml or \.yaml"):
-        load_daemon_config(write(tmp_path, GOOD, "d.ini"))
+    for name in ("d.yaml", "d.ini"):
+        with pytest.raises(ConfigError, match=r"a daemon config is a \.toml file"):
+            load_daemon_config(write(tmp_path, yaml_text, name))
     with pytest.raises(ConfigError, match=r"not valid|Expected|Invalid"):
         load_daemon_config(write(tmp_path, "drone_id = ", "bad.toml"))
+
+
+def test_a_site_and_profile_given_as_files_are_found_next_to_the_config(tmp_path: Path) -> None:
+    """Test that ``site = "sites/mine.yaml"`` in a config means the file beside the config, wherever the daemon was
+    started; a shipped name stays a name."""
+    config = load_daemon_config(write(tmp_path, GOOD.replace('"sitl-quad"', '"profiles/mine.yaml"')))
+    assert config.site == "kirkwall"
+    assert Path(config.profile) == tmp_path / "profiles" / "mine.yaml"
 
 
 @pytest.mark.parametrize("url", ["mqtt://", "tcp://host", "mqtt://host:99999", "mqtt://host/path", "mqtts://host?x=1"])

@@ -143,3 +143,25 @@ def test_ten_thousand_mutated_relay_configs_load_or_are_refused_with_a_config_er
             raise AssertionError(f"{type(exc).__name__}: {exc} for {case!r}") from exc
     assert loaded + refused == CASES
     assert loaded > 0, "some mutations keep a valid config (the loader is not refusing everything)"
+
+
+def test_relative_paths_in_a_relay_config_are_relative_to_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test that the relay's secret files and a SQLite registry named relatively are found beside the config, not in
+    the directory the relay was started from."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    trustme.CA().cert_pem.write_to_path(str(folder / "ca-good.pem"))
+    path = relay_config(folder, registry='"registry.sqlite"', ca_file='"ca-good.pem"')
+    path.write_text(path.read_text().replace(f'"{folder}/', '"'))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_relay_config(path)
+    assert config.registry == str(folder / "registry.sqlite")
+    assert config.broker.password_file == folder / "mqtt-password"
+    assert config.broker.ca_file == folder / "ca-good.pem"
+    assert config.ops is not None
+    assert config.ops.password_file == folder / "ops-password"
+    assert config.endpoint().password == "hunter2"
