@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar, overload
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flightctl.dialect import message_id
 from flightctl.errors import ConfigError
@@ -31,6 +31,22 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
 def configs_dir() -> Path:
     """The configs shipped with flightctl: sites, profiles, orders, parameter files, telemetry rates, services."""
     return SHIPPED_CONFIGS
+
+
+class StrictModel(BaseModel):
+    """The base of every model read from outside (a file, a message): unknown keys are refused, nothing is
+    changed after validation, and NaN or infinity is never a mass, a distance or a limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def read_secret(path: Path, key: str) -> str:
+    """A secret (password) from a file readable only by its owner, stripped of its newline; ``key`` names where
+    the file was given (``broker.password_file``, ``--password-file``) in the error."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def read_toml(path: Path) -> dict[str, object]:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from flightctl.cli.common import fail
+from flightctl.config import read_secret
 from flightctl.errors import ConfigError
 from flightctl.mqtt.contract import DRONE_ID_PATTERN
 from flightctl.mqtt.endpoint import BrokerEndpoint
@@ -33,12 +34,7 @@ def endpoint_or_exit(
     if ca_file is not None and not ca_file.is_file():
         raise fail(ConfigError(f"--ca-file: {ca_file} is not a file"))
     try:
-        password = None
-        if password_file is not None:
-            try:
-                password = password_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"--password-file: {exc}") from None
+        password = None if password_file is None else read_secret(password_file, "--password-file")
         return BrokerEndpoint.from_url(url, username=username, password=password, ca_file=ca_file)
     except ConfigError as exc:
         raise fail(exc) from None

@@ -32,9 +32,9 @@ from flightctl.cli.order import (
     order_and_wind_or_exit,
     show_answer,
 )
+from flightctl.config import read_secret
 from flightctl.ground.dispatch import send_order
 from flightctl.ground.registry import Registry
-from flightctl.ground.relay_settings import read_secret
 
 
 def dispatch(

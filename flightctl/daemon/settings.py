@@ -11,20 +11,16 @@ import math
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from flightctl.config import beside, names_a_file, read_toml, validation_problems
+from flightctl.config import StrictModel, beside, names_a_file, read_secret, read_toml, validation_problems
 from flightctl.errors import ConfigError, TransportError
 from flightctl.link.transport import transport_for_url
 from flightctl.mqtt.contract import DRONE_ID_PATTERN
 from flightctl.mqtt.endpoint import BrokerEndpoint
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class BrokerSection(_Section):
+class BrokerSection(StrictModel):
     url: str
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
@@ -59,14 +55,14 @@ class BrokerSection(_Section):
         return self
 
 
-class AutopilotSection(_Section):
+class AutopilotSection(StrictModel):
     url: str = Field(description="udpin:H:P, udpout:H:P, tcp:H:P, serial:DEV:BAUD")
     signing_key: Path | None = None
     heartbeat_timeout_s: float = Field(default=30, gt=0, le=3600)
     link_lost_timeout_s: float = Field(default=300, gt=0, le=86_400)
 
 
-class TelemetrySection(_Section):
+class TelemetrySection(StrictModel):
     rate_hz: float = Field(default=1.0, gt=0, le=10)
     queue: int = Field(default=20, ge=1, le=10_000)
     expiry_s: int = Field(default=10, ge=1, le=3600)
@@ -79,7 +75,7 @@ class TelemetrySection(_Section):
         return rate
 
 
-class DaemonConfig(_Section):
+class DaemonConfig(StrictModel):
     drone_id: str = Field(pattern=DRONE_ID_PATTERN)
     site: str
     profile: str
@@ -97,10 +93,7 @@ class DaemonConfig(_Section):
         broker = self.broker
         password = broker.password
         if broker.password_file is not None:
-            try:
-                password = broker.password_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"broker.password_file: {exc}") from None
+            password = read_secret(broker.password_file, "broker.password_file")
         return BrokerEndpoint.from_url(broker.url, username=broker.username, password=password, ca_file=broker.ca_file)
 
 

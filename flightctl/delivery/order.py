@@ -10,18 +10,14 @@ import enum
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from shapely.geometry import Point, Polygon
 
+from flightctl.config import StrictModel
 from flightctl.geo import AltFrame, Location, distance_m
 
 
-class _Model(BaseModel):
-    # NaN and infinity are never a mass, a distance or a limit: refused as "not a finite number".
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class LatLon(_Model):
+class LatLon(StrictModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
@@ -52,7 +48,7 @@ MIN_DROP_ZONE_RADIUS_M = 2.0
 MAX_DROP_ZONE_EXTENT_M = 500.0
 
 
-class DropZone(_Model):
+class DropZone(StrictModel):
     """Where a release is allowed: a circle around the drop point, or a polygon."""
 
     radius_m: float | None = Field(default=None, ge=MIN_DROP_ZONE_RADIUS_M, le=MAX_DROP_ZONE_EXTENT_M)
@@ -67,7 +63,7 @@ class DropZone(_Model):
         return self
 
 
-class TimeWindow(_Model):
+class TimeWindow(StrictModel):
     not_before: datetime | None = None
     not_after: datetime | None = None
 
@@ -83,7 +79,7 @@ class TimeWindow(_Model):
         return self
 
 
-class DeliveryOrder(_Model):
+class DeliveryOrder(StrictModel):
     order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     drop: LatLon
     drop_zone: DropZone
@@ -109,7 +105,7 @@ class DeliveryOrder(_Model):
         return self
 
 
-class NoFlyZone(_Model):
+class NoFlyZone(StrictModel):
     name: str
     polygon: list[LatLon]
 
@@ -119,13 +115,13 @@ class NoFlyZone(_Model):
         return self
 
 
-class RallyPoint(_Model):
+class RallyPoint(StrictModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     alt_m: float = Field(gt=0, description="above home")
 
 
-class Site(_Model):
+class Site(StrictModel):
     name: str
     depot: LatLon
     depot_alt_m: float = Field(description="ground at the depot, metres above mean sea level")
@@ -145,7 +141,7 @@ class Site(_Model):
         return self.depot.location(self.depot_alt_m, AltFrame.ABSOLUTE)
 
 
-class EnergyModel(_Model):
+class EnergyModel(StrictModel):
     """Energy per unit of work, still air, from flight logs of the airframe (SITL's quad for the example)."""
 
     cruise_wh_per_km: float = Field(gt=0)
@@ -155,7 +151,7 @@ class EnergyModel(_Model):
     climb_and_landing_wh: float = Field(ge=0)
 
 
-class DropSettings(_Model):
+class DropSettings(StrictModel):
     approach_alt_m: float = Field(default=20, gt=0, description="where the vehicle waits for the go-ahead")
     payload_place_max_descent_m: float = Field(default=25, gt=0)
     release_height_m: float = Field(default=5, gt=0)
@@ -166,12 +162,12 @@ class DropSettings(_Model):
     release_confirm_timeout_s: float = Field(default=60, gt=0)
 
 
-class ReleaseLimits(_Model):
+class ReleaseLimits(StrictModel):
     max_ground_speed_m_s: float = Field(default=1.0, gt=0)
     alt_tolerance_m: float = Field(default=2.0, gt=0)
 
 
-class BatteryRules(_Model):
+class BatteryRules(StrictModel):
     """How go/no-go judges the pack. The abort voltage and energy rules are the in-flight abort's own."""
 
     # A pack the autopilot reports with no remaining capacity: NO-GO, unless the profile says to judge it by
@@ -179,7 +175,7 @@ class BatteryRules(_Model):
     unreported_remaining: Literal["no-go", "judge_by_consumed"] = "no-go"
 
 
-class WindRules(_Model):
+class WindRules(StrictModel):
     """What go/no-go and the in-flight rule need to know the wind rather than read a missing estimate as calm."""
 
     ground_measurement_max_age_s: float = Field(default=1800, gt=0)
@@ -191,7 +187,7 @@ class WindRules(_Model):
     air_density_kg_m3: float = Field(default=1.225, gt=0)
 
 
-class PositionTrustLimits(_Model):
+class PositionTrustLimits(StrictModel):
     """When a position is trusted enough to release a parcel on."""
 
     settle_after_reset_s: float = Field(default=10, ge=0, description="no EKF reset or GPS glitch for this long")
@@ -201,7 +197,7 @@ class PositionTrustLimits(_Model):
     hold_window_s: float = Field(default=5.0, gt=0)
 
 
-class VehicleProfile(_Model):
+class VehicleProfile(StrictModel):
     name: str
     max_payload_kg: float = Field(gt=0)
     cruise_speed_m_s: float = Field(gt=0)

@@ -19,7 +19,6 @@ SQLite (one relay, a laptop) or PostgreSQL (several relays): the same SQL, writt
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -28,7 +27,6 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,8 +36,10 @@ import asyncpg
 
 from flightctl.errors import ConfigError, FlightctlError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
+from flightctl.mqtt.consumer import SequenceTracker
 from flightctl.mqtt.contract import DRONE_ID_PATTERN, ORDER_ID_PATTERN
 from flightctl.mqtt.dead_letters import DeadLetter
+from flightctl.sqlite_thread import SqliteThread
 
 TOKEN_BYTES = 24
 DEFAULT_TOKEN_TTL = timedelta(days=30)
@@ -123,7 +123,7 @@ class _Sqlite:
     """SQLite on one thread of its own (its calls block); ``$n`` placeholders become ``?``."""
 
     def __init__(self, path: Path) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry")
+        self._thread = SqliteThread("registry")
         self._path = path
         self._db: sqlite3.Connection | None = None
 
@@ -157,7 +157,7 @@ class _Sqlite:
 
     async def _call(self, function: Any, *args: Any) -> Any:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+            return await self._thread.run(function, *args)
         except (sqlite3.OperationalError, OSError) as exc:  # locked, disk full, I/O: not the request's fault
             raise RegistryUnavailable(f"registry {self._path}: {exc}") from exc
         except (sqlite3.Error, OverflowError) as exc:
@@ -205,7 +205,7 @@ class _Sqlite:
         if self._db is not None:
             db, self._db = self._db, None
             await self._call(db.close)
-        self._executor.shutdown(wait=True)
+        self._thread.shutdown(wait=True)
 
 
 class _Postgres:
@@ -370,11 +370,10 @@ class Registry:
     async def missing_events(self, drone_id: str) -> list[int]:
         """Sequence numbers below the highest taken for ``drone_id`` that never came (since its first)."""
         rows = await self._backend.fetch("SELECT seq FROM seen_events WHERE drone_id = $1 ORDER BY seq", drone_id)
-        seqs = [int(r[0]) for r in rows]
-        if not seqs:
-            return []
-        have = set(seqs)
-        return [n for n in range(seqs[0], seqs[-1]) if n not in have]
+        tracker = SequenceTracker()
+        for row in rows:
+            tracker.accept(int(row[0]))
+        return tracker.missing()
 
     # ---- the tracking page -----------------------------------------------------------------------------------
 

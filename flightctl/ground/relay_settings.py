@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from flightctl.config import beside, read_toml, validation_problems
+from flightctl.config import StrictModel, beside, read_secret, read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
 from flightctl.ground.registry import refuse_password_in_url
@@ -14,18 +14,14 @@ from flightctl.ground.relay import DEFAULT_SHARE_GROUP
 from flightctl.mqtt.endpoint import BrokerEndpoint
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class RelayBroker(_Section):
+class RelayBroker(StrictModel):
     url: str
     username: str
     password_file: Path
     ca_file: Path | None = None
 
 
-class RelayHttp(_Section):
+class RelayHttp(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     # Proxies whose X-Forwarded-For is believed (the nginx in front); anyone else is the client themselves.
@@ -33,7 +29,7 @@ class RelayHttp(_Section):
     failed_lookups_per_minute: int = Field(default=20, ge=1, le=10_000)
 
 
-class RelayOps(_Section):
+class RelayOps(StrictModel):
     """The operators' view, on a listener of its own (never the customers' port, never behind their proxy)."""
 
     username: str
@@ -43,7 +39,7 @@ class RelayOps(_Section):
     failed_logins_per_minute: int = Field(default=10, ge=1, le=1000)
 
 
-class RelayConfig(_Section):
+class RelayConfig(StrictModel):
     name: str
     # postgresql://user@host/db (the password from registry_password_file, PGPASSWORD or ~/.pgpass, never here)
     # or a SQLite file path.
@@ -73,13 +69,6 @@ class RelayConfig(_Section):
         if self.registry_password_file is None:
             return None
         return read_secret(self.registry_password_file, "registry_password_file")
-
-
-def read_secret(path: Path, key: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{key}: {exc}") from None
 
 
 def load_relay_config(path: Path) -> RelayConfig:

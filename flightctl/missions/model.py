@@ -201,21 +201,12 @@ class MissionItem:
         return cls.at(mavlink.MAV_CMD_NAV_PAYLOAD_PLACE, location, max_descent_m)
 
     @classmethod
-    def gripper(cls, *, release: bool, gripper: int = 1) -> MissionItem:
-        action = mavlink.GRIPPER_ACTION_RELEASE if release else mavlink.GRIPPER_ACTION_GRAB
-        return cls(mavlink.MAV_CMD_DO_GRIPPER, param1=gripper, param2=action)
-
-    @classmethod
     def winch(cls, action: int, *, length_m: float = 0.0, rate_m_s: float = 0.0, winch: int = 1) -> MissionItem:
         return cls(mavlink.MAV_CMD_DO_WINCH, param1=winch, param2=action, param3=length_m, param4=rate_m_s)
 
     @classmethod
     def change_speed(cls, ground_speed_m_s: float) -> MissionItem:
         return cls(mavlink.MAV_CMD_DO_CHANGE_SPEED, param1=1, param2=ground_speed_m_s, param3=-1)
-
-    @classmethod
-    def delay(cls, seconds: float) -> MissionItem:
-        return cls(mavlink.MAV_CMD_CONDITION_DELAY, param1=seconds)
 
     @classmethod
     def loiter_time(cls, location: Location, seconds: float) -> MissionItem:

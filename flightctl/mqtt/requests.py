@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from flightctl.config import validation_problem_list
+from flightctl.config import StrictModel, validation_problem_list
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
 from flightctl.mqtt.consumer import NotAnEnvelope, read_json_object
@@ -25,11 +25,7 @@ from flightctl.mqtt.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, Envelo
 MAX_INBOUND_BYTES = 16 * 1024
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class DepotWind(_Strict):
+class DepotWind(StrictModel):
     """The depot weather station's reading, which dispatch sends with the order: go/no-go needs the wind."""
 
     speed_m_s: float = Field(ge=0, le=100)
@@ -46,13 +42,13 @@ class DepotWind(_Strict):
         return GroundWind(self.speed_m_s, self.measured_at, "depot weather station (via dispatch)")
 
 
-class OrderRequest(_Strict):
+class OrderRequest(StrictModel):
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
     order: DeliveryOrder
     depot_wind: DepotWind | None = None
 
 
-class CommandRequest(_Strict):
+class CommandRequest(StrictModel):
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
     command: Literal["abort", "status"]
     reason: str | None = Field(default=None, max_length=200)

@@ -215,9 +215,6 @@ class Commands:
     async def request_message(self, message: str) -> None:
         await self.long(mavlink.MAV_CMD_REQUEST_MESSAGE, [message_id(message)], label=f"request_message({message})")
 
-    async def reboot(self) -> None:
-        await self.long(mavlink.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN, [1], label="reboot()")
-
     async def _wait_heartbeat(self, predicate: _HeartbeatPredicate, timeout_s: float, what: str) -> None:
         last = self._connection.last_heartbeat
         if last is not None and predicate(last):

@@ -107,24 +107,6 @@ class Payload:
             mavlink.MAV_CMD_DO_GRIPPER, [1, mavlink.GRIPPER_ACTION_RELEASE], label="gripper release"
         )
 
-    async def release(self, *, timeout_s: float) -> ReleaseEvidence:
-        """Open the gripper and return the evidence that it opened."""
-        texts_after = self._telemetry.status_count
-        await self.command_release()
-        return await self.wait_released(texts_after, timeout_s=timeout_s)
-
-    async def wait_released(self, texts_after: int, *, timeout_s: float) -> ReleaseEvidence:
-        found: list[ReleaseEvidence] = []
-
-        def released(state: VehicleState) -> bool:
-            evidence = self.release_evidence(state, texts_after)
-            if evidence is not None:
-                found.append(evidence)
-            return evidence is not None
-
-        await self._telemetry.wait_until(released, timeout_s=timeout_s, what="parcel released")
-        return found[-1]
-
     async def winch(self, action: int, *, length_m: float = 0.0, rate_m_s: float = 0.0, timeout_s: float = 5.0) -> int:
         """Command the winch and return its servo output once it has moved from where it was."""
         setup = self._need_setup()
