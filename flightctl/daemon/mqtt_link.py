@@ -17,6 +17,7 @@ import time
 from typing import Any, Protocol
 
 import aiomqtt
+from pydantic import ValidationError
 
 from flightctl import __version__
 from flightctl.daemon.outbox_pump import OutboxPump
@@ -35,6 +36,7 @@ from flightctl.mqtt.broker import (
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics, drone_client_id
 from flightctl.mqtt.dead_letters import DeadLetterBox
 from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.messages import contract_data
 from flightctl.mqtt.requests import CommandRequest, OrderRequest, Refused, parse_command, parse_order
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class BrokerLink:
         self.connected = False
         self.telemetry_sent = 0
         self.telemetry_stale = 0  # samples older than their expiry when the broker came back: never sent
+        self.telemetry_invalid = 0  # samples with a value outside the contract's bounds: never sent
         self.last_error: str | None = None
         self.dead_letters = DeadLetterBox(f"drone {drone_id}")
         # Set by whoever stops the daemon on purpose (SIGTERM), before cancelling it: then the drone says
@@ -99,6 +102,7 @@ class BrokerLink:
             "telemetry_sent": self.telemetry_sent,
             "telemetry_dropped": self.sampler.queue.dropped,
             "telemetry_stale": self.telemetry_stale,
+            "telemetry_invalid": self.telemetry_invalid,
             **self.dead_letters.report(),
         }
 
@@ -110,7 +114,7 @@ class BrokerLink:
             time_source=TimeSource(source),
             type=type_,
             order_id=order_id,
-            data=data,
+            data=contract_data(type_, data),
         )
         return envelope.to_json()
 
@@ -212,7 +216,15 @@ class BrokerLink:
             if time.monotonic() - sample.monotonic_s > expiry_s:
                 self.telemetry_stale += 1
                 continue
-            payload = self._envelope(MessageType.TELEMETRY, sample.data, sample.data.get("order_id"))
+            try:
+                payload = self._envelope(MessageType.TELEMETRY, sample.data, sample.data.get("order_id"))
+            except ValidationError:
+                # A value outside the contract's bounds (a corrupt report): this sample is dropped and counted,
+                # the next one goes; telemetry never stops for one bad sample.
+                if not self.telemetry_invalid:
+                    log.exception("a telemetry sample is outside the contract: dropped (counted from now on)")
+                self.telemetry_invalid += 1
+                continue
             await client.publish(self.topics.telemetry, payload, qos=0, properties=expiry_properties(expiry_s))
             self.telemetry_sent += 1
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from flightctl.delivery.journal import Journal, OutboxEntry
 from flightctl.mqtt.broker import BrokerRefused, ConfirmedClient, json_properties
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.messages import contract_data
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,17 @@ BATCH = 100
 
 
 def outbox_envelope(drone_id: str, entry: OutboxEntry) -> Envelope:
+    """The envelope an outbox row goes out in: its data as the contract carries it (what the journal holds
+    beyond the contract stays on the aircraft)."""
+    type_ = MessageType(entry.type)
     return Envelope(
         drone=drone_id,
         seq=entry.seq,
         time=datetime.fromisoformat(entry.at_utc.replace("Z", "+00:00")),
         time_source=TimeSource(entry.time_source),
-        type=MessageType(entry.type),
+        type=type_,
         order_id=entry.order_id,
-        data=entry.data,
+        data=contract_data(type_, entry.data),
     )
 
 

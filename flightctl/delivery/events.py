@@ -30,10 +30,10 @@ class DeliveryState(enum.StrEnum):
 
 class ParcelWhereabouts(enum.StrEnum):
     """What OUT_OF_CONTACT says of the parcel (its detail's ``parcel``): the ground tells the customer from this,
-    so it is vocabulary, not a sentence to reword."""
+    so it is a token of the contract, not a sentence to reword."""
 
-    DELIVERED = "delivered before the link was lost"
-    ON_BOARD = "presumed on board"
+    DELIVERED = "delivered"  # released before the link was lost
+    ON_BOARD = "on_board"  # presumed on board: not released when the link was lost
 
 
 TERMINAL = frozenset({DeliveryState.LANDED, DeliveryState.FAILED})

@@ -39,11 +39,16 @@ class Collector:
             self.arrival_s.append(time.monotonic())
             self.changed.set()
 
+    def distinct(self) -> int:
+        """Envelopes received, an event (with a sequence number) counted once however often it came."""
+        events = {(envelope.drone, envelope.seq) for envelope in self.received if envelope.seq is not None}
+        return len(events) + sum(1 for envelope in self.received if envelope.seq is None)
+
     async def wait_for(self, count: int, timeout_s: float = 30) -> list[Envelope]:
-        """Every envelope received, once ``count`` distinct ones (drone, seq) have come: QoS 1 may deliver one twice
-        (a session restored after a broker restart), and a duplicate must not stand in for a missing event."""
+        """Every envelope received, once ``count`` distinct ones have come: QoS 1 may deliver an event twice (a
+        session restored after a broker restart), and a duplicate must not stand in for a missing event."""
         async with asyncio.timeout(timeout_s):
-            while len({(envelope.drone, envelope.seq) for envelope in self.received}) < count:
+            while self.distinct() < count:
                 self.changed.clear()
                 await self.changed.wait()
         return self.received

@@ -72,7 +72,11 @@ async def test_a_broker_outage_loses_nothing_and_the_backlog_flushes_in_order(
             await seen.wait_for(1)
             await broker.stop()
             for n in range(20):
-                await journal.enqueue("KWL-2", "command_result", {"request_id": f"during-{n}"})
+                await journal.enqueue(
+                    "KWL-2",
+                    "command_result",
+                    {"request_id": f"during-{n}", "command": "status", "ok": True, "result": "status"},
+                )
             assert await journal.outbox_backlog() == 20
             await broker.start()
             received = await seen.wait_for(21, timeout_s=60)

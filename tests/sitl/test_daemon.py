@@ -376,7 +376,7 @@ async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
         )
         radio.cut()
         out = await ground.state(second.order_id, "OUT_OF_CONTACT", timeout_s=120)
-        assert out.data["detail"]["parcel"] == "presumed on board"
+        assert out.data["detail"]["parcel"] == "on_board"
         await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=900, what="home by its own fallback")
         radio.restore()
         landed = await ground.state(second.order_id, "LANDED", timeout_s=300)

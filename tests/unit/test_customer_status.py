@@ -38,7 +38,7 @@ def state(name: str, **detail: Any) -> Envelope:
         (state("ON_STATION"), CustomerStatus.ARRIVING),
         (state("RELEASED", lat_deg=58.95, lon_deg=-2.95), CustomerStatus.DELIVERED),
         (state("ABORTING", reason="battery 13.9 V below the abort voltage", with_parcel=True), CustomerStatus.PROBLEM),
-        (state("OUT_OF_CONTACT", parcel="presumed on board"), CustomerStatus.PROBLEM),
+        (state("OUT_OF_CONTACT", parcel="on_board"), CustomerStatus.PROBLEM),
         (state("FAILED", reason="vehicle did not arm"), CustomerStatus.PROBLEM),
         (state("LANDED", released=False), CustomerStatus.PROBLEM),
     ],
@@ -93,3 +93,17 @@ def test_what_the_customer_sees_of_a_lost_link_comes_from_what_decide_writes(
     assert entering is DeliveryState.OUT_OF_CONTACT
     update = customer_update(state(entering.value, **give_up.detail))
     assert (update.status if update else None) == status
+
+
+@pytest.mark.parametrize("name", [s.value for s in DeliveryState])
+def test_rewording_what_the_drone_says_changes_nothing_the_customer_sees(name: str) -> None:
+    """Test that the free-text fields of a transition (reason, note, vehicle, evidence's words) never decide what a
+    customer sees: the same transition with every sentence reworded gives the same update."""
+    typed = {"with_parcel": True, "parcel": "on_board", "released": False, "outbound_time_s": 60.0}
+    said = {"reason": "battery low", "note": "armed before the restart", "vehicle": "holding", "detail": "Gripper"}
+    reworded = {key: f"something else entirely about {key}" for key in said}
+    assert customer_update(state(name, **typed, **said)) == customer_update(state(name, **typed, **reworded))
+
+
+def test_a_state_this_version_does_not_know_makes_no_update_and_is_not_refused() -> None:
+    assert customer_update(state("FERRYING", note="a newer drone's state")) is None

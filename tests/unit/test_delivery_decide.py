@@ -452,7 +452,7 @@ def test_link_loss_is_noted_and_aborts_then_gives_up_after_the_bound() -> None:
     [give_up] = run(PLACE, history, Observed(flying(PLACE), link_lost_s=61.0), limits=limits)
     assert isinstance(give_up, Enter)
     assert give_up.trigger is Trigger.LINK_GIVEN_UP
-    assert give_up.detail["parcel"] == "presumed on board"
+    assert give_up.detail["parcel"] == "on_board"
     assert "outcome unknown" in give_up.detail["reason"]
 
 

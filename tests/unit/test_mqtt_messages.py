@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from flightctl.config import named_config, read_yaml_model
 from flightctl.daemon.clock import message_time
@@ -17,6 +19,17 @@ from flightctl.daemon.telemetry_feed import DeliveryStatus, DropOldestQueue, tel
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.mqtt.consumer import NotAnEnvelope, SequenceTracker, read_envelope
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.messages import (
+    DATA_MODELS,
+    CommandResult,
+    DaemonStatus,
+    OnlineData,
+    OrderAccepted,
+    OrderRejected,
+    StateDetail,
+    TelemetryData,
+    contract_data,
+)
 from flightctl.mqtt.requests import (
     MAX_INBOUND_BYTES,
     CommandRequest,
@@ -189,7 +202,63 @@ def test_every_example_in_the_contract_document_is_a_valid_message() -> None:
             assert isinstance(parse_order(example.encode(), envelope.drone), OrderRequest)
         elif envelope.type is MessageType.COMMAND:
             assert isinstance(parse_command(example.encode(), envelope.drone), CommandRequest)
+        model = DATA_MODELS[envelope.type]
+        model.model_validate(envelope.data)
+        assert undeclared(model, envelope.data) == [], f"{envelope.type}: fields the contract does not name"
     assert types == set(MessageType), f"a message type without an example: {set(MessageType) - types}"
+
+
+def undeclared(model: type[BaseModel], data: object, where: str = "data") -> list[str]:
+    """The keys of ``data`` (at any depth) that ``model`` does not declare: a document naming a field no model has
+    is out of date, even though readers ignore unknown keys."""
+    if not isinstance(data, dict):
+        return []
+    found = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            found.append(f"{where}.{key}")
+            continue
+        for inner in _models_in(field.annotation):
+            found += undeclared(inner, value, f"{where}.{key}")
+    return found
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def test_every_field_the_contract_names_is_in_the_document() -> None:
+    """Test the other direction: each field of each event's model (and of a transition's detail) is written in
+    docs/mqtt.md, so a field added in code is documented in the same change."""
+    text = Path("docs/mqtt.md").read_text()
+    for model in (StateDetail, OrderAccepted, OrderRejected, CommandResult, DaemonStatus, TelemetryData, OnlineData):
+        for name in model.model_fields:
+            assert f"`{name}`" in text or f'"{name}"' in text, f"{model.__name__}.{name} is not in docs/mqtt.md"
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "leaves"),
+    [
+        (MessageType.STATE, {"state": "RELEASED", "detail": {"error_m": 0.5, "debug_trace": "x"}},
+         {"state": "RELEASED", "detail": {"error_m": 0.5}}),
+        (MessageType.ORDER_ACCEPTED, {"request_id": "r1", "internal": 1}, {"request_id": "r1"}),
+        (MessageType.STATE, {"state": "FAILED", "detail": {"reason": "e" * 5000}},
+         {"state": "FAILED", "detail": {"reason": "e" * 999 + "…"}}),
+    ],
+    ids=["detail-not-in-contract", "answer-field-not-in-contract", "long-reason-clipped"],
+)  # fmt: skip
+def test_a_journal_detail_not_in_the_contract_does_not_leave_the_aircraft(
+    type_: MessageType, data: dict[str, Any], leaves: dict[str, Any]
+) -> None:
+    assert contract_data(type_, data) == leaves
+
+
+def test_a_value_the_contract_cannot_carry_is_refused_on_the_way_out() -> None:
+    with pytest.raises(ValidationError, match="how"):
+        contract_data(MessageType.STATE, {"state": "ABORTING", "detail": {"how": "somehow"}})
 
 
 @pytest.mark.parametrize("order_id", ["KWL.1", "KWL:1", "x" * 65, "ÅLAND-1", 17])
