@@ -9,7 +9,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.text import Text
 
-from flightctl.cli.common import console, errors, fail, run
+from flightctl.cli.common import JsonOption, console, errors, fail, report, run
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 
@@ -30,7 +30,9 @@ SaveOption = Annotated[
 ]
 
 
-def _add(kind: AccountKind, name: str, folder: Path, new_password: bool, save: Path | None) -> None:
+def _add(
+    kind: AccountKind, name: str, folder: Path, new_password: bool, save: Path | None, as_json: bool = False
+) -> None:
     accounts = BrokerAccounts(folder)
     # The file the password goes to is opened before the account is made: a password that could not be saved
     # would be lost for good (only its hash is kept).
@@ -42,12 +44,17 @@ def _add(kind: AccountKind, name: str, folder: Path, new_password: bool, save: P
     finally:
         if out is not None:
             out.close()
-    if save is not None:
+    if as_json:
+        record = {"account": name, "kind": kind.value, "accounts_file": str(accounts.config_path)}
+        record |= {"password_file": str(save)} if save is not None else {"password": password}
+        report(True, record, "")
+    elif save is not None:
         errors.print(Text(f"{kind.value} account {name}: password written to {save}"))
     else:
         console.print(Text(password))
         errors.print(Text(f"{kind.value} account {name}: the password above is shown once; it is not stored"))
-    errors.print(Text(f"accounts and rules in {accounts.config_path}; restart mosquitto to apply them"))
+    if not as_json:
+        errors.print(Text(f"accounts and rules in {accounts.config_path}; restart mosquitto to apply them"))
 
 
 def _open_secret_file(path: Path) -> TextIO:
@@ -62,33 +69,49 @@ def _open_secret_file(path: Path) -> TextIO:
 
 @broker_app.command("add-drone")
 def add_drone(
-    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+    name: NameArgument,
+    folder: DirOption,
+    new_password: NewPasswordOption = False,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """A drone: writes only its own events, telemetry and online; reads only its own orders and commands; connects
     only as client flightctl-NAME."""
-    _add(AccountKind.DRONE, name, folder, new_password, save)
+    _add(AccountKind.DRONE, name, folder, new_password, save, as_json)
 
 
 @broker_app.command("add-relay")
 def add_relay(
-    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+    name: NameArgument,
+    folder: DirOption,
+    new_password: NewPasswordOption = False,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """A status relay: reads every drone's events through a shared subscription, nothing else; connects only as
     client flightctl-relay-NAME."""
-    _add(AccountKind.RELAY, name, folder, new_password, save)
+    _add(AccountKind.RELAY, name, folder, new_password, save, as_json)
 
 
 @broker_app.command("add-dispatch")
 def add_dispatch(
-    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+    name: NameArgument,
+    folder: DirOption,
+    new_password: NewPasswordOption = False,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Dispatch: writes every drone's orders and reads their events (the answers)."""
-    _add(AccountKind.DISPATCH, name, folder, new_password, save)
+    _add(AccountKind.DISPATCH, name, folder, new_password, save, as_json)
 
 
 @broker_app.command("add-operator")
 def add_operator(
-    name: NameArgument, folder: DirOption, new_password: NewPasswordOption = False, save: SaveOption = None
+    name: NameArgument,
+    folder: DirOption,
+    new_password: NewPasswordOption = False,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """An operator: reads every drone's events, telemetry and online; sends commands (abort, status)."""
-    _add(AccountKind.OPERATOR, name, folder, new_password, save)
+    _add(AccountKind.OPERATOR, name, folder, new_password, save, as_json)

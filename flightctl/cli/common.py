@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import math
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -19,6 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from flightctl.config import load_telemetry_config
+from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 
@@ -48,6 +51,36 @@ TimeoutOption = Annotated[
     ),
 ]
 DEFAULT_TIMEOUT_S = 30.0
+AnswerTimeoutOption = Annotated[
+    float, typer.Option("--answer-timeout", min=1, max=3600, help="Seconds to wait for the drone's answer.")
+]
+DepotWindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--depot-wind",
+        help="The depot's measured mean wind for go/no-go: SPEED in m/s (measured now) or SPEED@TIME (ISO 8601 "
+        "with zone). Without it go/no-go says NO-GO: the wind is unknown (unless the profile waives it).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for machines.")]
+
+
+def depot_wind_or_exit(text: str | None) -> GroundWind | None:
+    """``--depot-wind`` read before anything is sent or flown; a bad one is one red line."""
+    if text is None:
+        return None
+    try:
+        return GroundWind.parse(text, now=datetime.now(UTC))
+    except FlightctlError as exc:
+        raise fail(exc) from None
+
+
+def report(as_json: bool, record: dict[str, Any], for_people: str) -> None:
+    """A command's result: one JSON object on stdout for machines, or a line for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+    else:
+        console.print(Text(for_people))
 
 
 def fail(exc: Exception) -> typer.Exit:

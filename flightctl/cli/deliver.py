@@ -16,10 +16,13 @@ from rich.text import Text
 from flightctl.cli.common import (
     DEFAULT_TIMEOUT_S,
     ConnectOption,
+    DepotWindOption,
+    JsonOption,
     SigningOption,
     TimeoutOption,
     connect_vehicle,
     console,
+    depot_wind_or_exit,
     fail,
     run,
 )
@@ -41,7 +44,6 @@ OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in con
 SiteOption = Annotated[str, typer.Option("--site", help="Site file, or a name in configs/sites/.")]
 ProfileOption = Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")]
 JournalOption = Annotated[Path, typer.Option("--journal", help="SQLite journal (resumes an interrupted delivery).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 LinkTimeoutOption = Annotated[
     float,
     typer.Option(
@@ -53,15 +55,6 @@ LinkTimeoutOption = Annotated[
     ),
 ]
 DEFAULT_LINK_LOST_TIMEOUT_S = 300.0
-GroundWindOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ground-wind",
-        help="The depot's measured mean wind: SPEED in m/s (measured now) or SPEED@TIME (ISO 8601 with zone). "
-        "Without it go/no-go says NO-GO: the wind is unknown (unless the profile waives it).",
-    ),
-]
-
 NOT_DELIVERED_EXIT = 2
 
 
@@ -79,15 +72,6 @@ def load_plan_or_exit(order: str, site: str, profile: str) -> DeliveryPlan:
             return plan_delivery(the_order, the_site, the_profile)
         except PlanningError as exc:
             raise ConfigError(f"{order_path}: {exc}") from None
-    except FlightctlError as exc:
-        raise fail(exc) from None
-
-
-def parse_ground_wind_or_exit(text: str | None) -> GroundWind | None:
-    if text is None:
-        return None
-    try:
-        return GroundWind.parse(text, now=datetime.now(UTC))
     except FlightctlError as exc:
         raise fail(exc) from None
 
@@ -165,12 +149,12 @@ def deliver(
     signing_key: SigningOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     link_lost_timeout_s: LinkTimeoutOption = DEFAULT_LINK_LOST_TIMEOUT_S,
-    ground_wind: GroundWindOption = None,
+    depot_wind: DepotWindOption = None,
 ) -> None:
     """Fly one delivery: go/no-go, upload and verify, fly, drop, return. Exit 0 delivered, 2 not delivered
     (or outcome unknown after the link was lost)."""
     plan = load_plan_or_exit(order, site, profile)
-    wind = parse_ground_wind_or_exit(ground_wind)
+    wind = depot_wind_or_exit(depot_wind)
 
     async def go() -> DeliveryOutcome:
         async with connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle:

@@ -23,10 +23,8 @@ from flightctl.cli.broker_options import (
     drone_or_exit,
     endpoint_or_exit,
 )
-from flightctl.cli.common import console, run
+from flightctl.cli.common import AnswerTimeoutOption, DepotWindOption, console, run
 from flightctl.cli.order import (
-    AnswerTimeoutOption,
-    DepotWindOption,
     OrderArgument,
     exit_unless_accepted,
     order_and_wind_or_exit,

@@ -19,12 +19,15 @@ from rich.text import Text
 from flightctl.cli.common import (
     DEFAULT_TIMEOUT_S,
     ConnectOption,
+    JsonOption,
     SigningOption,
     TimeoutOption,
     connect_vehicle,
     console,
+    errors,
     fail,
     load_or_exit,
+    report,
     run,
 )
 from flightctl.errors import FlightctlError
@@ -116,9 +119,23 @@ def fence_summary(plan: MissionPlan) -> str:
 
 
 @mission_app.command("show")
-def show(file: Annotated[Path, typer.Argument(help="Mission file (.waypoints, .txt, .plan, .yaml).")]) -> None:
+def show(
+    file: Annotated[Path, typer.Argument(help="Mission file (.waypoints, .txt, .plan, .yaml).")],
+    as_json: JsonOption = False,
+) -> None:
     """Show a mission file as a table with leg lengths, plus its fence and rally points."""
     plan = load_or_exit(load_plan, file)
+    if as_json:
+        record = {
+            "file": str(file),
+            "mission_items": len(plan.mission),
+            "fence_items": len(plan.fence),
+            "rally_points": len(plan.rally),
+            "fence": fence_summary(plan),
+            "content_hash": plan.content_hash(),
+        }
+        report(True, record, "")
+        return
     console.print(plan_table(plan, f"{file.name}: {len(plan.mission)} items (0 = home)"))
     console.print(f"fence: {fence_summary(plan)}", markup=False)
     console.print(f"rally points: {len(plan.rally)}", markup=False)
@@ -141,6 +158,7 @@ def upload(
     ] = True,
     signing_key: SigningOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+    as_json: JsonOption = False,
 ) -> None:
     """Upload a plan, then read it back and compare it with what ArduPilot can hold."""
     plan = load_or_exit(load_plan, file)  # a bad file stops here: nothing is sent
@@ -149,9 +167,9 @@ def upload(
     async def go() -> None:
         async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
             vehicle.mission.policy = dataclasses.replace(vehicle.mission.policy, use_ftp=mavftp)
-            bars = TransferBars(console)
+            bars = TransferBars(errors if as_json else console)
             with bars.progress:
-                report = await vehicle.mission.upload_plan(
+                uploaded = await vehicle.mission.upload_plan(
                     plan,
                     firmware=vehicle.firmware,
                     verify=verify,
@@ -159,9 +177,14 @@ def upload(
                     progress=bars.stage("upload"),
                     verify_progress=bars.stage("verify"),
                 )
-        counts = ", ".join(f"{t.label} {n}" for t, n in report.items.items())
+        counts = ", ".join(f"{t.label} {n}" for t, n in uploaded.items.items())
         verdict = "read back and verified" if verify else "NOT verified (--no-verify)"
-        console.print(f"[bold green]uploaded[/] {counts}: {verdict}. Stored hash {report.stored_hash[:16]}")
+        record = {
+            "uploaded": {t.label: n for t, n in uploaded.items.items()},
+            "verified": verify,
+            "stored_hash": uploaded.stored_hash,
+        }
+        report(as_json, record, f"uploaded {counts}: {verdict}. Stored hash {uploaded.stored_hash[:16]}")
 
     run(go)
 
@@ -173,6 +196,7 @@ def download(
     kind: Annotated[TypeChoice, typer.Option("--type", help="Which lists to read.")] = TypeChoice.all,
     signing_key: SigningOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+    as_json: JsonOption = False,
 ) -> None:
     """Read the vehicle's lists into a file (.waypoints holds the mission only)."""
     types = selected_types(kind)
@@ -183,7 +207,7 @@ def download(
 
     async def go() -> None:
         async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
-            bars = TransferBars(console)
+            bars = TransferBars(errors if as_json else console)
             with bars.progress:
                 plan = await vehicle.mission.download_plan(types, progress=bars.stage("download"))
         plan.name = out.stem
@@ -194,9 +218,9 @@ def download(
             kept = Path(tempfile.gettempdir()) / f"flightctl-download-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
             await asyncio.to_thread(save_plan, plan, kept)
             raise MissionFileError(out, "", f"{exc.reason}; the download was kept in {kept}") from None
-        console.print(
-            f"[bold green]wrote[/] {out}: mission {len(plan.mission)}, fence {len(plan.fence)}, rally {len(plan.rally)}"
-        )
+        counts = {"mission": len(plan.mission), "fence": len(plan.fence), "rally": len(plan.rally)}
+        words = ", ".join(f"{label} {n}" for label, n in counts.items())
+        report(as_json, {"file": str(out), **counts}, f"wrote {out}: {words}")
 
     run(go)
 
@@ -207,13 +231,16 @@ def clear(
     kind: Annotated[TypeChoice, typer.Option("--type", help="Which lists to clear.")] = TypeChoice.mission,
     signing_key: SigningOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+    as_json: JsonOption = False,
 ) -> None:
     """Clear the vehicle's mission (or its fence, rally points, or all three)."""
 
     async def go() -> None:
+        cleared = []
         async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:
             for mission_type in selected_types(kind):
                 await vehicle.mission.clear(mission_type)
-                console.print(f"cleared {mission_type.label}", markup=False)
+                cleared.append(mission_type.label)
+        report(as_json, {"cleared": cleared}, f"cleared {', '.join(cleared)}")
 
     run(go)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +18,14 @@ from flightctl.cli.broker_options import (
     drone_or_exit,
     endpoint_or_exit,
 )
-from flightctl.cli.common import console, fail, run
+from flightctl.cli.common import (
+    AnswerTimeoutOption,
+    DepotWindOption,
+    console,
+    depot_wind_or_exit,
+    fail,
+    run,
+)
 from flightctl.config import named_config, read_yaml_model
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
@@ -34,23 +40,15 @@ REJECTED_EXIT = 2
 
 
 OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")]
-DepotWindOption = Annotated[
-    str | None,
-    typer.Option("--depot-wind", help="The depot's wind for go/no-go: SPEED in m/s (now) or SPEED@TIME."),
-]
-AnswerTimeoutOption = Annotated[
-    float, typer.Option("--timeout", min=1, max=3600, help="Seconds to wait for the drone's answer.")
-]
 
 
 def order_and_wind_or_exit(order: str, depot_wind: str | None) -> tuple[DeliveryOrder, GroundWind | None]:
     """The order file and the depot wind, read before anything is sent; a bad one is one red line."""
     try:
         the_order = read_yaml_model(named_config("orders", order), DeliveryOrder, max_bytes=MAX_INBOUND_BYTES)
-        wind = None if depot_wind is None else GroundWind.parse(depot_wind, now=datetime.now(UTC))
     except FlightctlError as exc:
         raise fail(exc) from None
-    return the_order, wind
+    return the_order, depot_wind_or_exit(depot_wind)
 
 
 def show_answer(answer: dict[str, Any], order_id: str, drone: str) -> None:

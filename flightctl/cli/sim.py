@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from flightctl.cli.common import console, run
+from flightctl.cli.common import JsonOption, console, run
 
 sim_app = typer.Typer(
     no_args_is_help=True, help="ArduPilot SITL for engineers: build it, start simulated vehicles, fly deliveries."
@@ -34,11 +34,12 @@ def install(
     system_packages: Annotated[
         bool, typer.Option(help="Install missing Debian packages with apt-get when running as root.")
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Build ArduPilot's SITL (copter, plane) from source at the version flightctl is tested against."""
     from flightctl.cli.sim_install import run_install  # the harness is for engineers' machines only
 
-    run_install(source, vehicles, prefix, jobs, force=force, system_packages=system_packages)
+    run_install(source, vehicles, prefix, jobs, force=force, system_packages=system_packages, as_json=as_json)
 
 
 @sim_app.command("up")
@@ -66,7 +67,7 @@ def deliver(
     instance: Annotated[int, typer.Option("--instance", min=0, help="SITL -I.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     wind_m_s: Annotated[
-        float, typer.Option("--wind", min=0, max=50, help="SITL's simulated wind (SIM_WIND_SPD), m/s.")
+        float, typer.Option("--sim-wind", min=0, max=50, help="SITL's simulated wind (SIM_WIND_SPD), m/s.")
     ] = 0.0,
 ) -> None:
     """Start ArduCopter SITL at the site's depot with the delivery profile and fly one delivery on it.

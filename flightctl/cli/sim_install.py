@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from flightctl.cli.common import console, fail
+from flightctl.cli.common import console, errors, fail, report
 from flightctl.errors import FlightctlError
 from sitl.ardupilot_source import PINNED_COMMIT, resolve_source
 from sitl.install import default_prefix, install
@@ -35,6 +35,7 @@ def run_install(
     *,
     force: bool,
     system_packages: bool,
+    as_json: bool = False,
 ) -> None:
     vehicles = parse_vehicles(vehicles_text)
     checkout = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def run_install(
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
+            console=errors if as_json else console,
             transient=True,
         ) as bar:
             task = bar.add_task("checking", total=None)
@@ -65,6 +66,18 @@ def run_install(
             )
     except FlightctlError as exc:
         raise fail(exc) from None
+    if as_json:
+        record = {
+            "version": result.stamp.version,
+            "pinned": PINNED_COMMIT,
+            "built": result.built,
+            "prefix": str(result.prefix),
+            "vehicles": list(result.stamp.vehicles),
+            "binaries": [str(binary) for binary in result.binaries()],
+            "build_log": None if result.log is None else str(result.log),
+        }
+        report(True, record, "")
+        return
     what = f"ArduPilot {result.stamp.version}"
     if result.stamp.version != PINNED_COMMIT:
         what += f" (flightctl is tested against {PINNED_COMMIT})"

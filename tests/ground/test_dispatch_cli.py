@@ -30,7 +30,7 @@ async def dispatch(
         sys.executable, "-m", "flightctl", "dispatch", str(order_file), "--customer", "C-1042", "--drone", "drone-a",
         "--broker", broker_url or fleet.broker.url, "--username", "dispatch-1", "--password-file", str(password),
         "--ca-file", str(fleet.broker.ca_file), "--registry", str(folder / "registry.sqlite"),
-        "--tracking-url", "https://track.example.net", "--depot-wind", "0", "--timeout", "2", *more,
+        "--tracking-url", "https://track.example.net", "--depot-wind", "0", "--answer-timeout", "2", *more,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)

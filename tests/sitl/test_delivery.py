@@ -129,7 +129,7 @@ async def test_controller_killed_enroute_resumes_with_exactly_one_release(
     journal_path = tmp_path / "journal.sqlite"
     command = [
         sys.executable, "-m", "flightctl", "deliver", "kirkwall-1500m-place",
-        "--connect", depot_sitl.serial1_url, "--journal", str(journal_path), "--json", "--ground-wind", "0",
+        "--connect", depot_sitl.serial1_url, "--journal", str(journal_path), "--json", "--depot-wind", "0",
     ]  # fmt: skip
     first = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

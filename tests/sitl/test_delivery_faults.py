@@ -113,7 +113,7 @@ async def test_killed_between_release_command_and_confirmation_releases_once(
     order_id = order(order_name).order_id
     command = [
         sys.executable, "-m", "flightctl", "deliver", order_name, "--connect", depot_sitl.serial1_url,
-        "--journal", str(journal), "--json", "--ground-wind", "0",
+        "--journal", str(journal), "--json", "--depot-wind", "0",
     ]  # fmt: skip
     vehicle = depot_sitl.vehicle
     texts_before = vehicle.telemetry.status_count

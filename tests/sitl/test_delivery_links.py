@@ -53,7 +53,7 @@ def tcp_endpoint(url: str) -> tuple[str, int]:
 async def deliver_cli(*args: str, timeout_s: float) -> tuple[int, dict[str, object], str]:
     """`flightctl deliver ... --json` as a user runs it: (exit code, the summary, the tail of stderr)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flightctl", "deliver", *args, "--json", "--ground-wind", "0",
+        sys.executable, "-m", "flightctl", "deliver", *args, "--json", "--depot-wind", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout_s)

@@ -71,7 +71,7 @@ async def test_a_customer_watches_a_sitl_delivery_reach_delivered_in_chromium(
                 "--broker", fleet.broker.url, "--username", "dispatch-1",
                 "--password-file", str(tmp_path / "dispatch-password"), "--ca-file", str(fleet.broker.ca_file),
                 "--registry", str(registry), "--tracking-url", f"http://127.0.0.1:{relay.port}",
-                "--depot-wind", "0", "--json", "--timeout", "120",
+                "--depot-wind", "0", "--json", "--answer-timeout", "120",
                 timeout_s=180,
             )  # fmt: skip
             assert code == 0, f"{out}\n{err}\n{daemon.log_tail()}"

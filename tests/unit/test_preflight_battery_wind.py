@@ -120,7 +120,7 @@ def test_drag_fusion_parameters_tell_whether_the_vehicle_estimates_wind() -> Non
     ],
 )
 def test_ground_wind_text_is_validated(text: str, error: str) -> None:
-    """Test that a malformed --ground-wind is refused with what is wrong."""
+    """Test that a malformed --depot-wind is refused with what is wrong."""
     with pytest.raises(ConfigError, match=error):
         GroundWind.parse(text, now=NOW)
 

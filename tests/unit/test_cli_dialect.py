@@ -1,0 +1,89 @@
+"""One CLI dialect: every command's --help, walked, and the shared options held to one spelling and one meaning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flightctl.cli import app
+
+# Commands that run until stopped (a service, a session) report no result of their own: no --json.
+RUN_UNTIL_STOPPED = {"run", "relay", "sim up"}
+# The one option for each shared concept, and a word its help must hold wherever it appears (so the same name
+# never means two things, as --timeout once did).
+SHARED = {
+    "--connect": "tcp:",
+    "--broker": "mqtt",
+    "--signing-key": "key",
+    "--journal": "journal",
+    "--depot-wind": "depot's measured mean wind",
+    "--timeout": "link",
+    "--answer-timeout": "answer",
+    "--json": "JSON",
+}
+# Every option that names one of these concepts, whatever the command.
+ALLOWED = {
+    "wind": {"--depot-wind", "--sim-wind"},
+    "timeout": {"--timeout", "--answer-timeout", "--link-lost-timeout"},
+    "key": {"--signing-key"},
+    "journal": {"--journal"},
+    "broker": {"--broker"},
+    "connect": {"--connect"},
+}
+
+
+def commands() -> Iterator[tuple[str, Any]]:
+    def walk(command: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield " ".join(path), command
+
+    yield from walk(typer.main.get_command(app), [])
+
+
+COMMANDS = dict(commands())
+
+
+def options(command: Any) -> dict[str, str]:
+    return {
+        name: param.help or ""
+        for param in command.params
+        if getattr(param, "param_type_name", "") == "option"
+        for name in param.opts
+        if name.startswith("--")
+    }
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help(name: str) -> None:
+    result = CliRunner().invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_shared_options_are_spelled_one_way_and_mean_one_thing(name: str) -> None:
+    for option, help_text in options(COMMANDS[name]).items():
+        for concept, allowed in ALLOWED.items():
+            if concept in option:
+                assert option in allowed, f"{name}: {option} (this concept is spelled {sorted(allowed)})"
+        if option in SHARED:
+            assert SHARED[option].lower() in help_text.lower(), f"{name}: {option} says {help_text!r}"
+
+
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - RUN_UNTIL_STOPPED))
+def test_every_command_that_reports_a_result_takes_json(name: str) -> None:
+    assert "--json" in options(COMMANDS[name]), f"{name} has no --json"
+
+
+def test_the_walk_found_every_command() -> None:
+    """Test the walk itself: a check over no commands would pass for nothing."""
+    assert {"deliver", "status", "telemetry", "mission upload", "signing install", "broker add-drone"} <= set(COMMANDS)
+    assert len(COMMANDS) >= 22
