@@ -1,9 +1,15 @@
-"""Typed errors, grouped by what the caller does next.
+"""Typed errors, grouped by what the caller does next. Catch the group you handle, not ``FlightctlError``.
 
-- ``LinkError``: the path to the autopilot is broken; wait for it or give up the flight leg.
-- ``VehicleTimeout``: the vehicle did not answer in time; retrying may help.
-- ``VehicleRejected``: the vehicle answered no; retrying the same thing will not help.
-- ``ConfigError``: our own input is wrong; fix the file, nothing was sent.
+- ``Unavailable``: something we depend on is not there now (the autopilot link, an answer from the vehicle,
+  the broker, the registry); wait and try again. ``LinkError`` and ``VehicleTimeout`` are its kinds.
+- ``Refused``: the other side answered no (a NACK, a MAV_RESULT, a PUBACK reason code); the same request again
+  will not help.
+- ``ConfigError``: our own input is wrong (a file, a URL, an order, a plan); fix it, nothing was sent.
+- ``MustStop``: going on would be unsafe (the journal cannot be written, a transition the machine forbids):
+  stop acting and let the vehicle's own fallback take over. Never retried, never turned into a note.
+
+Errors from other libraries (sqlite3, OSError, aiomqtt, pydantic) are mapped to these where they cross into
+our code, with ``raise ... from``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,23 @@ class FlightctlError(Exception):
     """Base of every error flightctl raises on purpose."""
 
 
+class Unavailable(FlightctlError):
+    """Something we depend on is not there now: wait and try again."""
+
+
+class Refused(FlightctlError):
+    """The other side answered no: the same request again will not help."""
+
+
+class MustStop(FlightctlError):
+    """Going on would be unsafe: stop acting (the vehicle's own fallback takes over)."""
+
+
 class ConfigError(FlightctlError):
     """Configuration, a file or a URL we were given is invalid. Nothing was sent to the vehicle."""
 
 
-class LinkError(FlightctlError):
+class LinkError(Unavailable):
     """The MAVLink link itself failed."""
 
 
@@ -31,7 +49,7 @@ class LinkClosed(LinkError):
     """The connection was closed while something still waited on it."""
 
 
-class VehicleTimeout(FlightctlError, TimeoutError):
+class VehicleTimeout(Unavailable, TimeoutError):
     """The vehicle did not do or say something within the time allowed."""
 
 
@@ -49,7 +67,7 @@ class ParamTimeout(VehicleTimeout):
     """A parameter read or write got no PARAM_VALUE back."""
 
 
-class NotConnected(FlightctlError):
+class NotConnected(Unavailable):
     """A precondition, not a timeout: no vehicle heartbeat has been heard yet, so nothing can be addressed."""
 
 
@@ -57,7 +75,7 @@ class ConditionTimeout(VehicleTimeout):
     """A condition on the vehicle's state did not become true in time (e.g. wait_armed)."""
 
 
-class VehicleRejected(FlightctlError):
+class VehicleRejected(Refused):
     """The vehicle answered a command with a MAV_RESULT other than ACCEPTED."""
 
     def __init__(self, result: int, command: str, detail: str = "") -> None:
@@ -68,9 +86,9 @@ class VehicleRejected(FlightctlError):
         super().__init__(f"{message} ({detail})" if detail else message)
 
 
-class ParamError(FlightctlError):
+class ParamError(Refused):
     """A parameter does not exist or did not take the value we set."""
 
 
-class ModeError(FlightctlError):
+class ModeError(Refused):
     """A flight mode name is unknown for this vehicle type, or the vehicle did not enter it."""

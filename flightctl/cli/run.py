@@ -16,7 +16,7 @@ from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import FlightctlError
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", help="Daemon config (.toml or .yaml), e.g. configs/onboard/sitl.toml.")
+    Path, typer.Option("--config", help="Daemon config (.toml), e.g. configs/onboard/sitl.toml.")
 ]
 
 

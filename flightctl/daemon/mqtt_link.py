@@ -23,7 +23,8 @@ from flightctl import __version__
 from flightctl.daemon.outbox_pump import OutboxPump
 from flightctl.daemon.settings import BrokerSection, TelemetrySection
 from flightctl.daemon.telemetry_feed import DeliveryStatus, Sample, TelemetrySampler
-from flightctl.delivery.journal import Clock, JournalError
+from flightctl.delivery.journal import Clock
+from flightctl.errors import MustStop
 from flightctl.mqtt.broker import (
     BrokerError,
     ConfirmedClient,
@@ -247,7 +248,7 @@ class BrokerLink:
             return
         try:
             await self._take(what, topic, payload)
-        except JournalError:
+        except MustStop:
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -275,7 +276,7 @@ class BrokerLink:
         try:
             refused = Refused([f"could not be handled: {reason}"], parsed.request_id, order_id)
             await self.worker.refuse(what, refused)
-        except JournalError:
+        except MustStop:
             raise
         except Exception:
             log.exception("the answer to a message that could not be handled could not be sent either")

@@ -31,7 +31,7 @@ from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
 from flightctl.delivery.wind import GroundWind
-from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.errors import FlightctlError, MustStop, VehicleTimeout
 from flightctl.link.connection import LinkState
 from flightctl.mqtt.answer_budget import AnswerBudget
 from flightctl.mqtt.contract import MessageType
@@ -218,7 +218,7 @@ class DeliveryWorker:
                 sequencer.request_abort(job.abort_reason)
             try:
                 await sequencer.run()
-            except JournalError:
+            except MustStop:
                 raise
             except FlightctlError as exc:
                 if not await self._failed_step(sequencer, exc):

@@ -13,7 +13,7 @@ from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import Check, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.wind import DRAG_PARAMS, GroundWind, vehicle_estimates_wind
-from flightctl.errors import ConditionTimeout, FlightctlError
+from flightctl.errors import ConditionTimeout, FlightctlError, MustStop
 from flightctl.missions.model import MissionPlan
 from flightctl.missions.verify import expected_on_vehicle
 from flightctl.vehicle.vehicle import Vehicle
@@ -72,6 +72,8 @@ async def upload(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder)
     try:
         report = await vehicle.mission.upload_plan(plan.mission, firmware=firmware)
         await _setup_fence(vehicle, plan, record)
+    except MustStop:
+        raise  # the journal failed: nothing more may be done, not even a FAILED
     except FlightctlError as exc:
         await record.enter(Trigger.UPLOAD_FAILED, reason=f"upload or fence setup failed: {exc}")
         return False
@@ -116,6 +118,8 @@ async def arm(vehicle: Vehicle, record: DeliveryRecorder, *, outbound_time_s: fl
         await vehicle.commands.set_mode("AUTO")
         await record.command(Command.ARM)
         await vehicle.commands.arm()
+    except MustStop:
+        raise
     except FlightctlError as exc:
         await record.enter(Trigger.ARM_FAILED, reason=f"vehicle did not arm: {exc}")
         return False

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from flightctl.delivery.journal_lock import JournalInUse, JournalLock
-from flightctl.errors import FlightctlError
+from flightctl.errors import MustStop
 from flightctl.sqlite_thread import SqliteThread
 
 T = TypeVar("T")
@@ -76,7 +76,7 @@ def companion_clock() -> tuple[datetime, str]:
 Clock = Callable[[], tuple[datetime, str]]
 
 
-class JournalError(FlightctlError):
+class JournalError(MustStop):
     """The journal could not be written or read: the controller must not act without it."""
 
 

@@ -14,10 +14,10 @@ import fcntl
 import os
 from pathlib import Path
 
-from flightctl.errors import FlightctlError
+from flightctl.errors import MustStop
 
 
-class JournalInUse(FlightctlError):
+class JournalInUse(MustStop):
     """Another process owns the journal."""
 
 

@@ -19,7 +19,7 @@ import enum
 from collections.abc import Iterable, Mapping
 
 from flightctl.delivery.events import DeliveryState
-from flightctl.errors import FlightctlError
+from flightctl.errors import MustStop
 
 S = DeliveryState
 
@@ -86,7 +86,7 @@ TRANSITIONS: Mapping[tuple[S | None, Trigger], S] = {
 }
 
 
-class IllegalTransition(FlightctlError):
+class IllegalTransition(MustStop):
     """A trigger the table does not hold for the delivery's state: a bug in the caller, refused before anything
     is journaled."""
 

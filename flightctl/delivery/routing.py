@@ -15,11 +15,11 @@ from shapely.geometry import LineString, Point, Polygon
 from shapely.ops import unary_union
 
 from flightctl.delivery.order import LatLon
-from flightctl.errors import FlightctlError
+from flightctl.errors import ConfigError
 from flightctl.geo import AltFrame, Location
 
 
-class PlanningError(FlightctlError):
+class PlanningError(ConfigError):
     """No acceptable route or plan exists for this order; nothing was uploaded."""
 
 

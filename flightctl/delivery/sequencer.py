@@ -36,7 +36,7 @@ from flightctl.delivery.actions import (
 from flightctl.delivery.decide import Limits, Observed, Persistence, decide
 from flightctl.delivery.events import LOOP_ENDS, CheckStage, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
-from flightctl.delivery.journal import Journal, JournalError
+from flightctl.delivery.journal import Journal
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
@@ -45,7 +45,7 @@ from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.resume import Start, resume_actions, start_decision
 from flightctl.delivery.wind import GroundWind, OwnWindEstimate
 from flightctl.dialect import mavlink
-from flightctl.errors import FlightctlError
+from flightctl.errors import FlightctlError, MustStop
 from flightctl.geo import distance_m
 from flightctl.link.connection import LinkState
 from flightctl.missions.model import MissionPlan, MissionType
@@ -244,7 +244,7 @@ class DeliverySequencer:
         """Carry out one action; a vehicle that did not do it is journaled and decided on again next time."""
         try:
             await self._act(action)
-        except JournalError:
+        except MustStop:
             raise  # without the journal nothing may be done: the mission's own gate takes over
         except FlightctlError as exc:
             log.warning("%s: %s failed: %s (will look again)", self.order_id, type(action).__name__, exc)
@@ -304,7 +304,7 @@ class DeliverySequencer:
                 await vehicle.mission.set_current(self.plan.climb_seq)
             elif action.how is AbortHow.RTL:
                 await self._rtl(action.reason)
-        except JournalError:
+        except MustStop:
             raise
         except FlightctlError as exc:
             await record.note(Observation.ABORT_ACTION_FAILED, how=action.how, error=str(exc))
@@ -333,7 +333,7 @@ class DeliverySequencer:
         try:
             await self.record.command(Command.DISARM, reason=reason)
             await self.vehicle.commands.disarm()
-        except JournalError:
+        except MustStop:
             raise
         except FlightctlError as exc:
             detail["disarm_error"] = str(exc)

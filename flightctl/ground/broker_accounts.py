@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flightctl.errors import ConfigError, FlightctlError
+from flightctl.errors import ConfigError
 from flightctl.mqtt.contract import DRONE_ID_PATTERN, TOPIC_ROOT, drone_client_id, relay_client_id
 
 # 24 random bytes: 192 bits, far beyond guessing; URL-safe so it can sit in a URL or a config file.
@@ -72,7 +72,7 @@ class Account:
     kind: AccountKind
 
 
-class AccountError(FlightctlError):
+class AccountError(ConfigError):
     """An account could not be made (a bad name, one that exists, a folder that is not an accounts folder)."""
 
 

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from flightctl.errors import ConfigError, FlightctlError
+from flightctl.errors import ConfigError, FlightctlError, Unavailable
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
 from flightctl.mqtt.consumer import SequenceTracker
 from flightctl.mqtt.contract import DRONE_ID_PATTERN, ORDER_ID_PATTERN
@@ -90,7 +90,7 @@ class RegistryError(FlightctlError):
     """The registry refused or could not do what was asked."""
 
 
-class RegistryUnavailable(RegistryError):
+class RegistryUnavailable(RegistryError, Unavailable):
     """The database is down, unreachable or out of room: try again later (nothing about the request is wrong)."""
 
 

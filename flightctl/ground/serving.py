@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
-from flightctl.errors import FlightctlError
+from flightctl.errors import ConfigError
 
 
-class ServeError(FlightctlError):
+class ServeError(ConfigError):
     """The HTTP server did not start (the port is taken, say)."""
 
 

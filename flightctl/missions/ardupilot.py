@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from flightctl.dialect import command_name, enum_name, float32, mavlink
-from flightctl.errors import FlightctlError
+from flightctl.errors import ConfigError
 from flightctl.missions.model import LOCATION_COMMANDS, MissionItem, MissionType
 
 m = mavlink
@@ -39,7 +39,7 @@ class Firmware(enum.Enum):
         return cls.PLANE if mav_type == m.MAV_TYPE_FIXED_WING else cls.COPTER
 
 
-class Unstorable(FlightctlError):
+class Unstorable(ConfigError):
     """ArduPilot would refuse this item (``result`` is the MAV_MISSION_RESULT it would answer)."""
 
     def __init__(self, result: int, reason: str) -> None:

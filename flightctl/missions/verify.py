@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flightctl.errors import FlightctlError
+from flightctl.errors import Refused
 from flightctl.missions.ardupilot import Firmware, describe_difference, stored_form
 from flightctl.missions.model import MissionPlan, MissionType
 
@@ -20,7 +20,7 @@ class Mismatch:
     detail: str
 
 
-class MissionVerifyError(FlightctlError):
+class MissionVerifyError(Refused):
     """What the vehicle holds is not what we planned."""
 
     def __init__(self, mismatches: list[Mismatch]) -> None:

@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from flightctl.errors import FlightctlError
+from flightctl.errors import FlightctlError, Refused, Unavailable
 from flightctl.mqtt.endpoint import BrokerEndpoint
 
 T = TypeVar("T")
@@ -39,11 +39,11 @@ class BrokerError(FlightctlError):
     """Talking to the MQTT broker failed."""
 
 
-class BrokerUnavailable(BrokerError):
+class BrokerUnavailable(BrokerError, Unavailable):
     """No connection to the broker, or it dropped: connect again later."""
 
 
-class BrokerRefused(BrokerError):
+class BrokerRefused(BrokerError, Refused):
     """The broker answered a publish with a failure reason code (e.g. not authorised): the message is not sent."""
 
     def __init__(self, topic: str, reason: ReasonCode) -> None:

@@ -42,6 +42,7 @@ from flightctl.vehicle.mission_transfer import (
     RETRYABLE,
     ListChanged,
     MissionError,
+    MissionRejected,
     MissionTimeout,
     Progress,
     TransferEnded,
@@ -157,7 +158,7 @@ class MissionProtocol:
                     self._uploaded(items, mission_type)
                     return attempt
             assert last is not None
-            raise MissionError(mission_type, last.stage, last.texts, seq=last.seq, result=last.result)
+            raise MissionRejected(mission_type, last.stage, last.texts, seq=last.seq, result=last.result)
 
     def _uploaded(self, items: list[MissionItem], mission_type: MissionType) -> None:
         if mission_type is MissionType.MISSION:
@@ -308,7 +309,7 @@ class MissionProtocol:
                         await asyncio.sleep(self.policy.restart_delay_s * (attempt + 1))
                         break
                     if reply.type == mavlink.MAV_MISSION_UNSUPPORTED:
-                        raise MissionError(mission_type, "download count", "", result=reply.type)
+                        raise MissionRejected(mission_type, "download count", "", result=reply.type)
                     # any other ACK is a late answer to an earlier transfer
         raise AssertionError("unreachable: the loop above returns or raises")
 
@@ -344,7 +345,7 @@ class MissionProtocol:
                         mission_type, "clear", f"no MISSION_ACK after {policy.attempts} requests"
                     ) from None
         if ack.type != _ACCEPTED:
-            raise MissionError(mission_type, "clear", "", result=ack.type)
+            raise MissionRejected(mission_type, "clear", "", result=ack.type)
 
     async def set_current(self, seq: int, *, timeout_s: float = 5.0) -> None:
         """Make ``seq`` the current mission item (MAV_CMD_DO_SET_MISSION_CURRENT), confirmed by MISSION_CURRENT."""

@@ -14,7 +14,7 @@ from flightctl.link.rtt import RttEstimator
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.mission_transfer import (
     ListChanged,
-    MissionError,
+    MissionRejected,
     MissionTimeout,
     Progress,
     TransferPolicy,
@@ -111,7 +111,7 @@ async def _fetch_items(
                 raise ListChanged("an item we asked for no longer exists")
             if reply.type == mavlink.MAV_MISSION_DENIED:
                 raise ListChanged("another station started uploading")
-            raise MissionError(mission_type, "download", "", seq=min(in_flight, default=None), result=reply.type)
+            raise MissionRejected(mission_type, "download", "", seq=min(in_flight, default=None), result=reply.type)
         elif reply.seq in in_flight:
             asked_at = in_flight.pop(reply.seq)
             if attempts[reply.seq] == 1:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flightctl.dialect import enum_name, mavlink
-from flightctl.errors import FlightctlError, VehicleTimeout
+from flightctl.errors import FlightctlError, Refused, VehicleTimeout
 from flightctl.missions.model import MissionType
 
 Progress = Callable[[MissionType, int, int], None]
@@ -71,6 +71,10 @@ class MissionError(FlightctlError):
         where = f"{mission_type.label} {stage}" + (f", item {seq}" if seq is not None else "")
         outcome = f": vehicle answered {enum_name('MAV_MISSION_RESULT', result)}" if result is not None else ""
         super().__init__(f"{where}{outcome}: {detail}" if detail else f"{where}{outcome}")
+
+
+class MissionRejected(MissionError, Refused):
+    """The vehicle answered the transfer with a MAV_MISSION_RESULT other than ACCEPTED."""
 
 
 class MissionTimeout(MissionError, VehicleTimeout):

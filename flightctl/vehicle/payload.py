@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flightctl.dialect import enum_name, mavlink
-from flightctl.errors import ConditionTimeout, FlightctlError
+from flightctl.errors import ConditionTimeout, ConfigError, FlightctlError, Refused
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.params import Params
 from flightctl.vehicle.telemetry import Clock, Telemetry, VehicleState
@@ -24,12 +24,12 @@ class PayloadError(FlightctlError):
     """Base of the payload's errors."""
 
 
-class PayloadSetupError(PayloadError):
+class PayloadSetupError(PayloadError, ConfigError):
     """The payload hardware is not configured as a delivery needs (a parameter says so): fix the vehicle's
     configuration; trying again will not help."""
 
 
-class PayloadDidNotMove(PayloadError):
+class PayloadDidNotMove(PayloadError, Refused):
     """The payload was commanded and its servo output did not move: a hardware or wiring fault in flight."""
 
 

@@ -13,13 +13,13 @@ import secrets
 from pathlib import Path
 
 from flightctl.dialect import MAVLinkMessage, mavlink
-from flightctl.errors import ConfigError, FlightctlError
+from flightctl.errors import ConfigError, Refused
 from flightctl.link.codec import SigningKey, signing_timestamp
 from flightctl.link.connection import MavConnection
 from flightctl.link.request import NoReply, RetryPolicy, request
 
 
-class SigningSetupError(FlightctlError):
+class SigningSetupError(Refused):
     """The vehicle did not take the signing key (or did not drop it)."""
 
 
