@@ -15,9 +15,7 @@ from flightctl.daemon.settings import load_daemon_config
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import FlightctlError
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", help="Daemon config (.toml), e.g. configs/onboard/sitl.toml.")
-]
+ConfigOption = Annotated[Path, typer.Option("--config", help="Daemon config (.toml), e.g. configs/onboard/sitl.toml.")]
 
 
 def run_daemon(config: ConfigOption) -> None:

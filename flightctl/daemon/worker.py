@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flightctl.daemon.admission import order_problems, plan_or_problem
+from flightctl.daemon.order_rules import Repeat, abort_answer, answer_to_repeat, busy_reason, fails_the_order
 from flightctl.daemon.telemetry_feed import DeliveryStatus
 from flightctl.delivery.decide import Limits
-from flightctl.delivery.events import ON_THE_GROUND, TERMINAL, DeliveryState
+from flightctl.delivery.events import TERMINAL, DeliveryState
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError, OrderRecord
 from flightctl.delivery.machine import Trigger
@@ -117,11 +118,8 @@ class DeliveryWorker:
             await self._answer_again(request, known)
             return
         if self._job is not None:
-            busy = self._job.record.order_id
-            state = self.status().state
-            await self._reject(
-                order.order_id, request.request_id, [f"busy: flying order {busy} ({state or 'starting'})"]
-            )
+            busy = busy_reason(self._job.record.order_id, self.status().state)
+            await self._reject(order.order_id, request.request_id, [busy])
             return
         problems = order_problems(
             order,
@@ -151,23 +149,21 @@ class DeliveryWorker:
 
     async def _answer_again(self, request: OrderRequest, known: OrderRecord) -> None:
         order_id = request.order.order_id
-        if known.body.get("order") != request.order.model_dump(mode="json", exclude_none=True):
-            reason = f"duplicate: order id {order_id} was already used for a different order (at {known.received_utc})"
-            await self._reject(order_id, request.request_id, [reason])
-        elif known.answer == "accepted":
+        answer = answer_to_repeat(
+            order_id,
+            request.order.model_dump(mode="json", exclude_none=True),
+            known_body=known.body,
+            known_answer=known.answer,
+            known_reasons=known.reasons,
+            known_request_id=known.request_id,
+            known_received_utc=known.received_utc,
+        )
+        if answer.kind is Repeat.ACCEPTED_AGAIN:
             await self._answer_unwanted(
-                order_id,
-                MessageType.ORDER_ACCEPTED,
-                request_id=request.request_id,
-                duplicate=True,
-                note=f"already accepted (request {known.request_id}); it is never flown twice",
+                order_id, MessageType.ORDER_ACCEPTED, request_id=request.request_id, duplicate=True, note=answer.note
             )
-        elif known.answer == "rejected":
-            again = f"duplicate: order {order_id} was already judged; send it again under a new order id"
-            await self._reject(order_id, request.request_id, [*known.reasons, again])
         else:
-            note = f"duplicate: order {order_id} is being checked now; the answer to request {known.request_id} follows"
-            await self._reject(order_id, request.request_id, [note])
+            await self._reject(order_id, request.request_id, answer.reasons)
 
     async def resume_open_order(self) -> None:
         """After a restart: an order that was taken and has not ended is picked up where the journal left it."""
@@ -234,7 +230,7 @@ class DeliveryWorker:
         """A step the sequencer could not carry out. On the ground the order fails (True: it is over); in the
         air the delivery is supervised again once the link is there (False)."""
         log.warning("order %s: %s", sequencer.order_id, exc)
-        if sequencer.state is None or (sequencer.state in ON_THE_GROUND and not self.vehicle.state.armed):
+        if fails_the_order(sequencer.state, vehicle_armed=self.vehicle.state.armed):
             await sequencer.record.enter(Trigger.GROUND_STEP_FAILED, reason=f"{type(exc).__name__}: {exc}")
             return True
         await self._link_back()
@@ -270,23 +266,18 @@ class DeliveryWorker:
             return
         reason = request.reason or "no reason given"
         job = self._job
-        if job is None:
-            await self._command_result(request.request_id, "abort", ok=False, result="no delivery in progress")
-            return
-        history = job.sequencer.history if job.sequencer is not None else None
-        if history is not None and history.released:
-            result = "the parcel is already delivered; the vehicle is on its way home"
-            await self._command_result(
-                request.request_id, "abort", ok=False, result=result, order_id=job.record.order_id
-            )
-            return
-        job.abort_reason = reason
-        if job.sequencer is not None:
-            job.sequencer.request_abort(reason)
-        result = "aborting: the vehicle comes home with the parcel along the mission's return leg"
-        if history is None or history.state in (None, *ON_THE_GROUND):
-            result = "aborting: nothing more is done on the ground"
-        await self._command_result(request.request_id, "abort", ok=True, result=result, order_id=job.record.order_id)
+        history = job.sequencer.history if job is not None and job.sequencer is not None else None
+        answer = abort_answer(
+            has_delivery=job is not None,
+            state=None if history is None else history.state,
+            released=history is not None and history.released,
+        )
+        if job is not None and answer.pass_on:
+            job.abort_reason = reason
+            if job.sequencer is not None:
+                job.sequencer.request_abort(reason)
+        order_id = None if job is None else job.record.order_id
+        await self._command_result(request.request_id, "abort", ok=answer.ok, result=answer.result, order_id=order_id)
 
     def report(self) -> dict[str, Any]:
         status, state = self.status(), self.vehicle.state
