@@ -1,0 +1,241 @@
+"""The registry's storage: SQLite (one relay, a laptop) or PostgreSQL (several relays), behind one small interface.
+
+The same SQL for both, written with ``$n`` placeholders. Failures come in two kinds: ``RegistryUnavailable``
+(the database is down, unreachable or out of room: try again later) and any other ``RegistryError`` (it refused
+these values).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+
+from flightctl.errors import ConfigError, FlightctlError, Unavailable
+from flightctl.sqlite_thread import SqliteThread
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS orders (
+        order_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        drone_id TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_utc TEXT NOT NULL,
+        expires_utc TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS seen_events (
+        drone_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (drone_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS statuses (
+        order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        drone_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at_utc TEXT NOT NULL,
+        message TEXT NOT NULL,
+        eta_utc TEXT,
+        PRIMARY KEY (order_id, status))""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        at_utc TEXT NOT NULL,
+        relay TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        sender TEXT,
+        reason TEXT NOT NULL,
+        excerpt TEXT NOT NULL)""",
+]
+REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters"}
+INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+INSERT_STATUS = (
+    "INSERT INTO statuses (order_id, status, drone_id, seq, at_utc, message, eta_utc) "
+    "SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $1 AND drone_id = $3) "
+    # The earliest event that made a status keeps it, whichever relay wrote first (SQLite 3.24+ and PostgreSQL).
+    "ON CONFLICT (order_id, status) DO UPDATE SET drone_id = excluded.drone_id, seq = excluded.seq, "
+    "at_utc = excluded.at_utc, message = excluded.message, eta_utc = excluded.eta_utc "
+    "WHERE excluded.seq < statuses.seq"
+)
+
+
+class RegistryError(FlightctlError):
+    """The registry refused or could not do what was asked."""
+
+
+class RegistryUnavailable(RegistryError, Unavailable):
+    """The database is down, unreachable or out of room: try again later (nothing about the request is wrong)."""
+
+
+def utc_text(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Backend(Protocol):
+    async def execute(self, sql: str, *args: Any) -> int: ...
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
+    async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class SqliteBackend:
+    """SQLite on one thread of its own (its calls block); ``$n`` placeholders become ``?``."""
+
+    def __init__(self, path: Path) -> None:
+        self._thread = SqliteThread("registry")
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        def connect() -> None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # Only its owner reads it (customers, orders): made 0600 before SQLite opens it; SQLite gives its WAL
+            # and shared-memory files the database file's own mode.
+            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            try:
+                self._refuse_foreign(db)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA busy_timeout=5000")
+                for statement in SCHEMA:
+                    db.execute(statement)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+
+        await self._call(connect)
+
+    def _refuse_foreign(self, db: sqlite3.Connection) -> None:
+        """A file with tables of something else (a drone's journal, say) is not written to at all."""
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables - REGISTRY_TABLES:
+            raise RegistryError(
+                f"registry {self._path}: not a registry (it holds {', '.join(sorted(tables))}); nothing was written"
+            )
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        try:
+            return await self._thread.run(function, *args)
+        except (sqlite3.OperationalError, OSError) as exc:  # locked, disk full, I/O: not the request's fault
+            raise RegistryUnavailable(f"registry {self._path}: {exc}") from exc
+        except (sqlite3.Error, OverflowError) as exc:
+            raise RegistryError(f"registry {self._path}: {exc}") from exc
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return re.sub(r"\$\d+", "?", sql)
+
+    def _args(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        # '?' is positional: repeat arguments a statement uses twice ($1 and $3 in INSERT_STATUS).
+        return tuple(args[int(n) - 1] for n in re.findall(r"\$(\d+)", sql))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        def run() -> int:
+            assert self._db is not None
+            return self._db.execute(self._sql(sql), self._args(sql, args)).rowcount
+
+        count: int = await self._call(run)
+        return count
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        def run() -> list[Sequence[Any]]:
+            assert self._db is not None
+            return list(self._db.execute(self._sql(sql), self._args(sql, args)))
+
+        rows: list[Sequence[Any]] = await self._call(run)
+        return rows
+
+    async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool:
+        def run() -> bool:
+            assert self._db is not None
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if self._db.execute(self._sql(INSERT_SEEN), seen).rowcount == 0:
+                    return False
+                if status is not None:
+                    self._db.execute(self._sql(INSERT_STATUS), self._args(INSERT_STATUS, status))
+                return True
+
+        new: bool = await self._call(run)
+        return new
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await self._call(db.close)
+        self._thread.shutdown(wait=True)
+
+
+class PostgresBackend:
+    def __init__(self, url: str, password: str | None) -> None:
+        self._url = url
+        self._password = password
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._url, password=self._password, min_size=1, max_size=8, timeout=10
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise RegistryError(f"registry {redacted(self._url)}: {exc}") from exc
+        # Relays starting together must not race to create the tables.
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(7311)")
+            for statement in SCHEMA:
+                await connection.execute(statement)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        assert self._pool is not None
+        with self._errors():
+            status: str = await self._pool.execute(sql, *args)
+        return int(status.rsplit(" ", 1)[-1]) if status[-1].isdigit() else 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        assert self._pool is not None
+        with self._errors():
+            return [tuple(row) for row in await self._pool.fetch(sql, *args)]
+
+    async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool:
+        assert self._pool is not None
+        with self._errors():
+            async with self._pool.acquire() as connection, connection.transaction():
+                if (await connection.execute(INSERT_SEEN, *seen)).endswith(" 0"):
+                    return False
+                if status is not None:
+                    await connection.execute(INSERT_STATUS, *status)
+                return True
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """PostgreSQL's refusal of these values (data, constraints: SQLSTATE classes 22 and 23) is the request's
+        fault; anything else (the server gone, restarting, out of connections) is an outage."""
+        try:
+            yield
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, OverflowError) as exc:
+            raise RegistryError(f"registry {redacted(self._url)}: {exc}") from exc
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RegistryUnavailable(f"registry {redacted(self._url)}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def refuse_password_in_url(url: str, where: str) -> None:
+    """A database password never sits in a URL: command lines are visible to every user of the machine (ps),
+    and configs get copied around. It comes from a password file, PGPASSWORD or ~/.pgpass (asyncpg reads both,
+    as libpq does)."""
+    if re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", url):
+        raise ConfigError(
+            f"{where}: the URL carries a password; leave it out ({redacted(url)}) and give it in a password file, "
+            "PGPASSWORD or ~/.pgpass"
+        )
+
+
+def redacted(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
