@@ -8,7 +8,7 @@
 - ``MustStop``: going on would be unsafe (the journal cannot be written, a transition the machine forbids):
   stop acting and let the vehicle's own fallback take over. Never retried, never turned into a note.
 
-Errors from other libraries (sqlite3, OSError, aiomqtt, pydantic) are mapped to these where they cross into
+Errors from other libraries (sqlite3, OSError, paho, pydantic) are mapped to these where they cross into
 our code, with ``raise ... from``.
 """
 

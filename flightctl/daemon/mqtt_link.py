@@ -1,6 +1,6 @@
 """The daemon's side of the broker: connect, and keep connecting, for as long as the daemon runs.
 
-Each connection is a fresh client (aiomqtt 2.x neither reconnects nor re-enters a used client safely) with a
+Each connection is a fresh client (one client, one connection: nothing of an old one is re-sent) with a
 persistent session (clean start off, a session expiry) so the broker keeps the QoS 1 orders and commands sent
 while we were away, and a retained last will, delayed, so a drop of a few seconds does not show the drone
 offline. Connected, it runs four things until the connection fails: the outbox pump, telemetry, the online
@@ -16,7 +16,6 @@ import logging
 import time
 from typing import Any, Protocol
 
-import aiomqtt
 from pydantic import ValidationError
 
 from flightctl import __version__
@@ -27,7 +26,8 @@ from flightctl.delivery.journal import Clock
 from flightctl.errors import MustStop
 from flightctl.mqtt.broker import (
     BrokerError,
-    ConfirmedClient,
+    Message,
+    MqttClient,
     expiry_properties,
     json_properties,
     keep_connected,
@@ -142,25 +142,24 @@ class BrokerLink:
             on_drop=self._dropped,
         )
 
-    def _new_client(self) -> ConfirmedClient:
-        client = make_client(
+    def _new_client(self) -> MqttClient:
+        return make_client(
             self.endpoint,
             client_id=drone_client_id(self.topics.drone_id),
             keepalive_s=self.broker.keepalive_s,
             session_expiry_s=self.broker.session_expiry_s,
             will=will_message(self.topics.online, self._will(), delay_s=self.broker.will_delay_s),
             timeout_s=self.broker.publish_timeout_s,
+            # Acknowledged only once handled; set before connecting: a kept session's orders come with the CONNACK.
+            manual_ack=True,
         )
-        # Set before connecting: the session's queued orders arrive right after the CONNACK.
-        client.acknowledge_manually()
-        return client
 
     def _dropped(self, error: str, delay_s: float) -> None:
         self.connected = False
         self.last_error = error
         log.warning("broker %s: %s; connecting again in about %.0f s", self.endpoint, error, delay_s)
 
-    async def _serve(self, client: ConfirmedClient) -> None:
+    async def _serve(self, client: MqttClient) -> None:
         try:
             await client.subscribe(self.topics.orders, qos=1)
             await client.subscribe(self.topics.commands, qos=1)
@@ -190,7 +189,7 @@ class BrokerLink:
                 await client.disconnect_keeping_will()
             raise
 
-    async def _publish_online(self, client: ConfirmedClient) -> None:
+    async def _publish_online(self, client: MqttClient) -> None:
         self.order_changed.clear()
         await client.publish_confirmed(
             self.topics.online,
@@ -200,7 +199,7 @@ class BrokerLink:
             properties=json_properties(),
         )
 
-    async def _keep_online_current(self, client: ConfirmedClient) -> None:
+    async def _keep_online_current(self, client: MqttClient) -> None:
         last = self.worker.status().order_id
         while True:
             await self.order_changed.wait()
@@ -210,7 +209,7 @@ class BrokerLink:
                 last = now
                 await self._publish_online(client)
 
-    async def _send_telemetry(self, client: ConfirmedClient) -> None:
+    async def _send_telemetry(self, client: MqttClient) -> None:
         queue, expiry_s = self.sampler.queue, self.telemetry.expiry_s
         while True:
             sample: Sample = await queue.get()
@@ -229,14 +228,14 @@ class BrokerLink:
             await client.publish(self.topics.telemetry, payload, qos=0, properties=expiry_properties(expiry_s))
             self.telemetry_sent += 1
 
-    async def _receive(self, client: ConfirmedClient) -> None:
+    async def _receive(self, client: MqttClient) -> None:
         async for message in client.messages:
             await self._handle(message)
             # Only now, with the order, its answer or its dead letter recorded: a daemon killed before this point
             # gets the message again from its session, and a second copy of a recorded order is answered as one.
             client.ack(message)
 
-    async def _handle(self, message: aiomqtt.Message) -> None:
+    async def _handle(self, message: Message) -> None:
         """One order or command, inside its own failure boundary: whatever it sets off (short of the journal
         failing, which stops the daemon, as the controller must not act without it) is dead-lettered, and the
         daemon serves the next message; the delivery in flight never notices."""
@@ -286,7 +285,7 @@ def _broker_drop(exc: BaseException) -> bool:
     """The connection failed (the next one follows): nothing to say, the broker knows."""
     if isinstance(exc, BaseExceptionGroup):
         return all(_broker_drop(inner) for inner in exc.exceptions)
-    return isinstance(exc, aiomqtt.MqttError | BrokerError)
+    return isinstance(exc, BrokerError)
 
 
 # Who may write to each of a drone's inbound topics (the broker's rules): the sender of what arrives there.

@@ -16,7 +16,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from flightctl.delivery.journal import Journal, OutboxEntry
-from flightctl.mqtt.broker import BrokerRefused, ConfirmedClient, json_properties
+from flightctl.mqtt.broker import BrokerRefused, MqttClient, json_properties
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from flightctl.mqtt.messages import contract_data
 
@@ -51,7 +51,7 @@ class OutboxPump:
         self.last_sent_seq: int | None = None
         self.unpublishable = 0
 
-    async def run(self, client: ConfirmedClient, wake: asyncio.Event) -> None:
+    async def run(self, client: MqttClient, wake: asyncio.Event) -> None:
         """Send the backlog, then each new row as ``wake`` says it came; returns only by raising (the connection
         failed: ``BrokerUnavailable``)."""
         while True:
@@ -63,7 +63,7 @@ class OutboxPump:
             for entry in batch:
                 await self._send(client, entry)
 
-    async def _send(self, client: ConfirmedClient, entry: OutboxEntry) -> None:
+    async def _send(self, client: MqttClient, entry: OutboxEntry) -> None:
         try:
             payload = outbox_envelope(self.topics.drone_id, entry).to_json()
         except (ValidationError, ValueError):
@@ -84,7 +84,7 @@ class OutboxPump:
         self.sent += 1
         self.last_sent_seq = entry.seq
 
-    async def _try(self, client: ConfirmedClient, payload: bytes) -> BrokerRefused | None:
+    async def _try(self, client: MqttClient, payload: bytes) -> BrokerRefused | None:
         try:
             await client.publish_confirmed(
                 self.topics.events, payload, timeout_s=self.publish_timeout_s, properties=json_properties()

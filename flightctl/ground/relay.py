@@ -18,11 +18,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiomqtt
-
 from flightctl.ground.customer_status import customer_update
 from flightctl.ground.registry import Registry, RegistryUnavailable
-from flightctl.mqtt.broker import ConfirmedClient, keep_connected, make_client
+from flightctl.mqtt.broker import Message, MqttClient, keep_connected, make_client
 from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
 from flightctl.mqtt.contract import TOPIC_ROOT, relay_client_id
 from flightctl.mqtt.dead_letters import DeadLetter, DeadLetterBox
@@ -86,15 +84,15 @@ class StatusRelay:
         """The one id the broker lets this relay's account connect with (named after the account, not the relay)."""
         return relay_client_id(self.endpoint.username or self.name)
 
-    def _client(self) -> ConfirmedClient:
-        client = make_client(self.endpoint, client_id=self.client_id, session_expiry_s=self.session_expiry_s)
-        client.acknowledge_manually()
-        return client
+    def _client(self) -> MqttClient:
+        return make_client(
+            self.endpoint, client_id=self.client_id, session_expiry_s=self.session_expiry_s, manual_ack=True
+        )
 
     def _dropped(self, error: str, delay_s: float) -> None:
         log.warning("relay %s: %s; again in about %.0f s", self.name, error, delay_s)
 
-    async def _serve(self, client: ConfirmedClient) -> None:
+    async def _serve(self, client: MqttClient) -> None:
         await client.subscribe(self.subscription, qos=1)
         self.stats.connections += 1
         log.info("relay %s following %s on %s", self.name, self.subscription, self.endpoint)
@@ -102,7 +100,7 @@ class StatusRelay:
             await self.handle(message)
             client.ack(message)
 
-    async def handle(self, message: aiomqtt.Message) -> None:
+    async def handle(self, message: Message) -> None:
         """Take one event, or dead-letter it; raises only ``RegistryUnavailable`` (the message is not at fault)."""
         topic = str(message.topic)
         try:

@@ -14,7 +14,7 @@ import pytest
 
 from flightctl.config import configs_dir
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts, client_id_of
-from flightctl.mqtt.broker import ConfirmedClient, make_client
+from flightctl.mqtt.broker import MqttClient, make_client
 from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.conftest import require_mosquitto
@@ -40,7 +40,7 @@ class Fleet:
 
     def client(
         self, user: str | None, password: str | None = None, *, client_id: str | None = None, session_expiry_s: int = 0
-    ) -> ConfirmedClient:
+    ) -> MqttClient:
         """A client of ``user``: a drone's or a relay's with the one id its account may use, unless told another."""
         if client_id is None:
             kinds = {a.name: a for a in self.accounts.accounts()} if self.accounts is not None else {}

@@ -23,7 +23,7 @@ from flightctl.delivery.journal import Journal
 from flightctl.ground.dispatch import order_message, send_order
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
-from flightctl.mqtt.broker import ConfirmedClient
+from flightctl.mqtt.broker import MqttClient
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from flightctl.mqtt.dead_letters import DeadLetterBox
 from flightctl.mqtt.requests import MAX_INBOUND_BYTES, CommandRequest, OrderRequest, Refused
@@ -39,7 +39,7 @@ A, B = Topics("drone-a"), Topics("drone-b")
 HOSTILE = 10_000
 
 
-def counting_acks(client: ConfirmedClient, acks: list[int]) -> ConfirmedClient:
+def counting_acks(client: MqttClient, acks: list[int]) -> MqttClient:
     """``client``, with every acknowledgement it sends noted (the message id)."""
     ack = client.ack
 
@@ -56,7 +56,7 @@ async def publish_all(fleet: Fleet, user: str, topic: str, payloads: list[bytes]
         await publish_with(client, topic, payloads)
 
 
-async def publish_with(client: ConfirmedClient, topic: str, payloads: list[bytes], batch: int = 100) -> None:
+async def publish_with(client: MqttClient, topic: str, payloads: list[bytes], batch: int = 100) -> None:
     """QoS 1, each confirmed, a batch in flight at a time (in order: the broker keeps one client's order)."""
     for start in range(0, len(payloads), batch):
         await asyncio.gather(

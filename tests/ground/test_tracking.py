@@ -25,7 +25,7 @@ from flightctl.ground.registry import Registry, token_hash
 from flightctl.ground.relay import StatusRelay
 from flightctl.ground.serving import serving
 from flightctl.ground.tracking import FailedLookups, tracking_app
-from flightctl.mqtt.broker import ConfirmedClient
+from flightctl.mqtt.broker import MqttClient
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.mosquitto import free_port
 from sitl.nginx import CachingProxy, TrackingProxy
@@ -40,7 +40,7 @@ OPS = ("ops", "ops-" + secrets.token_hex(8))
 class Drone:
     """A drone's events as the daemon publishes them (sequenced envelopes on its own events topic)."""
 
-    client: ConfirmedClient
+    client: MqttClient
     drone_id: str
     seq: int = 0
     sent: list[bytes] = field(default_factory=list)

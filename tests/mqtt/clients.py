@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from flightctl.mqtt.broker import ConfirmedClient, keep_connected, make_client
+from flightctl.mqtt.broker import MqttClient, keep_connected, make_client
 from flightctl.mqtt.consumer import read_envelope
 from flightctl.mqtt.contract import Envelope
 from flightctl.mqtt.endpoint import BrokerEndpoint
@@ -30,7 +30,7 @@ class Collector:
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     arrival_s: list[float] = field(default_factory=list)  # monotonic time each envelope arrived
 
-    async def serve(self, client: ConfirmedClient, topic: str) -> None:
+    async def serve(self, client: MqttClient, topic: str) -> None:
         await client.subscribe(topic, qos=1)
         self.subscribed.set()
         async for message in client.messages:
@@ -62,7 +62,7 @@ async def collecting(
     ep = endpoint(broker, user)
     client_id = client_id or f"collector-{user}"
 
-    def new_client() -> ConfirmedClient:
+    def new_client() -> MqttClient:
         return make_client(ep, client_id=client_id, session_expiry_s=3600)
 
     task = asyncio.create_task(

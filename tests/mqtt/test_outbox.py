@@ -13,7 +13,7 @@ import pytest
 from flightctl.daemon.outbox_pump import OutboxPump
 from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.journal import Journal
-from flightctl.mqtt.broker import BrokerRefused, ConfirmedClient, keep_connected, make_client
+from flightctl.mqtt.broker import BrokerRefused, MqttClient, keep_connected, make_client
 from flightctl.mqtt.contract import Topics
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import collecting, endpoint
@@ -33,7 +33,7 @@ async def pumping(broker: Mosquitto, journal: Journal, *, user: str = DRONE) -> 
     wake.set()
     ep = endpoint(broker, user)
 
-    def new_client() -> ConfirmedClient:
+    def new_client() -> MqttClient:
         return make_client(ep, client_id=f"flightctl-{DRONE}", session_expiry_s=3600)
 
     task = asyncio.create_task(keep_connected(new_client, lambda c: pump.run(c, wake), min_delay_s=0.2, max_delay_s=1))
@@ -90,7 +90,7 @@ async def test_a_broker_outage_loses_nothing_and_the_backlog_flushes_in_order(
 
 async def test_a_refused_publish_is_reported_and_never_marked_sent(tmp_path: Path) -> None:
     """Test that a PUBACK refusing the message (mosquitto's 0x87 not authorised, for a topic the ACL does not
-    allow) raises BrokerRefused and leaves the event in the outbox, where aiomqtt alone would call it sent."""
+    allow) raises BrokerRefused and leaves the event in the outbox (some MQTT libraries report such a PUBACK as success)."""
     require_mosquitto()
     acl = f"user {DRONE}\ntopic read {TOPICS.orders}\n"  # no write to its events
     async with (

@@ -36,7 +36,7 @@ def flightctl_imports(path: Path, *packages: str) -> set[str]:
 def test_flight_logic_never_imports_the_mqtt_side(path: Path) -> None:
     """Test that nothing in delivery/ (the sequencer, the decisions, the journal) imports the MQTT contract, the
     daemon or an MQTT library: a dead, slow or hostile broker cannot reach the flight logic."""
-    forbidden = flightctl_imports(path, "flightctl.mqtt", "flightctl.daemon", "aiomqtt", "paho")
+    forbidden = flightctl_imports(path, "flightctl.mqtt", "flightctl.daemon", "paho")
     assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
 
 
@@ -67,9 +67,9 @@ def test_the_delivery_worker_knows_nothing_of_mqtt() -> None:
     """Test that the daemon's delivery side answers through the journal only, never through a broker client."""
     names = flightctl_imports(
         ROOT / "flightctl" / "daemon" / "worker.py",
-        "aiomqtt",
         "paho",
         "flightctl.mqtt.broker",
+        "flightctl.mqtt.client",
         "flightctl.daemon.mqtt_link",
     )
     assert not names
@@ -81,3 +81,23 @@ def test_onboard_code_never_imports_the_harness(path: Path) -> None:
     if path.parent.name == "cli":
         return
     assert not {n for n in imports_of(path) if n == "sitl" or n.startswith("sitl.")}
+
+
+def test_flightctl_uses_no_private_member_of_the_mqtt_library() -> None:
+    """Test the issue's check: no private member of paho's client or message (a leading underscore) is touched in
+    flightctl, other than names our own classes define for themselves. A private member can change in any
+    release; the publish path rests on paho's public callbacks and calls only."""
+    import re
+
+    import paho.mqtt.client as paho
+
+    theirs = {name for kind in (paho.Client, paho.MQTTMessage) for name in dir(kind) if re.match(r"^_[a-z]", name)}
+    theirs |= {name for name in vars(paho.Client(paho.CallbackAPIVersion.VERSION2)) if re.match(r"^_[a-z]", name)}
+    sources = {path: path.read_text() for path in sorted((ROOT / "flightctl").rglob("*.py"))}
+    ours = {name for text in sources.values() for name in re.findall(r"self\.(_[a-z]\w*)\s*[:=,)]", text)}
+    ours |= {name for text in sources.values() for name in re.findall(r"def (_[a-z]\w*)\(", text)}
+    private = theirs - ours
+    assert {"_sock", "_client_id", "_out_packet"} <= private, "the check must know paho's private names"
+    for path, text in sources.items():
+        used = {name for name in re.findall(r"\.(_[a-z]\w*)\b", text) if name in private}
+        assert not used, f"{path.relative_to(ROOT)} touches paho's private {sorted(used)}"

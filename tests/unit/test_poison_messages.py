@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate, customer_update
 from flightctl.ground.registry import Registry
 from flightctl.ground.relay import StatusRelay
 from flightctl.mqtt.answer_budget import AnswerBudget
+from flightctl.mqtt.broker import Message
 from flightctl.mqtt.consumer import MAX_JSON_DEPTH, NotAnEnvelope, json_depth, read_envelope
 from flightctl.mqtt.contract import Envelope
 from flightctl.mqtt.dead_letters import EXCERPT_BYTES, DeadLetterBox, excerpt
@@ -122,8 +122,8 @@ class BuggyRegistry(Registry):
         return await super().record(drone_id, seq, order_id, update)
 
 
-def message(payload: bytes, topic: str = TOPIC, mid: int = 1) -> aiomqtt.Message:
-    return aiomqtt.Message(topic, payload, qos=1, retain=False, mid=mid, properties=None)
+def message(payload: bytes, topic: str = TOPIC, mid: int = 1) -> Message:
+    return Message(topic, payload, qos=1, retain=False, mid=mid)
 
 
 async def test_the_relay_dead_letters_each_poison_message_and_takes_the_next_event(tmp_path: Path) -> None:
