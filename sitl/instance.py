@@ -24,6 +24,7 @@ from flightctl.config import load_telemetry_config
 from flightctl.errors import FlightctlError
 from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.ftp import FtpError
+from flightctl.vehicle.telemetry import stream_rates
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
 from sitl.locations import Home
@@ -186,7 +187,7 @@ class SitlInstance:
                 self.harness_url,
                 options=LinkOptions(link_timeout_s=5.0),
                 heartbeat_timeout_s=60.0,
-                rates_hz=load_telemetry_config().rates_hz,
+                rates_hz=stream_rates(load_telemetry_config().rates_hz),
             )
         )
         self._vehicle = vehicle

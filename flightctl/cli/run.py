@@ -14,6 +14,7 @@ from flightctl.daemon.daemon import Daemon
 from flightctl.daemon.settings import load_daemon_config
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import FlightctlError
+from flightctl.vehicle.telemetry import stream_rates
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="Daemon config (.toml), e.g. configs/onboard/sitl.toml.")]
 
@@ -26,7 +27,7 @@ def run_daemon(config: ConfigOption) -> None:
     try:
         site = read_yaml_model(named_config("sites", settings.site), Site)
         profile = read_yaml_model(named_config("profiles", settings.profile), VehicleProfile)
-        daemon = Daemon(settings, site, profile, load_telemetry_config().rates_hz)
+        daemon = Daemon(settings, site, profile, stream_rates(load_telemetry_config().rates_hz))
     except FlightctlError as exc:
         raise fail(exc) from None
     if not logging.getLogger().isEnabledFor(logging.INFO):

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from flightctl.errors import ConfigError
+from flightctl.files import write_atomically
 from flightctl.mqtt.contract import DRONE_ID_PATTERN, TOPIC_ROOT, drone_client_id, relay_client_id
 
 # 24 random bytes: 192 bits, far beyond guessing; URL-safe so it can sit in a URL or a config file.
@@ -250,16 +251,8 @@ class BrokerAccounts:
             os.close(descriptor)
 
     def _write(self, document: dict[str, Any]) -> None:
-        partial = self.config_path.with_name(f".{CONFIG_FILE}.partial")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(partial, 0o640)
-        _share_with_broker(partial)
-        partial.replace(self.config_path)
+        text = json.dumps(document, indent=1) + "\n"
+        write_atomically(self.config_path, text, mode=0o640, before_replace=_share_with_broker)
 
 
 def _share_with_broker(path: Path) -> None:

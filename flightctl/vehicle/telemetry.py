@@ -22,7 +22,8 @@ from flightctl.geo import AltFrame, Location
 from flightctl.link.connection import MavConnection
 from flightctl.vehicle.modes import mode_name
 
-# What we ask the vehicle to stream unless configuration says otherwise (Hz).
+# What we ask the vehicle to stream unless configuration says otherwise (Hz); configs/telemetry.toml holds only
+# an operator's changes (``stream_rates``). Position at 5 Hz for the decisions and the drop; the rest at 1-2 Hz.
 DEFAULT_RATES_HZ: Mapping[str, float] = {
     "GLOBAL_POSITION_INT": 5,
     "ATTITUDE": 4,
@@ -39,6 +40,12 @@ DEFAULT_RATES_HZ: Mapping[str, float] = {
     "SERVO_OUTPUT_RAW": 2,
     "FENCE_STATUS": 1,
 }
+
+
+def stream_rates(changes: Mapping[str, float]) -> dict[str, float]:
+    """The rates to ask for: the defaults, with the configured changes over them."""
+    return {**DEFAULT_RATES_HZ, **changes}
+
 
 # EKF_STATUS_REPORT flags that must all be set before the vehicle can navigate (ArduPilot's own readiness
 # test in Tools/autotest waits for the same set).

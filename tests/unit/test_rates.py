@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from flightctl.config import load_telemetry_config
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.link.connection import MavConnection
 from flightctl.vehicle.commands import CommandPolicy, Commands
 from flightctl.vehicle.rates import StreamRates
+from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, stream_rates
 from tests.support.peer import ScriptedPeer
 
 FAST = CommandPolicy(reply_timeout_s=0.05, attempts=2, in_progress_timeout_s=0.5)
@@ -70,3 +73,13 @@ async def test_measured_rate_follows_what_arrives(peer: ScriptedPeer, connection
     assert measured is not None
     assert measured == pytest.approx(5 / (sent_at[-1] - sent_at[0]), rel=0.2)
     rates.close()
+
+
+def test_the_rates_asked_for_are_the_defaults_with_the_configured_changes_over_them(tmp_path: Path) -> None:
+    """Test that each default rate lives once (in code) and configs/telemetry.toml holds only changes: the shipped
+    file changes nothing, and a file that sets WIND to 0 changes WIND alone."""
+    assert stream_rates(load_telemetry_config().rates_hz) == DEFAULT_RATES_HZ
+    changed = tmp_path / "telemetry.toml"
+    changed.write_text("[rates_hz]\nWIND = 0\n")
+    rates = stream_rates(load_telemetry_config(changed).rates_hz)
+    assert rates == {**DEFAULT_RATES_HZ, "WIND": 0}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flightctl.errors import ConfigError
+from flightctl.files import write_atomically
 from flightctl.missions.formats.errors import MissionFileError, check_item_fits
 from flightctl.missions.formats.qgc import format_qgc_plan, parse_qgc_plan
 from flightctl.missions.formats.wpl import format_wpl, parse_wpl
@@ -115,10 +116,7 @@ def save_plan(plan: MissionPlan, path: Path) -> None:
     """Write atomically: a reader never sees half a file, and a failed write leaves the old file (and no
     temporary one). ``MissionFileError`` saying why when it cannot be written."""
     text = format_plan(plan, path)
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+        write_atomically(path, text)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise MissionFileError(path, "", f"cannot write: {exc.strerror or exc}") from None
