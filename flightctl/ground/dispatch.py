@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from flightctl.delivery.order import DeliveryOrder
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import ConfigError, VehicleTimeout
@@ -16,6 +18,7 @@ from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from flightctl.mqtt.dead_letters import DeadLetterBox
 from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.messages import OrderAccepted, OrderRejected, read_data
 from flightctl.mqtt.requests import MAX_INBOUND_BYTES, DepotWind
 
 
@@ -78,5 +81,13 @@ async def send_order(
 
 
 def _answers(envelope: Envelope, request_id: str) -> bool:
-    answers = (MessageType.ORDER_ACCEPTED, MessageType.ORDER_REJECTED)
-    return envelope.type in answers and envelope.data.get("request_id") == request_id
+    """Whether ``envelope`` is the drone's answer to our order, read through the contract's models (an answer that
+    is not what the contract says answers nothing)."""
+    try:
+        if envelope.type is MessageType.ORDER_ACCEPTED:
+            return read_data(OrderAccepted, envelope.data).request_id == request_id
+        if envelope.type is MessageType.ORDER_REJECTED:
+            return read_data(OrderRejected, envelope.data).request_id == request_id
+    except ValidationError:
+        pass
+    return False
