@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,32 @@ def test_the_walk_found_every_command() -> None:
     """Test the walk itself: a check over no commands would pass for nothing."""
     assert {"deliver", "status", "telemetry", "mission upload", "signing install", "broker add-drone"} <= set(COMMANDS)
     assert len(COMMANDS) >= 22
+
+
+def json_of(args: list[str]) -> dict[str, Any]:
+    """The one JSON object a command prints on stdout with --json (anything else there is a broken pipe line)."""
+    import json
+
+    result = CliRunner().invoke(app, [*args, "--json"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.strip().splitlines()
+    record: dict[str, Any] = json.loads(line)
+    return record
+
+
+def test_json_results_are_one_object_a_machine_can_read(tmp_path: Path) -> None:
+    """Test --json on commands that need no vehicle: a mission file, a new signing key and a broker account each
+    report one JSON object, and nothing else, on stdout."""
+    from tests.unit.test_cli import _write_plan
+
+    plan = tmp_path / "route.yaml"
+    _write_plan(plan)
+    shown = json_of(["mission", "show", str(plan)])
+    assert shown["mission_items"] >= 3
+    assert len(shown["content_hash"]) == 64
+    key = tmp_path / "key"
+    assert json_of(["signing", "new-key", str(key)]) == {"signing_key": str(key)}
+    assert len(key.read_text().strip()) == 64
+    account = json_of(["broker", "add-drone", "orkney-07", "--dir", str(tmp_path / "accounts")])
+    assert (account["account"], account["kind"]) == ("orkney-07", "drone")
+    assert len(account["password"]) >= 16
