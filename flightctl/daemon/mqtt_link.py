@@ -100,6 +100,7 @@ class BrokerLink:
             "broker_connections": self.connections,
             "events_sent": self.pump.sent,
             "events_refused": None if self.pump.refused is None else str(self.pump.refused),
+            "events_unpublishable": self.pump.unpublishable,
             "telemetry_sent": self.telemetry_sent,
             "telemetry_dropped": self.sampler.queue.dropped,
             "telemetry_stale": self.telemetry_stale,

@@ -138,6 +138,7 @@ class DaemonStatus(MessageData):
     broker_connections: Count | None = None
     events_sent: Count | None = None
     events_refused: Text | None = None
+    events_unpublishable: Count | None = None  # journal rows no envelope could carry (a bug): kept, skipped
     telemetry_sent: Count | None = None
     telemetry_dropped: Count | None = None
     telemetry_stale: Count | None = None
