@@ -19,16 +19,20 @@ from dataclasses import dataclass
 from flightctl.dialect import MAVLinkMessage, enum_name, float32, mavlink
 from flightctl.errors import ParamError, ParamTimeout, VehicleTimeout
 from flightctl.link.connection import MavConnection
+from flightctl.link.inbox import Inbox
 from flightctl.link.request import NoReply, RetryPolicy, request
 
 log = logging.getLogger(__name__)
 
-# When reads by name go unanswered: the whole list, this many times, each given this long to bring the name
-# (ArduPilot's ~1400 parameters take about 7 s over a 57.6 kbaud radio, a few over a SITL port; a lossy radio may
-# drop the one we want). A parameter the vehicle does not have is therefore declared missing only after reads and
-# lists have all gone by (about 40 s with the default policy): nothing asks for one to find out if it exists.
+# When reads by name go unanswered: the whole list, this many times. A list is followed for as long as it keeps
+# coming (it is over once no PARAM_VALUE has come for LIST_QUIET_S), never by a fixed clock: ArduPilot's ~1400
+# parameters take about 7 s over a clean 57.6 kbaud radio, but ArduPilot sends the list only in the bandwidth its
+# telemetry streams leave, and a lossy radio slows it further (a fixed 15 s once cut a list off before the name
+# came). LIST_DEADLINE_S caps one list. A parameter the vehicle does not have is declared missing only after
+# reads and lists have all gone by: nothing asks for one to find out if it exists.
 LIST_ATTEMPTS = 2
-LIST_TIMEOUT_S = 15.0
+LIST_QUIET_S = 3.0
+LIST_DEADLINE_S = 120.0
 
 _INT_FORMATS = {
     mavlink.MAV_PARAM_TYPE_UINT8: "<B",
@@ -118,12 +122,14 @@ class Params:
         *,
         encoding: ParamEncoding = ParamEncoding.C_CAST,
         policy: RetryPolicy | None = None,
-        list_timeout_s: float = LIST_TIMEOUT_S,
+        list_quiet_s: float = LIST_QUIET_S,
+        list_deadline_s: float = LIST_DEADLINE_S,
     ) -> None:
         self._connection = connection
         self.encoding = encoding
         self.policy = policy or RetryPolicy(reply_timeout_s=1.5, attempts=8)
-        self.list_timeout_s = list_timeout_s
+        self.list_quiet_s = list_quiet_s
+        self.list_deadline_s = list_deadline_s
         self.cache: dict[str, Param] = {}
         self._lock = asyncio.Lock()
         connection.add_listener("PARAM_VALUE", self._remember)
@@ -154,22 +160,33 @@ class Params:
                 return self._to_param((await request(connection, message, values, self.policy))[0])
             except NoReply:
                 pass
-            # ArduPilot answers reads from one queue shared by all its links: a reply waiting for a link with no
-            # room to send (a SITL TCP port whose client went away) holds up every reply behind it. The list is
-            # sent per link, so it still brings the value (as fetch_all's fallback does).
-            log.warning("param %s: no answer to reads by name; asking for the whole list", name)
+        # ArduPilot answers reads from one queue shared by all its links: a reply waiting for a link with no room
+        # to send (a SITL TCP port whose client went away) holds up every reply behind it. The list is sent per
+        # link, so it still brings the value (as fetch_all's fallback does).
+        log.warning("param %s: no answer to reads by name; asking for the whole list", name)
+        with connection.inbox("PARAM_VALUE", what=f"parameter list for {name}", maxsize=100_000) as listed:
             for _ in range(LIST_ATTEMPTS):
                 connection.send(
                     mavlink.MAVLink_param_request_list_message(connection.target_system, connection.target_component)
                 )
-                try:
-                    return self._to_param(await values.next(self.list_timeout_s))
-                except VehicleTimeout:
-                    continue
+                found = await self._from_the_list(name, listed)
+                if found is not None:
+                    return found
         raise ParamTimeout(
             f"param {name}: no PARAM_VALUE after {self.policy.attempts} requests and {LIST_ATTEMPTS} lists "
             "(does it exist?)"
         )
+
+    async def _from_the_list(self, name: str, listed: Inbox) -> Param | None:
+        """``name`` as the list brings it; None once the list went quiet (or ran past its deadline) without it."""
+        try:
+            async with asyncio.timeout(self.list_deadline_s):
+                while True:
+                    message = await listed.next(self.list_quiet_s)
+                    if message.param_id == name:
+                        return self._to_param(message)
+        except (VehicleTimeout, TimeoutError):
+            return None
 
     async def set(self, name: str, value: float, *, param_type: int | None = None) -> Param:
         """Set a parameter and return it as the vehicle echoed it; ``ParamError`` if it kept another value."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.vehicle.params import ParamEncoding, decode_value, encode_value
 from tests.support.peer import ScriptedPeer
@@ -21,6 +23,7 @@ class ParamStore:
         self.drop_on_first_list: set[int] = set()  # lost on the first pass of the list only
         self.lists_sent = 0
         self.clamp: dict[str, float] = {}
+        self.list_period_s = 0.0  # > 0: the list comes one value at a time, this far apart (a busy radio)
         peer.on("PARAM_SET", self.on_set)
         peer.on("PARAM_REQUEST_READ", self.on_read)
         peer.on("PARAM_REQUEST_LIST", self.on_list)
@@ -46,6 +49,15 @@ class ParamStore:
     def on_list(self, _message: MAVLinkMessage) -> None:
         lost = self.drop_indices | (self.drop_on_first_list if self.lists_sent == 0 else set())
         self.lists_sent += 1
-        for index, name in enumerate(self.names):
-            if index not in lost:
+        listed = [(index, name) for index, name in enumerate(self.names) if index not in lost]
+        if self.list_period_s <= 0:
+            for index, name in listed:
                 self.peer.send(self.value_message(name, index))
+            return
+
+        async def trickle() -> None:
+            for index, name in listed:
+                self.peer.send(self.value_message(name, index))
+                await asyncio.sleep(self.list_period_s)
+
+        self._trickling = asyncio.get_running_loop().create_task(trickle())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -62,7 +63,7 @@ async def test_missing_parameter_times_out_with_its_name(peer: ScriptedPeer, con
     """Test that reading a parameter the vehicle does not have ends in ParamTimeout naming it."""
     ParamStore(peer, {}, ParamEncoding.C_CAST)
     with pytest.raises(ParamTimeout, match="NO_SUCH_PARAM"):
-        await Params(connection, policy=RetryPolicy(0.05, 2), list_timeout_s=0.1).get("NO_SUCH_PARAM")
+        await Params(connection, policy=RetryPolicy(0.05, 2), list_quiet_s=0.1).get("NO_SUCH_PARAM")
     assert len(peer.sent("PARAM_REQUEST_READ")) == 2
 
 
@@ -119,4 +120,19 @@ async def test_a_read_by_name_that_goes_unanswered_is_found_in_the_whole_list(
     assert len(peer.sent("PARAM_REQUEST_READ")) == 2
     store.drop_indices = {7}
     with pytest.raises(ParamTimeout, match="2 lists"):
-        await Params(connection, policy=RetryPolicy(0.05, 1), list_timeout_s=0.2).get("P007")
+        await Params(connection, policy=RetryPolicy(0.05, 1), list_quiet_s=0.2).get("P007")
+
+
+async def test_a_slow_list_is_followed_for_as_long_as_it_keeps_coming(
+    peer: ScriptedPeer, connection: MavConnection
+) -> None:
+    """Test that the list fallback waits while the list keeps coming (a busy, lossy radio sends it slowly) and is
+    not cut off by a fixed clock: the value comes 40 list entries in, well after the quiet gap."""
+    store = ParamStore(peer, {f"P{n:03d}": (float(n), REAL32) for n in range(50)}, ParamEncoding.C_CAST)
+    store.list_period_s = 0.02
+    peer.on("PARAM_REQUEST_READ", lambda _m: None)
+    params = Params(connection, policy=RetryPolicy(0.05, 1), list_quiet_s=0.2, list_deadline_s=10)
+    started = asyncio.get_running_loop().time()
+    assert (await params.get("P040")).value == 40.0
+    assert asyncio.get_running_loop().time() - started > 0.2 * 3, "it outlasted several quiet gaps"
+    assert store.lists_sent == 1
