@@ -1,7 +1,7 @@
 """``flightctl run``: the onboard daemon. One asyncio program holding the autopilot link, the journal and the
 broker connection; orders in, one delivery at a time, events and telemetry out.
 
-The wiring only: the delivery side (``status.worker``) never imports the broker side (``status.mqtt_link``);
+The wiring only: the delivery side (``daemon.worker``) never imports the broker side (``daemon.mqtt_link``);
 they meet in the journal's outbox (events) and in two callbacks that set events (the outbox has rows, the
 current order changed). The autopilot link outlives autopilot reboots and radio drops (``MavConnection``), the
 broker link outlives broker outages (``BrokerLink``), and the journal outlives the daemon: a daemon started

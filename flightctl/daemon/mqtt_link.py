@@ -47,7 +47,7 @@ WILL_REASON = "connection lost"  # the broker says it for us: a crash, a power l
 
 
 class OrderDesk(Protocol):
-    """What the broker side needs of the delivery side (``status.worker.DeliveryWorker``). Each call returns
+    """What the broker side needs of the delivery side (``daemon.worker.DeliveryWorker``). Each call returns
     once what it was given is in the journal (the order, or the answer to it): only then is it acknowledged."""
 
     def status(self) -> DeliveryStatus: ...

@@ -83,7 +83,7 @@ class DaemonConfig(StrictModel):
     # How far from the depot the vehicle may stand and still take an order (GPS on the pad wanders).
     depot_radius_m: float = Field(default=30, gt=0, le=1000)
     # Answers to unwanted orders and commands (rejections, repeats, status), at most this many a minute after a
-    # burst of as many: a flood must not fill the journal or the uplink (status.answer_budget).
+    # burst of as many: a flood must not fill the journal or the uplink (mqtt.answer_budget).
     unwanted_answers_per_minute: int = Field(default=60, ge=1, le=6000)
     autopilot: AutopilotSection
     broker: BrokerSection

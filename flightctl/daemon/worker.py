@@ -1,6 +1,6 @@
 """The daemon's delivery side: takes orders, flies one at a time with the sequencer, answers through the outbox.
 
-It knows nothing of MQTT. Requests come in typed (``status.inbound``); every answer (accepted, rejected, a
+It knows nothing of MQTT. Requests come in typed (``mqtt.requests``); every answer (accepted, rejected, a
 command's result) is a row in the journal's outbox, written before this returns, and the outbox pump sends
 it whenever the broker is there. So a broker that is dead, slow or hostile cannot delay a decision here, and
 the sequencer never waits on anything but the vehicle and the journal.
@@ -76,7 +76,7 @@ class DeliveryWorker:
         self.depot_radius_m = depot_radius_m
         self.limits = limits
         self.on_change = on_change  # the current order or its state changed (for the online message)
-        self.budget = budget or AnswerBudget()  # answers to unwanted messages (see status.answer_budget)
+        self.budget = budget or AnswerBudget()  # answers to unwanted messages (see mqtt.answer_budget)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._job: _Job | None = None  # taken, from the moment it passed the checks until it ended
         self._progress: DeliveryProgress | None = None
