@@ -49,10 +49,10 @@ class BrokerUnavailable(BrokerError, Unavailable):
 class BrokerRefused(BrokerError, Refused):
     """The broker answered with a failure reason code (e.g. not authorised): the message is not sent."""
 
-    def __init__(self, topic: str, reason: ReasonCode) -> None:
+    def __init__(self, topic: str, reason: ReasonCode, *, what: str = "the message on") -> None:
         self.topic = topic
         self.reason = reason
-        super().__init__(f"the broker refused the message on {topic}: {reason} (0x{reason.value:02x})")
+        super().__init__(f"the broker refused {what} {topic}: {reason} (0x{reason.value:02x})")
 
 
 @dataclass(frozen=True)
@@ -219,16 +219,22 @@ class MqttClient:
     # ---- what we send -----------------------------------------------------------------------------------------
 
     async def subscribe(self, topic: str, qos: int = 1) -> list[ReasonCode]:
-        """Subscribe and return the SUBACK's reason codes (a refused subscription has a failure code)."""
+        """Subscribe and return the SUBACK's reason codes; ``BrokerRefused`` when the broker refused the filter
+        (a daemon or relay whose account may not read its own topics would otherwise hear nothing, and say
+        nothing)."""
         result, mid = self._paho.subscribe(topic, qos)
         if result != paho.MQTT_ERR_SUCCESS or mid is None:
             raise self._refused_send(f"subscribe to {topic}", result)
         answer: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
         self._subscribes[mid] = answer
         try:
-            return await self._wait(answer, self.timeout_s, f"SUBACK for {topic}")
+            reasons = await self._wait(answer, self.timeout_s, f"SUBACK for {topic}")
         finally:
             self._subscribes.pop(mid, None)
+        for reason in reasons:
+            if reason.is_failure:
+                raise BrokerRefused(topic, reason, what="the subscription to")
+        return reasons
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False, properties: Properties | None = None
