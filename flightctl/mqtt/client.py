@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
@@ -340,15 +340,33 @@ class MqttClient:
                 self._end(BrokerUnavailable(f"the connection to {self.host}:{self.port} failed: {exc}"))
 
         def start() -> None:
+            if sock.fileno() < 0:  # closed before the loop got to it
+                return
             self._loop.add_reader(sock.fileno(), readable)
             self._misc = self._loop.create_task(self._keep_alive(), name=f"mqtt-misc-{self.client_id}")
 
-        self._loop.call_soon_threadsafe(start)
+        self._on_loop(start)
+
+    def _on_loop(self, action: Callable[[], None]) -> None:
+        """Run ``action`` now when paho called from the event loop's thread; otherwise (the connect, which
+        runs in an executor) hand it to the loop. Deferring on the loop's own thread would let paho close the
+        socket first, and the selector would then be asked about a closed file descriptor."""
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            action()
+        else:
+            self._loop.call_soon_threadsafe(action)
 
     def _on_socket_close(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
-        fileno = sock.fileno()
+        fileno = sock.fileno()  # paho calls this before it closes the socket
         if fileno >= 0:
-            self._loop.call_soon_threadsafe(self._forget_socket, fileno)
+            self._on_loop(lambda: self._forget_socket(fileno))
+
+    def _forget_writer(self, fileno: int) -> None:
+        self._loop.remove_writer(fileno)
 
     def _forget_socket(self, fileno: int) -> None:
         self._loop.remove_reader(fileno)
@@ -361,10 +379,17 @@ class MqttClient:
             except Exception as exc:
                 self._end(BrokerUnavailable(f"the connection to {self.host}:{self.port} failed: {exc}"))
 
-        self._loop.call_soon_threadsafe(self._loop.add_writer, sock.fileno(), writable)
+        fileno = sock.fileno()
+        self._on_loop(lambda: self._watch_writable(sock, fileno, writable))
+
+    def _watch_writable(self, sock: Any, fileno: int, writable: Callable[[], None]) -> None:
+        if sock.fileno() == fileno:  # still open: a handed-over registration may arrive after the close
+            self._loop.add_writer(fileno, writable)
 
     def _on_socket_unregister_write(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
-        self._loop.call_soon_threadsafe(self._loop.remove_writer, sock.fileno())
+        fileno = sock.fileno()
+        if fileno >= 0:
+            self._on_loop(lambda: self._forget_writer(fileno))
 
     async def _keep_alive(self) -> None:
         """paho's periodic work (PINGREQ when due, a missing PINGRESP ending the connection), once a second."""
