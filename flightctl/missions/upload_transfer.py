@@ -8,7 +8,12 @@ shapes the rules:
 - an item it did not ask for gets INVALID_SEQUENCE, only a warning (our duplicate crossed its request);
 - an item sent when it is not receiving gets ERROR, so after the last item we never resend: a lost final
   ACK is settled by asking for the count (whose DENIED answer, while it still receives, is expected);
-- any other NACK ends its transfer (``Ended``): the caller decides whether a new transfer is worth it.
+- any other NACK ends its transfer (``Ended``): the caller decides whether a new transfer is worth it;
+- it asks again for an item only once a second of its own time (``wp_recv_timeout_ms``), and abandons its
+  side after 8 s without an item. On a lossy radio that cadence, not the link, sets the pace; so after a
+  reply timeout of our own (the link's round trip) we resend the newest item asked for *and* the one after
+  it: if our item was lost the vehicle takes both in turn, if its request was lost it takes the second, and
+  the other earns a harmless INVALID_SEQUENCE.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ _ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
 class UploadLimits:
     vehicle_silent_s: float = 10.0  # give up once nothing at all (no heartbeat) came from the vehicle this long
     deadline_s: float = 120.0  # give up once the whole upload has taken this long
-    restart_after_silent: int = 6  # reply timeouts with no request mid-transfer: the vehicle abandoned its side
+    abandoned_after_s: float = 9.0  # nothing for this transfer this long mid-way: the vehicle abandoned its side
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,6 @@ class UploadTransfer:
         self.highest = -1  # highest seq the vehicle asked for
         self.last_sent = count == 0  # the final item went out: from then on only the ACK is awaited
         self._count_sends = 0
-        self._silent = 0
         self._settling_queries = 0  # our count queries whose DENIED answer is expected
 
     def start(self) -> list[UploadAction]:
@@ -85,7 +89,6 @@ class UploadTransfer:
         return [SendCount(self.count)]
 
     def on_request(self, seq: int) -> list[UploadAction]:
-        self._silent = 0
         if not 0 <= seq < self.count:
             return []  # a request for an item that does not exist: not ours to answer
         first = seq > self.highest
@@ -94,7 +97,6 @@ class UploadTransfer:
         return [SendItem(seq, first)]
 
     def on_ack(self, result: int) -> list[UploadAction]:
-        self._silent = 0
         if result == _ACCEPTED:
             return [Done()] if self.last_sent else []  # early: left over from another transfer
         if result == mavlink.MAV_MISSION_INVALID_SEQUENCE:
@@ -107,9 +109,10 @@ class UploadTransfer:
         started = self.highest >= 0
         return [Ended(result, self.highest if started else None, "upload" if started else "upload start")]
 
-    def on_silence(self, *, vehicle_silent_s: float, elapsed_s: float) -> list[UploadAction]:
+    def on_silence(self, *, vehicle_silent_s: float, elapsed_s: float, quiet_s: float) -> list[UploadAction]:
         """A reply timeout passed with nothing for this transfer. ``vehicle_silent_s``: since anything at all
-        (a heartbeat) came from the vehicle; ``elapsed_s``: since the upload began, restarts included.
+        (a heartbeat) came from the vehicle; ``elapsed_s``: since the upload began, restarts included;
+        ``quiet_s``: since the vehicle last said anything about this transfer.
 
         While the vehicle still talks, a lost request or item is only a reason to go on: give up on silence
         or on the deadline, never after a fixed number of tries at one step."""
@@ -118,16 +121,21 @@ class UploadTransfer:
             return [GiveUp(f"vehicle silent for {vehicle_silent_s:.0f} s (no heartbeat either)", seq)]
         if elapsed_s >= self.limits.deadline_s:
             return [GiveUp(f"not finished within {self.limits.deadline_s:g} s on this link", seq)]
-        self._silent += 1
         if self.last_sent and self.count > 0:
             return [QueryCount()]
         if self.highest < 0:
             self._count_sends += 1
             return [SendCount(self.count)]
-        if self._silent >= self.limits.restart_after_silent:
+        if quiet_s >= self.limits.abandoned_after_s:
             # ArduPilot abandons its side after 8 s without an item: only a fresh transfer can go on.
             return [Ended(mavlink.MAV_MISSION_OPERATION_CANCELLED, self.highest, "upload")]
-        return []
+        resend: list[UploadAction] = [SendItem(self.highest, first_request=False)]
+        ahead = self.highest + 1
+        if ahead < self.count:
+            # Sent unasked: if the vehicle takes it and it is the last, only the ACK (or the count) is left.
+            self.last_sent = self.last_sent or ahead == self.count - 1
+            resend.append(SendItem(ahead, first_request=False))
+        return resend
 
     def on_count(self, reported: int | None) -> list[UploadAction]:
         """The vehicle's answer to ``QueryCount`` (None: no answer)."""

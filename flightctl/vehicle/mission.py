@@ -22,6 +22,7 @@ from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.errors import ConditionTimeout, VehicleTimeout
 from flightctl.link.connection import MavConnection
 from flightctl.link.request import NoReply, RetryPolicy, explanation, request
+from flightctl.link.rtt import RttEstimator
 from flightctl.missions import ardupilot_files
 from flightctl.missions.ardupilot import Firmware
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
@@ -229,8 +230,13 @@ class MissionProtocol:
         connection = self._connection
         loop = asyncio.get_running_loop()
         count = len(items)
-        limits = UploadLimits(self.policy.vehicle_silent_s, deadline_s, self.policy.restart_after_silent)
+        limits = UploadLimits(self.policy.vehicle_silent_s, deadline_s, self.policy.abandoned_after_s)
         transfer = UploadTransfer(count, limits)
+        # How long to wait for the next request before resending follows the link's round trip: the time
+        # from an item sent once to the request for the next (Karn: a resent item gives no sample).
+        rtt = RttEstimator(min_timeout_s=self.policy.min_reply_timeout_s, max_timeout_s=self.policy.reply_timeout_s)
+        item_sent_at: float | None = None
+        heard_at = loop.time()
         types = ("MISSION_REQUEST_INT", "MISSION_REQUEST", "MISSION_ACK")
         with (
             connection.inbox(types, self._for_us(mission_type), what=f"{mission_type.label} upload") as inbox,
@@ -244,6 +250,7 @@ class MissionProtocol:
                         connection.send(self._count_message(action.count, mission_type))
                     elif isinstance(action, SendItem):
                         connection.send(self._item_message(items[action.seq], action.seq, mission_type))
+                        item_sent_at = loop.time() if action.first_request else None
                         if action.first_request:
                             self._report(progress, mission_type, action.seq, count)
                     elif isinstance(action, QueryCount):
@@ -256,15 +263,23 @@ class MissionProtocol:
                         raise TransferEnded(action.result, action.seq, action.stage, said)
                     else:
                         raise MissionTimeout(mission_type, "upload", action.detail, seq=action.seq)
+                mid_way = transfer.highest >= 0 and not transfer.last_sent
                 try:
-                    message = await inbox.next(self.policy.reply_timeout_s)
+                    message = await inbox.next(rtt.timeout_s() if mid_way else self.policy.reply_timeout_s)
                 except VehicleTimeout:
-                    elapsed_s = loop.time() - started
-                    actions.extend(transfer.on_silence(vehicle_silent_s=connection.silent_s(), elapsed_s=elapsed_s))
+                    now = loop.time()
+                    actions.extend(
+                        transfer.on_silence(
+                            vehicle_silent_s=connection.silent_s(), elapsed_s=now - started, quiet_s=now - heard_at
+                        )
+                    )
                     continue
+                heard_at = loop.time()
                 if message.get_type() == "MISSION_ACK":
                     actions.extend(transfer.on_ack(message.type))
                 else:
+                    if item_sent_at is not None and message.seq == transfer.highest + 1:
+                        rtt.sample(heard_at - item_sent_at)
                     actions.extend(transfer.on_request(message.seq))
 
     async def _vehicle_count(self, mission_type: MissionType) -> int | None:

@@ -23,15 +23,17 @@ RETRYABLE = {
 @dataclass(frozen=True)
 class TransferPolicy:
     reply_timeout_s: float = 1.5  # how long to wait for the vehicle's next message before acting
-    min_reply_timeout_s: float = 0.1  # the shortest wait for a download reply, however fast the link looks
+    # The shortest wait for a reply before asking (download) or sending (upload) again, however fast the link
+    # looks; between the two, the wait follows the link's measured round trip.
+    min_reply_timeout_s: float = 0.1
     # A transfer on a bad radio fails almost surely if each step gets a fixed number of tries while the link
     # still works; so it gives up only when the vehicle itself has gone silent (no heartbeat) for this long,
     # or when the transfer's deadline (base + per item) has passed.
     vehicle_silent_s: float = 10.0
     deadline_base_s: float = 60.0
-    deadline_per_item_s: float = 0.5
+    deadline_per_item_s: float = 1.0  # a real radio at 30 % loss: about one round trip in two gets through
     count_attempts: int = 6  # MISSION_CLEAR sends; a transfer's own requests are bounded by the rules above
-    restart_after_silent: int = 6  # reply timeouts with no request mid-upload: the vehicle abandoned its side
+    abandoned_after_s: float = 9.0  # nothing for an upload this long mid-way: the vehicle abandoned its side
     download_window: int = 4  # item requests in flight at once when downloading
     transfer_attempts: int = 4  # whole transfers after a NACK that ended one (NO_SPACE at boot, DENIED...)
     restart_delay_s: float = 2.0  # pause before a new transfer, growing with each attempt

@@ -64,7 +64,7 @@ def test_other_nacks_end_the_transfer_naming_the_stage_and_item() -> None:
     assert transfer.on_ack(mavlink.MAV_MISSION_DENIED) == [Ended(mavlink.MAV_MISSION_DENIED, 1, "upload")]
 
 
-TALKING = {"vehicle_silent_s": 0.5, "elapsed_s": 10.0}  # heartbeats arrive; well inside the deadline
+TALKING = {"vehicle_silent_s": 0.5, "elapsed_s": 10.0, "quiet_s": 0.3}  # heartbeats arrive; inside the deadline
 
 
 def test_silence_before_any_request_resends_the_count_while_the_vehicle_talks() -> None:
@@ -82,28 +82,51 @@ def test_a_silent_vehicle_or_the_deadline_ends_the_transfer() -> None:
     transfer.start()
     transfer.on_request(0)
     transfer.on_request(1)
-    assert transfer.on_silence(vehicle_silent_s=12.0, elapsed_s=20.0) == [
+    assert transfer.on_silence(vehicle_silent_s=12.0, elapsed_s=20.0, quiet_s=12.0) == [
         GiveUp("vehicle silent for 12 s (no heartbeat either)", 1)
     ]
-    assert transfer.on_silence(vehicle_silent_s=0.5, elapsed_s=61.0) == [
+    assert transfer.on_silence(vehicle_silent_s=0.5, elapsed_s=61.0, quiet_s=0.3) == [
         GiveUp("not finished within 60 s on this link", 1)
     ]
 
 
-def test_silence_mid_transfer_waits_for_the_vehicle_then_starts_afresh() -> None:
-    """Test that mid-transfer we never resend on our own (the vehicle re-requests); after the vehicle has
-    certainly abandoned its side (ArduPilot: 8 s) the transfer ends for a fresh one, while anything from the
-    vehicle resets that count."""
-    transfer = UploadTransfer(5, UploadLimits(restart_after_silent=3))
+def test_silence_mid_transfer_resends_the_newest_item_and_the_next() -> None:
+    """Test that a reply timeout mid-transfer resends the item last asked for and the one after it, without
+    waiting for the vehicle's own once-a-second re-request: whichever was lost (our item or its request), the
+    vehicle can take what it needs next."""
+    transfer = UploadTransfer(5)
     transfer.start()
     transfer.on_request(0)
     transfer.on_request(1)
-    assert transfer.on_silence(**TALKING) == []
-    assert transfer.on_silence(**TALKING) == []
+    assert transfer.on_silence(**TALKING) == [SendItem(1, first_request=False), SendItem(2, first_request=False)]
+    assert transfer.on_silence(**TALKING) == [SendItem(1, first_request=False), SendItem(2, first_request=False)]
+    assert not transfer.last_sent
+
+
+def test_a_last_item_sent_unasked_leaves_only_the_ack_to_wait_for() -> None:
+    """Test that when the resend carries the last item, the transfer is past its end: the ACCEPTED that follows
+    means done, the ERROR a later resend earns is expected, and silence means asking for the count."""
+    transfer = UploadTransfer(3)
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
+    assert transfer.on_silence(**TALKING) == [SendItem(1, first_request=False), SendItem(2, first_request=False)]
+    assert transfer.last_sent
+    assert transfer.on_silence(**TALKING) == [QueryCount()]
+    assert transfer.on_ack(mavlink.MAV_MISSION_ERROR) == []
+    assert transfer.on_ack(mavlink.MAV_MISSION_ACCEPTED) == [Done()]
+
+
+def test_a_transfer_quiet_past_the_vehicles_patience_starts_afresh() -> None:
+    """Test that once nothing came for the transfer longer than the vehicle waits for an item (ArduPilot: 8 s),
+    the transfer ends for a fresh one, though heartbeats still arrive."""
+    transfer = UploadTransfer(5, UploadLimits(abandoned_after_s=9.0))
+    transfer.start()
+    transfer.on_request(0)
+    transfer.on_request(1)
     transfer.on_request(2)
-    assert transfer.on_silence(**TALKING) == []
-    assert transfer.on_silence(**TALKING) == []
-    assert transfer.on_silence(**TALKING) == [Ended(mavlink.MAV_MISSION_OPERATION_CANCELLED, 2, "upload")]
+    quiet = {"vehicle_silent_s": 0.5, "elapsed_s": 30.0, "quiet_s": 9.5}
+    assert transfer.on_silence(**quiet) == [Ended(mavlink.MAV_MISSION_OPERATION_CANCELLED, 2, "upload")]
 
 
 def test_a_lost_final_ack_is_settled_by_the_count() -> None:
