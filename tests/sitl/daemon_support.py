@@ -60,6 +60,14 @@ class Ground:
     def states(self, order_id: str) -> list[str]:
         return [e.data["state"] for e in self.unique_events() if e.type == "state" and e.order_id == order_id]
 
+    def story(self, order_id: str) -> str:
+        """Every state the order went through, with its detail: what a failed assertion should show."""
+        return "\n".join(
+            f"{e.data['state']}: {e.data.get('detail')}"
+            for e in self.unique_events()
+            if e.type == "state" and e.order_id == order_id
+        )
+
     async def publish(self, topic: str, *payloads: bytes) -> None:
         from flightctl.mqtt.broker import make_client
 
