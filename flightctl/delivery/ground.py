@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flightctl.delivery.events import CheckStage, Command, Observation
+from flightctl.delivery.ground_steps import Arm, SetMode, StartAt, arm_steps, fence_values
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import Check, preflight_checks
@@ -17,14 +18,6 @@ from flightctl.errors import ConditionTimeout, FlightctlError, MustStop
 from flightctl.missions.model import MissionPlan
 from flightctl.missions.verify import expected_on_vehicle
 from flightctl.vehicle.vehicle import Vehicle
-
-# Fence types ArduPilot should enforce: maximum altitude (1) and polygons (4). Not its 150 m circle (2).
-FENCE_TYPE_ALT_AND_POLYGON = 5
-FENCE_ACTION_RTL_OR_LAND = 1
-# The mission's first real item: a new delivery always starts here, whatever the last one left current.
-FIRST_ITEM = 1
-# A mode every ArduPilot vehicle has that is not AUTO: leaving AUTO makes re-entering it start the mission.
-NOT_AUTO = "GUIDED"
 
 
 async def preflight(
@@ -84,12 +77,7 @@ async def upload(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder)
 
 
 async def _setup_fence(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder) -> None:
-    values = {
-        "FENCE_TYPE": FENCE_TYPE_ALT_AND_POLYGON,
-        "FENCE_ALT_MAX": plan.site.fence_alt_max_m,
-        "FENCE_ACTION": FENCE_ACTION_RTL_OR_LAND,
-        "FENCE_ENABLE": 1,
-    }
+    values = fence_values(plan)
     await record.command(Command.FENCE_SETUP, **values)
     await vehicle.params.set_many(values)
     enabled = (await vehicle.params.get("FENCE_ENABLE")).value == 1
@@ -100,24 +88,22 @@ async def _setup_fence(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRec
 
 
 async def arm(vehicle: Vehicle, record: DeliveryRecorder, *, outbound_time_s: float | None = None) -> bool:
-    """Arm in AUTO with the new mission at its first item, whatever mode and item the last flight left.
-
-    A vehicle still in AUTO from the last landing does not restart its mission when asked for AUTO again
-    (ArduCopter's ModeAuto::init only runs on a mode change), and one that stopped mid-mission resumes where
-    it stopped (MIS_RESTART 0). So: leave AUTO, set the current item to the first, then enter AUTO.
-    """
+    """Arm in AUTO with the new mission at its first item, whatever mode and item the last flight left
+    (``ground_steps.arm_steps`` says how); each step is journaled before it is taken."""
     await record.enter(Trigger.UPLOADED)
     await record.note(Observation.ENERGY_AT_START, consumed_wh=vehicle.state.battery_consumed_wh)
     try:
-        if vehicle.state.mode == "AUTO":
-            await record.command(Command.SET_MODE, mode=NOT_AUTO, reason="leave AUTO so the new mission starts")
-            await vehicle.commands.set_mode(NOT_AUTO)
-        await record.command(Command.SET_CURRENT, seq=FIRST_ITEM, reason="start the new mission at its first item")
-        await vehicle.mission.set_current(FIRST_ITEM)
-        await record.command(Command.SET_MODE, mode="AUTO")
-        await vehicle.commands.set_mode("AUTO")
-        await record.command(Command.ARM)
-        await vehicle.commands.arm()
+        for step in arm_steps(vehicle.state.mode):
+            if isinstance(step, SetMode):
+                reason = {} if step.reason is None else {"reason": step.reason}
+                await record.command(Command.SET_MODE, mode=step.mode, **reason)
+                await vehicle.commands.set_mode(step.mode)
+            elif isinstance(step, StartAt):
+                await record.command(Command.SET_CURRENT, seq=step.seq, reason=step.reason)
+                await vehicle.mission.set_current(step.seq)
+            elif isinstance(step, Arm):
+                await record.command(Command.ARM)
+                await vehicle.commands.arm()
     except MustStop:
         raise
     except FlightctlError as exc:
