@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -54,6 +54,9 @@ class CommandRequest(StrictModel):
     reason: str | None = Field(default=None, max_length=200)
 
 
+Request = TypeVar("Request", OrderRequest, CommandRequest)
+
+
 @dataclass(frozen=True)
 class Refused:
     """Why a payload was not taken, with whatever could be read of who sent it (to address the answer)."""
@@ -64,27 +67,24 @@ class Refused:
 
 
 def parse_order(payload: bytes, drone_id: str) -> OrderRequest | Refused:
-    parsed = _envelope(payload, drone_id, MessageType.ORDER)
-    if isinstance(parsed, Refused):
-        return parsed
-    try:
-        return OrderRequest.model_validate(parsed.data)
-    except ValidationError as exc:
-        order = parsed.data.get("order")
-        order_id = order.get("order_id") if isinstance(order, dict) else None
-        return Refused(
-            validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")), _order_id(order_id)
-        )
+    return _parse(payload, drone_id, MessageType.ORDER, OrderRequest)
 
 
 def parse_command(payload: bytes, drone_id: str) -> CommandRequest | Refused:
-    parsed = _envelope(payload, drone_id, MessageType.COMMAND)
+    return _parse(payload, drone_id, MessageType.COMMAND, CommandRequest)
+
+
+def _parse(payload: bytes, drone_id: str, expected: MessageType, model: type[Request]) -> Request | Refused:
+    parsed = _envelope(payload, drone_id, expected)
     if isinstance(parsed, Refused):
         return parsed
     try:
-        return CommandRequest.model_validate(parsed.data)
+        return model.model_validate(parsed.data)
     except ValidationError as exc:
-        return Refused(validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")))
+        # A refused order is answered under its id, when it has a plain one; a command names no order.
+        order = parsed.data.get("order") if expected is MessageType.ORDER else None
+        order_id = _order_id(order.get("order_id")) if isinstance(order, dict) else None
+        return Refused(validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")), order_id)
 
 
 def _envelope(payload: bytes, drone_id: str, expected: MessageType) -> Envelope | Refused:
