@@ -48,7 +48,6 @@ class OutboxPump:
         self.refused_retry_s = refused_retry_s
         self.sent = 0
         self.refused: BrokerRefused | None = None  # the last refusal, until a publish succeeds again
-        self.last_sent_seq: int | None = None
         self.unpublishable = 0
 
     async def run(self, client: MqttClient, wake: asyncio.Event) -> None:
@@ -82,7 +81,6 @@ class OutboxPump:
         self.refused = None
         await self.journal.mark_sent(entry.seq)
         self.sent += 1
-        self.last_sent_seq = entry.seq
 
     async def _try(self, client: MqttClient, payload: bytes) -> BrokerRefused | None:
         try:

@@ -80,7 +80,6 @@ class Observation(enum.StrEnum):
     ABORT_ACTION_FAILED = "abort_action_failed"
     WINCH_LOWERING = "winch_lowering"
     WINCH_RETRACTING = "winch_retracting"
-    AFTER_RELEASE_STEP_FAILED = "after_release_step_failed"
 
 
 class CheckStage(enum.StrEnum):
