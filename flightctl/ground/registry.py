@@ -74,10 +74,16 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Dead letters kept for the operator to look at: the newest this many. Someone with an account can send them
+# for months (each relay keeps only a budget a minute), and a registry must not grow without end.
+KEEP_DEAD_LETTERS = 10_000
+
+
 class Registry:
-    def __init__(self, backend: Backend, description: str) -> None:
+    def __init__(self, backend: Backend, description: str, *, keep_dead_letters: int = KEEP_DEAD_LETTERS) -> None:
         self._backend = backend
         self.description = description
+        self.keep_dead_letters = keep_dead_letters
 
     @classmethod
     async def open(cls, url: str, *, password: str | None = None) -> Registry:
@@ -152,6 +158,12 @@ class Registry:
             "INSERT INTO dead_letters (at_utc, relay, topic, sender, reason, excerpt) VALUES ($1, $2, $3, $4, $5, $6)",
             utc_text(letter.at_utc), relay, letter.topic, letter.sender, letter.reason, letter.excerpt,
         )  # fmt: skip
+        # Past the cap, the oldest go (ties on the time are all kept: the cap is a bound, not an exact count).
+        await self._backend.execute(
+            "DELETE FROM dead_letters WHERE at_utc < "
+            "(SELECT at_utc FROM dead_letters ORDER BY at_utc DESC LIMIT 1 OFFSET $1)",
+            self.keep_dead_letters - 1,
+        )
 
     async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest dead letters every relay kept, newest first."""

@@ -49,6 +49,7 @@ SCHEMA = [
         sender TEXT,
         reason TEXT NOT NULL,
         excerpt TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (at_utc)",  # newest first, and the cap
 ]
 REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters"}
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"

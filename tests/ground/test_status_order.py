@@ -13,6 +13,7 @@ import pytest
 from flightctl.ground.customer_status import CustomerStatus, customer_update
 from flightctl.ground.registry import Registry
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
+from flightctl.mqtt.dead_letters import DeadLetter
 from sitl.postgres import PostgresServer
 from tests.ground.conftest import require_program
 
@@ -81,3 +82,15 @@ async def test_two_relays_racing_keep_each_orders_statuses_in_sequence_order() -
             problem = shown[-1]
             assert problem.message == "The drone is bringing your parcel back to the depot.", order_id
             assert problem.at_utc == "2026-11-30T10:02:00Z", order_id
+
+
+async def test_dead_letters_on_postgresql_are_capped_the_oldest_going_first() -> None:
+    """Test the dead-letter cap on PostgreSQL (the fleet's registry): past it the oldest go, the newest stay."""
+    require_program("/usr/lib/postgresql", "postgresql")
+    async with PostgresServer() as pg, await Registry.open(pg.url) as registry:
+        registry.keep_dead_letters = 3
+        for n in range(8):
+            letter = DeadLetter(START + timedelta(seconds=n), f"flightctl/v1/drone-r/events/{n}", "drone-r", "bad", "x")
+            await registry.keep_dead_letter("relay-1", letter)
+        kept = await registry.dead_letters(limit=100)
+    assert [row["topic"].rsplit("/", 1)[1] for row in kept] == ["7", "6", "5"]

@@ -12,6 +12,7 @@ from flightctl.delivery.journal import Journal
 from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
 from flightctl.ground.registry import Registry, RegistryError, token_hash
+from flightctl.mqtt.dead_letters import DeadLetter
 
 
 async def test_tokens_are_random_long_stored_hashed_and_expire(tmp_path: Path) -> None:
@@ -81,3 +82,16 @@ async def test_a_database_password_in_a_url_is_refused_before_connecting(url: st
     with pytest.raises(ConfigError, match="password") as refused:
         await Registry.open(url)
     assert "secret" not in str(refused.value)
+
+
+async def test_dead_letters_are_kept_up_to_a_cap_the_oldest_going_first(tmp_path: Path) -> None:
+    """Test that the registry keeps only the newest dead letters once past its cap, so months of hostile
+    messages cannot grow it without end, and that what it keeps is the newest, newest first."""
+    async with await Registry.open(str(tmp_path / "r.sqlite")) as registry:
+        registry.keep_dead_letters = 5
+        start = datetime(2026, 11, 30, tzinfo=UTC)
+        for n in range(12):
+            letter = DeadLetter(start + timedelta(seconds=n), f"flightctl/v1/drone-a/events/{n}", "drone-a", "bad", "x")
+            await registry.keep_dead_letter("relay-1", letter)
+        kept = await registry.dead_letters(limit=100)
+    assert [row["topic"].rsplit("/", 1)[1] for row in kept] == ["11", "10", "9", "8", "7"]
