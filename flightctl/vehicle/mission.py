@@ -38,7 +38,7 @@ from flightctl.missions.upload_transfer import (
 from flightctl.missions.verify import MissionVerifyError, compare_plans, expected_on_vehicle
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.ftp import FtpError, FtpTimeout, MavFtp
-from flightctl.vehicle.mission_download import download_items
+from flightctl.vehicle.mission_download import download_items, read_count
 from flightctl.vehicle.mission_transfer import (
     RETRYABLE,
     ListChanged,
@@ -300,33 +300,8 @@ class MissionProtocol:
 
     async def count(self, mission_type: MissionType) -> int:
         """How many items the vehicle holds (for a mission: including home)."""
-        for_us = self._for_us(mission_type)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        with self._connection.inbox(("MISSION_COUNT", "MISSION_ACK"), for_us, what="mission count") as replies:
-            for attempt in itertools.count():
-                if (silent_s := self._connection.silent_s()) >= self.policy.vehicle_silent_s:
-                    detail = f"no MISSION_COUNT: vehicle silent for {silent_s:.0f} s (no heartbeat either)"
-                    raise MissionTimeout(mission_type, "download count", detail)
-                if loop.time() - started >= self.policy.deadline_base_s:
-                    detail = f"no MISSION_COUNT within {self.policy.deadline_base_s:g} s on this link"
-                    raise MissionTimeout(mission_type, "download count", detail)
-                self._connection.send(self._request_list_message(mission_type))
-                deadline = loop.time() + self.policy.reply_timeout_s
-                while (remaining := deadline - loop.time()) > 0:
-                    try:
-                        reply = await replies.next(remaining)
-                    except VehicleTimeout:
-                        break
-                    if reply.get_type() == "MISSION_COUNT":
-                        return int(reply.count)
-                    if reply.type == mavlink.MAV_MISSION_DENIED:  # someone is uploading: wait for them
-                        await asyncio.sleep(self.policy.restart_delay_s * (attempt + 1))
-                        break
-                    if reply.type == mavlink.MAV_MISSION_UNSUPPORTED:
-                        raise MissionRejected(mission_type, "download count", "", result=reply.type)
-                    # any other ACK is a late answer to an earlier transfer
-        raise AssertionError("unreachable: the loop above returns or raises")
+        request_list = self._request_list_message(mission_type)
+        return await read_count(self._connection, self._for_us(mission_type), mission_type, request_list, self.policy)
 
     async def download(self, mission_type: MissionType, *, progress: Progress | None = None) -> list[MissionItem]:
         """Read the vehicle's ``mission_type`` list. Restarts if the list changes underneath (another GCS)."""

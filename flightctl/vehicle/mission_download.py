@@ -1,9 +1,10 @@
-"""Reading a list back with the mission protocol: several requests in flight, a reply timeout that follows
-the measured round trip, and a restart (``ListChanged``) when another station changes the list meanwhile."""
+"""Reading a list back with the mission protocol: its count, then several requests in flight, a reply timeout
+that follows the measured round trip, and a restart (``ListChanged``) when another station changes the list."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
 from flightctl.dialect import MAVLinkMessage, mavlink
@@ -22,6 +23,44 @@ from flightctl.vehicle.mission_transfer import (
 )
 
 _ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
+
+
+async def read_count(
+    connection: MavConnection,
+    for_us: Callable[[MAVLinkMessage], bool],
+    mission_type: MissionType,
+    request_list: MAVLinkMessage,
+    policy: TransferPolicy,
+) -> int:
+    """How many items the vehicle holds in ``mission_type`` (for a mission: including home), asking again
+    until the vehicle goes silent or the transfer's base deadline passes; an upload under way (DENIED) is
+    waited for, with a growing pause."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with connection.inbox(("MISSION_COUNT", "MISSION_ACK"), for_us, what="mission count") as replies:
+        for attempt in itertools.count():
+            if (silent_s := connection.silent_s()) >= policy.vehicle_silent_s:
+                detail = f"no MISSION_COUNT: vehicle silent for {silent_s:.0f} s (no heartbeat either)"
+                raise MissionTimeout(mission_type, "download count", detail)
+            if loop.time() - started >= policy.deadline_base_s:
+                detail = f"no MISSION_COUNT within {policy.deadline_base_s:g} s on this link"
+                raise MissionTimeout(mission_type, "download count", detail)
+            connection.send(request_list)
+            deadline = loop.time() + policy.reply_timeout_s
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    reply = await replies.next(remaining)
+                except VehicleTimeout:
+                    break
+                if reply.get_type() == "MISSION_COUNT":
+                    return int(reply.count)
+                if reply.type == mavlink.MAV_MISSION_DENIED:  # someone is uploading: wait for them
+                    await asyncio.sleep(policy.restart_delay_s * (attempt + 1))
+                    break
+                if reply.type == mavlink.MAV_MISSION_UNSUPPORTED:
+                    raise MissionRejected(mission_type, "download count", "", result=reply.type)
+                # any other ACK is a late answer to an earlier transfer
+    raise AssertionError("unreachable: the loop above returns or raises")
 
 
 async def download_items(
