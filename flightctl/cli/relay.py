@@ -17,6 +17,7 @@ from flightctl.ground.relay import StatusRelay
 from flightctl.ground.relay_settings import load_relay_config
 from flightctl.ground.serving import listening_socket, serving
 from flightctl.ground.tracking import FailedLookups, tracking_app
+from flightctl.ground.tracking_words import load_words
 
 
 def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.toml).")]) -> None:
@@ -44,6 +45,8 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 registry,
                 failed_lookups=FailedLookups(limit=settings.http.failed_lookups_per_minute),
                 trusted_proxies=frozenset(settings.http.trusted_proxies),
+                words=load_words(settings.tracking.words),
+                zone=settings.tracking.zone(),
             )
             await servers.enter_async_context(serving(app, settings.http.host, settings.http.port, sock=http_socket))
             errors.print(f"relay {settings.name}: tracking pages on http://{settings.http.host}:{settings.http.port}")

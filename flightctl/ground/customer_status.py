@@ -1,8 +1,8 @@
 """What a customer may see of their order, from a drone's events. Pure.
 
-Only these words, a time and (on the way) an arrival estimate ever reach a customer: no positions, no drone
-internals, no other order. A PROBLEM says what it means for the parcel in plain words; the reason the drone
-gave stays with the operator.
+Only a status, a step (whose words are the tracking page's catalogue), a time and (on the way) an arrival
+estimate ever reach a customer: no positions, no drone internals, no other order. A PROBLEM says what it means
+for the parcel; the reason the drone gave stays with the operator.
 """
 
 from __future__ import annotations
@@ -34,11 +34,30 @@ class CustomerStatus(enum.StrEnum):
     PROBLEM = "PROBLEM"
 
 
+class Step(enum.StrEnum):
+    """What happened, as a key: the words a customer reads for it are the tracking page's (its catalogue,
+    configs/tracking/), so the operator rewords them, or adds a language, without touching code."""
+
+    BOOKED = "booked"
+    NOT_BY_DRONE = "not_by_drone"
+    ON_ITS_WAY = "on_its_way"
+    ABOVE_DROP = "above_drop"
+    DELIVERED = "delivered"
+    RETURNING = "returning"
+    CHECKING = "checking"
+    NOT_LEFT = "not_left"
+    BACK_AT_DEPOT = "back_at_depot"
+
+
+# The steps after which the parcel will not go by drone at all (not a delay: another way is needed).
+FAILED_STEPS = frozenset({Step.NOT_BY_DRONE, Step.NOT_LEFT})
+
+
 @dataclass(frozen=True)
 class StatusUpdate:
     status: CustomerStatus
     at: datetime
-    message: str  # for the customer, plain words
+    step: Step
     eta: datetime | None = None
 
 
@@ -54,11 +73,9 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
     data is not what the drone writes raises ``NotAnEnvelope``."""
     at = event.time
     if event.type is MessageType.ORDER_ACCEPTED and not _read(OrderAccepted, event).duplicate:
-        return StatusUpdate(CustomerStatus.ACCEPTED, at, "Your parcel is booked on a drone.")
+        return StatusUpdate(CustomerStatus.ACCEPTED, at, Step.BOOKED)
     if event.type is MessageType.ORDER_REJECTED and event.order_id is not None:
-        return StatusUpdate(
-            CustomerStatus.PROBLEM, at, "Your parcel could not go by drone this time. We will be in touch."
-        )
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.NOT_BY_DRONE)
     if event.type is not MessageType.STATE:
         return None
     transition = _read(StateEvent, event)
@@ -67,19 +84,17 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
     if state is DeliveryState.ENROUTE:
         outbound = detail.outbound_time_s
         eta = at + timedelta(seconds=outbound + DROP_ALLOWANCE_S) if outbound is not None else None
-        return StatusUpdate(CustomerStatus.DEPARTED, at, "Your parcel is on its way.", eta)
+        return StatusUpdate(CustomerStatus.DEPARTED, at, Step.ON_ITS_WAY, eta)
     if state is DeliveryState.ON_STATION:
-        return StatusUpdate(
-            CustomerStatus.ARRIVING, at, "The drone is above the drop point.", at + timedelta(seconds=DROP_ALLOWANCE_S)
-        )
+        return StatusUpdate(CustomerStatus.ARRIVING, at, Step.ABOVE_DROP, at + timedelta(seconds=DROP_ALLOWANCE_S))
     if state is DeliveryState.RELEASED:
-        return StatusUpdate(CustomerStatus.DELIVERED, at, "Your parcel has been delivered.")
+        return StatusUpdate(CustomerStatus.DELIVERED, at, Step.DELIVERED)
     if state is DeliveryState.ABORTING and detail.with_parcel is not False:
-        return StatusUpdate(CustomerStatus.PROBLEM, at, "The drone is bringing your parcel back to the depot.")
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.RETURNING)
     if state is DeliveryState.OUT_OF_CONTACT and detail.parcel is not ParcelWhereabouts.DELIVERED:
-        return StatusUpdate(CustomerStatus.PROBLEM, at, "We are checking on your delivery.")
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.CHECKING)
     if state is DeliveryState.FAILED:
-        return StatusUpdate(CustomerStatus.PROBLEM, at, "Your parcel could not leave the depot. We will be in touch.")
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.NOT_LEFT)
     if state is DeliveryState.LANDED and not detail.released:
-        return StatusUpdate(CustomerStatus.PROBLEM, at, "Your parcel is back at the depot. We will be in touch.")
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.BACK_AT_DEPOT)
     return None

@@ -65,7 +65,7 @@ class ShownStatus:
     order_id: str
     status: CustomerStatus
     at_utc: str
-    message: str
+    step: str  # a customer_status.Step (a registry from before steps may hold a sentence instead)
     eta_utc: str | None
     seq: int
 
@@ -150,7 +150,7 @@ class Registry:
         status = None
         if update is not None and order_id is not None:
             eta = utc_text(update.eta) if update.eta is not None else None
-            status = (order_id, update.status.value, drone_id, seq, utc_text(update.at), update.message, eta)
+            status = (order_id, update.status.value, drone_id, seq, utc_text(update.at), update.step.value, eta)
         return await self._backend.record((drone_id, seq), status)
 
     async def keep_dead_letter(self, relay: str, letter: DeadLetter) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from flightctl.config import StrictModel, beside, read_secret, read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
 from flightctl.ground.registry import refuse_password_in_url
 from flightctl.ground.relay import DEFAULT_SHARE_GROUP
+from flightctl.ground.tracking_words import load_words
 from flightctl.mqtt.endpoint import BrokerEndpoint
 
 
@@ -39,6 +41,25 @@ class RelayOps(StrictModel):
     failed_logins_per_minute: int = Field(default=10, ge=1, le=1000)
 
 
+class RelayTracking(StrictModel):
+    """How the customers' page speaks: the sites' time zone, and the catalogue of its words."""
+
+    timezone: str = "Europe/London"  # the IANA zone of the sites this relay serves
+    words: Path | None = None  # a catalogue (configs/tracking/en-GB.toml is the default, and the model for one)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone this machine knows (e.g. Europe/London)") from None
+        return name
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
 class RelayConfig(StrictModel):
     name: str
     # postgresql://user@host/db (the password from registry_password_file, PGPASSWORD or ~/.pgpass, never here)
@@ -51,6 +72,7 @@ class RelayConfig(StrictModel):
     broker: RelayBroker
     http: RelayHttp = Field(default_factory=RelayHttp)
     ops: RelayOps | None = None
+    tracking: RelayTracking = Field(default_factory=RelayTracking)
 
     def endpoint(self) -> BrokerEndpoint:
         return BrokerEndpoint.from_url(
@@ -87,6 +109,7 @@ def load_relay_config(path: Path) -> RelayConfig:
         config.registry_password()
         refuse_password_in_url(config.registry, "registry")
         _ops_apart(config)
+        load_words(config.tracking.words)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
@@ -111,6 +134,7 @@ def _relative_to(config: RelayConfig, config_file: Path) -> RelayConfig:
             "ops": None
             if ops is None
             else ops.model_copy(update={"password_file": beside(config_file, ops.password_file)}),
+            "tracking": config.tracking.model_copy(update={"words": beside(config_file, config.tracking.words)}),
         }
     )
 

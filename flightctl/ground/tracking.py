@@ -1,5 +1,7 @@
-"""The customer's tracking page: ``GET /t/{token}`` (the page) and ``GET /t/{token}/events`` (live updates, server-
-sent events), and nothing else: the operators' view (``ground.ops``) is served on a listener of its own.
+"""The customer's tracking page: ``GET /t/{token}`` (the page), ``GET /t/{token}/events`` (live updates, server-
+sent events) and the page's own script and style sheet (``/track.js``, ``/track.css``), and nothing else: the
+operators' view (``ground.ops``) is served on a listener of its own. What the page says is ``tracking_page``'s,
+in the words of a catalogue (``tracking_words``).
 
 What keeps one customer's order from another's:
 - a page is found only by its token, and shows only that token's order (there is no other way in: no order
@@ -15,12 +17,14 @@ What keeps one customer's order from another's:
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -31,8 +35,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flightctl.ground.customer_status import CustomerStatus
-from flightctl.ground.registry import Registry, ShownStatus
+from flightctl.ground.registry import Registry
+from flightctl.ground.tracking_page import page_html, status_event, unknown_html
+from flightctl.ground.tracking_words import Words, load_words
 
+DEFAULT_ZONE = "Europe/London"  # the Scottish and Scilly sites
 MAX_TOKEN_CHARS = 128  # longer is cut before hashing (the work stays the same); a real token is 32
 FINAL = {CustomerStatus.DELIVERED, CustomerStatus.PROBLEM}
 
@@ -43,24 +50,11 @@ PRIVATE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'",
 }
 
-SCRIPT = """// Live updates for this page's order only: its own event stream, nothing else.
-const list = document.getElementById("statuses");
-const source = new EventSource(window.location.pathname.replace(/\\/$/, "") + "/events");
-source.addEventListener("status", (event) => {
-  const s = JSON.parse(event.data);
-  if (document.querySelector(`[data-seq="${s.seq}"]`)) return;
-  const item = document.createElement("li");
-  item.dataset.seq = s.seq;
-  item.className = "status";
-  item.textContent = `${s.status}: ${s.message} (${s.at_utc}${s.eta_utc ? ", expected by " + s.eta_utc : ""})`;
-  list.appendChild(item);
-  document.getElementById("current").textContent = s.status;
-});
-"""
+STATIC = Path(__file__).with_name("static")  # the page's script and style sheet (package data)
 
 
 @dataclass
@@ -111,38 +105,6 @@ class FailedLookups:
             self._failures.popitem(last=False)
 
 
-def _status_json(status: ShownStatus) -> str:
-    return json.dumps(
-        {
-            "order_id": status.order_id,
-            "status": status.status.value,
-            "at_utc": status.at_utc,
-            "message": status.message,
-            "eta_utc": status.eta_utc,
-            "seq": status.seq,
-        }
-    )
-
-
-def _page(order_id: str, statuses: list[ShownStatus]) -> str:
-    current = statuses[-1].status.value if statuses else "RECEIVED"
-    items = "\n".join(
-        f'<li class="status" data-seq="{s.seq}">{html.escape(s.status.value)}: {html.escape(s.message)} '
-        f"({html.escape(s.at_utc)}{', expected by ' + html.escape(s.eta_utc) if s.eta_utc else ''})</li>"
-        for s in statuses
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>Your parcel</title>
-<style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}#current{{font-size:2em}}</style>
-</head><body><h1>Your parcel: order {html.escape(order_id)}</h1>
-<p>Now: <strong id="current">{html.escape(current)}</strong></p>
-<ol id="statuses">
-{items}
-</ol><script src="/track.js"></script></body></html>
-"""
-
-
 _RAW_PRIVATE_HEADERS = [(name.lower().encode(), value.encode()) for name, value in PRIVATE_HEADERS.items()]
 
 
@@ -169,6 +131,7 @@ class PrivateHeaders:
 
 
 def not_found() -> Response:
+    """The operators' view's answer for what is not there (the customers' side answers with a friendly page)."""
     return PlainTextResponse("Not Found", status_code=404)
 
 
@@ -179,8 +142,16 @@ def tracking_app(
     poll_s: float = 1.0,
     stream_max_s: float = 3600.0,
     trusted_proxies: frozenset[str] = frozenset(),
+    words: Words | None = None,
+    zone: ZoneInfo | None = None,
 ) -> Starlette:
+    """The customers' pages, in ``words`` (the shipped British English catalogue unless told) and the time
+    ``zone`` of the sites served (Europe/London unless told)."""
     limiter = failed_lookups or FailedLookups()
+    words = words or load_words()
+    zone = zone or ZoneInfo(DEFAULT_ZONE)
+    unknown = unknown_html(words)
+    assets = {name: (STATIC / name).read_text() for name in ("track.js", "track.css")}
 
     def client_of(request: Request) -> str:
         peer = request.client.host if request.client else "unknown"
@@ -200,14 +171,15 @@ def tracking_app(
         finally:
             limiter.done(client, failed=order_id is None)
         if order_id is None:
-            return not_found()
+            return HTMLResponse(unknown, status_code=404)  # unknown, expired, revoked: one page, naming none
         return order_id
 
     async def page(request: Request) -> Response:
         found = await lookup(request)
         if isinstance(found, Response):
             return found
-        return HTMLResponse(_page(found, await registry.statuses(found)))
+        now = datetime.now(UTC)
+        return HTMLResponse(page_html(found, await registry.statuses(found), words, zone, now))
 
     async def events(request: Request) -> Response:
         found = await lookup(request)
@@ -220,10 +192,11 @@ def tracking_app(
             deadline = time.monotonic() + stream_max_s
             while time.monotonic() < deadline:
                 statuses = await registry.statuses(order_id)
-                for status in statuses:
+                for n, status in enumerate(statuses):
                     if status.seq > last_seq:
                         last_seq = status.seq
-                        yield {"event": "status", "data": _status_json(status)}
+                        update = status_event(statuses[: n + 1], words, zone, datetime.now(UTC))
+                        yield {"event": "status", "data": json.dumps(update)}
                 if statuses and statuses[-1].status in FINAL:
                     return
                 await asyncio.sleep(poll_s)
@@ -231,16 +204,22 @@ def tracking_app(
         return EventSourceResponse(stream(), ping=15, headers=PRIVATE_HEADERS)
 
     async def script(_request: Request) -> Response:
-        return Response(SCRIPT, media_type="text/javascript")
+        return Response(assets["track.js"], media_type="text/javascript")
+
+    async def style(_request: Request) -> Response:
+        return Response(assets["track.css"], media_type="text/css")
 
     async def missing(_request: Request, _exc: Exception) -> Response:
-        return not_found()
+        # Any path that is not a page gets the unknown link's page too: a token mangled into another path
+        # (a slash, a dot-dot) must not be told apart from a wrong one.
+        return HTMLResponse(unknown, status_code=404)
 
     return Starlette(
         routes=[
             Route("/t/{token}", page),
             Route("/t/{token}/events", events),
             Route("/track.js", script),
+            Route("/track.css", style),
         ],
         middleware=[Middleware(PrivateHeaders)],
         exception_handlers={404: missing, 405: missing},

@@ -10,7 +10,7 @@ import pytest
 
 from flightctl.delivery.journal import Journal
 from flightctl.errors import ConfigError
-from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
+from flightctl.ground.customer_status import CustomerStatus, StatusUpdate, Step
 from flightctl.ground.registry import Registry, RegistryError, token_hash
 from flightctl.mqtt.dead_letters import DeadLetter
 
@@ -42,8 +42,8 @@ async def test_events_are_taken_once_and_statuses_kept_once_in_order(tmp_path: P
     async with await Registry.open(str(tmp_path / "r.sqlite")) as registry:
         await registry.register("KWL-1", "customer-1", "drone-a")
         now = datetime.now(UTC)
-        delivered = StatusUpdate(CustomerStatus.DELIVERED, now, "Your parcel has been delivered.")
-        accepted = StatusUpdate(CustomerStatus.ACCEPTED, now, "Your parcel is booked on a drone.")
+        delivered = StatusUpdate(CustomerStatus.DELIVERED, now, Step.DELIVERED)
+        accepted = StatusUpdate(CustomerStatus.ACCEPTED, now, Step.BOOKED)
         assert await registry.record("drone-a", 5, "KWL-1", delivered)
         assert await registry.record("drone-a", 2, "KWL-1", accepted)
         assert not await registry.record("drone-a", 2, "KWL-1", accepted), "a re-send"
