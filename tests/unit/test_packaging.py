@@ -45,8 +45,11 @@ def test_the_installed_package_holds_the_shipped_configs(installed: Path) -> Non
         "params/copter-delivery.parm",
         "telemetry.toml",
         "mosquitto/flightctl.conf",
+        "tracking/en-GB.toml",
     ):
         assert (configs / name).is_file(), name
+    for name in ("track.js", "track.css"):  # the tracking page's own script and style sheet
+        assert (installed / "flightctl" / "ground" / "static" / name).is_file(), name
 
 
 def test_deliver_from_a_plain_install_elsewhere_fails_on_the_connection_not_on_a_missing_file(
