@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -119,7 +121,7 @@ class Site:
 
     async def order(self, story: Story) -> tuple[str, str]:
         """The order's id and its customer's tracking link."""
-        order_id = f"KWL-{story.name.upper()}-{secrets.token_hex(3)}"
+        order_id = f"KWL-{secrets.token_hex(4).upper()}"  # no status name in it: the page shows the id
         token = await self.registry.register(order_id, f"customer-{story.name}", "drone-a")
         for status, step, at_min, eta_min in story.steps:
             await self.add(order_id, status, step, at_min, eta_min)
@@ -187,6 +189,9 @@ async def test_every_status_reads_clearly_on_a_phone_and_a_desktop_with_no_serio
         assert not page["overflow"], f"{where}: the page scrolls sideways"
         assert page["headings"][0] == "h1", where
         assert set(page["headings"][1:]) <= {"h2"}, where
+        assert not re.search(r"\d{4}-\d{2}-\d{2}|UTC", page["text"]), f"{where}: an ISO or UTC time is visible"
+        for name in ("ACCEPTED", "DEPARTED", "ARRIVING", "DELIVERED", "PROBLEM", "ENROUTE", "ON_STATION", "RECEIVED"):
+            assert name not in page["text"], f"{where}: {name} is visible"
         serious = [v for v in page["violations"] if v["impact"] in ("serious", "critical")]
         assert serious == [], f"{where}: {serious}"
         assert page["shot"].stat().st_size > 5_000, where
@@ -247,3 +252,16 @@ async def test_without_javascript_the_page_still_shows_the_current_status(site: 
     assert "Please collect your parcel from the drop point." in text
     assert "Reload this page to see the latest." in text
     assert "This page updates by itself." not in text
+
+
+async def test_an_expired_link_reads_exactly_as_an_unknown_one(site: Site) -> None:
+    """Test that a link whose token has expired gets the same friendly page, byte for byte, as a token never
+    issued: nothing says that an order exists."""
+    token = await site.registry.register("KWL-OLD", "customer-old", "drone-a", ttl=timedelta(seconds=-1))
+    async with httpx.AsyncClient(base_url=site.base_url, timeout=30) as client:
+        expired = await client.get(f"/t/{token}")
+        unknown = await client.get(f"/t/{secrets.token_urlsafe(24)}")
+    assert expired.status_code == unknown.status_code == 404
+    assert expired.text == unknown.text
+    assert "check the link in your email or text message" in expired.text
+    assert "KWL-OLD" not in expired.text
