@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightctl.delivery.events import Command, Observation
+from flightctl.delivery.events import AbortCause, Command, Observation
 from flightctl.delivery.machine import Trigger
 from flightctl.vehicle.payload import ReleaseEvidence
 
@@ -46,8 +46,9 @@ class RecordInterlocks:
 
 @dataclass(frozen=True)
 class Abort:
-    reason: str
+    reason: str  # for the operator
     how: AbortHow
+    cause: AbortCause = AbortCause.OTHER  # for the customer
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ Aborts, and how each one brings the vehicle home (``AbortHow``, chosen by the ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flightctl.delivery.actions import (
     Abort,
@@ -40,6 +40,7 @@ from flightctl.delivery.events import (
     IN_FLIGHT_SUPERVISED,
     ON_THE_GROUND,
     TERMINAL,
+    AbortCause,
     Command,
     DeliveryState,
     Observation,
@@ -115,11 +116,11 @@ def decide(
     if state in IN_FLIGHT_SUPERVISED:
         rule = abort_rule(plan, history, seen, persistence, limits)
         if rule is not None:
-            return [Abort(rule[0], resolve_abort(rule[1], vehicle.mode))]
+            return [replace(rule, how=resolve_abort(rule.how, vehicle.mode))]
     seq = vehicle.mission_current_seq or 0
     if state is DeliveryState.ENROUTE:
         if seq >= plan.climb_seq:
-            return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
+            return [_not_released("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
         return [Enter(Trigger.REACHED_GATE)] if seq >= plan.gate_seq else []
     if state is DeliveryState.ON_STATION:
         return _at_gate(plan, history, seen, seq, limits)
@@ -177,34 +178,42 @@ def _mission_start(plan: DeliveryPlan, history: History, vehicle: VehicleState, 
     ]
 
 
+def _not_released(reason: str, how: AbortHow) -> Abort:
+    """An abort at the drop point: the release was not safe there, or did not happen."""
+    return Abort(reason, how, AbortCause.DROP_POINT)
+
+
 def abort_rule(
     plan: DeliveryPlan, history: History, seen: Observed, persistence: Persistence, limits: Limits = Limits()
-) -> tuple[str, AbortHow] | None:
-    """The first abort rule that fires, with the way home it calls for."""
+) -> Abort | None:
+    """The first abort rule that fires, with the way home it calls for (before the mode has a say) and its cause."""
     state, profile = seen.vehicle, plan.profile
     if seen.operator_abort is not None and not history.released:
-        return f"operator abort: {seen.operator_abort}", AbortHow.RETURN_ALONG_ROUTE
+        return Abort(f"operator abort: {seen.operator_abort}", AbortHow.RETURN_ALONG_ROUTE)
     now = state.time_boot_ms or 0
     voltage = state.battery_voltage_v
     low = voltage is not None and voltage < profile.battery_abort_voltage_v
     if persistence.held("low voltage", low, now, limits.persist_s):
-        return f"battery {voltage:.2f} V below the abort voltage {profile.battery_abort_voltage_v:g} V", AbortHow.RTL
+        reason = f"battery {voltage:.2f} V below the abort voltage {profile.battery_abort_voltage_v:g} V"
+        return Abort(reason, AbortHow.RTL, AbortCause.BATTERY)
     wind, source = wind_in_flight(history, seen)
     if persistence.held("wind", wind is not None and wind > profile.wind_limit_m_s, now, limits.persist_s):
         reason = f"wind {wind:.1f} m/s ({source}) above the limit {profile.wind_limit_m_s:g} m/s"
-        return reason, AbortHow.RETURN_ALONG_ROUTE
+        return Abort(reason, AbortHow.RETURN_ALONG_ROUTE, AbortCause.WIND)
     needed, remaining = energy_home(plan, history, state, wind or 0.0)
     if needed is not None and remaining is not None:
         short = remaining < needed + profile.reserve_fraction * profile.usable_battery_wh
         if persistence.held("low energy", short, now, limits.persist_s):
-            return f"battery {remaining:.1f} Wh left, {needed:.1f} Wh needed to get home plus the reserve", AbortHow.RTL
+            reason = f"battery {remaining:.1f} Wh left, {needed:.1f} Wh needed to get home plus the reserve"
+            return Abort(reason, AbortHow.RTL, AbortCause.BATTERY)
     if state.fence_breached:
-        return "geofence breached", AbortHow.RETURN_ALONG_ROUTE
+        return Abort("geofence breached", AbortHow.RETURN_ALONG_ROUTE)
     expected_modes = {"AUTO", "RTL"} if history.rtl_commanded else {"AUTO"}
     if state.mode is not None and state.mode not in expected_modes:
-        return f"the autopilot switched to {state.mode} (failsafe or another station)", AbortHow.RETURN_ALONG_ROUTE
+        reason = f"the autopilot switched to {state.mode} (failsafe or another station)"
+        return Abort(reason, AbortHow.RETURN_ALONG_ROUTE)
     if seen.mission_changed_elsewhere:
-        return "the mission was changed by another station", AbortHow.RETURN_ALONG_ROUTE
+        return Abort("the mission was changed by another station", AbortHow.RETURN_ALONG_ROUTE)
     return None
 
 
@@ -255,14 +264,19 @@ def _interlocks(
 
 def _at_gate(plan: DeliveryPlan, history: History, seen: Observed, seq: int, limits: Limits) -> list[Action]:
     if seq > plan.gate_seq:  # the hold timed out (or someone moved the mission on) without our go-ahead
-        return [Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
+        return [_not_released("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)]
     if history.release_authorised:  # after a restart: never authorise a second time
         return [Enter(Trigger.RELEASE_AUTHORISED, {"note": "the release was authorised earlier (journal): not again"})]
     verdict = _interlocks(plan, history, seen, plan.profile.drop.approach_alt_m, limits)
     if verdict is None:
         return []
     if not verdict.ok:
-        return [verdict, Abort("release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE)]
+        return [
+            verdict,
+            Abort(
+                "release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE, AbortCause.DROP_POINT
+            ),
+        ]
     return [
         verdict,
         SetCurrent(plan.drop_seq, Command.RELEASE_AUTHORISED, "release interlocks satisfied at the gate"),
@@ -275,9 +289,21 @@ def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int) -> 
     if seen.release_evidence is not None:
         return [MarkReleased(seen.release_evidence)]
     if _in_state_s(history, seen.vehicle) > plan.profile.drop.release_confirm_timeout_s:
-        return [Abort("release not confirmed in time: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE)]
+        return [
+            Abort(
+                "release not confirmed in time: returning with the parcel",
+                AbortHow.RETURN_ALONG_ROUTE,
+                AbortCause.DROP_POINT,
+            )
+        ]
     if seq >= plan.climb_seq:
-        return [Abort("the vehicle climbed away from the place without releasing", AbortHow.LEAVE_TO_VEHICLE)]
+        return [
+            Abort(
+                "the vehicle climbed away from the place without releasing",
+                AbortHow.LEAVE_TO_VEHICLE,
+                AbortCause.DROP_POINT,
+            )
+        ]
     return []
 
 
@@ -295,10 +321,16 @@ def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq
             # Journaled, then the controller died: the gripper is still closed, so the command never took.
             return [ReleaseGripper("the gripper is still closed after a restart: the release never took")]
         if _seconds_since(history, Command.GRIPPER_RELEASE, state) > drop.release_confirm_timeout_s:
-            return [Abort("release not confirmed: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE)]
+            return [
+                Abort(
+                    "release not confirmed: returning with the parcel",
+                    AbortHow.RETURN_ALONG_ROUTE,
+                    AbortCause.DROP_POINT,
+                )
+            ]
         return []
     if seq >= plan.climb_seq:
-        return [Abort("the release hold ended without a release", AbortHow.LEAVE_TO_VEHICLE)]
+        return [_not_released("the release hold ended without a release", AbortHow.LEAVE_TO_VEHICLE)]
     if winch and history.commanded(Command.WINCH_LOWER):
         if _seconds_since(history, Command.WINCH_LOWER, state) < drop.winch_length_m / drop.winch_rate_m_s:
             return []
@@ -311,7 +343,11 @@ def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq
     if not verdict.ok:
         return [
             verdict,
-            Abort("release interlock violated at the release height: no release", AbortHow.RETURN_ALONG_ROUTE),
+            Abort(
+                "release interlock violated at the release height: no release",
+                AbortHow.RETURN_ALONG_ROUTE,
+                AbortCause.DROP_POINT,
+            ),
         ]
     return [verdict, Winch(Command.WINCH_LOWER) if winch else ReleaseGripper()]
 

@@ -28,6 +28,16 @@ class DeliveryState(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class AbortCause(enum.StrEnum):
+    """Why a delivery turned back, as far as the customer is concerned (ABORTING's ``cause``): a token of the
+    contract the tracking page words ("because of the wind"); the operator's sentence is ``reason``."""
+
+    WIND = "wind"  # above the profile's limit
+    BATTERY = "battery"  # low voltage, or too little energy to get home with the reserve
+    DROP_POINT = "drop_point"  # the release was not safe or did not happen there
+    OTHER = "other"  # anything else: the autopilot, the airspace, an operator, the link
+
+
 class ParcelWhereabouts(enum.StrEnum):
     """What OUT_OF_CONTACT says of the parcel (its detail's ``parcel``): the ground tells the customer from this,
     so it is a token of the contract, not a sentence to reword."""

@@ -297,7 +297,13 @@ class DeliverySequencer:
 
     async def _abort(self, action: Abort) -> None:
         record, vehicle = self.record, self.vehicle
-        await record.enter(Trigger.ABORTED, reason=action.reason, with_parcel=not self.history.released, how=action.how)
+        await record.enter(
+            Trigger.ABORTED,
+            reason=action.reason,
+            with_parcel=not self.history.released,
+            how=action.how,
+            cause=action.cause,
+        )
         try:
             if action.how is AbortHow.RETURN_ALONG_ROUTE:
                 await record.command(Command.SET_CURRENT, seq=self.plan.climb_seq, reason=action.reason)

@@ -15,7 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from flightctl.config import validation_problems
-from flightctl.delivery.events import DeliveryState, ParcelWhereabouts
+from flightctl.delivery.events import AbortCause, DeliveryState, ParcelWhereabouts
 from flightctl.mqtt.consumer import NotAnEnvelope
 from flightctl.mqtt.contract import Envelope, MessageType
 from flightctl.mqtt.messages import OrderAccepted, StateEvent, read_data
@@ -44,10 +44,20 @@ class Step(enum.StrEnum):
     ABOVE_DROP = "above_drop"
     DELIVERED = "delivered"
     RETURNING = "returning"
+    RETURNING_WIND = "returning_wind"
+    RETURNING_BATTERY = "returning_battery"
+    RETURNING_DROP_POINT = "returning_drop_point"
     CHECKING = "checking"
     NOT_LEFT = "not_left"
     BACK_AT_DEPOT = "back_at_depot"
 
+
+# Why the drone turned back, in the customer's terms: a cause the drone names (never its operator's sentence).
+RETURNING_BECAUSE: dict[AbortCause | None, Step] = {
+    AbortCause.WIND: Step.RETURNING_WIND,
+    AbortCause.BATTERY: Step.RETURNING_BATTERY,
+    AbortCause.DROP_POINT: Step.RETURNING_DROP_POINT,
+}
 
 # The steps after which the parcel will not go by drone at all (not a delay: another way is needed).
 FAILED_STEPS = frozenset({Step.NOT_BY_DRONE, Step.NOT_LEFT})
@@ -90,7 +100,7 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
     if state is DeliveryState.RELEASED:
         return StatusUpdate(CustomerStatus.DELIVERED, at, Step.DELIVERED)
     if state is DeliveryState.ABORTING and detail.with_parcel is not False:
-        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.RETURNING)
+        return StatusUpdate(CustomerStatus.PROBLEM, at, RETURNING_BECAUSE.get(detail.cause, Step.RETURNING))
     if state is DeliveryState.OUT_OF_CONTACT and detail.parcel is not ParcelWhereabouts.DELIVERED:
         return StatusUpdate(CustomerStatus.PROBLEM, at, Step.CHECKING)
     if state is DeliveryState.FAILED:

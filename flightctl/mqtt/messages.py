@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from flightctl.delivery.actions import AbortHow
-from flightctl.delivery.events import DeliveryState, ParcelWhereabouts
+from flightctl.delivery.events import AbortCause, DeliveryState, ParcelWhereabouts
 from flightctl.link.connection import LinkState
 from flightctl.mqtt.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, MessageType
 from flightctl.mqtt.requests import CommandRequest, OrderRequest
@@ -39,6 +39,7 @@ Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 # checked against the members.
 HowBack = Annotated[AbortHow, Strict(False)]
 Parcel = Annotated[ParcelWhereabouts, Strict(False)]
+Cause = Annotated[AbortCause, Strict(False)]
 State = Annotated[DeliveryState, Strict(False)]
 # No leg of ours is longer than a day: an outbound time beyond it is not an estimate.
 MAX_OUTBOUND_S = 86_400
@@ -62,9 +63,10 @@ class StateDetail(MessageData):
     reason: Text | None = None
     # ENROUTE: the planned time to the drop point, for an arrival estimate.
     outbound_time_s: float | None = Field(default=None, ge=0, le=MAX_OUTBOUND_S)
-    # ABORTING: whether the parcel is still on board, and how the vehicle comes home.
+    # ABORTING: whether the parcel is still on board, how the vehicle comes home, and why (for the customer).
     with_parcel: bool | None = None
     how: HowBack | None = None
+    cause: Cause | None = None
     # OUT_OF_CONTACT: what is known of the parcel, and what the vehicle does meanwhile.
     parcel: Parcel | None = None
     vehicle: Text | None = None

@@ -9,7 +9,7 @@ import pytest
 
 from flightctl.delivery.actions import Enter, Note
 from flightctl.delivery.decide import Limits, Observed
-from flightctl.delivery.events import DeliveryState
+from flightctl.delivery.events import AbortCause, DeliveryState
 from flightctl.delivery.machine import next_state
 from flightctl.ground.customer_status import DROP_ALLOWANCE_S, CustomerStatus, Step, customer_update
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
@@ -106,3 +106,26 @@ def test_rewording_what_the_drone_says_changes_nothing_the_customer_sees(name: s
 
 def test_a_state_this_version_does_not_know_makes_no_update_and_is_not_refused() -> None:
     assert customer_update(state("FERRYING", note="a newer drone's state")) is None
+
+
+@pytest.mark.parametrize(
+    ("cause", "step"),
+    [
+        (AbortCause.WIND, Step.RETURNING_WIND),
+        (AbortCause.BATTERY, Step.RETURNING_BATTERY),
+        (AbortCause.DROP_POINT, Step.RETURNING_DROP_POINT),
+        (AbortCause.OTHER, Step.RETURNING),
+        (None, Step.RETURNING),
+    ],
+)
+def test_a_turn_back_tells_the_customer_why_from_the_typed_cause(cause: AbortCause | None, step: Step) -> None:
+    """Test that ABORTING with the parcel says why in the customer's terms (wind, battery, the drop point) from
+    ``cause`` alone: the operator's reason, here naming something else, plays no part; a drone that sends no
+    cause (an older version) still says the parcel is coming back."""
+    detail: dict[str, Any] = {"reason": "battery 9.9 V below the abort voltage", "with_parcel": True}
+    if cause is not None:
+        detail["cause"] = cause.value
+    update = customer_update(state("ABORTING", **detail))
+    assert update is not None
+    assert update.status is CustomerStatus.PROBLEM
+    assert update.step is step

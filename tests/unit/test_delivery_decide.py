@@ -22,7 +22,7 @@ from flightctl.delivery.actions import (
     resolve_abort,
 )
 from flightctl.delivery.decide import Limits, Observed, Persistence, decide
-from flightctl.delivery.events import Command, DeliveryState, EventKind, Observation
+from flightctl.delivery.events import AbortCause, Command, DeliveryState, EventKind, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import JournalEvent
 from flightctl.delivery.machine import Trigger, next_state
@@ -159,20 +159,28 @@ def test_a_vehicle_we_armed_before_dying_is_resumed_not_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "reason", "how"),
+    ("changes", "reason", "how", "cause"),
     [
-        ({"battery_voltage_v": 10.2}, "battery 10.20 V below the abort voltage 10.8 V", AbortHow.RTL),
-        ({"battery_consumed_wh": 150.0}, "Wh needed to get home plus the reserve", AbortHow.RTL),
+        (
+            {"battery_voltage_v": 10.2},
+            "battery 10.20 V below the abort voltage 10.8 V",
+            AbortHow.RTL,
+            AbortCause.BATTERY,
+        ),
+        ({"battery_consumed_wh": 150.0}, "Wh needed to get home plus the reserve", AbortHow.RTL, AbortCause.BATTERY),
         (
             {"wind_speed_m_s": 14.0},
             "wind 14.0 m/s (autopilot estimate) above the limit 10 m/s",
             AbortHow.RETURN_ALONG_ROUTE,
+            AbortCause.WIND,
         ),
     ],
 )
-def test_persistent_conditions_abort_after_three_seconds(changes: dict[str, Any], reason: str, how: AbortHow) -> None:
+def test_persistent_conditions_abort_after_three_seconds(
+    changes: dict[str, Any], reason: str, how: AbortHow, cause: AbortCause
+) -> None:
     """Test that a low battery, an empty tank or high wind aborts once it has lasted 3 s of vehicle time, not on
-    its first sample, and with the way home the rule names."""
+    its first sample, with the way home the rule names and the cause a customer is told."""
     history = history_of(flown_to(DeliveryState.ENROUTE))
     persistence = Persistence()
 
@@ -187,6 +195,7 @@ def test_persistent_conditions_abort_after_three_seconds(changes: dict[str, Any]
     assert isinstance(actions[0], Abort)
     assert reason in actions[0].reason
     assert actions[0].how is how
+    assert actions[0].cause is cause
 
 
 def test_a_condition_that_clears_restarts_its_clock() -> None:
@@ -279,14 +288,16 @@ def test_gate_waits_while_settling_then_aborts_on_a_violation() -> None:
     assert isinstance(verdict, RecordInterlocks)
     assert not verdict.ok
     assert "outside the drop zone (30.0 m from the drop point)" in verdict.line
-    assert abort == Abort("release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE)
+    assert abort == Abort(
+        "release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE, AbortCause.DROP_POINT
+    )
 
 
 def test_gate_hold_timing_out_leaves_the_way_home_to_the_mission() -> None:
     """Test that the mission moving past the gate without our go-ahead is an abort we do not command."""
     history = history_of(flown_to(DeliveryState.ON_STATION, 5_000))
     assert run(PLACE, history, Observed(flying(PLACE, seq=PLACE.gate_seq + 1))) == [
-        Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE)
+        Abort("the gate hold ended without a go-ahead", AbortHow.LEAVE_TO_VEHICLE, AbortCause.DROP_POINT)
     ]
 
 
@@ -309,11 +320,23 @@ def test_resume_at_the_gate_never_authorises_twice() -> None:
         (Observed(flying(PLACE, 9_000, seq=PLACE.drop_seq)), []),
         (
             Observed(flying(PLACE, 70_000, seq=PLACE.drop_seq)),
-            [Abort("release not confirmed in time: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE)],
+            [
+                Abort(
+                    "release not confirmed in time: returning with the parcel",
+                    AbortHow.RETURN_ALONG_ROUTE,
+                    AbortCause.DROP_POINT,
+                )
+            ],
         ),
         (
             Observed(flying(PLACE, 9_000, seq=PLACE.climb_seq)),
-            [Abort("the vehicle climbed away from the place without releasing", AbortHow.LEAVE_TO_VEHICLE)],
+            [
+                Abort(
+                    "the vehicle climbed away from the place without releasing",
+                    AbortHow.LEAVE_TO_VEHICLE,
+                    AbortCause.DROP_POINT,
+                )
+            ],
         ),
     ],
 )
@@ -375,7 +398,7 @@ def test_a_commanded_release_without_evidence_aborts_after_the_confirm_time() ->
     history = _released_but_unconfirmed(HEIGHT, resumed=False)
     seen = Observed(flying(HEIGHT, 6_000 + 61_000, seq=HEIGHT.release_hold_seq), gripper_closed=True)
     assert run(HEIGHT, history, seen) == [
-        Abort("release not confirmed: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE)
+        Abort("release not confirmed: returning with the parcel", AbortHow.RETURN_ALONG_ROUTE, AbortCause.DROP_POINT)
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flightctl.delivery.actions import Abort, AbortHow, RecordInterlocks
 from flightctl.delivery.decide import Observed, Persistence, decide
-from flightctl.delivery.events import DeliveryState
+from flightctl.delivery.events import AbortCause, DeliveryState
 from flightctl.delivery.order import PositionTrustLimits
 from flightctl.delivery.position_trust import PositionWatch, position_doubts
 from flightctl.dialect import mavlink
@@ -130,7 +130,9 @@ def test_the_gate_holds_then_returns_home_when_the_position_is_in_doubt() -> Non
     assert isinstance(verdict, RecordInterlocks)
     assert not verdict.ok
     assert verdict.line == "position not trusted: the position jumped 20 m since take-off without moving there"
-    assert abort == Abort("release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE)
+    assert abort == Abort(
+        "release interlock violated at the gate: no release", AbortHow.RETURN_ALONG_ROUTE, AbortCause.DROP_POINT
+    )
 
 
 def test_a_clock_moved_on_by_other_messages_is_not_a_jump() -> None:

@@ -187,3 +187,11 @@ def test_a_mistaken_catalogue_is_refused_naming_the_key(tmp_path: Path, change: 
     (tmp_path / "words.toml").write_text(shipped.replace(*change, 1))
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_words(tmp_path / "words.toml")
+
+
+def test_a_delivery_turned_back_by_the_wind_says_so() -> None:
+    """Test the issue's own example: delayed, because of the wind, and rebooked."""
+    wind = shown(CustomerStatus.PROBLEM, Step.RETURNING_WIND, WINTER + timedelta(minutes=6), 6)
+    view = present([BOOKED, DEPARTED, wind], WORDS, LONDON, WINTER + timedelta(minutes=7))
+    assert view.headline == "Your delivery is delayed"
+    assert view.detail == "The drone is bringing your parcel back to the depot because of the wind. We will rebook it."
