@@ -20,7 +20,6 @@ from typing import TypeVar, overload
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flightctl.dialect import message_id
 from flightctl.errors import ConfigError
 
 # The shipped configs are package data (flightctl/configs/, with a configs/ link at the checkout's top for
@@ -64,6 +63,8 @@ class TelemetryConfig(BaseModel, frozen=True):
     @field_validator("rates_hz")
     @classmethod
     def _known_messages(cls, rates: dict[str, float]) -> dict[str, float]:
+        from flightctl.dialect import message_id  # here, not at import: the CLI's start-up stays free of pymavlink
+
         for name, rate in rates.items():
             try:
                 message_id(name)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from flightctl.link.connection import LinkState, LinkStats
-from flightctl.vehicle.vehicle import Vehicle
+if TYPE_CHECKING:  # the CLI imports this module at start-up: pymavlink only once a vehicle is shown
+    from flightctl.link.connection import LinkStats
+    from flightctl.vehicle.vehicle import Vehicle
 
 
 def status_record(vehicle: Vehicle) -> dict[str, Any]:
@@ -79,6 +80,8 @@ def status_table(vehicle: Vehicle) -> Table:
     table = Table(title=f"flightctl status  {vehicle.connection.transport.url}", show_header=False, min_width=56)
     table.add_column("what", style="bold")
     table.add_column("value")
+    from flightctl.link.connection import LinkState
+
     link_text = Text(link.state.value.upper(), style="green" if link.state is LinkState.CONNECTED else "bold red")
     if link.quality_pct is not None:
         link_text.append(f"  {link.quality_pct:.0f}% of frames received")

@@ -1,16 +1,42 @@
 """The ``flightctl`` command's entry point: Ctrl-C while the program is still starting is a quiet stop.
 
-Importing the CLI (pymavlink's dialect, shapely, pyproj) takes about a second, and some of those imports
-swallow a KeyboardInterrupt in bare ``except:`` clauses: a Ctrl-C then was either a traceback or lost. So
-SIGINT is held (blocked) while importing and looked at once the imports are done. Inside a command,
-``cli.common.run`` handles Ctrl-C itself.
+Some heavy imports (pymavlink's dialect among them) swallow a KeyboardInterrupt in bare ``except:`` clauses:
+a Ctrl-C then was either a traceback or lost. So SIGINT is held (blocked) while importing and looked at once
+the imports are done. The command line itself imports nothing heavy (``--help`` starts in a quarter of a
+second); a command imports what it needs when it runs, so the libraries a command will need are imported
+here first, while SIGINT is still held (``NEEDS``). Inside a command, ``cli.common.run`` handles Ctrl-C.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
+
+# What each command group imports when it runs, imported before it runs (see the module's docstring).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "status": ("flightctl.vehicle.vehicle",),
+    "deliver": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
+    "run": ("flightctl.daemon.daemon",),
+    "order": ("flightctl.ground.dispatch",),
+    "events": ("flightctl.mqtt.broker",),
+    "telemetry": ("flightctl.vehicle.vehicle", "flightctl.daemon.telemetry_feed", "flightctl.mqtt.broker"),
+    "mission": ("flightctl.vehicle.vehicle", "flightctl.missions.formats", "flightctl.missions.geofence"),
+    "sim": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
+    "signing": ("flightctl.vehicle.signing", "flightctl.vehicle.vehicle"),
+    "broker": ("flightctl.ground.broker_accounts",),
+    "dispatch": ("flightctl.ground.dispatch", "flightctl.ground.registry"),
+    "relay": ("flightctl.ground.relay", "flightctl.ground.tracking", "flightctl.ground.ops"),
+}
+
+
+def _needed(argv: list[str]) -> tuple[str, ...]:
+    """The modules the command in ``argv`` will import; none for a request for help."""
+    if any(arg in ("--help", "-h") for arg in argv):
+        return ()
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    return NEEDS.get(command or "", ())
 
 
 def _stop() -> None:
@@ -24,6 +50,9 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         from flightctl.cli import app
+
+        for module in _needed(sys.argv[1:]):
+            importlib.import_module(module)
     except KeyboardInterrupt:  # only where blocking is not available
         _stop()
     if signal.SIGINT in signal.sigpending():

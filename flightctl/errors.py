@@ -14,8 +14,6 @@ our code, with ``raise ... from``.
 
 from __future__ import annotations
 
-from flightctl.dialect import enum_name
-
 
 class FlightctlError(Exception):
     """Base of every error flightctl raises on purpose."""
@@ -80,6 +78,8 @@ class VehicleRejected(Refused):
 
     def __init__(self, result: int, command: str, detail: str = "") -> None:
         self.result = result
+        from flightctl.dialect import enum_name  # here, not at import: the CLI's start-up stays free of pymavlink
+
         self.result_name = enum_name("MAV_RESULT", result)
         self.command = command
         message = f"{command}: vehicle answered {self.result_name}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Literal, TextIO
 
 import typer
 from rich.text import Text
 
 from flightctl.cli.common import JsonOption, console, errors, fail, report, run
 from flightctl.errors import ConfigError
-from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 
 broker_app = typer.Typer(
     no_args_is_help=True,
@@ -31,8 +30,16 @@ SaveOption = Annotated[
 
 
 def _add(
-    kind: AccountKind, name: str, folder: Path, new_password: bool, save: Path | None, as_json: bool = False
+    kind_name: Literal["drone", "relay", "dispatch", "operator"],
+    name: str,
+    folder: Path,
+    new_password: bool,
+    save: Path | None,
+    as_json: bool = False,
 ) -> None:
+    from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts  # here: `--help` stays quick
+
+    kind = AccountKind(kind_name)
     accounts = BrokerAccounts(folder)
     # The file the password goes to is opened before the account is made: a password that could not be saved
     # would be lost for good (only its hash is kept).
@@ -77,7 +84,7 @@ def add_drone(
 ) -> None:
     """A drone: writes only its own events, telemetry and online; reads only its own orders and commands; connects
     only as client flightctl-NAME."""
-    _add(AccountKind.DRONE, name, folder, new_password, save, as_json)
+    _add("drone", name, folder, new_password, save, as_json)
 
 
 @broker_app.command("add-relay")
@@ -90,7 +97,7 @@ def add_relay(
 ) -> None:
     """A status relay: reads every drone's events through a shared subscription, nothing else; connects only as
     client flightctl-relay-NAME."""
-    _add(AccountKind.RELAY, name, folder, new_password, save, as_json)
+    _add("relay", name, folder, new_password, save, as_json)
 
 
 @broker_app.command("add-dispatch")
@@ -102,7 +109,7 @@ def add_dispatch(
     as_json: JsonOption = False,
 ) -> None:
     """Dispatch: writes every drone's orders and reads their events (the answers)."""
-    _add(AccountKind.DISPATCH, name, folder, new_password, save, as_json)
+    _add("dispatch", name, folder, new_password, save, as_json)
 
 
 @broker_app.command("add-operator")
@@ -114,4 +121,4 @@ def add_operator(
     as_json: JsonOption = False,
 ) -> None:
     """An operator: reads every drone's events, telemetry and online; sends commands (abort, status)."""
-    _add(AccountKind.OPERATOR, name, folder, new_password, save, as_json)
+    _add("operator", name, folder, new_password, save, as_json)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flightctl.cli.common import fail
-from flightctl.config import read_secret
 from flightctl.errors import ConfigError
-from flightctl.mqtt.contract import DRONE_ID_PATTERN
-from flightctl.mqtt.endpoint import BrokerEndpoint
+
+if TYPE_CHECKING:
+    from flightctl.mqtt.endpoint import BrokerEndpoint
 
 BrokerOption = Annotated[
     str, typer.Option("--broker", help="mqtt://[user[:password]@]host[:port] or mqtts://... (TLS)")
@@ -31,6 +31,9 @@ CaFileOption = Annotated[
 def endpoint_or_exit(
     url: str, username: str | None, password_file: Path | None, ca_file: Path | None
 ) -> BrokerEndpoint:
+    from flightctl.config import read_secret  # here, not at import: `flightctl --help` stays quick
+    from flightctl.mqtt.endpoint import BrokerEndpoint
+
     if ca_file is not None and not ca_file.is_file():
         raise fail(ConfigError(f"--ca-file: {ca_file} is not a file"))
     try:
@@ -41,6 +44,8 @@ def endpoint_or_exit(
 
 
 def drone_or_exit(drone: str) -> str:
+    from flightctl.mqtt.contract import DRONE_ID_PATTERN
+
     if not re.fullmatch(DRONE_ID_PATTERN, drone):
         raise fail(ConfigError(f"--drone {drone!r}: letters, digits, '_' and '-' only (1 to 64)"))
     return drone

@@ -14,17 +14,17 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from flightctl.config import load_telemetry_config
-from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError
-from flightctl.vehicle.telemetry import stream_rates
-from flightctl.vehicle.vehicle import LinkOptions, Vehicle
+
+if TYPE_CHECKING:  # imported where used: `flightctl --help` must not pay for pymavlink, shapely or pyproj
+    from flightctl.delivery.wind import GroundWind
+    from flightctl.vehicle.vehicle import Vehicle
 
 console = Console()
 # Errors are one line each, never wrapped at 80 columns for a pipe or a log (a terminal wraps them itself).
@@ -70,6 +70,8 @@ def depot_wind_or_exit(text: str | None) -> GroundWind | None:
     """``--depot-wind`` read before anything is sent or flown; a bad one is one red line."""
     if text is None:
         return None
+    from flightctl.delivery.wind import GroundWind
+
     try:
         return GroundWind.parse(text, now=datetime.now(UTC))
     except FlightctlError as exc:
@@ -101,12 +103,33 @@ def run(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return await coroutine_factory()
 
     try:
-        return asyncio.run(supervised())
+        with event_loop() as runner:
+            return runner.run(supervised())
     except FlightctlError as exc:
         raise fail(exc) from None
     except (KeyboardInterrupt, asyncio.CancelledError):
         errors.print("stopped")
         raise typer.Exit(130) from None
+
+
+def event_loop() -> asyncio.Runner:
+    """A runner whose event loop is made while Ctrl-C is held. A loop interrupted half-way through its own
+    construction cannot be closed (asyncio then raises AttributeError over the KeyboardInterrupt, a traceback
+    for a keypress); a Ctrl-C that came meanwhile is a KeyboardInterrupt once the loop is whole."""
+    held = {signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        runner = asyncio.Runner()
+        runner.get_loop()
+        pressed = signal.SIGINT in signal.sigpending()
+        if pressed:
+            signal.sigtimedwait(held, 0)  # taken here, so that unblocking does not deliver it a second time
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+    if pressed:
+        runner.close()
+        raise KeyboardInterrupt
+    return runner
 
 
 STOP_GRACE_S = 10.0  # under the systemd unit's TimeoutStopSec, so that we say what hung before it SIGKILLs
@@ -147,7 +170,8 @@ def run_service(
             work.result()
 
     try:
-        asyncio.run(serve())
+        with event_loop() as runner:
+            runner.run(serve())
     except FlightctlError as exc:
         raise fail(exc) from None
     errors.print("stopped")
@@ -182,6 +206,10 @@ def load_or_exit(loader: Callable[[Path], T], path: Path) -> T:
 async def connect_vehicle(
     url: str, signing_key: Path | None = None, *, timeout_s: float = 30.0, telemetry: bool = True
 ) -> AsyncIterator[Vehicle]:
+    from flightctl.config import load_telemetry_config
+    from flightctl.vehicle.telemetry import stream_rates
+    from flightctl.vehicle.vehicle import LinkOptions, Vehicle
+
     rates = stream_rates(load_telemetry_config().rates_hz) if telemetry else None
     options = LinkOptions(signing_key_file=signing_key, open_timeout_s=timeout_s)
     async with Vehicle.connect(url, options=options, heartbeat_timeout_s=timeout_s, rates_hz=rates) as vehicle:

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -26,19 +26,14 @@ from flightctl.cli.common import (
     fail,
     run,
 )
-from flightctl.config import named_config, read_yaml_model
 from flightctl.console import format_number
-from flightctl.delivery.decide import Limits
-from flightctl.delivery.intake import intake_problems
-from flightctl.delivery.journal import Journal
-from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
-from flightctl.delivery.outcome import DeliveryOutcome
-from flightctl.delivery.planner import DeliveryPlan, plan_delivery
-from flightctl.delivery.routing import PlanningError
-from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
-from flightctl.delivery.wind import GroundWind
-from flightctl.errors import ConfigError, FlightctlError
-from flightctl.vehicle.vehicle import Vehicle
+
+if TYPE_CHECKING:  # imported where used: `flightctl --help` must not pay for shapely, pyproj or pymavlink
+    from flightctl.delivery.outcome import DeliveryOutcome
+    from flightctl.delivery.planner import DeliveryPlan
+    from flightctl.delivery.sequencer import DeliveryProgress
+    from flightctl.delivery.wind import GroundWind
+    from flightctl.vehicle.vehicle import Vehicle
 
 OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")]
 SiteOption = Annotated[str, typer.Option("--site", help="Site file, or a name in configs/sites/.")]
@@ -60,6 +55,13 @@ NOT_DELIVERED_EXIT = 2
 
 def load_plan_or_exit(order: str, site: str, profile: str) -> DeliveryPlan:
     """Read, check and plan before touching the vehicle: a bad order or an impossible route sends nothing."""
+    from flightctl.config import named_config, read_yaml_model
+    from flightctl.delivery.intake import intake_problems
+    from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+    from flightctl.delivery.planner import plan_delivery
+    from flightctl.delivery.routing import PlanningError
+    from flightctl.errors import ConfigError, FlightctlError
+
     order_path = named_config("orders", order)
     try:
         the_order = read_yaml_model(order_path, DeliveryOrder)
@@ -118,6 +120,10 @@ async def run_delivery(
     ground_wind: GroundWind | None,
     link_lost_timeout_s: float = DEFAULT_LINK_LOST_TIMEOUT_S,
 ) -> DeliveryOutcome:
+    from flightctl.delivery.decide import Limits
+    from flightctl.delivery.journal import Journal
+    from flightctl.delivery.sequencer import DeliverySequencer
+
     limits = Limits(link_lost_give_up_s=link_lost_timeout_s)
     async with await Journal.open(journal_path) as journal:
         if as_json:

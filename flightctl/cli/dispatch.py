@@ -30,9 +30,6 @@ from flightctl.cli.order import (
     order_and_wind_or_exit,
     show_answer,
 )
-from flightctl.config import read_secret
-from flightctl.ground.dispatch import send_order
-from flightctl.ground.registry import Registry
 
 
 def dispatch(
@@ -64,6 +61,10 @@ def dispatch(
     """Register ORDER for --customer, send it to --drone, print the customer's tracking link and the drone's
     answer. Exit 0 accepted, 2 rejected (the customer's page then says so), 1 no answer in time (the order went
     out: the drone answers when it is back, and the link, printed all the same, works)."""
+    from flightctl.config import read_secret
+    from flightctl.ground.dispatch import send_order
+    from flightctl.ground.registry import Registry
+
     endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     the_order, wind = order_and_wind_or_exit(order, depot_wind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -19,9 +19,9 @@ from flightctl.cli.broker_options import (
     endpoint_or_exit,
 )
 from flightctl.cli.common import console, errors, run
-from flightctl.mqtt.broker import tool_connection
-from flightctl.mqtt.consumer import NotAnEnvelope, SequenceTracker, read_envelope
-from flightctl.mqtt.contract import Envelope, Topics
+
+if TYPE_CHECKING:
+    from flightctl.mqtt.contract import Envelope
 
 
 def event_line(envelope: Envelope) -> Text:
@@ -50,6 +50,10 @@ def events(
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many events.")] = None,
 ) -> None:
     """Follow a drone's events as they arrive (Ctrl-C stops): each event once, in the drone's order."""
+    from flightctl.mqtt.broker import tool_connection
+    from flightctl.mqtt.consumer import NotAnEnvelope, SequenceTracker, read_envelope
+    from flightctl.mqtt.contract import Topics
+
     endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
     topics = Topics(drone_or_exit(drone))
 

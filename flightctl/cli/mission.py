@@ -8,7 +8,7 @@ import enum
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -31,11 +31,10 @@ from flightctl.cli.common import (
     run,
 )
 from flightctl.errors import FlightctlError
-from flightctl.geo import distance_m
-from flightctl.missions.formats import MissionFileError, check_destination, load_plan, save_plan
-from flightctl.missions.geofence import fence_shapes
-from flightctl.missions.model import MissionPlan, MissionType
-from flightctl.vehicle.mission_transfer import Progress as ProgressCallback
+
+if TYPE_CHECKING:  # imported where used: `flightctl --help` must not pay for pymavlink, pyproj or shapely
+    from flightctl.missions.model import MissionPlan, MissionType
+    from flightctl.vehicle.mission_transfer import Progress as ProgressCallback
 
 mission_app = typer.Typer(no_args_is_help=True, help="Missions, geofences and rally points.")
 
@@ -48,6 +47,8 @@ class TypeChoice(enum.StrEnum):
 
 
 def selected_types(choice: TypeChoice | None, plan: MissionPlan | None = None) -> list[MissionType]:
+    from flightctl.missions.model import MissionType
+
     if choice is TypeChoice.all:
         return list(MissionType)
     if choice is not None:
@@ -79,6 +80,8 @@ class TransferBars:
 
 def plan_table(plan: MissionPlan, title: str) -> Table:
     """Every mission item, with the length of each leg and the distance flown so far."""
+    from flightctl.geo import distance_m
+
     table = Table(title=Text(title))
     for column in ("#", "command", "frame", "params", "lat", "lon", "alt m", "leg m", "total m"):
         table.add_column(column, justify="right" if column in ("#", "alt m", "leg m", "total m") else "left")
@@ -108,6 +111,8 @@ def plan_table(plan: MissionPlan, title: str) -> Table:
 
 
 def fence_summary(plan: MissionPlan) -> str:
+    from flightctl.missions.geofence import fence_shapes
+
     shapes = fence_shapes(plan.fence)
     parts = [
         f"{'inclusion' if p.inclusion else 'exclusion'} polygon, {len(p.vertices_e7)} vertices" for p in shapes.polygons
@@ -124,6 +129,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a mission file as a table with leg lengths, plus its fence and rally points."""
+    from flightctl.missions.formats import load_plan
+
     plan = load_or_exit(load_plan, file)
     if as_json:
         record = {
@@ -161,6 +168,8 @@ def upload(
     as_json: JsonOption = False,
 ) -> None:
     """Upload a plan, then read it back and compare it with what ArduPilot can hold."""
+    from flightctl.missions.formats import load_plan
+
     plan = load_or_exit(load_plan, file)  # a bad file stops here: nothing is sent
     types = selected_types(kind, plan)
 
@@ -199,6 +208,8 @@ def download(
     as_json: JsonOption = False,
 ) -> None:
     """Read the vehicle's lists into a file (.waypoints holds the mission only)."""
+    from flightctl.missions.formats import MissionFileError, check_destination, save_plan
+
     types = selected_types(kind)
     try:
         check_destination(out, types)  # before connecting: a wrong extension or folder costs nothing

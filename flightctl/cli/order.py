@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -26,13 +26,10 @@ from flightctl.cli.common import (
     fail,
     run,
 )
-from flightctl.config import named_config, read_yaml_model
-from flightctl.delivery.order import DeliveryOrder
-from flightctl.delivery.wind import GroundWind
-from flightctl.errors import FlightctlError
-from flightctl.ground.dispatch import send_order
-from flightctl.mqtt.contract import MessageType
-from flightctl.mqtt.requests import MAX_INBOUND_BYTES
+
+if TYPE_CHECKING:
+    from flightctl.delivery.order import DeliveryOrder
+    from flightctl.delivery.wind import GroundWind
 
 order_app = typer.Typer(no_args_is_help=True, help="Orders to a drone over MQTT.")
 
@@ -44,6 +41,11 @@ OrderArgument = Annotated[str, typer.Argument(help="Order file, or a name in con
 
 def order_and_wind_or_exit(order: str, depot_wind: str | None) -> tuple[DeliveryOrder, GroundWind | None]:
     """The order file and the depot wind, read before anything is sent; a bad one is one red line."""
+    from flightctl.config import named_config, read_yaml_model
+    from flightctl.delivery.order import DeliveryOrder
+    from flightctl.errors import FlightctlError
+    from flightctl.mqtt.requests import MAX_INBOUND_BYTES
+
     try:
         the_order = read_yaml_model(named_config("orders", order), DeliveryOrder, max_bytes=MAX_INBOUND_BYTES)
     except FlightctlError as exc:
@@ -53,6 +55,8 @@ def order_and_wind_or_exit(order: str, depot_wind: str | None) -> tuple[Delivery
 
 def show_answer(answer: dict[str, Any], order_id: str, drone: str) -> None:
     """The drone's answer for people (accepted with its note, or rejected with every reason); exit 2 if rejected."""
+    from flightctl.mqtt.contract import MessageType
+
     accepted = answer["type"] == MessageType.ORDER_ACCEPTED
     note = answer["data"].get("note")
     verdict = ("accepted", "bold green") if accepted else ("rejected", "bold red")
@@ -62,6 +66,8 @@ def show_answer(answer: dict[str, Any], order_id: str, drone: str) -> None:
 
 
 def exit_unless_accepted(answer: dict[str, Any]) -> None:
+    from flightctl.mqtt.contract import MessageType
+
     if answer["type"] != MessageType.ORDER_ACCEPTED:
         raise typer.Exit(REJECTED_EXIT)
 
@@ -80,6 +86,8 @@ def send(
 ) -> None:
     """Publish ORDER to the drone and print its answer: exit 0 accepted, 2 rejected (with every reason), 1 no
     answer in time (the order stays with the broker and is answered when the drone comes back)."""
+    from flightctl.ground.dispatch import send_order
+
     endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     the_order, wind = order_and_wind_or_exit(order, depot_wind)

@@ -11,18 +11,19 @@ from typing import Annotated
 import typer
 
 from flightctl.cli.common import errors, load_or_exit, run_service
-from flightctl.ground.ops import ops_app
-from flightctl.ground.registry import Registry
-from flightctl.ground.relay import StatusRelay
-from flightctl.ground.relay_settings import load_relay_config
-from flightctl.ground.serving import listening_socket, serving
-from flightctl.ground.tracking import FailedLookups, tracking_app
-from flightctl.ground.tracking_words import load_words
 
 
 def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.toml).")]) -> None:
     """Turn every drone's events into customer statuses (shared subscription, de-duplicated by drone and sequence
     number) and serve the tracking pages; SIGTERM or Ctrl-C stops it (exit 0)."""
+    from flightctl.ground.ops import ops_app
+    from flightctl.ground.registry import Registry
+    from flightctl.ground.relay import StatusRelay
+    from flightctl.ground.relay_settings import load_relay_config
+    from flightctl.ground.serving import listening_socket, serving
+    from flightctl.ground.tracking import FailedLookups, tracking_app
+    from flightctl.ground.tracking_words import load_words
+
     settings = load_or_exit(load_relay_config, config)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("flightctl").setLevel(logging.INFO)

@@ -9,12 +9,6 @@ from typing import Annotated
 import typer
 
 from flightctl.cli.common import fail, load_or_exit, run_service
-from flightctl.config import load_telemetry_config, named_config, read_yaml_model
-from flightctl.daemon.daemon import Daemon
-from flightctl.daemon.settings import load_daemon_config
-from flightctl.delivery.order import Site, VehicleProfile
-from flightctl.errors import FlightctlError
-from flightctl.vehicle.telemetry import stream_rates
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="Daemon config (.toml), e.g. configs/onboard/sitl.toml.")]
 
@@ -23,6 +17,13 @@ def run_daemon(config: ConfigOption) -> None:
     """Run the onboard daemon: orders in over MQTT, one delivery at a time, events and telemetry out.
     SIGTERM or Ctrl-C stops it without touching the vehicle (exit 0); a delivery in flight resumes when it
     is started again with the same journal."""
+    from flightctl.config import load_telemetry_config, named_config, read_yaml_model
+    from flightctl.daemon.daemon import Daemon
+    from flightctl.daemon.settings import load_daemon_config
+    from flightctl.delivery.order import Site, VehicleProfile
+    from flightctl.errors import FlightctlError
+    from flightctl.vehicle.telemetry import stream_rates
+
     settings = load_or_exit(load_daemon_config, config)
     try:
         site = read_yaml_model(named_config("sites", settings.site), Site)

@@ -19,8 +19,6 @@ from flightctl.cli.common import (
     run,
 )
 from flightctl.errors import FlightctlError
-from flightctl.link.codec import SigningKey
-from flightctl.vehicle.signing import install_signing_key, remove_signing_key, write_new_key
 
 signing_app = typer.Typer(no_args_is_help=True, help="MAVLink 2 signing keys: make one, install it, remove it.")
 
@@ -30,6 +28,8 @@ def new_key(
     path: Annotated[Path, typer.Argument(help="Where to write the key (mode 0600).")], as_json: JsonOption = False
 ) -> None:
     """Write a new random 32-byte signing key as 64 hex characters."""
+    from flightctl.vehicle.signing import write_new_key
+
     try:
         write_new_key(path)
     except FlightctlError as exc:
@@ -45,6 +45,8 @@ def install(
     as_json: JsonOption = False,
 ) -> None:
     """Install a signing key on the vehicle (on the ground only); it signs and demands signatures from then on."""
+    from flightctl.link.codec import SigningKey
+    from flightctl.vehicle.signing import install_signing_key
 
     async def go() -> None:
         signing_key = SigningKey.from_file(key)
@@ -64,6 +66,7 @@ def remove(
     as_json: JsonOption = False,
 ) -> None:
     """Turn signing off on the vehicle (over its USB/SERIAL0 link, or a link signed with --signing-key)."""
+    from flightctl.vehicle.signing import remove_signing_key
 
     async def go() -> None:
         async with connect_vehicle(connect, signing_key, timeout_s=timeout_s, telemetry=False) as vehicle:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -22,8 +22,10 @@ from flightctl.cli.common import (
 )
 from flightctl.console import status_record, status_table
 from flightctl.errors import ConditionTimeout
-from flightctl.vehicle.telemetry import Clock, VehicleState
-from flightctl.vehicle.vehicle import Vehicle
+
+if TYPE_CHECKING:
+    from flightctl.vehicle.telemetry import VehicleState
+    from flightctl.vehicle.vehicle import Vehicle
 
 LINK_QUALITY_WINDOW_S = 2.0
 
@@ -50,6 +52,7 @@ def status(
     signing_key: SigningOption = None,
 ) -> None:
     """Show the vehicle's mode, arming, GPS, battery, EKF health and link quality."""
+    from flightctl.vehicle.telemetry import Clock
 
     async def show() -> None:
         async with connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle:

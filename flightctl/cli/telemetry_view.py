@@ -20,11 +20,7 @@ from flightctl.cli.broker_options import (
     endpoint_or_exit,
 )
 from flightctl.cli.common import DEFAULT_TIMEOUT_S, SigningOption, connect_vehicle, console, errors, fail, run
-from flightctl.daemon.telemetry_feed import DeliveryStatus, telemetry_data
 from flightctl.errors import ConfigError
-from flightctl.mqtt.broker import tool_connection
-from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
-from flightctl.mqtt.contract import Topics
 
 ROWS = (
     ("position", lambda d: f"{d['lat_deg']}, {d['lon_deg']}" if d.get("lat_deg") is not None else "-"),
@@ -66,6 +62,11 @@ def telemetry(
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many updates.")] = None,
 ) -> None:
     """A live view that updates in place (Ctrl-C stops); --json prints lines instead."""
+    from flightctl.daemon.telemetry_feed import DeliveryStatus, telemetry_data
+    from flightctl.mqtt.broker import tool_connection
+    from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
+    from flightctl.mqtt.contract import Topics
+
     if (connect is None) == (broker is None):
         raise fail(ConfigError("give --connect URL (the autopilot) or --broker URL --drone ID, one of the two"))
     shown = 0
