@@ -123,9 +123,11 @@ async def run_delivery(
     from flightctl.delivery.decide import Limits
     from flightctl.delivery.journal import Journal
     from flightctl.delivery.sequencer import DeliverySequencer
+    from flightctl.link.tlog import recording, tlog_path
 
     limits = Limits(link_lost_give_up_s=link_lost_timeout_s)
-    async with await Journal.open(journal_path) as journal:
+    tlog = tlog_path(journal_path.parent, plan.order.order_id)  # what the link heard, beside the journal
+    async with await Journal.open(journal_path) as journal, recording(vehicle.connection, tlog):
         if as_json:
             outcome = await DeliverySequencer(vehicle, plan, journal, limits=limits, ground_wind=ground_wind).run()
         else:
@@ -139,9 +141,10 @@ async def run_delivery(
                     ground_wind=ground_wind,
                 ).run()
     if as_json:
-        sys.stdout.write(json.dumps(outcome.as_json()) + "\n")
+        sys.stdout.write(json.dumps(outcome.as_json() | {"tlog": str(tlog)}) + "\n")
     else:
         console.print(summary_table(outcome))
+        console.print(Text(f"telemetry log: {tlog}"))
     return outcome
 
 

@@ -90,6 +90,7 @@ class Daemon:
             budget=AnswerBudget(
                 per_minute=config.unwanted_answers_per_minute, burst=config.unwanted_answers_per_minute
             ),
+            tlog_folder=config.journal.parent,
         )
         sampler = TelemetrySampler(
             lambda: vehicle.state, worker.status, rate_hz=config.telemetry.rate_hz, size=config.telemetry.queue

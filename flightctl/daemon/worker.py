@@ -13,11 +13,13 @@ again: the same order is acknowledged again, a different order under a used id i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flightctl.daemon.admission import order_problems, plan_or_problem
@@ -34,6 +36,7 @@ from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError, MustStop, VehicleTimeout
 from flightctl.link.connection import LinkState
+from flightctl.link.tlog import recording, tlog_path
 from flightctl.mqtt.answer_budget import AnswerBudget
 from flightctl.mqtt.contract import MessageType
 from flightctl.mqtt.requests import CommandRequest, DepotWind, OrderRequest, Refused
@@ -68,8 +71,10 @@ class DeliveryWorker:
         limits: Limits,
         on_change: Callable[[], None] = lambda: None,
         budget: AnswerBudget | None = None,
+        tlog_folder: Path | None = None,
     ) -> None:
         self.vehicle = vehicle
+        self.tlog_folder = tlog_folder  # each flight's telemetry log goes here (none without it)
         self.journal = journal
         self.site = site
         self.profile = profile
@@ -192,7 +197,11 @@ class DeliveryWorker:
         while True:
             job = await self._jobs.get()
             try:
-                await self._fly(job)
+                async with contextlib.AsyncExitStack() as flight:
+                    if self.tlog_folder is not None:
+                        path = tlog_path(self.tlog_folder, job.record.order_id)
+                        await flight.enter_async_context(recording(self.vehicle.connection, path))
+                    await self._fly(job)
             finally:
                 self._job = None
                 self._progress = None

@@ -29,6 +29,7 @@ from flightctl.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 Listener = Callable[[MAVLinkMessage], None]
+EVERY_MESSAGE = "*"  # a listener for every message received (a telemetry log), whatever its type or sender
 
 ONBOARD_COMPONENT_ID = mavlink.MAV_COMP_ID_ONBOARD_COMPUTER  # 191
 # Heartbeat sources that are not an autopilot we could be controlling.
@@ -213,7 +214,8 @@ class MavConnection:
             yield inbox
 
     def add_listener(self, types: str | Iterable[str], listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` in the reader for each message of ``types``; returns the function that removes it."""
+        """Call ``listener`` in the reader for each message of ``types`` (``EVERY_MESSAGE``: all of them); returns
+        the function that removes it."""
         names = [types] if isinstance(types, str) else list(types)
         for name in names:
             self._listeners.setdefault(name, []).append(listener)
@@ -263,7 +265,7 @@ class MavConnection:
             vehicle.component_id,
         ):
             self._count_sequence(message.get_seq())
-        for listener in self._listeners.get(name, ()):
+        for listener in (*self._listeners.get(name, ()), *self._listeners.get(EVERY_MESSAGE, ())):
             try:
                 listener(message)
             except Exception:

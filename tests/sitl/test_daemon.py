@@ -36,6 +36,7 @@ from tests.sitl.daemon_support import (
 )
 from tests.sitl.deliveries import SHORT_DROP, assert_home_and_disarmed, order
 from tests.sitl.test_delivery_links import DELIVERED_STATES, tcp_endpoint
+from tests.support.tlogs import read_tlog, tlogs_of
 
 pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
 
@@ -143,6 +144,10 @@ async def test_an_order_over_mqtt_is_flown_and_delivered_through_a_broker_outage
     assert not vehicle.state.armed
     assert (await rig.journal_events(first.order_id)).count("command:arm") == 1
     assert_home_and_disarmed(rig.sim)
+    # The flight's telemetry log, beside the daemon's journal, as ground stations read it.
+    [flight_log] = tlogs_of(rig.folder / "daemon", first.order_id)
+    flown = {name for name, _ in read_tlog(flight_log)}
+    assert {"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "STATUSTEXT"} <= flown
 
 
 async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig) -> None:

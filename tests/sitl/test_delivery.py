@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from flightctl.geo import distance_m
 from flightctl.missions.model import MissionType
 from sitl.instance import SitlInstance
 from tests.sitl.deliveries import PROFILE, SITE, assert_home_and_disarmed, commands, fly, order, states
+from tests.support.tlogs import read_tlog, tlogs_of
 
 pytestmark = pytest.mark.sitl
 
@@ -169,6 +171,16 @@ async def test_controller_killed_enroute_resumes_with_exactly_one_release(
     assert len(released_texts) == 1
     assert b'"outcome": "delivered"' in stdout
     assert_home_and_disarmed(depot_sitl)
+    # Each run kept a telemetry log beside the journal; the killed one reads back to the moment of the kill.
+    killed_log, last_log = tlogs_of(tmp_path, order_id)
+    assert json.loads(stdout.decode().splitlines()[-1])["tlog"] == str(last_log)
+    killed, last = read_tlog(killed_log), read_tlog(last_log)
+    for flown in (killed, last):
+        times = [when for _, when in flown]
+        assert times == sorted(times), "timestamps never go back"
+        assert {"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "SYS_STATUS"} <= {name for name, _ in flown}
+    assert killed[-1][1] <= last[0][1], "the killed run's log ends before the second run's begins"
+    assert "STATUSTEXT" in {name for name, _ in last}
 
 
 async def test_order_beyond_the_energy_budget_is_refused_and_nothing_uploaded(
