@@ -161,11 +161,22 @@ def tlog_path(folder: Path, name: str, when: datetime | None = None) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def recording(connection: MavConnection, path: Path) -> AsyncIterator[TlogWriter]:
-    """Everything ``connection`` receives, logged to ``path`` while the block runs."""
-    async with TlogWriter(path) as tlog:
-        stop = connection.add_listener(EVERY_MESSAGE, tlog.record)
-        try:
-            yield tlog
-        finally:
-            stop()
+async def recording(connection: MavConnection, path: Path) -> AsyncIterator[TlogWriter | None]:
+    """Everything ``connection`` receives, logged to ``path`` while the block runs. A log that cannot be opened
+    (a full or read-only disk) costs the log, never the flight: the block runs without one (None)."""
+    tlog = TlogWriter(path)
+    failure: OSError | None = None
+    try:
+        await tlog.__aenter__()
+    except OSError as exc:
+        failure = exc
+    if failure is not None:
+        log.error("tlog %s: %s; this flight has no telemetry log", path, failure)
+        yield None
+        return
+    stop = connection.add_listener(EVERY_MESSAGE, tlog.record)
+    try:
+        yield tlog
+    finally:
+        stop()
+        await tlog.__aexit__(None, None, None)

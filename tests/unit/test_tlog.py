@@ -97,3 +97,19 @@ async def test_a_writer_that_cannot_keep_up_drops_and_counts_never_blocks(tmp_pa
 def test_a_cap_too_small_to_hold_a_frame_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1 KiB"):
         TlogWriter(tmp_path / "x.tlog", max_bytes=100)
+
+
+async def test_a_log_that_cannot_be_opened_costs_the_log_never_the_flight(tmp_path: Path) -> None:
+    """Test that when the log's folder cannot be made (here a file stands in its place), the block still runs,
+    without a log, and says so."""
+    from flightctl.link.connection import MavConnection
+    from flightctl.link.tlog import recording
+    from flightctl.link.transport import transport_for_url
+
+    (tmp_path / "not-a-folder").write_text("x")
+    connection = MavConnection(transport_for_url("udpout:127.0.0.1:9"))
+    ran = False
+    async with recording(connection, tmp_path / "not-a-folder" / "KWL-1.tlog") as tlog:
+        ran = True
+    assert ran
+    assert tlog is None
