@@ -367,7 +367,7 @@ async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
         first = short_order("KWL-SEQ-1")
         assert (await ground.answer(await ground.send_order(first), timeout_s=300)).type == "order_accepted"
         landed = await ground.state(first.order_id, "LANDED", timeout_s=900)
-        assert landed.data["detail"]["released"] is True, ground.story(first.order_id)
+        assert landed.data["detail"]["released"] is True, f"{ground.story(first.order_id)}\n{rig.daemon.log_tail()}"
         await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed after the first")
         assert vehicle.state.mode == "AUTO", "the case under test: the first delivery left the vehicle in AUTO"
 
