@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from shapely.geometry import Point, Polygon
 
 from flightctl.config import StrictModel
+from flightctl.delivery.fixed_wing import FixedWingSettings
 from flightctl.geo import AltFrame, Location, distance_m
 
 
@@ -197,8 +198,17 @@ class PositionTrustLimits(StrictModel):
     hold_window_s: float = Field(default=5.0, gt=0)
 
 
+class VehicleKind(enum.StrEnum):
+    """What the airframe is, and so how it delivers."""
+
+    MULTIROTOR = "multirotor"  # hover at the drop point: payload place, release at height, winch
+    FIXED_WING = "fixed-wing"  # airstrip to airstrip: the parcel is unloaded after landing
+    VTOL = "vtol"  # an ArduPlane QuadPlane: cruise on the wing, land or hover at the destination
+
+
 class VehicleProfile(StrictModel):
     name: str
+    kind: VehicleKind = VehicleKind.MULTIROTOR
     max_payload_kg: float = Field(gt=0)
     cruise_speed_m_s: float = Field(gt=0)
     cruise_alt_m: float = Field(gt=0)
@@ -213,6 +223,15 @@ class VehicleProfile(StrictModel):
     battery: BatteryRules = Field(default_factory=BatteryRules)
     wind: WindRules = Field(default_factory=WindRules)
     position_trust: PositionTrustLimits = Field(default_factory=PositionTrustLimits)
+    fixed_wing: FixedWingSettings | None = None  # required for the kinds that fly on a wing
+
+    @model_validator(mode="after")
+    def _wing_settings_for_a_wing(self) -> VehicleProfile:
+        if self.kind is not VehicleKind.MULTIROTOR and self.fixed_wing is None:
+            raise ValueError(f"a {self.kind.value} profile needs a fixed_wing section (take-off, climb, landing)")
+        if self.kind is VehicleKind.MULTIROTOR and self.fixed_wing is not None:
+            raise ValueError("a multirotor profile has no fixed_wing section: set kind to fixed-wing or vtol")
+        return self
 
 
 def zone_contains(order: DeliveryOrder, position: Location) -> bool:
