@@ -57,21 +57,7 @@ def preflight_checks(
     profile, order, site = plan.profile, plan.order, plan.site
     checks: list[Check] = []
 
-    fix, sats = state.gps_fix_type or 0, state.gps_satellites or 0
-    checks.append(
-        Check(
-            "gps",
-            fix >= 3 and sats >= profile.min_satellites,
-            f"fix {state.gps_fix_name}, {sats} satellites (need 3D fix and {profile.min_satellites})",
-        )
-    )
-    checks.append(
-        Check(
-            "ekf",
-            state.ekf_nav_ready,
-            f"flags 0x{state.ekf_flags or 0:x} ({'navigating' if state.ekf_nav_ready else 'not navigating'})",
-        )
-    )
+    checks += navigation_checks(profile, state)
     if state.home is None:
         checks.append(Check("home", False, "the vehicle has reported no home position"))
     else:
@@ -91,21 +77,13 @@ def preflight_checks(
             f"{order.parcel_kg:g} kg (limit {profile.max_payload_kg:g} kg)",
         )
     )
-    checks.append(_battery_voltage(profile, state))
+    checks.append(battery_voltage_check(profile, state))
     wind_check, wind = _ground_wind(profile, ground_wind, now_utc)
     checks.append(wind_check)
     checks.append(_wind_in_flight(profile, vehicle_estimates_wind))
-    available = available_energy_wh(profile, state)
-    unreported = state.battery_remaining_pct is None and profile.battery.unreported_remaining == "no-go"
-    if available is None or unreported:
-        checks.append(
-            Check(
-                "energy",
-                False,
-                "the autopilot reports no remaining capacity for the pack, so the energy for the route cannot be "
-                "judged (profile battery.unreported_remaining: no-go)",
-            )
-        )
+    available = energy_on_board(profile, state)
+    if isinstance(available, Check):
+        checks.append(available)
     else:
         # The measured ground wind as a headwind on every leg. An unknown wind is already a NO-GO of its own
         # (unless waived); the energy is then planned in still air, and says so.
@@ -132,7 +110,38 @@ def preflight_checks(
     return GoNoGo(tuple(checks))
 
 
-def _battery_voltage(profile: VehicleProfile, state: VehicleState) -> Check:
+def navigation_checks(profile: VehicleProfile, state: VehicleState) -> list[Check]:
+    """GPS and EKF: whether the vehicle knows where it is well enough to fly."""
+    fix, sats = state.gps_fix_type or 0, state.gps_satellites or 0
+    return [
+        Check(
+            "gps",
+            fix >= 3 and sats >= profile.min_satellites,
+            f"fix {state.gps_fix_name}, {sats} satellites (need 3D fix and {profile.min_satellites})",
+        ),
+        Check(
+            "ekf",
+            state.ekf_nav_ready,
+            f"flags 0x{state.ekf_flags or 0:x} ({'navigating' if state.ekf_nav_ready else 'not navigating'})",
+        ),
+    ]
+
+
+def energy_on_board(profile: VehicleProfile, state: VehicleState) -> float | Check:
+    """The energy go/no-go may plan with, or the NO-GO that says why it cannot be judged."""
+    available = available_energy_wh(profile, state)
+    unreported = state.battery_remaining_pct is None and profile.battery.unreported_remaining == "no-go"
+    if available is None or unreported:
+        return Check(
+            "energy",
+            False,
+            "the autopilot reports no remaining capacity for the pack, so the energy for the route cannot be "
+            "judged (profile battery.unreported_remaining: no-go)",
+        )
+    return available
+
+
+def battery_voltage_check(profile: VehicleProfile, state: VehicleState) -> Check:
     limit = profile.battery_abort_voltage_v
     voltage = state.battery_voltage_v
     if voltage is None:

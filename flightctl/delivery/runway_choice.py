@@ -9,20 +9,51 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 
-from flightctl.config import StrictModel
+from flightctl.config import StrictModel, validation_problems
 from flightctl.delivery.airstrips import Airstrip, RunwayEnd
 from flightctl.errors import ConfigError
 
 
 class SurfaceWind(StrictModel):
-    """The wind measured at an airstrip: where it blows from (degrees true) and how hard (mean, and gusts)."""
+    """The wind measured at an airstrip: where it blows from (degrees true), how hard (mean, and gusts), and
+    when it was measured (go/no-go refuses an old one; a forecast aloft has no such time)."""
 
     from_deg: float = Field(ge=0, le=360)
     speed_m_s: float = Field(ge=0, le=100)
     gust_m_s: float | None = Field(default=None, ge=0, le=120)
+    measured_at: datetime | None = None
+
+    @field_validator("measured_at")
+    @classmethod
+    def _zoned(cls, when: datetime | None) -> datetime | None:
+        if when is not None and when.tzinfo is None:
+            raise ValueError("give the time with its zone (e.g. Z)")
+        return when
+
+    @classmethod
+    def parse(cls, text: str) -> SurfaceWind:
+        """``FROM/SPEED`` or ``FROM/SPEEDgGUST``, optionally ``@ISO-TIME``: ``210/10``, ``120/8g14@2026-12-01T09:40Z``
+        (degrees true the wind blows from, metres per second)."""
+        example = "(e.g. 210/10 or 120/8g14@2026-12-01T09:40Z)"
+        body, at, when = text.partition("@")
+        direction, slash, speeds = body.partition("/")
+        speed, g, gust = speeds.lower().partition("g")
+        if not slash or not direction or not speed or (g and not gust) or (at and not when):
+            raise ConfigError(f"wind {text!r}: expected FROM/SPEED[gGUST][@TIME] {example}")
+        try:
+            return cls(
+                from_deg=float(direction),
+                speed_m_s=float(speed),
+                gust_m_s=float(gust) if gust else None,
+                measured_at=datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
+            )
+        except (ValueError, ValidationError) as exc:
+            problem = validation_problems(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise ConfigError(f"wind {text!r}: {problem} {example}") from None
 
     @property
     def design_speed_m_s(self) -> float:
