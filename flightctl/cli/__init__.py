@@ -13,6 +13,7 @@ from flightctl.cli.common import errors
 from flightctl.cli.deliver import deliver
 from flightctl.cli.dispatch import dispatch
 from flightctl.cli.events import events
+from flightctl.cli.leg import leg_app
 from flightctl.cli.mission import mission_app
 from flightctl.cli.order import order_app
 from flightctl.cli.relay import relay
@@ -30,6 +31,7 @@ app.add_typer(order_app, name="order")
 app.command()(events)
 app.command()(telemetry)
 app.add_typer(mission_app, name="mission")
+app.add_typer(leg_app, name="leg")
 app.add_typer(sim_app, name="sim")
 app.add_typer(signing_app, name="signing")
 app.add_typer(broker_app, name="broker")

@@ -249,3 +249,27 @@ def _wing(profile: VehicleProfile) -> FixedWingSettings:
     if profile.fixed_wing is None:
         raise PlanningError(f"profile {profile.name!r} is a {profile.kind.value}: it cannot fly an airstrip leg")
     return profile.fixed_wing
+
+
+# Fence types ArduPlane enforces on a leg: the maximum altitude (1) and the corridor polygon (4).
+FENCE_ALT_AND_POLYGON = 5
+FENCE_ACTION_RTL = 1  # on a plane with RTL_AUTOLAND 2: straight to the nearest landing sequence
+RTL_NEAREST_LANDING_SEQUENCE = 2
+# Room above the cruise height before the altitude fence: the climb to it overshoots a little.
+FENCE_ALT_MARGIN_M = 50.0
+
+
+def flight_params(plan: LegPlan) -> dict[str, float]:
+    """The parameters a leg is flown with: how ArduPlane flares, that an RTL (commanded, a failsafe's, a fence
+    breach's) flies straight to the nearest DO_LAND_START, and the fence."""
+    wing = _wing(plan.profile)
+    return {
+        "AIRSPEED_CRUISE": plan.profile.cruise_speed_m_s,
+        "LAND_FLARE_SEC": wing.land_flare_s,
+        "LAND_PITCH_DEG": wing.land_pitch_deg,
+        "RTL_AUTOLAND": RTL_NEAREST_LANDING_SEQUENCE,
+        "FENCE_TYPE": FENCE_ALT_AND_POLYGON,
+        "FENCE_ALT_MAX": plan.leg.cruise_height_m + FENCE_ALT_MARGIN_M,
+        "FENCE_ACTION": FENCE_ACTION_RTL,
+        "FENCE_ENABLE": 1,
+    }

@@ -22,13 +22,14 @@ SHARED = {
     "--signing-key": "key",
     "--journal": "journal",
     "--depot-wind": "depot's measured mean wind",
+    "--airstrip-wind": "airstrip's measured surface wind",
     "--timeout": "link",
     "--answer-timeout": "answer",
     "--json": "JSON",
 }
 # Every option that names one of these concepts, whatever the command.
 ALLOWED = {
-    "wind": {"--depot-wind", "--sim-wind"},
+    "wind": {"--depot-wind", "--sim-wind", "--airstrip-wind"},
     "timeout": {"--timeout", "--answer-timeout", "--link-lost-timeout"},
     "key": {"--signing-key"},
     "journal": {"--journal"},

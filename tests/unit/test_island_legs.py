@@ -293,3 +293,70 @@ def test_a_multirotor_profile_cannot_fly_a_leg() -> None:
     the_leg = leg("kirkwall-north-ronaldsay")
     with pytest.raises(PlanningError, match="is a multirotor: it cannot fly an airstrip leg"):
         plan_leg(the_leg, airstrips_of(the_leg), QUAD, {"EGEN": wind(0, 0), "EGES": wind(0, 0)})
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+
+
+def test_leg_plan_prints_every_runway_and_writes_a_mission_a_ground_station_loads(tmp_path: Path) -> None:
+    """Test `flightctl leg plan` with winds at three airstrips: the runway table, the chosen ends, the JSON
+    record, and a QGC .plan file that reads back as the planner's mission and corridor."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flightctl.cli import app
+    from flightctl.missions.formats import load_plan
+
+    runner = CliRunner()
+    out = tmp_path / "leg.plan"
+    winds = [
+        "--airstrip-wind",
+        "EGPA=060/10",
+        "--airstrip-wind",
+        "egen=060/10",
+        "--airstrip-wind",
+        "EGES=060/10@2026-12-01T09:40Z",
+    ]
+    shown = runner.invoke(app, ["leg", "plan", "kirkwall-north-ronaldsay", *winds, "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "take off EGPA runway 09, land EGEN runway 03" in " ".join(shown.output.split())
+    assert "tailwind 8.6" in shown.output  # the table wraps at the terminal's width
+    loaded = load_plan(out)
+    expected = plan(origin=wind(60, 10), EGEN=wind(60, 10), EGES=wind(60, 10)).mission
+    assert loaded.mission[1:] == expected.mission[1:]
+    assert loaded.fence == expected.fence
+    as_json = runner.invoke(app, ["leg", "plan", "kirkwall-north-ronaldsay", *winds, "--json"])
+    record = json.loads(as_json.stdout)
+    assert [s["runway"] for s in record["sequences"]] == ["EGEN runway 03", "EGES runway 03", "EGPA runway 09"]
+    assert record["water"] == [{"name": "the North Isles sea crossing", "from_km": 6.0, "to_km": 51.0}]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--airstrip-wind", "EGEN=120/10", "--airstrip-wind", "EGES=060/5"],
+            "no usable runway at North Ronaldsay (EGEN)",
+        ),
+        (["--airstrip-wind", "EGES=060/5"], "no measured wind for North Ronaldsay (EGEN)"),
+        (["--airstrip-wind", "EGXX=060/5"], "ICAO one of EGEN, EGES, EGPA"),
+        (["--airstrip-wind", "EGEN=060"], "expected FROM/SPEED"),
+        (
+            ["--airstrip-wind", "EGEN=060/5", "--airstrip-wind", "EGES=060/5", "--profile", "sitl-quad"],
+            "is a multirotor",
+        ),
+    ],
+)
+def test_leg_plan_refuses_with_one_line_saying_why(arguments: list[str], message: str, tmp_path: Path) -> None:
+    """Test that a wind out of limits, a missing or mistyped wind, or a multirotor profile is one error line
+    and exit 1, and no file is written."""
+    from typer.testing import CliRunner
+
+    from flightctl.cli import app
+
+    out = tmp_path / "leg.plan"
+    result = CliRunner().invoke(app, ["leg", "plan", "kirkwall-north-ronaldsay", *arguments, "--out", str(out)])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert not out.exists()

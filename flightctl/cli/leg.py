@@ -1,0 +1,139 @@
+"""``flightctl leg plan``: an island leg planned for the measured winds, with every runway's numbers, and its
+mission written to a file a ground station can load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from flightctl.cli.common import JsonOption, console, fail, report
+from flightctl.errors import FlightctlError
+
+if TYPE_CHECKING:
+    from flightctl.delivery.leg_planner import AirstripsOfLeg
+    from flightctl.delivery.legs import Leg
+    from flightctl.delivery.runway_choice import SurfaceWind
+
+leg_app = typer.Typer(no_args_is_help=True, help="Island legs flown airstrip to airstrip.")
+
+LegArgument = Annotated[str, typer.Argument(help="Leg file, or a name in configs/legs/.")]
+WindOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--airstrip-wind",
+        help="An airstrip's measured surface wind: ICAO=FROM/SPEED[gGUST][@TIME] (degrees true it blows from, m/s, "
+        "ISO 8601 time), e.g. EGEN=030/8g12@2026-12-01T09:40Z. Give one for the destination and the alternate; the "
+        "departure field's defaults to calm.",
+    ),
+]
+
+
+def leg_and_airstrips_or_exit(name: str) -> tuple[Leg, AirstripsOfLeg]:
+    """The leg and its three airstrips (named in the leg, resolved beside it or in configs/airstrips/)."""
+    from flightctl.config import beside, named_config, names_a_file, read_yaml_model
+    from flightctl.delivery.airstrips import Airstrip
+    from flightctl.delivery.leg_planner import AirstripsOfLeg
+    from flightctl.delivery.legs import Leg
+
+    try:
+        path = named_config("legs", name)
+        leg = read_yaml_model(path, Leg)
+
+        def strip(named: str) -> Airstrip:
+            where = beside(path, Path(named)) if names_a_file(named) else named_config("airstrips", named)
+            return read_yaml_model(where, Airstrip)
+
+        return leg, AirstripsOfLeg(strip(leg.origin), strip(leg.destination), strip(leg.alternate))
+    except FlightctlError as exc:
+        raise fail(exc) from None
+
+
+def winds_or_exit(texts: list[str] | None, airstrips: AirstripsOfLeg) -> dict[str, SurfaceWind]:
+    from flightctl.delivery.runway_choice import SurfaceWind
+    from flightctl.errors import ConfigError
+
+    known = {strip.icao for strip in (airstrips.origin, airstrips.destination, airstrips.alternate)}
+    winds: dict[str, SurfaceWind] = {}
+    try:
+        for text in texts or []:
+            icao, equals, wind = text.partition("=")
+            if not equals or icao.upper() not in known:
+                raise ConfigError(
+                    f"--airstrip-wind {text!r}: expected ICAO=FROM/SPEED with ICAO one of {', '.join(sorted(known))}"
+                )
+            winds[icao.upper()] = SurfaceWind.parse(wind)
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    return winds
+
+
+@leg_app.command("plan")
+def plan(
+    leg: LegArgument,
+    wind: WindOption = None,
+    profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")] = (
+        "sitl-plane"
+    ),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the mission, fence and rally here (.plan, .waypoints, .yaml).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Plan LEG for the measured winds: the runway chosen at each end and why, every landing sequence, the
+    distances; exit 1 with every runway's numbers when the destination or the alternate has none usable."""
+    from flightctl.config import named_config, read_yaml_model
+    from flightctl.delivery.leg_planner import landing_limits, plan_leg
+    from flightctl.delivery.order import VehicleProfile
+    from flightctl.delivery.runway_choice import CALM, assess
+    from flightctl.missions.formats import save_plan
+
+    the_leg, airstrips = leg_and_airstrips_or_exit(leg)
+    winds = winds_or_exit(wind, airstrips)
+    try:
+        the_profile = read_yaml_model(named_config("profiles", profile), VehicleProfile)
+        planned = plan_leg(the_leg, airstrips, the_profile, winds)
+        if out is not None:
+            save_plan(planned.mission, out)
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    record = {
+        "leg": the_leg.name,
+        "departure": planned.departure.end.name,
+        "landing": planned.landing.end.name,
+        "track_km": round(planned.track_km, 1),
+        "to_alternate_km": round(planned.to_alternate_km, 1),
+        "sequences": [
+            {"runway": s.end.name, "do_land_start_seq": s.start_seq, "land_seq": s.land_seq} for s in planned.sequences
+        ],
+        "water": [w.model_dump() for w in the_leg.water],
+        "mission_items": len(planned.mission.mission),
+        "out": None if out is None else str(out),
+    }
+    if as_json:
+        report(True, record, "")
+        return
+    table = Table(title=f"{the_leg.name}: runways for the measured winds")
+    for column in ("airstrip", "wind", "runway", "headwind", "crosswind", "verdict"):
+        table.add_column(column)
+    for strip in (airstrips.origin, airstrips.destination, airstrips.alternate):
+        measured = winds.get(strip.icao, CALM)
+        for assessment in assess(strip, measured, landing_limits(the_profile)):
+            table.add_row(
+                strip.name,
+                measured.text(),
+                assessment.end.designator,
+                f"{assessment.headwind_m_s:+.1f} m/s",
+                f"{assessment.crosswind_m_s:.1f} m/s",
+                "usable" if assessment.usable else "; ".join(assessment.problems),
+            )
+    console.print(table)
+    report(
+        False,
+        record,
+        f"take off {planned.departure.end.name}, land {planned.landing.end.name}: {planned.track_km:.1f} km, "
+        f"{len(planned.sequences)} landing sequences, {planned.to_alternate_km:.1f} km on to the alternate"
+        + (f"; mission written to {out}" if out else ""),
+    )
