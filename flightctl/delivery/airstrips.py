@@ -47,7 +47,9 @@ class ApproachGeometry(StrictModel):
     initial_fix_m: float = Field(default=3000, gt=0, description="initial approach fix, from the threshold")
     initial_height_m: float = Field(default=80, gt=0, description="at the initial approach fix, above the field")
     final_fix_m: float = Field(default=800, gt=0, description="where the glide slope starts, from the threshold")
-    touchdown_m: float = Field(default=60, ge=0, description="the aim point, past the threshold")
+    # NAV_LAND's point, past the threshold. ArduPlane comes to rest close to it, having first touched down some
+    # tens of metres before it (SITL's plane: about 45 m), so it sits far enough in that the wheels meet runway.
+    touchdown_m: float = Field(default=100, ge=0, description="the aim point, past the threshold")
     missed_approach_height_m: float = Field(default=80, gt=0, description="climb to this, straight ahead")
     missed_approach_m: float = Field(default=1500, gt=0, description="straight ahead past the aim point")
 

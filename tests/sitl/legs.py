@@ -16,13 +16,14 @@ from flightctl.vehicle.vehicle import Vehicle
 # Legs are long (53 km is 40 minutes of flight at 22 m/s): fly them fast. ArduPlane's own autotest flies its
 # plane at speedups this high; the vehicle-time deadlines below hold at any speedup.
 LEG_SPEEDUP = float(os.environ.get("FLIGHTCTL_LEG_SPEEDUP", "40"))
-# Above the field (SITL's flat world puts every airstrip at home's height): the wheels are on the ground.
-ON_THE_GROUND_M = 0.5
+# Above the field (SITL's flat world puts every airstrip at home's height): the wheels are on the ground (the
+# plane rests at about -0.25 m).
+ON_THE_GROUND_M = 0.0
 
 
 @dataclass
 class Flown:
-    touchdown: VehicleState | None = None  # the first state on the ground after flying
+    touchdown: VehicleState | None = None  # first contact: the first state on the ground after flying
     touchdown_seq: int | None = None  # the mission item it touched down under
     stopped: VehicleState | None = None  # disarmed after the roll-out
     highest_m: float = 0.0
@@ -89,6 +90,7 @@ def heading_error_deg(sequence: LandingSequence, state: VehicleState) -> float:
     return abs((state.heading_deg - sequence.end.heading_deg + 180.0) % 360.0 - 180.0)
 
 
-def touchdown_miss_m(sequence: LandingSequence, state: VehicleState) -> float:
+def miss_m(sequence: LandingSequence, state: VehicleState) -> float:
+    """How far ``state`` is from the sequence's NAV_LAND point."""
     assert state.position is not None
     return distance_m(state.position, sequence.aim_point)

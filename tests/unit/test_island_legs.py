@@ -258,7 +258,7 @@ def test_a_landing_sequence_is_an_approach_on_the_profiles_glide_slope_and_a_mis
             math.radians(bearing_deg(end.along(0), point) - end.heading_deg)
         )
         assert abs(off_line) < 1.0, "every approach point is on the extended centreline"
-    assert distance_m(end.threshold, land) == pytest.approx(60, abs=0.5)
+    assert distance_m(end.threshold, land) == pytest.approx(100, abs=0.5)
     assert seq[6].param1 == sequence.start_seq
     assert seq[6].param2 == 1
     assert seq[0].location() == initial.with_alt(initial.alt_m, initial.frame)
