@@ -28,7 +28,15 @@ from flightctl.vehicle.telemetry import stream_rates
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
 from sitl.locations import Home
-from sitl.paths import VehicleKind, ardupilot_defaults, ardupilot_home, delivery_params, sitl_binary, sitl_model
+from sitl.paths import (
+    VehicleKind,
+    ardupilot_defaults,
+    ardupilot_home,
+    delivery_params,
+    model_defaults,
+    sitl_binary,
+    sitl_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class SitlInstance:
         *,
         home: Home,
         vehicle: VehicleKind = "copter",
+        model: str | None = None,
         instance: int = 0,
         speedup: float = 1.0,
         params: Sequence[Path] | None = None,
@@ -59,14 +68,19 @@ class SitlInstance:
     ) -> None:
         if not 0 <= instance <= 50:
             raise SitlError(f"SITL instance {instance} is outside 0..50")
+        # ``model``: a SITL model other than the binary's default (``quadplane`` runs on ArduPlane), with
+        # ArduPilot's defaults for it and ours on top.
+        defaults = [ardupilot_defaults(vehicle), delivery_params(vehicle)]
+        if model is not None:
+            vehicle, ardupilot_file, ours = model_defaults(model)
+            defaults = [ardupilot_file, ours]
         self.kind: VehicleKind = vehicle
+        self.model = model or sitl_model(vehicle)
         self.instance = instance
         self.speedup = speedup
         self.home = home
         self.binary = sitl_binary(vehicle)
-        self.param_files = (
-            list(params) if params is not None else [ardupilot_defaults(vehicle), delivery_params(vehicle)]
-        )
+        self.param_files = list(params) if params is not None else defaults
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"flightctl-sitl-{vehicle}-{instance}-"))
         self.ready_timeout_s = ready_timeout_s
@@ -136,7 +150,7 @@ class SitlInstance:
         return [
             str(self.binary),
             "--model",
-            sitl_model(self.kind),
+            self.model,
             "--speedup",
             f"{self.speedup:g}",
             "--home",
@@ -270,7 +284,7 @@ class SitlInstance:
 
     def __repr__(self) -> str:
         state = "RUNNING" if self.running else "STOPPED"
-        return f"<SitlInstance {self.kind} -I {self.instance} x{self.speedup:g} [{state}]>"
+        return f"<SitlInstance {self.model} -I {self.instance} x{self.speedup:g} [{state}]>"
 
 
 async def _ping_ftp(vehicle: Vehicle) -> None:

@@ -23,6 +23,11 @@ _ARDUPILOT_DEFAULTS = {
     "plane": "Tools/autotest/models/plane.parm",
 }
 _MODEL = {"copter": "quad", "plane": "plane"}
+# SITL models other than a binary's default, with ArduPilot's own defaults for them: the QuadPlane (VTOL) is
+# ArduPlane with four lift motors on outputs 5 to 8.
+MODELS: dict[str, tuple[VehicleKind, str]] = {
+    "quadplane": ("plane", "Tools/autotest/default_params/quadplane.parm"),
+}
 
 
 def ardupilot_home() -> Path:
@@ -49,6 +54,19 @@ def ardupilot_defaults(vehicle: VehicleKind) -> Path:
 
 def sitl_model(vehicle: VehicleKind) -> str:
     return _MODEL[vehicle]
+
+
+def model_defaults(model: str) -> tuple[VehicleKind, Path, Path]:
+    """For a SITL model other than a binary's default (``quadplane``): the binary it runs on, ArduPilot's own
+    defaults for it, and our delivery parameters for it."""
+    try:
+        vehicle, relative = MODELS[model]
+    except KeyError:
+        raise SitlNotBuilt(f"unknown SITL model {model!r}: known are {', '.join(sorted(MODELS))}") from None
+    path = ardupilot_home() / relative
+    if not path.is_file():
+        raise SitlNotBuilt(f"ArduPilot's SITL defaults for {model} are missing: {path}")
+    return vehicle, path, configs_dir() / "params" / f"{model}-delivery.parm"
 
 
 def delivery_params(vehicle: VehicleKind) -> Path:

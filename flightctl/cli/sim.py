@@ -70,12 +70,14 @@ def deliver(
         float, typer.Option("--sim-wind", min=0, max=50, help="SITL's simulated wind (SIM_WIND_SPD), m/s.")
     ] = 0.0,
 ) -> None:
-    """Start ArduCopter SITL at the site's depot with the delivery profile and fly one delivery on it.
+    """Start SITL at the site's depot with the delivery profile and fly one delivery on it: ArduCopter for a
+    multirotor profile, ArduPlane's QuadPlane for a vtol one.
 
     The depot's ground wind measurement is the simulation's own wind (SITL is its own weather station)."""
     from datetime import UTC, datetime
 
     from flightctl.cli.deliver import NOT_DELIVERED_EXIT, load_plan_or_exit, run_delivery
+    from flightctl.delivery.order import VehicleKind
     from flightctl.delivery.wind import GroundWind
     from sitl.instance import SitlInstance
     from sitl.locations import Home
@@ -83,9 +85,13 @@ def deliver(
     plan = load_plan_or_exit(order, site, profile)
     depot = plan.site.depot
     home = Home(lat_deg=depot.lat, lon_deg=depot.lon, alt_m=plan.site.depot_alt_m, heading_deg=0)
+    vtol = plan.profile.kind is VehicleKind.VTOL
 
     async def go() -> bool:
-        async with SitlInstance(home=home, vehicle="copter", instance=instance, speedup=speedup) as sim:
+        async with SitlInstance(
+            home=home, vehicle="plane" if vtol else "copter", model="quadplane" if vtol else None,
+            instance=instance, speedup=speedup,
+        ) as sim:  # fmt: skip
             console.print(f"SITL ready at {plan.site.name} (connect to watch: {sim.serial1_url})", markup=False)
             await sim.vehicle.params.set("SIM_WIND_SPD", wind_m_s)
             ground_wind = GroundWind(wind_m_s, datetime.now(UTC), "SITL's simulated wind (SIM_WIND_SPD)")

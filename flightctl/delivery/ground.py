@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from flightctl.delivery.events import CheckStage, Command, Observation
 from flightctl.delivery.ground_steps import Arm, SetMode, StartAt, arm_steps, fence_values
 from flightctl.delivery.machine import Trigger
+from flightctl.delivery.order import VehicleKind
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import Check, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
-from flightctl.delivery.wind import DRAG_PARAMS, GroundWind, vehicle_estimates_wind
+from flightctl.delivery.wind import AIRSPEED_PARAM, DRAG_PARAMS, GroundWind, vehicle_estimates_wind
 from flightctl.errors import ConditionTimeout, FlightctlError, MustStop
 from flightctl.missions.model import MissionPlan
 from flightctl.missions.verify import expected_on_vehicle
@@ -25,7 +26,8 @@ async def preflight(
 ) -> bool:
     await record.enter(Trigger.GROUND_PHASE_STARTED)
     await vehicle.payload.discover()
-    drag = {name: float((await vehicle.params.get(name)).value) for name in DRAG_PARAMS}
+    names = DRAG_PARAMS if plan.profile.kind is VehicleKind.MULTIROTOR else (*DRAG_PARAMS, AIRSPEED_PARAM)
+    drag = {name: float((await vehicle.params.get(name)).value) for name in names}
     estimates_wind = vehicle_estimates_wind(drag)
     await record.note(Observation.WIND_SOURCES, vehicle=estimates_wind, own=plan.profile.wind.drag_bcoef_kg_m2, **drag)
     await record.command(Command.GRIPPER_GRAB)

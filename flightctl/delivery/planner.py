@@ -8,6 +8,11 @@ For the drops the controller commands itself (release at height, winch) there is
 release height, guarded the same way.
 
     0 home | 1 takeoff | 2 speed | transit... | gate hold | jump-home | drop items... | climb | return... | land
+
+A VTOL (an ArduPlane QuadPlane) flies the same mission with its own take-off and landing commands; it cruises
+on the wing and hovers from a point short of the drop: transit... | approach | to hover | above the drop | gate
+... | climb | to the wing | return... | VTOL land. ArduPlane has no winch and places a payload only under a Lua
+script, so a VTOL drops by release at height, the controller opening the gripper at the hover hold.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import itertools
 from dataclasses import dataclass
 
 from flightctl.delivery.energy import EnergyEstimate, delivery_energy
-from flightctl.delivery.order import DeliveryMethod, DeliveryOrder, LatLon, Site, VehicleProfile
-from flightctl.delivery.routing import plan_route
+from flightctl.delivery.order import DeliveryMethod, DeliveryOrder, LatLon, Site, VehicleKind, VehicleProfile
+from flightctl.delivery.routing import PlanningError, plan_route
 from flightctl.dialect import mavlink
-from flightctl.geo import AltFrame, Location, distance_m
+from flightctl.geo import AltFrame, Location, bearing_deg, distance_m, offset
 from flightctl.missions.geofence import FencePolygon, FenceShapes, fence_items, return_point_item
 from flightctl.missions.model import MissionItem, MissionPlan
 
 # Keep this far from no-fly zones and the operating area's edge.
 ROUTE_MARGIN_M = 50.0
+# A VTOL goes from the wing to the hover this far short of the drop point (it slows down over about 150 m).
+VTOL_HOVER_FROM_M = 300.0
+VTOL_STATE_MC = 3  # MAV_VTOL_STATE: hover on the lift motors
+VTOL_STATE_FW = 4  # on the wing
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,26 @@ def _jump(target_seq: int) -> MissionItem:
     return MissionItem(mavlink.MAV_CMD_DO_JUMP, param1=target_seq, param2=1)
 
 
+def _transition(state: int) -> MissionItem:
+    return MissionItem(mavlink.MAV_CMD_DO_VTOL_TRANSITION, param1=state)
+
+
+def _check_kind(order: DeliveryOrder, profile: VehicleProfile) -> None:
+    if profile.kind is VehicleKind.FIXED_WING:
+        raise PlanningError(
+            f"profile {profile.name!r} is a fixed-wing: it delivers by landing at an airstrip (flightctl leg), "
+            "not at a drop point"
+        )
+    if profile.kind is VehicleKind.VTOL and order.method is not DeliveryMethod.RELEASE_AT_HEIGHT:
+        raise PlanningError(
+            f"a VTOL (ArduPlane QuadPlane) drops by release_at_height, not {order.method.value}: ArduPlane has no "
+            "winch, and places a payload only under a Lua script"
+        )
+
+
 def plan_delivery(order: DeliveryOrder, site: Site, profile: VehicleProfile) -> DeliveryPlan:
+    _check_kind(order, profile)
+    vtol = profile.kind is VehicleKind.VTOL
     home = site.home()
     cruise = profile.cruise_alt_m
     drop_settings = profile.drop
@@ -95,12 +123,24 @@ def plan_delivery(order: DeliveryOrder, site: Site, profile: VehicleProfile) -> 
     back = list(reversed(out))
     depot_at_cruise = home.with_alt(cruise, AltFrame.RELATIVE)
 
-    items: list[MissionItem] = [
-        MissionItem.home(home),
-        MissionItem.takeoff(cruise),
-        MissionItem.change_speed(profile.cruise_speed_m_s),
-    ]
+    takeoff = (
+        MissionItem(mavlink.MAV_CMD_NAV_VTOL_TAKEOFF, frame=mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, z=cruise)
+        if vtol
+        else MissionItem.takeoff(cruise)
+    )
+    speed = (
+        MissionItem(mavlink.MAV_CMD_DO_CHANGE_SPEED, param1=0, param2=profile.cruise_speed_m_s, param3=-1)
+        if vtol
+        else MissionItem.change_speed(profile.cruise_speed_m_s)
+    )
+    items: list[MissionItem] = [MissionItem.home(home), takeoff, speed]
     items += [MissionItem.waypoint(point) for point in out]
+    if vtol:
+        last = out[-1] if out else home.with_alt(cruise, AltFrame.RELATIVE)
+        if distance_m(last, above_drop) > 2 * VTOL_HOVER_FROM_M:
+            short = offset(above_drop, bearing_deg=bearing_deg(above_drop, last), distance_m=VTOL_HOVER_FROM_M)
+            items.append(MissionItem.waypoint(short))
+        items.append(_transition(VTOL_STATE_MC))
     items.append(MissionItem.waypoint(above_drop))
     gate = order.drop.location(drop_settings.approach_alt_m, AltFrame.RELATIVE)
     gate_seq = len(items)
@@ -130,10 +170,17 @@ def plan_delivery(order: DeliveryOrder, site: Site, profile: VehicleProfile) -> 
     items[jump_index] = _jump(climb_seq)
     if hold_jump_index is not None:
         items[hold_jump_index] = _jump(climb_seq)
+    if vtol:
+        items.append(_transition(VTOL_STATE_FW))
     items += [MissionItem.waypoint(point) for point in back]
-    items.append(MissionItem.waypoint(depot_at_cruise))
-    land_seq = len(items)
-    items.append(MissionItem.land(home.with_alt(0.0, AltFrame.RELATIVE)))
+    touchdown = home.with_alt(0.0, AltFrame.RELATIVE)
+    if vtol:
+        land_seq = len(items)
+        items.append(MissionItem.at(mavlink.MAV_CMD_NAV_VTOL_LAND, touchdown))
+    else:
+        items.append(MissionItem.waypoint(depot_at_cruise))
+        land_seq = len(items)
+        items.append(MissionItem.land(touchdown))
 
     polygons = [FencePolygon(True, _vertices_e7(site.operating_area))]
     polygons += [FencePolygon(False, _vertices_e7(zone.polygon)) for zone in site.no_fly]

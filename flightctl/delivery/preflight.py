@@ -167,11 +167,16 @@ def _ground_wind(profile: VehicleProfile, wind: GroundWind | None, now_utc: date
 
 def _wind_in_flight(profile: VehicleProfile, vehicle_estimates_wind: bool) -> Check:
     own = profile.wind.drag_bcoef_kg_m2 is not None
-    sources = [s for s, ok in (("the autopilot's EKF (drag fusion)", vehicle_estimates_wind), ("our own", own)) if ok]
+    sources = [
+        s
+        for s, ok in (("the autopilot (drag fusion or airspeed sensor)", vehicle_estimates_wind), ("our own", own))
+        if ok
+    ]
     if not sources:
         return Check(
             "wind in flight",
             False,
-            "nothing can estimate the wind in flight: EK3_DRAG_BCOEF_X/Y unset and no drag model in the profile",
+            "nothing can estimate the wind in flight: EK3_DRAG_BCOEF_X/Y unset, no airspeed sensor in use "
+            "(ARSPD_USE) and no drag model in the profile",
         )
     return Check("wind in flight", True, f"estimated by {' and '.join(sources)}")

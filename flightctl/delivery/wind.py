@@ -24,6 +24,8 @@ from flightctl.vehicle.telemetry import VehicleState
 GRAVITY_M_S2 = 9.80665
 # Drag-fusion parameters whose presence (all > 0 in X, Y) means ArduCopter's EKF3 can estimate wind.
 DRAG_PARAMS = ("EK3_DRAG_BCOEF_X", "EK3_DRAG_BCOEF_Y")
+# An aircraft on a wing measures its airspeed: with the sensor in use, ArduPlane's wind estimate is real.
+AIRSPEED_PARAM = "ARSPD_USE"
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,10 @@ class GroundWind:
         return (now - self.measured_at).total_seconds()
 
 
-def vehicle_estimates_wind(drag_params: dict[str, float]) -> bool:
-    """Whether the autopilot's EKF can estimate wind, from its drag-fusion parameters."""
-    return all(drag_params.get(name, 0.0) > 0 for name in DRAG_PARAMS)
+def vehicle_estimates_wind(params: dict[str, float]) -> bool:
+    """Whether the autopilot can estimate wind: its EKF's drag fusion is configured, or (on a wing) its
+    airspeed sensor is in use."""
+    return all(params.get(name, 0.0) > 0 for name in DRAG_PARAMS) or params.get(AIRSPEED_PARAM, 0.0) > 0
 
 
 def own_wind_estimate(state: VehicleState, rules: WindRules) -> float | None:

@@ -1,0 +1,87 @@
+"""A VTOL delivery in ArduPlane's QuadPlane SITL: the multirotor's delivery machine, flown on a wing.
+
+The same plan shape, gate, interlocks and journal as the quad's; the QuadPlane takes off and lands on its lift
+motors, cruises on the wing, and hovers for the drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.order import DeliveryMethod, VehicleKind, VehicleProfile
+from flightctl.delivery.planner import plan_delivery
+from flightctl.delivery.routing import PlanningError
+from flightctl.dialect import mavlink as m
+from flightctl.missions.model import MissionType
+from flightctl.vehicle.vehicle import Vehicle
+from sitl.instance import SitlInstance
+from sitl.locations import Home
+from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+from tests.sitl.deliveries import DELIVERY_SPEEDUP, SITE, assert_home_and_disarmed, commands, fly, order
+
+pytestmark = pytest.mark.sitl
+
+VTOL = read_yaml_model(named_config("profiles", "sitl-vtol"), VehicleProfile)
+ON_THE_WING_M_S = 18.0  # quadplane.parm's Q_ASSIST_SPEED: above it the wing carries the aircraft
+
+
+@pytest.fixture
+async def vtol_sitl() -> AsyncIterator[SitlInstance]:
+    require_sitl("plane")
+    home = Home(lat_deg=SITE.depot.lat, lon_deg=SITE.depot.lon, alt_m=SITE.depot_alt_m, heading_deg=0)
+    async with SitlInstance(
+        home=home, vehicle="plane", model="quadplane", instance=INSTANCE_BASE + 8, speedup=DELIVERY_SPEEDUP
+    ) as sim:
+        yield sim
+
+
+async def _fastest_airspeed(vehicle: Vehicle, seen: list[float]) -> None:
+    async for state in vehicle.telemetry.states():
+        if state.airspeed_m_s is not None:
+            seen.append(state.airspeed_m_s)
+
+
+async def test_vtol_release_at_height_delivery_hovers_to_drop_exactly_once_in_the_zone(
+    vtol_sitl: SitlInstance, tmp_path: Path
+) -> None:
+    """Test a QuadPlane delivery 1.2 km past the school's no-fly zone: VTOL take-off, cruise on the wing,
+    hover from 300 m short of the drop, the gate and the interlocks, exactly one gripper release within 5 m of
+    the target and inside the 4 m zone, the wing home, and a VTOL landing at the depot."""
+    assert VTOL.kind is VehicleKind.VTOL
+    plan = plan_delivery(order("kirkwall-1200m-height"), SITE, VTOL)
+    names = [item.command for item in plan.mission.items(MissionType.MISSION)]
+    assert names[1] == m.MAV_CMD_NAV_VTOL_TAKEOFF
+    assert names.count(m.MAV_CMD_DO_VTOL_TRANSITION) == 2
+    assert names[plan.land_seq] == m.MAV_CMD_NAV_VTOL_LAND
+    airspeeds: list[float] = []
+    watcher = asyncio.create_task(_fastest_airspeed(vtol_sitl.vehicle, airspeeds))
+    try:
+        outcome, events = await fly(vtol_sitl, plan, tmp_path / "journal.sqlite")
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    assert outcome.delivered, outcome.as_json()
+    assert commands(events).count("gripper_release") == 1
+    assert outcome.release_error_m is not None
+    assert outcome.release_error_m <= 4.0, "released inside the order's 4 m zone"
+    interlocks = [e for e in events if e.name == "release interlocks"]
+    assert interlocks[-1].detail["ok"]
+    assert max(airspeeds) >= ON_THE_WING_M_S, "it cruised on the wing"
+    texts = [t.text for t in vtol_sitl.vehicle.telemetry.status_log]
+    assert any("Transition" in text for text in texts), texts[-30:]
+    assert_home_and_disarmed(vtol_sitl)
+
+
+@pytest.mark.parametrize("method", [DeliveryMethod.WINCH, DeliveryMethod.PAYLOAD_PLACE])
+def test_a_vtol_refuses_the_drops_arduplane_cannot_fly(method: DeliveryMethod) -> None:
+    """Test that a winch or payload-place order for the QuadPlane is refused before anything flies, saying why."""
+    the_order = order("kirkwall-1200m-height").model_copy(update={"method": method})
+    with pytest.raises(PlanningError, match="ArduPlane has no winch, and places a payload only under a Lua script"):
+        plan_delivery(the_order, SITE, VTOL)
