@@ -23,7 +23,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "events": ("flightctl.mqtt.broker",),
     "telemetry": ("flightctl.vehicle.vehicle", "flightctl.daemon.telemetry_feed", "flightctl.mqtt.broker"),
     "mission": ("flightctl.vehicle.vehicle", "flightctl.missions.formats", "flightctl.missions.geofence"),
-    "leg": ("flightctl.delivery.leg_planner", "flightctl.missions.formats"),
+    "leg": ("flightctl.delivery.leg_preflight", "flightctl.missions.formats", "flightctl.vehicle.vehicle"),
     "sim": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
     "signing": ("flightctl.vehicle.signing", "flightctl.vehicle.vehicle"),
     "broker": ("flightctl.ground.broker_accounts",),

@@ -1,21 +1,37 @@
 """``flightctl leg plan``: an island leg planned for the measured winds, with every runway's numbers, and its
-mission written to a file a ground station can load."""
+mission written to a file a ground station can load. ``flightctl leg check``: go/no-go for the leg, from the
+aircraft on its runway."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from flightctl.cli.common import JsonOption, console, fail, report
-from flightctl.errors import FlightctlError
+from flightctl.cli.common import (
+    DEFAULT_TIMEOUT_S,
+    ConnectOption,
+    JsonOption,
+    SigningOption,
+    TimeoutOption,
+    connect_vehicle,
+    console,
+    fail,
+    report,
+    run,
+)
+from flightctl.errors import ConditionTimeout, FlightctlError
 
 if TYPE_CHECKING:
     from flightctl.delivery.leg_planner import AirstripsOfLeg
     from flightctl.delivery.legs import Leg
+    from flightctl.delivery.preflight import GoNoGo
     from flightctl.delivery.runway_choice import SurfaceWind
+    from flightctl.vehicle.telemetry import VehicleState
 
 leg_app = typer.Typer(no_args_is_help=True, help="Island legs flown airstrip to airstrip.")
 
@@ -136,4 +152,93 @@ def plan(
         f"take off {planned.departure.end.name}, land {planned.landing.end.name}: {planned.track_km:.1f} km, "
         f"{len(planned.sequences)} landing sequences, {planned.to_alternate_km:.1f} km on to the alternate"
         + (f"; mission written to {out}" if out else ""),
+    )
+
+
+NO_GO_EXIT = 2
+AloftOption = Annotated[
+    str,
+    typer.Option(
+        "--aloft-wind",
+        help="The forecast wind aloft along the leg, FROM/SPEED (degrees true it blows from, m/s): the energy "
+        "check flies the leg into its headwind component.",
+    ),
+]
+
+
+@leg_app.command("check")
+def check(
+    leg: LegArgument,
+    connect: ConnectOption,
+    aloft_wind: AloftOption,
+    parcel_kg: Annotated[float, typer.Option("--parcel-kg", min=0, max=1000, help="Mass of what is loaded, kg.")],
+    wind: WindOption = None,
+    profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")] = (
+        "sitl-plane"
+    ),
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+    signing_key: SigningOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Go/no-go for flying LEG now, from the aircraft on its runway: GPS, EKF, battery, lined up on the departure
+    threshold, a usable runway for each airstrip's measured wind, and the energy into the wind aloft with the
+    reserve to the alternate. Exit 0 GO, 2 NO-GO (every failed check with its numbers), 1 on error."""
+    from datetime import UTC, datetime
+
+    from flightctl.config import named_config, read_yaml_model
+    from flightctl.delivery.leg_preflight import leg_checks
+    from flightctl.delivery.order import VehicleProfile
+    from flightctl.delivery.runway_choice import SurfaceWind
+    from flightctl.vehicle.telemetry import Clock
+
+    the_leg, airstrips = leg_and_airstrips_or_exit(leg)
+    winds = winds_or_exit(wind, airstrips)
+    try:
+        aloft = SurfaceWind.parse(aloft_wind)
+        the_profile = read_yaml_model(named_config("profiles", profile), VehicleProfile)
+    except FlightctlError as exc:
+        raise fail(exc) from None
+
+    async def judge() -> GoNoGo:
+        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle:
+            # What the checks read; one missing after the wait is a NO-GO of its own, never a pass.
+            with contextlib.suppress(ConditionTimeout):
+                await vehicle.telemetry.wait_until(
+                    _has_what_go_no_go_reads,
+                    timeout_s=10,
+                    what="position, heading, GPS, EKF, battery",
+                    clock=Clock.WALL,
+                )
+            verdict, _plan = leg_checks(
+                the_leg,
+                airstrips,
+                the_profile,
+                vehicle.state.snapshot(),
+                winds=winds,
+                wind_aloft=aloft,
+                parcel_kg=parcel_kg,
+                now_utc=datetime.now(UTC),
+            )
+            return verdict
+
+    verdict = run(judge)
+    record = {
+        "leg": the_leg.name,
+        "go": verdict.go,
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in verdict.checks],
+    }
+    if as_json:
+        report(True, record, "")
+    else:
+        for line in verdict.report().splitlines():
+            console.print(Text(line, style="green" if line.startswith("GO") else "bold red"))
+        console.print(Text("GO" if verdict.go else "NO-GO", style="bold green" if verdict.go else "bold red"))
+    if not verdict.go:
+        raise typer.Exit(NO_GO_EXIT)
+
+
+def _has_what_go_no_go_reads(state: VehicleState) -> bool:
+    return all(
+        value is not None
+        for value in (state.position, state.heading_deg, state.gps_fix_type, state.ekf_flags, state.battery_voltage_v)
     )

@@ -9,6 +9,12 @@ runway: past its threshold, never in the undershoot.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
 from flightctl.config import named_config, read_yaml_model
@@ -35,7 +41,8 @@ from tests.sitl.legs import (
 pytestmark = pytest.mark.sitl
 
 PLANE = read_yaml_model(named_config("profiles", "sitl-plane"), VehicleProfile)
-LEG = read_yaml_model(named_config("legs", "kirkwall-north-ronaldsay"), Leg)
+LEG_NAME = "kirkwall-north-ronaldsay"
+LEG = read_yaml_model(named_config("legs", LEG_NAME), Leg)
 LANDED_WITHIN_M = 35.0
 HEADING_WITHIN_DEG = 5.0
 
@@ -125,3 +132,42 @@ async def test_an_rtl_commanded_mid_leg_lands_at_the_nearest_airstrip_through_it
         flown = await watch_until_stopped(vehicle, Flown(highest_m=100), budget_s=40_000 / 15 + 600)
     assert flown.touchdown_seq == nearest.land_seq
     assert_landed_on(nearest, flown)
+
+
+async def _leg_check(url: str, *winds: str) -> tuple[int, dict[str, Any]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flightctl", "leg", "check", LEG_NAME, "--connect", url, "--aloft-wind", "030/5",
+        "--parcel-kg", "2", "--json", *(arg for wind in winds for arg in ("--airstrip-wind", wind)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(120):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    assert out, err.decode()
+    return process.returncode, json.loads(out)
+
+
+async def test_leg_check_from_the_aircraft_on_its_runway_is_go_and_a_crosswind_at_the_destination_is_no_go() -> None:
+    """Test `flightctl leg check` against ArduPlane SITL lined up on Kirkwall's runway 09: GO with every check
+    passing (the aircraft's own position and heading on the threshold among them), then NO-GO, exit 2, when
+    North Ronaldsay reports 10 m/s straight across its strip, with the runway and crosswind numbers."""
+    require_sitl("plane")
+    plan = leg_plan(SurfaceWind.parse("000/0"))
+    assert plan.departure.end.designator == "09"
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    async with SitlInstance(home=lined_up(plan), vehicle="plane", instance=INSTANCE_BASE + 7, speedup=1) as sim:
+        code, record = await _leg_check(sim.serial1_url, f"EGPA=000/0@{now}", f"EGEN=030/6@{now}", f"EGES=030/6@{now}")
+        assert code == 0, record
+        assert record["go"]
+        checks = {check["name"]: check for check in record["checks"]}
+        assert checks["lined up"]["ok"]
+        assert checks["lined up"]["detail"].startswith("0 m from the threshold of EGPA runway 09")
+        code, record = await _leg_check(sim.serial1_url, f"EGPA=000/0@{now}", f"EGEN=120/10@{now}", f"EGES=030/6@{now}")
+    assert code == 2
+    assert not record["go"]
+    failed = {check["name"]: check["detail"] for check in record["checks"] if not check["ok"]}
+    assert list(failed) == ["destination runway"]
+    assert (
+        "EGEN runway 03 (030 deg): headwind -0.1 m/s, crosswind 10.0 m/s: crosswind 10.0 m/s over"
+        in failed["destination runway"]
+    )

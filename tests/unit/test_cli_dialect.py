@@ -23,13 +23,14 @@ SHARED = {
     "--journal": "journal",
     "--depot-wind": "depot's measured mean wind",
     "--airstrip-wind": "airstrip's measured surface wind",
+    "--aloft-wind": "forecast wind aloft",
     "--timeout": "link",
     "--answer-timeout": "answer",
     "--json": "JSON",
 }
 # Every option that names one of these concepts, whatever the command.
 ALLOWED = {
-    "wind": {"--depot-wind", "--sim-wind", "--airstrip-wind"},
+    "wind": {"--depot-wind", "--sim-wind", "--airstrip-wind", "--aloft-wind"},
     "timeout": {"--timeout", "--answer-timeout", "--link-lost-timeout"},
     "key": {"--signing-key"},
     "journal": {"--journal"},
