@@ -26,7 +26,7 @@ from flightctl.daemon.admission import order_problems, plan_or_problem
 from flightctl.daemon.order_rules import Repeat, abort_answer, answer_to_repeat, busy_reason, fails_the_order
 from flightctl.daemon.telemetry_feed import DeliveryStatus
 from flightctl.delivery.decide import Limits
-from flightctl.delivery.events import TERMINAL, DeliveryState
+from flightctl.delivery.events import FLOWN, DeliveryState
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError, OrderRecord
 from flightctl.delivery.machine import Trigger
@@ -176,7 +176,7 @@ class DeliveryWorker:
             if record.answer == "rejected":
                 continue
             history = History.of(await self.journal.events(record.order_id))
-            if history.state in TERMINAL:
+            if history.state in FLOWN:
                 if record.answer is None:
                     await self._reject_after_checks(record, history)
                 continue

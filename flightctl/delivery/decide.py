@@ -19,7 +19,8 @@ Aborts, and how each one brings the vehicle home (``AbortHow``, chosen by the ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from flightctl.delivery.actions import (
     Abort,
@@ -37,9 +38,9 @@ from flightctl.delivery.actions import (
 )
 from flightctl.delivery.energy import available_energy_wh, energy_to_home
 from flightctl.delivery.events import (
+    FLOWN,
     IN_FLIGHT_SUPERVISED,
     ON_THE_GROUND,
-    TERMINAL,
     AbortCause,
     Command,
     DeliveryState,
@@ -51,6 +52,7 @@ from flightctl.delivery.interlocks import release_interlocks
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import DeliveryMethod
 from flightctl.delivery.planner import DeliveryPlan
+from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.geo import distance_m
 from flightctl.vehicle.payload import ReleaseEvidence
 from flightctl.vehicle.telemetry import VehicleState
@@ -78,6 +80,8 @@ class Observed:
     own_wind_m_s: float | None = None  # our own estimate from lean angle (smoothed); None: none made
     position_doubts: tuple[str, ...] = ()  # reasons not to trust the position for a release (position_trust)
     operator_abort: str | None = None  # an operator asked for an abort, with this reason
+    # The newest surface wind reported for each airstrip of an island leg, by ICAO: where it may land now.
+    airstrip_winds: Mapping[str, SurfaceWind] = field(default_factory=dict)
 
 
 class Persistence:
@@ -103,7 +107,7 @@ def decide(
 ) -> list[Action]:
     """The actions to take now, in order; [] means wait for the next observation."""
     state = history.state
-    if state is None or state in TERMINAL or state is DeliveryState.OUT_OF_CONTACT:
+    if state is None or state in FLOWN or state is DeliveryState.OUT_OF_CONTACT:
         return []
     link = _link_decision(plan, history, seen, limits)
     if link is not None:
@@ -112,7 +116,7 @@ def decide(
     if not vehicle.armed and state not in ON_THE_GROUND:
         return [Enter(Trigger.TOUCHED_DOWN, {"released": history.released, "consumed_wh": vehicle.battery_consumed_wh})]
     if state is DeliveryState.ENROUTE and not history.mission_started:
-        return _mission_start(plan, history, vehicle, limits)
+        return mission_start(history, vehicle, limits)
     if state in IN_FLIGHT_SUPERVISED:
         rule = abort_rule(plan, history, seen, persistence, limits)
         if rule is not None:
@@ -163,7 +167,8 @@ def _link_decision(plan: DeliveryPlan, history: History, seen: Observed, limits:
     return []
 
 
-def _mission_start(plan: DeliveryPlan, history: History, vehicle: VehicleState, limits: Limits) -> list[Action]:
+def mission_start(history: History, vehicle: VehicleState, limits: Limits) -> list[Action]:
+    """Armed in AUTO: a note once the mission has visibly begun, or a failure on the ground if it has not in time."""
     seq = vehicle.mission_current_seq or 0
     climbed = (vehicle.relative_alt_m or 0.0) > 2.0
     if seq > 1 or climbed:

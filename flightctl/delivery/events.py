@@ -26,6 +26,11 @@ class DeliveryState(enum.StrEnum):
     OUT_OF_CONTACT = "OUT_OF_CONTACT"
     LANDED = "LANDED"
     FAILED = "FAILED"
+    # An island leg (a fixed-wing aircraft, airstrip to airstrip). The destination went out of limits en route:
+    # on to the alternate, or back to the origin, by the leg's rule.
+    DIVERTING = "DIVERTING"
+    ARRIVED = "ARRIVED"  # landed and disarmed at the destination airstrip: the delivery event
+    UNLOADED = "UNLOADED"  # the ground crew confirmed the unload
 
 
 class AbortCause(enum.StrEnum):
@@ -46,9 +51,12 @@ class ParcelWhereabouts(enum.StrEnum):
     ON_BOARD = "on_board"  # presumed on board: not released when the link was lost
 
 
-TERMINAL = frozenset({DeliveryState.LANDED, DeliveryState.FAILED})
-# States in which the controller's loop ends; a restart resumes OUT_OF_CONTACT, never the terminal ones.
-LOOP_ENDS = TERMINAL | {DeliveryState.OUT_OF_CONTACT}
+# States with no way out in the table.
+TERMINAL = frozenset({DeliveryState.LANDED, DeliveryState.FAILED, DeliveryState.UNLOADED})
+# The flight is over: nothing is left for the controller to fly (a leg that ARRIVED waits only for its unload).
+FLOWN = TERMINAL | {DeliveryState.ARRIVED}
+# States in which the controller's loop ends; a restart resumes OUT_OF_CONTACT, never the flown ones.
+LOOP_ENDS = FLOWN | {DeliveryState.OUT_OF_CONTACT}
 ON_THE_GROUND = frozenset({DeliveryState.PREFLIGHT, DeliveryState.UPLOADING, DeliveryState.ARMING})
 IN_FLIGHT_SUPERVISED = frozenset(
     {DeliveryState.ENROUTE, DeliveryState.ON_STATION, DeliveryState.RELEASING, DeliveryState.RELEASED}

@@ -48,11 +48,15 @@ class Trigger(enum.StrEnum):
     LINK_GIVEN_UP = "link_given_up"  # the link stayed lost past the controller's bound
     TOUCHED_DOWN = "touched_down"  # disarmed after take-off, seen while supervising
     FOUND_LANDED = "found_landed"  # a restarted controller finds the vehicle on the ground
+    # Island legs.
+    DESTINATION_UNUSABLE = "destination_unusable"  # no runway there in limits any more: divert or return
+    ARRIVED_AT_DESTINATION = "arrived_at_destination"  # landed and disarmed at the destination airstrip
+    UNLOAD_CONFIRMED = "unload_confirmed"  # the ground crew says the hold is empty
 
 
 _ON_THE_GROUND: tuple[S | None, ...] = (None, S.PREFLIGHT, S.UPLOADING, S.ARMING)
 # Airborne states a restarted controller can find its delivery in (the journal's last state).
-_AIRBORNE = (S.ENROUTE, S.ON_STATION, S.RELEASING, S.RELEASED, S.RETURNING, S.ABORTING)
+_AIRBORNE = (S.ENROUTE, S.ON_STATION, S.RELEASING, S.RELEASED, S.RETURNING, S.ABORTING, S.DIVERTING)
 
 
 def _from(states: Iterable[S | None], trigger: Trigger, target: S) -> dict[tuple[S | None, Trigger], S]:
@@ -83,6 +87,11 @@ TRANSITIONS: Mapping[tuple[S | None, Trigger], S] = {
     **_from(_AIRBORNE, Trigger.LINK_GIVEN_UP, S.OUT_OF_CONTACT),
     **_from(_AIRBORNE, Trigger.TOUCHED_DOWN, S.LANDED),
     **_from((*_AIRBORNE, S.OUT_OF_CONTACT), Trigger.FOUND_LANDED, S.LANDED),
+    # An island leg: the mission flies it and lands; the controller turns it away when the destination goes out
+    # of limits, and a landing at the destination is the delivery. The crew's unload confirmation follows.
+    (S.ENROUTE, Trigger.DESTINATION_UNUSABLE): S.DIVERTING,
+    **_from((S.ENROUTE, S.ABORTING), Trigger.ARRIVED_AT_DESTINATION, S.ARRIVED),
+    (S.ARRIVED, Trigger.UNLOAD_CONFIRMED): S.UNLOADED,
 }
 
 

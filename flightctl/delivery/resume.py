@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 from flightctl.delivery.actions import Abort, AbortHow, Action, Enter, resolve_abort
-from flightctl.delivery.events import ON_THE_GROUND, TERMINAL, DeliveryState
+from flightctl.delivery.events import FLOWN, ON_THE_GROUND, DeliveryState
 from flightctl.delivery.history import History
 from flightctl.delivery.machine import Trigger
 from flightctl.vehicle.telemetry import VehicleState
@@ -27,7 +27,7 @@ class Start(enum.StrEnum):
 
 def start_decision(history: History, vehicle_armed: bool) -> Start:
     last = history.state
-    if last in TERMINAL:
+    if last in FLOWN:
         return Start.FINISHED
     if vehicle_armed and last is DeliveryState.ARMING and history.armed_by_us:
         return Start.RESUME_FLYING  # we armed it and died before saying so: it is flying our mission

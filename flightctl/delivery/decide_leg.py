@@ -1,0 +1,172 @@
+"""An island leg's decisions, as data: no vehicle, no journal, no I/O.
+
+The mission flies the leg and lands by itself (``leg_planner``): the controller's part is to watch. It acts
+when the destination goes out of limits en route (on to the alternate, or back to the origin, by the leg's
+rule: the mission's current item is set to that airstrip's first landing sequence), when the battery runs
+short (RTL: with RTL_AUTOLAND 2 the nearest airstrip's landing sequence), and when the aircraft has landed
+(at the destination it ARRIVED, the delivery; anywhere else it LANDED with the load on board). A failsafe's
+mode change and a fence breach are the autopilot's to fly: the controller journals them and leaves it be.
+The link lost over the sea changes nothing: the mission lands at the destination without the controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flightctl.delivery.actions import Abort, AbortHow, Action, Enter, Note, SetCurrent
+from flightctl.delivery.decide import Limits, Observed, Persistence, mission_start
+from flightctl.delivery.events import FLOWN, ON_THE_GROUND, AbortCause, Command, DeliveryState, Observation
+from flightctl.delivery.history import History
+from flightctl.delivery.leg_planner import LandingSequence, LegPlan, landing_limits
+from flightctl.delivery.legs import RunwayLostRule
+from flightctl.delivery.machine import Trigger
+from flightctl.delivery.runway_choice import usable_runways
+from flightctl.geo import distance_m
+from flightctl.vehicle.telemetry import VehicleState
+
+# Landed this close to a landing sequence's NAV_LAND point, it landed on that runway.
+ON_THE_RUNWAY_M = 600.0
+# Modes the autopilot flies a leg in without the controller having a say: the mission, and the RTL to the
+# nearest landing sequence (commanded, or a failsafe's).
+LEG_MODES = frozenset({"AUTO", "RTL"})
+# A landing at the destination is the delivery whether the mission or an RTL (to the nearest airstrip, which
+# was the destination) brought it there; a diversion lands elsewhere by definition.
+ARRIVES_FROM = (DeliveryState.ENROUTE, DeliveryState.ABORTING)
+
+
+@dataclass(frozen=True)
+class LegDelivery:
+    """What is carried on a leg: the order's opaque id, its mass, and the leg planned for it."""
+
+    order_id: str
+    plan: LegPlan
+    parcel_kg: float
+
+    @property
+    def outbound_time_s(self) -> float:
+        return self.plan.track_km * 1000 / self.plan.profile.cruise_speed_m_s
+
+    def diversion(self) -> LandingSequence | None:
+        """Where the leg's rule sends the aircraft when the destination is out of limits: the alternate's best
+        landing sequence, or the origin's; None when the mission holds none there."""
+        strips = self.plan.airstrips
+        to = strips.alternate if self.plan.leg.when_destination_unusable is RunwayLostRule.DIVERT else strips.origin
+        sequences = self.plan.sequences_at(to.icao)
+        return sequences[0] if sequences else None
+
+
+def decide_leg(
+    flight: LegDelivery, history: History, seen: Observed, persistence: Persistence, limits: Limits
+) -> list[Action]:
+    """The actions to take now, in order; [] means wait for the next observation."""
+    state = history.state
+    if state is None or state in FLOWN or state is DeliveryState.OUT_OF_CONTACT:
+        return []
+    link = _link(history, seen, limits)
+    if link is not None:
+        return link
+    vehicle = seen.vehicle
+    if not vehicle.armed and state not in ON_THE_GROUND:
+        return [_landed(flight, state, vehicle)]
+    if state is DeliveryState.ENROUTE and not history.mission_started:
+        return mission_start(history, vehicle, limits)
+    if state in (DeliveryState.ENROUTE, DeliveryState.DIVERTING):
+        rule = _abort_rule(flight, history, seen, persistence, limits)
+        if rule is not None:
+            return [rule]
+    if state is DeliveryState.ENROUTE:
+        return _destination_still_usable(flight, seen)
+    if state is DeliveryState.DIVERTING and Command.SET_CURRENT not in history.commands_in_state:
+        # Journaled as DIVERTING, then the set-current did not take (or the controller died before it).
+        target = flight.diversion()
+        if target is not None and (vehicle.mission_current_seq or 0) < target.start_seq:
+            return [SetCurrent(target.start_seq, Command.SET_CURRENT, f"divert to {target.end.name}")]
+    return []
+
+
+def _link(history: History, seen: Observed, limits: Limits) -> list[Action] | None:
+    if seen.link_lost_s is None:
+        return [Note(Observation.LINK_RECOVERED)] if history.link_lost else None
+    if not history.link_lost:
+        return [Note(Observation.LINK_LOST, {"plan": "the mission flies on and lands at the destination by itself"})]
+    if seen.link_lost_s >= limits.link_lost_give_up_s:
+        return [
+            Enter(
+                Trigger.LINK_GIVEN_UP,
+                {
+                    "reason": f"link to the autopilot lost for {seen.link_lost_s:.0f} s: outcome unknown",
+                    "parcel": "on_board",
+                    "vehicle": "flying its mission (or its failsafe) to a landing sequence",
+                },
+            )
+        ]
+    return []
+
+
+def _landed(flight: LegDelivery, state: DeliveryState, vehicle: VehicleState) -> Enter:
+    """Disarmed after take-off: where, by the nearest landing sequence's NAV_LAND point."""
+    detail: dict[str, Any] = {"released": False, "consumed_wh": vehicle.battery_consumed_wh}
+    nearest = _nearest_landing(flight.plan, vehicle)
+    if nearest is not None:
+        sequence, off_m = nearest
+        strip = next(s for s in _strips(flight.plan) if s.icao == sequence.end.airstrip)
+        detail |= {"airstrip": strip.name, "icao": strip.icao, "runway": sequence.end.designator}
+        detail["from_landing_point_m"] = round(off_m, 1)
+        if strip.icao == flight.plan.airstrips.destination.icao and state in ARRIVES_FROM:
+            return Enter(Trigger.ARRIVED_AT_DESTINATION, detail)
+    return Enter(Trigger.TOUCHED_DOWN, detail)
+
+
+def _nearest_landing(plan: LegPlan, vehicle: VehicleState) -> tuple[LandingSequence, float] | None:
+    position = vehicle.position
+    if position is None:
+        return None
+    nearest = min(plan.sequences, key=lambda s: distance_m(position, s.aim_point))
+    off_m = distance_m(position, nearest.aim_point)
+    return (nearest, off_m) if off_m <= ON_THE_RUNWAY_M else None
+
+
+def _strips(plan: LegPlan) -> tuple[Any, ...]:
+    return (plan.airstrips.origin, plan.airstrips.destination, plan.airstrips.alternate)
+
+
+def _abort_rule(
+    flight: LegDelivery, history: History, seen: Observed, persistence: Persistence, limits: Limits
+) -> Abort | None:
+    state, profile = seen.vehicle, flight.plan.profile
+    if seen.operator_abort is not None:
+        return Abort(f"operator abort: {seen.operator_abort}", AbortHow.RTL)
+    low = state.battery_voltage_v is not None and state.battery_voltage_v < profile.battery_abort_voltage_v
+    if persistence.held("low voltage", low, state.time_boot_ms or 0, limits.persist_s):
+        reason = (
+            f"battery {state.battery_voltage_v:.2f} V below the abort voltage {profile.battery_abort_voltage_v:g} V"
+        )
+        return Abort(f"{reason}: to the nearest airstrip", AbortHow.RTL, AbortCause.BATTERY)
+    if state.fence_breached:
+        return Abort("the leg's corridor fence was breached: the autopilot's RTL to the nearest airstrip",
+                     AbortHow.LEAVE_TO_VEHICLE)  # fmt: skip
+    if state.mode is not None and state.mode not in LEG_MODES:
+        reason = f"the autopilot switched to {state.mode} (a failsafe or another station)"
+        return Abort(reason, AbortHow.LEAVE_TO_VEHICLE)
+    if state.mode == "RTL" and not history.rtl_commanded:
+        reason = "the autopilot switched to RTL (a failsafe): it lands at the nearest airstrip"
+        return Abort(reason, AbortHow.LEAVE_TO_VEHICLE)
+    return None
+
+
+def _destination_still_usable(flight: LegDelivery, seen: Observed) -> list[Action]:
+    destination = flight.plan.airstrips.destination
+    wind = seen.airstrip_winds.get(destination.icao)
+    if wind is None or usable_runways(destination, wind, landing_limits(flight.plan.profile)):
+        return []
+    target = flight.diversion()
+    rule = flight.plan.leg.when_destination_unusable
+    reason = f"no runway at {destination.name} in limits for the wind now reported there, {wind.text()}"
+    if target is None:
+        return [Abort(f"{reason}, and no landing sequence for the {rule.value}", AbortHow.RTL, AbortCause.WIND)]
+    detail = {"reason": reason, "rule": rule.value, "to": target.end.name, "wind": wind.text()}
+    return [
+        Enter(Trigger.DESTINATION_UNUSABLE, detail),
+        SetCurrent(target.start_seq, Command.SET_CURRENT, f"{rule.value}: {target.end.name}"),
+    ]
