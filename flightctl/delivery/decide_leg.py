@@ -11,7 +11,8 @@ The link lost over the sea changes nothing: the mission lands at the destination
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flightctl.delivery.actions import Abort, AbortHow, Action, Enter, Note, SetCurrent
@@ -21,7 +22,8 @@ from flightctl.delivery.history import History
 from flightctl.delivery.leg_planner import LandingSequence, LegPlan, landing_limits
 from flightctl.delivery.legs import RunwayLostRule
 from flightctl.delivery.machine import Trigger
-from flightctl.delivery.runway_choice import usable_runways
+from flightctl.delivery.order import VehicleProfile
+from flightctl.delivery.runway_choice import CALM, SurfaceWind, usable_runways
 from flightctl.geo import distance_m
 from flightctl.vehicle.telemetry import VehicleState
 
@@ -37,11 +39,19 @@ ARRIVES_FROM = (DeliveryState.ENROUTE, DeliveryState.ABORTING)
 
 @dataclass(frozen=True)
 class LegDelivery:
-    """What is carried on a leg: the order's opaque id, its mass, and the leg planned for it."""
+    """What is carried on a leg: the order's opaque id, its mass, the leg planned for it, and the winds it was
+    planned on (each airstrip's measurement, by ICAO, and the forecast aloft) for go/no-go to judge again."""
 
     order_id: str
     plan: LegPlan
     parcel_kg: float
+    winds: Mapping[str, SurfaceWind] = field(default_factory=dict)
+    wind_aloft: SurfaceWind = CALM
+    follows: str | None = None  # a return leg: the order id of the leg it turns around from
+
+    @property
+    def profile(self) -> VehicleProfile:
+        return self.plan.profile
 
     @property
     def outbound_time_s(self) -> float:

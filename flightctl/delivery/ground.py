@@ -1,18 +1,24 @@
 """On the ground, in order: preflight (grip, go/no-go), upload (mission, fence), arm from a known state.
 
-Each step returns False after journaling FAILED with its reason; nothing later runs.
+Each step returns False after journaling FAILED with its reason; nothing later runs. An island leg has its own
+preflight (``leg_preflight``: the aircraft on its runway, the airstrips' winds) and uploads with the leg's
+flight parameters; upload and arm are the same steps.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from flightctl.delivery.decide_leg import LegDelivery
 from flightctl.delivery.events import CheckStage, Command, Observation
 from flightctl.delivery.ground_steps import Arm, SetMode, StartAt, arm_steps, fence_values
+from flightctl.delivery.history import History
+from flightctl.delivery.leg_planner import flight_params
+from flightctl.delivery.leg_preflight import leg_checks
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import VehicleKind
 from flightctl.delivery.planner import DeliveryPlan
-from flightctl.delivery.preflight import Check, preflight_checks
+from flightctl.delivery.preflight import Check, GoNoGo, preflight_checks
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.wind import AIRSPEED_PARAM, DRAG_PARAMS, GroundWind, vehicle_estimates_wind
 from flightctl.errors import ConditionTimeout, FlightctlError, MustStop
@@ -53,6 +59,10 @@ async def preflight(
         ground_wind=ground_wind,
         vehicle_estimates_wind=estimates_wind,
     )
+    return await _verdict(verdict, record)
+
+
+async def _verdict(verdict: GoNoGo, record: DeliveryRecorder) -> bool:
     for check in verdict.checks:
         await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail)
     if not verdict.go:
@@ -61,25 +71,57 @@ async def preflight(
     return True
 
 
-async def upload(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder) -> bool:
+async def leg_preflight(vehicle: Vehicle, flight: LegDelivery, record: DeliveryRecorder) -> bool:
+    """Go/no-go for an island leg from the aircraft on its runway (``leg_preflight.leg_checks``); a return leg
+    also needs the unload of the leg it follows confirmed in the same journal."""
+    await record.enter(Trigger.GROUND_PHASE_STARTED)
+    after_leg = None
+    if flight.follows is not None:
+        after_leg = (flight.follows, History.of(await record.journal.events(flight.follows)).state)
+    try:
+        await vehicle.telemetry.wait_until(
+            lambda s: s.position is not None and s.heading_deg is not None and s.gps_fix_type is not None
+            and s.ekf_flags is not None,
+            timeout_s=30,
+            what="position, heading, GPS and EKF reports",
+        )  # fmt: skip
+    except ConditionTimeout as exc:
+        await record.note(Observation.TELEMETRY_INCOMPLETE, error=str(exc))
+    plan = flight.plan
+    verdict, _ = leg_checks(
+        plan.leg,
+        plan.airstrips,
+        plan.profile,
+        vehicle.state.snapshot(),
+        winds=flight.winds,
+        wind_aloft=flight.wind_aloft,
+        parcel_kg=flight.parcel_kg,
+        now_utc=datetime.now(UTC),
+        after_leg=after_leg,
+    )
+    return await _verdict(verdict, record)
+
+
+async def upload(vehicle: Vehicle, plan: DeliveryPlan | LegDelivery, record: DeliveryRecorder) -> bool:
     await record.enter(Trigger.GO)
     firmware = vehicle.firmware
+    mission = plan.mission if isinstance(plan, DeliveryPlan) else plan.plan.mission
+    settings = fence_values(plan) if isinstance(plan, DeliveryPlan) else flight_params(plan.plan)
     try:
-        report = await vehicle.mission.upload_plan(plan.mission, firmware=firmware)
-        await _setup_fence(vehicle, plan, record)
+        report = await vehicle.mission.upload_plan(mission, firmware=firmware)
+        await _setup_fence(vehicle, settings, record)
     except MustStop:
         raise  # the journal failed: nothing more may be done, not even a FAILED
     except FlightctlError as exc:
         await record.enter(Trigger.UPLOAD_FAILED, reason=f"upload or fence setup failed: {exc}")
         return False
     # The vehicle keeps its own home as item 0; the hash leaves it out, so this is what a read-back gives.
-    mission_hash = MissionPlan(expected_on_vehicle(plan.mission, firmware).mission).content_hash()
+    mission_hash = MissionPlan(expected_on_vehicle(mission, firmware).mission).content_hash()
     await record.note(Observation.UPLOADED, stored_hash=report.stored_hash, mission_hash=mission_hash)
     return True
 
 
-async def _setup_fence(vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder) -> None:
-    values = fence_values(plan)
+async def _setup_fence(vehicle: Vehicle, values: dict[str, float], record: DeliveryRecorder) -> None:
     await record.command(Command.FENCE_SETUP, **values)
     await vehicle.params.set_many(values)
     enabled = (await vehicle.params.get("FENCE_ENABLE")).value == 1

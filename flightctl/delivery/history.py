@@ -26,6 +26,7 @@ class History:
     release_error_m: float | None = None
     abort_reason: str | None = None
     rtl_commanded: bool = False
+    arrived: bool = False  # an island leg landed at its destination: delivered
     link_lost: bool = False
     resumed_count: int = 0
     nogo: list[str] = field(default_factory=list)
@@ -70,8 +71,11 @@ class History:
                 self.abort_reason = detail.get("reason", self.abort_reason)
             elif entered is DeliveryState.OUT_OF_CONTACT and self.abort_reason is None:
                 self.abort_reason = detail.get("reason")
-            elif entered is DeliveryState.LANDED:
+            elif entered in (DeliveryState.LANDED, DeliveryState.ARRIVED):
                 self.energy_at_landing_wh = detail.get("consumed_wh")
+                self.arrived = entered is DeliveryState.ARRIVED
+            elif entered is DeliveryState.DIVERTING:
+                self.abort_reason = detail.get("reason", self.abort_reason)
             elif entered is DeliveryState.FAILED and self.abort_reason is None and detail.get("reason") != "NO-GO":
                 self.abort_reason = detail.get("reason")
         elif (command := event.command) is not None:

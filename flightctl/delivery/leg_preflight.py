@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flightctl.delivery.energy import cruise_wh
+from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.leg_planner import AirstripsOfLeg, LegPlan, plan_leg
 from flightctl.delivery.legs import Leg
 from flightctl.delivery.order import VehicleProfile
@@ -78,9 +79,18 @@ def leg_checks(
     wind_aloft: SurfaceWind,
     parcel_kg: float,
     now_utc: datetime,
+    after_leg: tuple[str, DeliveryState | None] | None = None,
 ) -> tuple[GoNoGo, LegPlan | None]:
-    """Every check, and the plan when there is one to fly (a GO needs it; a NO-GO may still have one)."""
+    """Every check, and the plan when there is one to fly (a GO needs it; a NO-GO may still have one).
+    ``after_leg``: for a turnaround, the leg this one follows (its order id and the state its journal holds):
+    its unload must have been confirmed."""
     checks = [*navigation_checks(profile, state), battery_voltage_check(profile, state)]
+    if after_leg is not None:
+        order_id, outbound = after_leg
+        confirmed = outbound is DeliveryState.UNLOADED
+        said = "unknown to this journal" if outbound is None else outbound.value
+        detail = f"leg {order_id} is {said}" + ("" if confirmed else ": its unload has not been confirmed")
+        checks.append(Check("turnaround", confirmed, detail))
     checks.append(
         Check(
             "parcel mass",

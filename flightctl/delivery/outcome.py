@@ -27,7 +27,7 @@ class DeliveryOutcome:
         return cls(
             order_id=order_id,
             state=history.state or DeliveryState.FAILED,
-            delivered=history.released,
+            delivered=history.released or history.arrived,
             abort_reason=history.abort_reason,
             nogo=list(history.nogo),
             release_point=history.release_point,

@@ -51,6 +51,10 @@ class DeliveryPlan:
     return_km: float
 
     @property
+    def order_id(self) -> str:
+        return self.order.order_id
+
+    @property
     def outbound_time_s(self) -> float:
         """Take-off to over the drop point, still air: the climb (at about 2.5 m/s) and the outbound leg."""
         return self.profile.cruise_alt_m / 2.5 + self.outbound_km * 1000 / self.profile.cruise_speed_m_s

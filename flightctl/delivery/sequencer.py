@@ -5,6 +5,10 @@
     any step before take-off may end in FAILED (NO-GO, upload refused, vehicle refused to arm, mission did
     not start); a link lost for longer than the controller waits ends its run in OUT_OF_CONTACT
 
+An island leg (``LegDelivery``, a fixed-wing aircraft) is flown by the same loop: its own go/no-go, then
+    ENROUTE -> ARRIVED (landed at the destination) | DIVERTING -> LANDED (elsewhere) | ABORTING -> LANDED
+with ``decide_leg`` deciding; the crew's unload confirmation (UNLOADED) comes later, from the ground.
+
 The legal transitions are the table in ``delivery.machine``; every decision lives in ``delivery.decide`` and
 ``delivery.resume`` (pure, unit-tested as data). This module only gathers what the
 vehicle reports, journals each action (``DeliveryRecorder``) before carrying it out, and carries it out.
@@ -34,6 +38,7 @@ from flightctl.delivery.actions import (
     Winch,
 )
 from flightctl.delivery.decide import Limits, Observed, Persistence, decide
+from flightctl.delivery.decide_leg import LegDelivery, decide_leg
 from flightctl.delivery.events import LOOP_ENDS, CheckStage, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal
@@ -43,10 +48,11 @@ from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.position_trust import PositionWatch, position_doubts
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.resume import Start, resume_actions, start_decision
+from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.delivery.wind import GroundWind, OwnWindEstimate
 from flightctl.dialect import mavlink
 from flightctl.errors import FlightctlError, MustStop
-from flightctl.geo import distance_m
+from flightctl.geo import Location, distance_m
 from flightctl.link.connection import LinkState
 from flightctl.missions.model import MissionPlan, MissionType
 from flightctl.vehicle.vehicle import Vehicle
@@ -77,7 +83,7 @@ class DeliverySequencer:
     def __init__(
         self,
         vehicle: Vehicle,
-        plan: DeliveryPlan,
+        plan: DeliveryPlan | LegDelivery,
         journal: Journal,
         *,
         on_progress: Callable[[DeliveryProgress], None] | None = None,
@@ -94,6 +100,7 @@ class DeliverySequencer:
         self.limits = limits or Limits()
         self.ground_wind = ground_wind  # the depot's measured wind, for go/no-go
         self._own_wind = OwnWindEstimate(plan.profile.wind)
+        self._airstrip_winds: dict[str, SurfaceWind] = {}  # the newest reported for each airstrip of a leg
         self._position = PositionWatch(plan.profile.position_trust)
         self._texts_seen = 0  # STATUSTEXTs already shown to the position watch
         self.history = History()
@@ -108,7 +115,7 @@ class DeliverySequencer:
 
     @property
     def order_id(self) -> str:
-        return self.plan.order.order_id
+        return self.plan.order_id
 
     @property
     def state(self) -> DeliveryState | None:
@@ -129,8 +136,12 @@ class DeliverySequencer:
             )
         elif start is Start.FRESH:
             vehicle, plan, record = self.vehicle, self.plan, self.record
+            if isinstance(plan, LegDelivery):
+                checked = await ground.leg_preflight(vehicle, plan, record)
+            else:
+                checked = await ground.preflight(vehicle, plan, record, self.ground_wind)
             if (
-                await ground.preflight(vehicle, plan, record, self.ground_wind)
+                checked
                 and await self._went()
                 and await ground.upload(vehicle, plan, record)
                 and await self._still_wanted()
@@ -140,6 +151,13 @@ class DeliverySequencer:
         elif start in (Start.FOUND_LANDED, Start.RESUME_FLYING):
             await self._resume(flying=start is Start.RESUME_FLYING)
         return self.outcome()
+
+    def report_airstrip_wind(self, icao: str, wind: SurfaceWind) -> None:
+        """A new surface wind measured at one of a leg's airstrips: the next decision sees it (the destination
+        going out of limits diverts the aircraft, by the leg's rule)."""
+        self._airstrip_winds[icao] = wind
+        self._decide_now = True
+        self._wake.set()
 
     def request_abort(self, reason: str) -> None:
         """An operator's abort: on the ground, nothing more is done; in flight, the next decision brings the
@@ -203,11 +221,16 @@ class DeliverySequencer:
                 last_ms = now_ms
                 seen = self._observe()
                 self._report(seen)
-                for action in decide(self.plan, self.history, seen, self._persistence, self.limits):
+                for action in self._decide(seen):
                     if not await self._act_or_note(action):
                         break
         finally:
             remove()
+
+    def _decide(self, seen: Observed) -> list[Action]:
+        if isinstance(self.plan, LegDelivery):
+            return decide_leg(self.plan, self.history, seen, self._persistence, self.limits)
+        return decide(self.plan, self.history, seen, self._persistence, self.limits)
 
     def _observe(self) -> Observed:
         vehicle = self.vehicle
@@ -238,6 +261,7 @@ class DeliverySequencer:
             release_evidence=evidence,
             gripper_closed=closed,
             operator_abort=self._operator_abort,
+            airstrip_winds=dict(self._airstrip_winds),
         )
 
     async def _act_or_note(self, action: Action) -> bool:
@@ -282,7 +306,7 @@ class DeliverySequencer:
             await vehicle.payload.command_release()
         elif isinstance(action, Winch):
             await self._winch(action.command)
-        elif isinstance(action, MarkReleased):
+        elif isinstance(action, MarkReleased) and isinstance(plan, DeliveryPlan):
             state = vehicle.state.snapshot()
             detail: dict[str, object] = {"evidence": action.evidence.source, "detail": action.evidence.detail}
             if state.position is not None:
@@ -304,11 +328,12 @@ class DeliverySequencer:
             how=action.how,
             cause=action.cause,
         )
+        plan = self.plan
         try:
-            if action.how is AbortHow.RETURN_ALONG_ROUTE:
-                await record.command(Command.SET_CURRENT, seq=self.plan.climb_seq, reason=action.reason)
-                await vehicle.mission.set_current(self.plan.climb_seq)
-            elif action.how is AbortHow.RTL:
+            if action.how is AbortHow.RETURN_ALONG_ROUTE and isinstance(plan, DeliveryPlan):
+                await record.command(Command.SET_CURRENT, seq=plan.climb_seq, reason=action.reason)
+                await vehicle.mission.set_current(plan.climb_seq)
+            elif action.how in (AbortHow.RTL, AbortHow.RETURN_ALONG_ROUTE):  # a leg's way back is an RTL
                 await self._rtl(action.reason)
         except MustStop:
             raise
@@ -347,6 +372,14 @@ class DeliverySequencer:
 
     # ---- reporting ---------------------------------------------------------------------------------------
 
+    def _heading_for(self) -> Location:
+        plan = self.plan
+        if isinstance(plan, LegDelivery):
+            diversion = plan.diversion() if self.history.state is DeliveryState.DIVERTING else None
+            return (diversion or plan.plan.sequences[0]).aim_point
+        home_bound = self.history.released or self.history.state is DeliveryState.ABORTING
+        return plan.site.home() if home_bound else plan.order.drop_location()
+
     def _transition(self, _state: DeliveryState) -> None:
         self._report(Observed(self.vehicle.state))
 
@@ -354,8 +387,7 @@ class DeliverySequencer:
         if self.on_progress is None or self.history.state is None:
             return
         state = seen.vehicle
-        home_bound = self.history.released or self.history.state is DeliveryState.ABORTING
-        target = self.plan.site.home() if home_bound else self.plan.order.drop_location()
+        target = self._heading_for()
         self.on_progress(
             DeliveryProgress(
                 state=self.history.state,
