@@ -29,6 +29,7 @@ from flightctl.cli.common import (
 from flightctl.console import format_number
 
 if TYPE_CHECKING:  # imported where used: `flightctl --help` must not pay for shapely, pyproj or pymavlink
+    from flightctl.delivery.decide_leg import LegDelivery
     from flightctl.delivery.outcome import DeliveryOutcome
     from flightctl.delivery.planner import DeliveryPlan
     from flightctl.delivery.sequencer import DeliveryProgress
@@ -113,7 +114,7 @@ def summary_table(outcome: DeliveryOutcome) -> Table:
 
 async def run_delivery(
     vehicle: Vehicle,
-    plan: DeliveryPlan,
+    plan: DeliveryPlan | LegDelivery,
     journal_path: Path,
     *,
     as_json: bool,
@@ -126,7 +127,7 @@ async def run_delivery(
     from flightctl.link.tlog import recording, tlog_path
 
     limits = Limits(link_lost_give_up_s=link_lost_timeout_s)
-    tlog = tlog_path(journal_path.parent, plan.order.order_id)  # what the link heard, beside the journal
+    tlog = tlog_path(journal_path.parent, plan.order_id)  # what the link heard, beside the journal
     async with await Journal.open(journal_path) as journal, recording(vehicle.connection, tlog):
         if as_json:
             outcome = await DeliverySequencer(vehicle, plan, journal, limits=limits, ground_wind=ground_wind).run()

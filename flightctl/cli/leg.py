@@ -242,3 +242,26 @@ def _has_what_go_no_go_reads(state: VehicleState) -> bool:
         value is not None
         for value in (state.position, state.heading_deg, state.gps_fix_type, state.ekf_flags, state.battery_voltage_v)
     )
+
+
+@leg_app.command("unloaded")
+def unloaded(
+    order_id: Annotated[str, typer.Argument(help="The leg's order id, as its journal holds it.")],
+    journal: Annotated[Path, typer.Option("--journal", help="The SQLite journal the leg was flown with.")],
+    by: Annotated[str, typer.Option("--by", help="Who confirms the unload: a name or a crew id, journaled.")],
+    as_json: JsonOption = False,
+) -> None:
+    """The ground crew's confirmation that a leg's load is off the aircraft: journals UNLOADED, once, for a leg
+    that ARRIVED at its destination. The return leg's go/no-go requires it."""
+    from flightctl.delivery.journal import Journal
+    from flightctl.delivery.unload import confirm_unload
+
+    if not journal.is_file():
+        raise fail(FlightctlError(f"{journal}: no such journal"))
+
+    async def confirm() -> None:
+        async with await Journal.open(journal) as the_journal:
+            await confirm_unload(the_journal, order_id, by=by)
+
+    run(confirm)
+    report(as_json, {"order_id": order_id, "state": "UNLOADED", "by": by}, f"{order_id}: unload confirmed by {by}")

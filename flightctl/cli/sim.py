@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from flightctl.cli.common import JsonOption, console, run
+from flightctl.cli.common import JsonOption, console, fail, run
 
 sim_app = typer.Typer(
     no_args_is_help=True, help="ArduPilot SITL for engineers: build it, start simulated vehicles, fly deliveries."
@@ -102,6 +102,68 @@ def deliver(
                 as_json=as_json,
                 ground_wind=ground_wind,
             )
+            return outcome.delivered
+
+    if not run(go):
+        raise typer.Exit(NOT_DELIVERED_EXIT)
+
+
+@sim_app.command("leg")
+def leg(
+    leg_name: Annotated[str, typer.Argument(metavar="LEG", help="Leg file, or a name in configs/legs/.")],
+    order_id: Annotated[str, typer.Option("--order-id", help="The opaque id the journal files the leg under.")],
+    parcel_kg: Annotated[float, typer.Option("--parcel-kg", min=0, max=1000, help="Mass of what is loaded, kg.")] = 2.0,
+    follows: Annotated[
+        str | None, typer.Option("--follows", help="A return leg: the order id of the leg it turns around from.")
+    ] = None,
+    sim_wind: Annotated[
+        str, typer.Option("--sim-wind", help="SITL's simulated wind, FROM/SPEED (degrees true, m/s).")
+    ] = "000/0",
+    profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file or name.")] = "sitl-plane",
+    speedup: Annotated[float, typer.Option(min=0.1, max=100, help="Simulation speed.")] = 40.0,
+    journal: Annotated[
+        Path, typer.Option("--journal", help="SQLite journal: keep one for a round trip (the unload, --follows).")
+    ] = Path("flightctl-legs.sqlite"),
+    instance: Annotated[int, typer.Option("--instance", min=0, help="SITL -I.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Start ArduPlane SITL lined up on the leg's departure runway and fly the leg as a delivery: go/no-go,
+    upload, the flight, the landing. Exit 0 ARRIVED at the destination, 2 not.
+
+    SITL is its own weather station: its wind is every airstrip's measurement, taken now. Its earth is flat at
+    home's height, so every airstrip is put at the departure field's elevation. After an ARRIVED leg, confirm
+    the unload (`flightctl leg unloaded ORDER --journal ...`) and fly the way back with --follows ORDER."""
+    from datetime import UTC, datetime
+
+    from flightctl.cli.deliver import NOT_DELIVERED_EXIT, run_delivery
+    from flightctl.cli.leg import leg_and_airstrips_or_exit
+    from flightctl.config import named_config, read_yaml_model
+    from flightctl.delivery.decide_leg import LegDelivery
+    from flightctl.delivery.leg_planner import plan_leg
+    from flightctl.delivery.order import VehicleProfile
+    from flightctl.delivery.runway_choice import SurfaceWind
+    from flightctl.errors import FlightctlError
+    from sitl.instance import SitlInstance
+    from sitl.legs import flat_world, lined_up
+
+    the_leg, airstrips = leg_and_airstrips_or_exit(leg_name)
+    try:
+        wind = SurfaceWind.parse(sim_wind).model_copy(update={"measured_at": datetime.now(UTC)})
+        the_profile = read_yaml_model(named_config("profiles", profile), VehicleProfile)
+        strips = flat_world(airstrips)
+        winds = {strip.icao: wind for strip in (strips.origin, strips.destination, strips.alternate)}
+        plan = plan_leg(the_leg, strips, the_profile, winds)
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    flight = LegDelivery(order_id, plan, parcel_kg, winds=winds, wind_aloft=wind, follows=follows)
+
+    async def go() -> bool:
+        async with SitlInstance(home=lined_up(plan), vehicle="plane", instance=instance, speedup=speedup) as sim:
+            console.print(
+                f"SITL ready on {plan.departure.end.name} (connect to watch: {sim.serial1_url})", markup=False
+            )
+            await sim.vehicle.params.set_many({"SIM_WIND_DIR": wind.from_deg % 360, "SIM_WIND_SPD": wind.speed_m_s})
+            outcome = await run_delivery(sim.vehicle, flight, journal, as_json=as_json, ground_wind=None)
             return outcome.delivered
 
     if not run(go):

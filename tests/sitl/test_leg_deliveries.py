@@ -4,6 +4,8 @@ Kirkwall to North Ronaldsay and back with the unload between, and a diversion to
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,3 +131,42 @@ async def test_the_destination_out_of_limits_en_route_diverts_to_sanday_and_land
     landed = events[-1].detail
     assert landed["airstrip"] == "Sanday"
     assert landed["from_landing_point_m"] <= 35
+
+
+async def _flightctl(*args: str, cwd: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "flightctl",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(600):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_sim_leg_flies_a_leg_from_the_command_line_and_leg_unloaded_confirms_it(tmp_path: Path) -> None:
+    """Test the engineer's commands: `flightctl sim leg` flies Kirkwall to North Ronaldsay in SITL and exits 0
+    ARRIVED with its JSON summary and tlog; `flightctl leg unloaded` confirms it once, and refuses a second time
+    with exit 1 and one line."""
+    require_sitl("plane")
+    instance = str(INSTANCE_BASE + 7)
+    code, out, err = await _flightctl(
+        "sim", "leg", "kirkwall-north-ronaldsay", "--order-id", "KWL-C1", "--instance", instance, "--json", cwd=tmp_path
+    )
+    assert code == 0, err[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["outcome"] == "delivered"
+    assert summary["final_state"] == "ARRIVED"
+    assert await asyncio.to_thread((tmp_path / summary["tlog"]).is_file), "the tlog beside the journal"
+    journal = str(tmp_path / "flightctl-legs.sqlite")
+    code, out, err = await _flightctl("leg", "unloaded", "KWL-C1", "--journal", journal, "--by", "crew 7", cwd=tmp_path)
+    assert code == 0, err
+    assert "KWL-C1: unload confirmed by crew 7" in out
+    code, out, err = await _flightctl("leg", "unloaded", "KWL-C1", "--journal", journal, "--by", "crew 7", cwd=tmp_path)
+    assert code == 1
+    assert "order KWL-C1 is UNLOADED: only a leg that ARRIVED at its destination is unloaded" in " ".join(err.split())
