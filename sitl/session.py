@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Literal
 
 from rich.console import Console
 from rich.live import Live
@@ -29,7 +30,7 @@ def _home_for(home: Home, index: int) -> Home:
 
 
 async def run_sim_up(
-    vehicle: VehicleKind,
+    vehicle: VehicleKind | Literal["quadplane"],
     instances: int,
     speedup: float,
     home_name: str,
@@ -41,7 +42,13 @@ async def run_sim_up(
     home = resolve_home(home_name)
     async with contextlib.AsyncExitStack() as stack:
         sims = [
-            SitlInstance(home=_home_for(home, n), vehicle=vehicle, instance=first_instance + n, speedup=speedup)
+            SitlInstance(
+                home=_home_for(home, n),
+                vehicle="plane" if vehicle == "quadplane" else vehicle,
+                model="quadplane" if vehicle == "quadplane" else None,
+                instance=first_instance + n,
+                speedup=speedup,
+            )
             for n in range(instances)
         ]
         with console.status(f"starting {instances} ArduPilot SITL {vehicle}(s) at {home_name}, waiting until ready..."):
@@ -51,7 +58,7 @@ async def run_sim_up(
         console.print(Text(f"ArduPilot build: {installed_version() or 'unknown'} in {ardupilot_home()}"))
         for sim in sims:
             console.print(
-                f"[bold green]ready[/]: SITL {sim.kind} {sim.vehicle.software_version or ''} "
+                f"[bold green]ready[/]: SITL {sim.model} {sim.vehicle.software_version or ''} "
                 f"instance {sim.instance} at "
                 f"{sim.home.lat_deg:.6f},{sim.home.lon_deg:.6f} (speedup {sim.speedup:g})\n"
                 f"  connect: [bold]{sim.serial1_url}[/]  or  {sim.serial2_url}\n"

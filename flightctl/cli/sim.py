@@ -44,7 +44,10 @@ def install(
 
 @sim_app.command("up")
 def up(
-    vehicle: Annotated[Literal["copter", "plane"], typer.Option(help="Which ArduPilot SITL to run.")] = "copter",
+    vehicle: Annotated[
+        Literal["copter", "plane", "quadplane"],
+        typer.Option(help="Which ArduPilot SITL to run (quadplane: ArduPlane's VTOL model, for a vtol profile)."),
+    ] = "copter",
     instances: Annotated[int, typer.Option(min=1, max=10, help="How many vehicles.")] = 1,
     speedup: Annotated[float, typer.Option(min=0.1, max=100, help="Simulation speed.")] = 1.0,
     home: Annotated[str, typer.Option(help="A name from configs/locations.toml, or LAT,LON,ALT[,HDG].")] = "kirkwall",
