@@ -34,7 +34,7 @@ ON_THE_RUNWAY_M = 600.0
 LEG_MODES = frozenset({"AUTO", "RTL"})
 # A landing at the destination is the delivery whether the mission or an RTL (to the nearest airstrip, which
 # was the destination) brought it there; a diversion lands elsewhere by definition.
-ARRIVES_FROM = (DeliveryState.ENROUTE, DeliveryState.ABORTING)
+ARRIVES_FROM = (DeliveryState.ENROUTE, DeliveryState.ABORTING, DeliveryState.OUT_OF_CONTACT)
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,31 @@ def decide_leg(
         if target is not None and (vehicle.mission_current_seq or 0) < target.start_seq:
             return [SetCurrent(target.start_seq, Command.SET_CURRENT, f"divert to {target.end.name}")]
     return []
+
+
+def leg_resume_actions(
+    flight: LegDelivery, history: History, vehicle: VehicleState, *, mission_is_ours: bool | None
+) -> list[Action]:
+    """On picking a leg up again after a restart (or once the link is back): what to journal and do before
+    watching. Landed: where, as a landing seen live (at the destination it ARRIVED). Flying: armed before the
+    restart said so; a mission not ours is an RTL to the nearest airstrip; contact regained after the
+    controller gave the link up is an abort left to the autopilot, which flies on to a landing sequence."""
+    state = history.state
+    if not vehicle.armed:
+        landed = _landed(flight, state or DeliveryState.ENROUTE, vehicle)
+        if landed.trigger is Trigger.ARRIVED_AT_DESTINATION:
+            return [landed]
+        return [Enter(Trigger.FOUND_LANDED, {**landed.detail, "note": "found on the ground when supervision resumed"})]
+    actions: list[Action] = []
+    if state is DeliveryState.ARMING:
+        actions.append(Enter(Trigger.ARMED, {"note": "armed before the restart"}))
+    if mission_is_ours is False:
+        reason = "the mission on the aircraft is not the one this leg uploaded: to the nearest airstrip"
+        actions.append(Abort(reason, AbortHow.RTL))
+    elif state is DeliveryState.OUT_OF_CONTACT:
+        reason = "contact regained after the link was lost: the autopilot flies on to its landing sequence"
+        actions.append(Abort(reason, AbortHow.LEAVE_TO_VEHICLE))
+    return actions
 
 
 def _link(history: History, seen: Observed, limits: Limits) -> list[Action] | None:

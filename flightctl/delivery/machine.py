@@ -90,7 +90,8 @@ TRANSITIONS: Mapping[tuple[S | None, Trigger], S] = {
     # An island leg: the mission flies it and lands; the controller turns it away when the destination goes out
     # of limits, and a landing at the destination is the delivery. The crew's unload confirmation follows.
     (S.ENROUTE, Trigger.DESTINATION_UNUSABLE): S.DIVERTING,
-    **_from((S.ENROUTE, S.ABORTING), Trigger.ARRIVED_AT_DESTINATION, S.ARRIVED),
+    # (A controller that lost the link, or died, and finds the aircraft landed at the destination: arrived.)
+    **_from((S.ENROUTE, S.ABORTING, S.OUT_OF_CONTACT), Trigger.ARRIVED_AT_DESTINATION, S.ARRIVED),
     (S.ARRIVED, Trigger.UNLOAD_CONFIRMED): S.UNLOADED,
 }
 

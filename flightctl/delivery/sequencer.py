@@ -38,7 +38,7 @@ from flightctl.delivery.actions import (
     Winch,
 )
 from flightctl.delivery.decide import Limits, Observed, Persistence, decide
-from flightctl.delivery.decide_leg import LegDelivery, decide_leg
+from flightctl.delivery.decide_leg import LegDelivery, decide_leg, leg_resume_actions
 from flightctl.delivery.events import LOOP_ENDS, CheckStage, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal
@@ -191,7 +191,12 @@ class DeliverySequencer:
         if flying:
             held = await vehicle.mission.download(MissionType.MISSION)
             ours = MissionPlan(held).content_hash() == self.history.mission_hash
-        for action in resume_actions(self.history, vehicle.state.snapshot(), mission_is_ours=ours):
+        state = vehicle.state.snapshot()
+        if isinstance(self.plan, LegDelivery):
+            actions = leg_resume_actions(self.plan, self.history, state, mission_is_ours=ours)
+        else:
+            actions = resume_actions(self.history, state, mission_is_ours=ours)
+        for action in actions:
             await self._act(action)
         if flying:
             await self._supervise()

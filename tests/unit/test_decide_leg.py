@@ -8,7 +8,7 @@ import pytest
 
 from flightctl.delivery.actions import Abort, AbortHow, Enter, Note, SetCurrent
 from flightctl.delivery.decide import Limits, Observed, Persistence
-from flightctl.delivery.decide_leg import LegDelivery, decide_leg
+from flightctl.delivery.decide_leg import LegDelivery, decide_leg, leg_resume_actions
 from flightctl.delivery.events import AbortCause, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.legs import RunwayLostRule
@@ -180,3 +180,45 @@ def test_an_arrived_leg_waits_only_for_its_unload() -> None:
     assert next_state(DeliveryState.ARRIVED, Trigger.UNLOAD_CONFIRMED) is DeliveryState.UNLOADED
     with pytest.raises(IllegalTransition, match="not a legal transition"):
         next_state(DeliveryState.DIVERTING, Trigger.ARRIVED_AT_DESTINATION)
+
+
+@pytest.mark.parametrize(
+    "last", [DeliveryState.ENROUTE, DeliveryState.ABORTING, DeliveryState.OUT_OF_CONTACT, DeliveryState.DIVERTING]
+)
+def test_a_restarted_controller_finds_the_leg_landed_and_says_where(last: DeliveryState) -> None:
+    """Test the resume of a leg found on the ground: at the destination it ARRIVED (unless it was diverting),
+    elsewhere it was found landed, with the airstrip named; each is a legal step from the journal's state."""
+    landing = FLIGHT.plan.sequences[0]
+    history = history_of(flown_to(last))
+    [at_destination] = leg_resume_actions(
+        FLIGHT, history, cruising(armed=False, position=landing.aim_point), mission_is_ours=None
+    )
+    assert isinstance(at_destination, Enter)
+    expected = Trigger.FOUND_LANDED if last is DeliveryState.DIVERTING else Trigger.ARRIVED_AT_DESTINATION
+    assert at_destination.trigger is expected
+    assert at_destination.detail["airstrip"] == "North Ronaldsay"
+    next_state(last, at_destination.trigger)
+    sanday = FLIGHT.plan.sequences_at("EGES")[0]
+    [elsewhere] = leg_resume_actions(
+        FLIGHT, history, cruising(armed=False, position=sanday.aim_point), mission_is_ours=None
+    )
+    assert isinstance(elsewhere, Enter)
+    assert elsewhere.trigger is Trigger.FOUND_LANDED
+    assert elsewhere.detail["airstrip"] == "Sanday"
+    next_state(last, elsewhere.trigger)
+
+
+def test_a_restarted_controller_finds_the_leg_flying() -> None:
+    """Test the resume in flight: a mission not ours is an RTL to the nearest airstrip; contact regained after
+    the controller gave up is an abort the autopilot flies; our own mission in ENROUTE needs nothing."""
+    enroute = history_of(flown_to(DeliveryState.ENROUTE))
+    assert leg_resume_actions(FLIGHT, enroute, cruising(), mission_is_ours=True) == []
+    [foreign] = leg_resume_actions(FLIGHT, enroute, cruising(), mission_is_ours=False)
+    assert isinstance(foreign, Abort)
+    assert foreign.how is AbortHow.RTL
+    [regained] = leg_resume_actions(
+        FLIGHT, history_of(flown_to(DeliveryState.OUT_OF_CONTACT)), cruising(), mission_is_ours=True
+    )
+    assert isinstance(regained, Abort)
+    assert regained.how is AbortHow.LEAVE_TO_VEHICLE
+    next_state(DeliveryState.OUT_OF_CONTACT, Trigger.ABORTED)
