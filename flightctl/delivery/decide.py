@@ -82,6 +82,8 @@ class Observed:
     operator_abort: str | None = None  # an operator asked for an abort, with this reason
     # The newest surface wind reported for each airstrip of an island leg, by ICAO: where it may land now.
     airstrip_winds: Mapping[str, SurfaceWind] = field(default_factory=dict)
+    # What the autopilot last said of its failsafes ("GCS Failsafe On: RTL"), newest last: which one acted.
+    failsafe_texts: tuple[str, ...] = ()
 
 
 class Persistence:

@@ -181,11 +181,12 @@ def _abort_rule(
     if state.fence_breached:
         return Abort("the leg's corridor fence was breached: the autopilot's RTL to the nearest airstrip",
                      AbortHow.LEAVE_TO_VEHICLE)  # fmt: skip
+    said = f': it said "{seen.failsafe_texts[-1]}"' if seen.failsafe_texts else ""
     if state.mode is not None and state.mode not in LEG_MODES:
-        reason = f"the autopilot switched to {state.mode} (a failsafe or another station)"
+        reason = f"the autopilot switched to {state.mode} (a failsafe or another station){said}"
         return Abort(reason, AbortHow.LEAVE_TO_VEHICLE)
     if state.mode == "RTL" and not history.rtl_commanded:
-        reason = "the autopilot switched to RTL (a failsafe): it lands at the nearest airstrip"
+        reason = f"the autopilot switched to RTL (a failsafe){said}: it lands at the nearest airstrip"
         return Abort(reason, AbortHow.LEAVE_TO_VEHICLE)
     return None
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flightctl.delivery.decide_leg import LegDelivery
-from flightctl.delivery.events import CheckStage, Command, Observation
+from flightctl.delivery.events import CheckStage, Command, DeliveryState, Observation
 from flightctl.delivery.ground_steps import Arm, SetMode, StartAt, arm_steps, fence_values
 from flightctl.delivery.history import History
+from flightctl.delivery.journal import JournalEvent
 from flightctl.delivery.leg_planner import flight_params
-from flightctl.delivery.leg_preflight import leg_checks
+from flightctl.delivery.leg_preflight import LegBefore, leg_checks
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import VehicleKind
 from flightctl.delivery.planner import DeliveryPlan
@@ -77,7 +78,7 @@ async def leg_preflight(vehicle: Vehicle, flight: LegDelivery, record: DeliveryR
     await record.enter(Trigger.GROUND_PHASE_STARTED)
     after_leg = None
     if flight.follows is not None:
-        after_leg = (flight.follows, History.of(await record.journal.events(flight.follows)).state)
+        after_leg = leg_before(flight.follows, await record.journal.events(flight.follows), datetime.now(UTC))
     try:
         await vehicle.telemetry.wait_until(
             lambda s: s.position is not None and s.heading_deg is not None and s.gps_fix_type is not None
@@ -100,6 +101,13 @@ async def leg_preflight(vehicle: Vehicle, flight: LegDelivery, record: DeliveryR
         after_leg=after_leg,
     )
     return await _verdict(verdict, record)
+
+
+def leg_before(order_id: str, events: list[JournalEvent], now: datetime) -> LegBefore:
+    """The leg a return leg follows, from its journal: its state, and how long ago it arrived."""
+    arrived = next((e for e in events if e.entered is DeliveryState.ARRIVED), None)
+    ago = None if arrived is None else (now - datetime.fromisoformat(arrived.at_utc)).total_seconds()
+    return LegBefore(order_id, History.of(events).state, ago)
 
 
 async def upload(vehicle: Vehicle, plan: DeliveryPlan | LegDelivery, record: DeliveryRecorder) -> bool:

@@ -33,6 +33,15 @@ LINED_UP_HEADING_DEG = 10.0
 
 
 @dataclass(frozen=True)
+class LegBefore:
+    """The leg a return leg turns around from, as its journal holds it."""
+
+    order_id: str
+    state: DeliveryState | None  # None: the journal does not know it
+    arrived_s_ago: float | None  # since it ARRIVED; None if it never did
+
+
+@dataclass(frozen=True)
 class LegEnergy:
     leg_wh: float
     to_alternate_wh: float
@@ -79,18 +88,14 @@ def leg_checks(
     wind_aloft: SurfaceWind,
     parcel_kg: float,
     now_utc: datetime,
-    after_leg: tuple[str, DeliveryState | None] | None = None,
+    after_leg: LegBefore | None = None,
 ) -> tuple[GoNoGo, LegPlan | None]:
     """Every check, and the plan when there is one to fly (a GO needs it; a NO-GO may still have one).
-    ``after_leg``: for a turnaround, the leg this one follows (its order id and the state its journal holds):
-    its unload must have been confirmed."""
+    ``after_leg``: for a turnaround, the leg this one follows: its unload must have been confirmed, and the
+    aircraft on the ground for the profile's turnaround time since it arrived."""
     checks = [*navigation_checks(profile, state), battery_voltage_check(profile, state)]
     if after_leg is not None:
-        order_id, outbound = after_leg
-        confirmed = outbound is DeliveryState.UNLOADED
-        said = "unknown to this journal" if outbound is None else outbound.value
-        detail = f"leg {order_id} is {said}" + ("" if confirmed else ": its unload has not been confirmed")
-        checks.append(Check("turnaround", confirmed, detail))
+        checks.append(_turnaround(profile, after_leg))
     checks.append(
         Check(
             "parcel mass",
@@ -126,6 +131,16 @@ def leg_checks(
         detail = f"{energy.summary()} (forecast aloft {wind_aloft.text()})"
         checks.append(Check("energy", energy.margin_wh >= 0, detail))
     return GoNoGo(tuple(checks)), plan
+
+
+def _turnaround(profile: VehicleProfile, before: LegBefore) -> Check:
+    minimum_s = profile.fixed_wing.turnaround_min_s if profile.fixed_wing is not None else 0.0
+    said = "unknown to this journal" if before.state is None else before.state.value
+    if before.state is not DeliveryState.UNLOADED:
+        return Check("turnaround", False, f"leg {before.order_id} is {said}: its unload has not been confirmed")
+    waited = before.arrived_s_ago or 0.0
+    detail = f"leg {before.order_id} is {said}, {waited:.0f} s on the ground (turnaround at least {minimum_s:g} s)"
+    return Check("turnaround", waited >= minimum_s, detail)
 
 
 def _best(plan: LegPlan, airstrips: AirstripsOfLeg) -> str:

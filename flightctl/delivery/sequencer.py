@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -101,6 +102,7 @@ class DeliverySequencer:
         self.ground_wind = ground_wind  # the depot's measured wind, for go/no-go
         self._own_wind = OwnWindEstimate(plan.profile.wind)
         self._airstrip_winds: dict[str, SurfaceWind] = {}  # the newest reported for each airstrip of a leg
+        self._failsafe_texts: deque[str] = deque(maxlen=5)  # what the autopilot said of its failsafes
         self._position = PositionWatch(plan.profile.position_trust)
         self._texts_seen = 0  # STATUSTEXTs already shown to the position watch
         self.history = History()
@@ -254,6 +256,7 @@ class DeliverySequencer:
                 closed = payload.gripper_at(state, payload.setup.grab_pwm)
         new_texts = vehicle.telemetry.texts_since(self._texts_seen)
         self._texts_seen = vehicle.telemetry.status_count
+        self._failsafe_texts.extend(t.text for t in new_texts if "failsafe" in t.text.lower())
         figures = self._position.update(state, new_texts)
         trust = self.plan.profile.position_trust
         doubts = position_doubts(trust, state, figures, min_satellites=self.plan.profile.min_satellites)
@@ -267,6 +270,7 @@ class DeliverySequencer:
             gripper_closed=closed,
             operator_abort=self._operator_abort,
             airstrip_winds=dict(self._airstrip_winds),
+            failsafe_texts=tuple(self._failsafe_texts),
         )
 
     async def _act_or_note(self, action: Action) -> bool:

@@ -153,6 +153,19 @@ def test_a_failsafe_or_a_breach_is_journaled_and_left_to_the_autopilot(changes: 
     assert reason in abort.reason
 
 
+def test_the_failsafe_that_acted_is_named_in_the_journal() -> None:
+    """Test that the autopilot's own words for its failsafe ride in the abort's reason."""
+    [abort] = decide(
+        history_of(flown_to(DeliveryState.ENROUTE)),
+        cruising(mode="RTL"),
+        failsafe_texts=("RC Short Failsafe On", "GCS Failsafe On: RTL"),
+    )
+    assert isinstance(abort, Abort)
+    assert abort.reason == (
+        'the autopilot switched to RTL (a failsafe): it said "GCS Failsafe On: RTL": it lands at the nearest airstrip'
+    )
+
+
 def test_an_rtl_we_commanded_is_not_a_failsafe() -> None:
     history = history_of(
         flown_to(DeliveryState.ABORTING), commanded(DeliveryState.ABORTING, Command.SET_MODE, mode="RTL")

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.leg_planner import LegPlan
-from flightctl.delivery.leg_preflight import leg_checks
-from flightctl.delivery.preflight import GoNoGo
+from flightctl.delivery.leg_preflight import LegBefore, leg_checks
+from flightctl.delivery.preflight import Check, GoNoGo
 from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.errors import ConfigError
 from flightctl.vehicle.telemetry import EKF_NAV_READY, VehicleState
@@ -150,3 +151,44 @@ def test_a_mistyped_wind_is_refused_with_the_form_it_takes(text: str) -> None:
     """Test that each malformed wind names itself and the expected form."""
     with pytest.raises(ConfigError, match=r"wind .*\(e\.g\. 210/10 or 120/8g14@2026-12-01T09:40Z\)"):
         SurfaceWind.parse(text)
+
+
+def test_a_return_leg_waits_for_the_unload_and_the_turnaround_time() -> None:
+    """Test the turnaround check: the leg it follows not unloaded (or unknown) is a NO-GO saying so; unloaded
+    but on the ground for less than the profile's turnaround time is a NO-GO with both figures; then GO."""
+    wing = PLANE.fixed_wing
+    assert wing is not None
+    slow = PLANE.model_copy(update={"fixed_wing": wing.model_copy(update={"turnaround_min_s": 300})})
+    back = leg("north-ronaldsay-kirkwall")
+    strips = airstrips_of(back)
+    runway = strips.origin.ends()[0]
+    state = on_runway_27(position=runway.threshold, heading_deg=runway.heading_deg)
+    winds = {"EGEN": measured("030/5"), "EGPA": measured("090/5"), "EGES": measured("030/5")}
+
+    def turnaround(before: LegBefore) -> Check:
+        verdict, _ = leg_checks(
+            back, strips, slow, state, winds=winds, wind_aloft=SurfaceWind.parse("030/0"), parcel_kg=0.5,
+            now_utc=NOW, after_leg=before,
+        )  # fmt: skip
+        return next(check for check in verdict.checks if check.name == "turnaround")
+
+    assert turnaround(LegBefore("KWL-L1", DeliveryState.ARRIVED, 400)).detail == (
+        "leg KWL-L1 is ARRIVED: its unload has not been confirmed"
+    )
+    assert not turnaround(LegBefore("KWL-L9", None, None)).ok
+    early = turnaround(LegBefore("KWL-L1", DeliveryState.UNLOADED, 120))
+    assert not early.ok
+    assert early.detail == "leg KWL-L1 is UNLOADED, 120 s on the ground (turnaround at least 300 s)"
+    assert turnaround(LegBefore("KWL-L1", DeliveryState.UNLOADED, 301)).ok
+
+
+def test_the_leg_before_is_read_from_its_journal() -> None:
+    """Test that a return leg's view of the leg it follows comes from that leg's journal: the state it ended in
+    and the seconds since its ARRIVED was journaled; a journal that never saw it knows neither."""
+    from flightctl.delivery.ground import leg_before
+    from tests.unit.test_delivery_decide import entered, flown_to
+
+    events = [*flown_to(DeliveryState.ARRIVED), entered(DeliveryState.UNLOADED)]
+    before = leg_before("KWL-L1", events, datetime(2026, 11, 28, 0, 5, tzinfo=UTC))
+    assert before == LegBefore("KWL-L1", DeliveryState.UNLOADED, 300.0)
+    assert leg_before("KWL-L9", [], NOW) == LegBefore("KWL-L9", None, None)
