@@ -73,7 +73,7 @@ def decide_leg(
     state = history.state
     if state is None or state in FLOWN or state is DeliveryState.OUT_OF_CONTACT:
         return []
-    link = _link(history, seen, limits)
+    link = _link(history, seen, limits, over=_water_below(flight.plan, seen.vehicle))
     if link is not None:
         return link
     vehicle = seen.vehicle
@@ -120,11 +120,20 @@ def leg_resume_actions(
     return actions
 
 
-def _link(history: History, seen: Observed, limits: Limits) -> list[Action] | None:
+def _water_below(plan: LegPlan, vehicle: VehicleState) -> str | None:
+    """The leg's named water crossing the aircraft is over (by its distance from the departure threshold)."""
+    if vehicle.position is None:
+        return None
+    km = distance_m(vehicle.position, plan.home) / 1000.0
+    return next((water.name for water in plan.leg.water if water.from_km <= km <= water.to_km), None)
+
+
+def _link(history: History, seen: Observed, limits: Limits, *, over: str | None) -> list[Action] | None:
     if seen.link_lost_s is None:
         return [Note(Observation.LINK_RECOVERED)] if history.link_lost else None
     if not history.link_lost:
-        return [Note(Observation.LINK_LOST, {"plan": "the mission flies on and lands at the destination by itself"})]
+        detail = {"plan": "the mission flies on and lands at the destination by itself"}
+        return [Note(Observation.LINK_LOST, detail | ({"over": over} if over else {}))]
     if seen.link_lost_s >= limits.link_lost_give_up_s:
         return [
             Enter(

@@ -180,6 +180,10 @@ def test_a_link_lost_over_the_sea_is_noted_and_the_mission_flies_on() -> None:
     [note] = decide(history, cruising(), link_lost_s=1.0)
     assert isinstance(note, Note)
     assert note.observation is Observation.LINK_LOST
+    assert note.detail["over"] == "the North Isles sea crossing", "where over the sea it was lost"
+    [on_land] = decide(history, cruising(position=FLIGHT.plan.home), link_lost_s=1.0)
+    assert isinstance(on_land, Note)
+    assert "over" not in on_land.detail
     lost = history_of(flown_to(DeliveryState.ENROUTE), noted(DeliveryState.ENROUTE, Observation.LINK_LOST))
     assert decide(lost, cruising(), link_lost_s=10.0) == []
     [given_up] = decide(lost, cruising(), link_lost_s=LIMITS.link_lost_give_up_s)
