@@ -66,6 +66,12 @@ log = logging.getLogger(__name__)
 MIN_DECISION_INTERVAL_MS = 200
 
 
+def _failsafe_acting(text: str) -> bool:
+    """ArduPilot's words for a failsafe taking effect ("GCS Failsafe On: RTL"), not for one clearing."""
+    words = text.lower()
+    return "failsafe" in words and "off" not in words and "clear" not in words
+
+
 def _too_soon(last_ms: int | None, now_ms: int | None) -> bool:
     return last_ms is not None and now_ms is not None and 0 <= now_ms - last_ms < MIN_DECISION_INTERVAL_MS
 
@@ -256,7 +262,7 @@ class DeliverySequencer:
                 closed = payload.gripper_at(state, payload.setup.grab_pwm)
         new_texts = vehicle.telemetry.texts_since(self._texts_seen)
         self._texts_seen = vehicle.telemetry.status_count
-        self._failsafe_texts.extend(t.text for t in new_texts if "failsafe" in t.text.lower())
+        self._failsafe_texts.extend(t.text for t in new_texts if _failsafe_acting(t.text))
         figures = self._position.update(state, new_texts)
         trust = self.plan.profile.position_trust
         doubts = position_doubts(trust, state, figures, min_satellites=self.plan.profile.min_satellites)
