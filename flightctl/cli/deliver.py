@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # imported where used: `flightctl --help` must not pay for sh
     from flightctl.delivery.decide_leg import LegDelivery
     from flightctl.delivery.outcome import DeliveryOutcome
     from flightctl.delivery.planner import DeliveryPlan
-    from flightctl.delivery.sequencer import DeliveryProgress
+    from flightctl.delivery.progress import DeliveryProgress
     from flightctl.delivery.wind import GroundWind
     from flightctl.vehicle.vehicle import Vehicle
 

@@ -32,7 +32,8 @@ from flightctl.delivery.journal import Journal, JournalError, OrderRecord
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan
-from flightctl.delivery.sequencer import DeliveryProgress, DeliverySequencer
+from flightctl.delivery.progress import DeliveryProgress
+from flightctl.delivery.sequencer import DeliverySequencer
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError, MustStop, VehicleTimeout
 from flightctl.link.connection import LinkState

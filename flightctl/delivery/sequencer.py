@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from flightctl.delivery import ground
 from flightctl.delivery.actions import (
@@ -47,13 +46,14 @@ from flightctl.delivery.machine import Trigger
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.position_trust import PositionWatch, position_doubts
+from flightctl.delivery.progress import DeliveryProgress, progress_of
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.resume import Start, resume_actions, start_decision
 from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.delivery.wind import GroundWind, OwnWindEstimate
 from flightctl.dialect import mavlink
 from flightctl.errors import FlightctlError, MustStop
-from flightctl.geo import Location, distance_m
+from flightctl.geo import distance_m
 from flightctl.link.connection import LinkState
 from flightctl.missions.model import MissionPlan, MissionType
 from flightctl.vehicle.vehicle import Vehicle
@@ -74,16 +74,6 @@ def _failsafe_acting(text: str) -> bool:
 
 def _too_soon(last_ms: int | None, now_ms: int | None) -> bool:
     return last_ms is not None and now_ms is not None and 0 <= now_ms - last_ms < MIN_DECISION_INTERVAL_MS
-
-
-@dataclass
-class DeliveryProgress:
-    state: DeliveryState
-    distance_to_go_m: float | None
-    relative_alt_m: float | None
-    battery_v: float | None
-    battery_pct: int | None
-    mission_seq: int | None
 
 
 class DeliverySequencer:
@@ -387,29 +377,9 @@ class DeliverySequencer:
 
     # ---- reporting ---------------------------------------------------------------------------------------
 
-    def _heading_for(self) -> Location:
-        plan = self.plan
-        if isinstance(plan, LegDelivery):
-            diversion = plan.diversion() if self.history.state is DeliveryState.DIVERTING else None
-            return (diversion or plan.plan.sequences[0]).aim_point
-        home_bound = self.history.released or self.history.state is DeliveryState.ABORTING
-        return plan.site.home() if home_bound else plan.order.drop_location()
-
     def _transition(self, _state: DeliveryState) -> None:
         self._report(Observed(self.vehicle.state))
 
     def _report(self, seen: Observed) -> None:
-        if self.on_progress is None or self.history.state is None:
-            return
-        state = seen.vehicle
-        target = self._heading_for()
-        self.on_progress(
-            DeliveryProgress(
-                state=self.history.state,
-                distance_to_go_m=None if state.position is None else distance_m(state.position, target),
-                relative_alt_m=state.relative_alt_m,
-                battery_v=state.battery_voltage_v,
-                battery_pct=state.battery_remaining_pct,
-                mission_seq=state.mission_current_seq,
-            )
-        )
+        if self.on_progress is not None and self.history.state is not None:
+            self.on_progress(progress_of(self.plan, self.history, self.history.state, seen.vehicle))
