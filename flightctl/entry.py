@@ -63,3 +63,15 @@ def main() -> None:
         app(prog_name="flightctl")
     except KeyboardInterrupt:
         _stop()
+    except SystemExit as done:
+        if _silent_interrupt(done):
+            _stop()
+        raise
+
+
+def _silent_interrupt(done: SystemExit) -> bool:
+    """Whether typer turned a Ctrl-C into a silent exit 130 (``raise Exit(130) from KeyboardInterrupt``): one
+    pressed after start-up but before the command's own handling (``cli.common.run``, which says "stopped"
+    itself and exits 130 from nothing) took over, as while the arguments are parsed."""
+    ended = done.__context__
+    return ended is not None and isinstance(ended.__cause__, KeyboardInterrupt)

@@ -94,3 +94,23 @@ def test_every_command_has_its_imports_made_while_ctrl_c_is_held() -> None:
     assert _needed(["status", "--connect", "udpin:0.0.0.0:14550"]) == NEEDS["status"]
     assert _needed(["-v", "mission", "upload", "x.plan"]) == NEEDS["mission"]
     assert _needed(["status", "--help"]) == ()
+
+
+def test_a_ctrl_c_typer_would_swallow_still_says_stopped() -> None:
+    """Test a Ctrl-C that lands after start-up but before a command's own handling (typer turns it into a silent
+    exit 130): the entry point says "stopped" as for every other Ctrl-C. Deterministic: the command raises the
+    KeyboardInterrupt itself, as the signal would."""
+    code = (
+        "import sys, typer, flightctl.cli\n"
+        "app = typer.Typer()\n"
+        "@app.command()\n"
+        "def interrupted() -> None:\n"
+        "    raise KeyboardInterrupt\n"
+        "flightctl.cli.app = app\n"
+        "sys.argv = ['flightctl']\n"
+        "from flightctl.entry import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 130
+    assert done.stderr.strip() == "stopped"
