@@ -18,7 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sitl.ardupilot_source import Source, is_ardupilot_tree, tree_version, unpack
@@ -32,7 +32,20 @@ DEBIAN_PACKAGES = ("g++", "make", "git", "python3-venv", "python3-dev", "libxml2
 REQUIRED_PROGRAMS = {"g++": "a C++ compiler", "gcc": "a C compiler", "make": "make", "git": "git"}
 # empy 4 breaks ArduPilot's MAVLink generator; the others are what waf's SITL build imports.
 BUILD_MODULES = ("empy==3.3.4", "pexpect", "future", "dronecan", "lxml", "setuptools")
-WAF_CONFIGURE = ("configure", "--board", "sitl", "--disable-Werror", "--no-submodule-update", "--disable-networking")
+# --enable-opendroneid: a UK aircraft flies with Remote ID enforced, so SITL must have ArduPilot's OpenDroneID
+# library (the sitl board turns it on at this version anyway; the option keeps it on if that default changes).
+WAF_CONFIGURE = (
+    "configure",
+    "--board",
+    "sitl",
+    "--disable-Werror",
+    "--no-submodule-update",
+    "--disable-networking",
+    "--enable-opendroneid",
+)
+# What a build must have, by the define waf writes into build/sitl/ap_config.h, the build's own record of how
+# it was configured: a build without one (an older install, a tree built by hand) is configured and built again.
+REQUIRED_FEATURES = {"opendroneid": "AP_OPENDRONEID_ENABLED"}
 _WAF_STEP = re.compile(r"^\[\s*(\d+)/(\d+)\]")
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total): total 0 while unknown
@@ -47,6 +60,7 @@ class Stamp:
     vehicles: list[str]
     built_at: str
     build_seconds: float
+    features: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, prefix: Path) -> Stamp | None:
@@ -84,15 +98,30 @@ def _built(prefix: Path, vehicles: Sequence[str]) -> bool:
     return all(os.access(prefix / "build" / "sitl" / "bin" / BINARY_NAMES[v], os.X_OK) for v in vehicles)
 
 
+def built_features(prefix: Path) -> list[str]:
+    """The REQUIRED_FEATURES the build in ``prefix`` was configured with, read from its ap_config.h."""
+    try:
+        config = (prefix / "build" / "sitl" / "ap_config.h").read_text(errors="replace")
+    except OSError:
+        return []
+    defined = set(re.findall(r"^#define (\w+) 1\s*$", config, flags=re.MULTILINE))
+    return sorted(name for name, define in REQUIRED_FEATURES.items() if define in defined)
+
+
+def missing_features(prefix: Path) -> list[str]:
+    return sorted(set(REQUIRED_FEATURES) - set(built_features(prefix)))
+
+
 def check_installed(prefix: Path, source: Source, vehicles: Sequence[VehicleKind]) -> Stamp | None:
-    """The stamp when ``prefix`` already holds this version with these vehicles built, else None."""
+    """The stamp when ``prefix`` already holds this version with these vehicles built, with every required
+    feature, else None."""
     stamp = Stamp.read(prefix)
     if stamp is None and (prefix / ".git").exists() and tree_version(prefix) == source.version:
         # Built by hand from the same commit (ArduPilot's own instructions): use it as it is.
         stamp = Stamp(f"existing tree {prefix}", source.version, list(vehicles), "unknown", 0.0)
     if stamp is None or stamp.version != source.version or (prefix / INCOMPLETE_NAME).exists():
         return None
-    if not set(vehicles) <= set(stamp.vehicles) or not _built(prefix, vehicles):
+    if not set(vehicles) <= set(stamp.vehicles) or not _built(prefix, vehicles) or missing_features(prefix):
         return None
     return stamp
 
@@ -272,7 +301,14 @@ def install(
         assert existing is not None
         wanted = sorted(set(existing.vehicles) | set(vehicles))
         python = ensure_build_venv(state / "venv", log)
-        run_waf(python, prefix, [*vehicles, f"-j{jobs}"], log, "building", progress)
+        if missing_features(prefix):
+            # Built before a feature was required: configure again with it, and build every vehicle again.
+            (prefix / INCOMPLETE_NAME).write_text(f"flightctl sim install in progress, log: {log}\n")
+            progress("configuring", 0, 0)
+            run_waf(python, prefix, WAF_CONFIGURE, log, "configuring", progress)
+            run_waf(python, prefix, [*wanted, f"-j{jobs}"], log, "building", progress)
+        else:
+            run_waf(python, prefix, [*vehicles, f"-j{jobs}"], log, "building", progress)
     else:
         wanted = sorted(set(vehicles))
         progress("unpacking", 0, 0)
@@ -302,6 +338,7 @@ def install(
         vehicles=wanted,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         build_seconds=round(time.monotonic() - started, 1),
+        features=built_features(prefix),
     )
     stamp.write(prefix)
     (prefix / INCOMPLETE_NAME).unlink(missing_ok=True)

@@ -3,6 +3,10 @@
 Ports for instance N (``-I N``): SERIAL0 is sent as UDP to our harness port (``--serial0 udpclient``), so the
 simulation never waits for a client and never stalls on a reader that went away; SERIAL1 and SERIAL2 stay
 TCP servers on 5762+10N and 5763+10N for other clients (``flightctl status``, MAVProxy, a serial bridge).
+With ``remote_id=True`` the instance flies as a UK aircraft must: OpenDroneID on and enforced at arming
+(configs/params/remote-id.parm), SERIAL5 sent as UDP to a simulated transmitter module on 14565+10N
+(sitl/remote_id_tx.py). ``companion``: the operator's Remote ID settings the harness link sends, as the
+companion computer would; without them nothing arms until the code under test sends them.
 SITL's own console output goes straight to a file in its working directory: nothing to drain, nothing to
 block, and the tail is at hand when something fails.
 """
@@ -20,10 +24,11 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from flightctl.config import load_telemetry_config
+from flightctl.config import configs_dir, load_telemetry_config
 from flightctl.errors import FlightctlError
 from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.ftp import FtpError
+from flightctl.vehicle.remote_id import RemoteIdSettings
 from flightctl.vehicle.telemetry import stream_rates
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError
@@ -37,12 +42,14 @@ from sitl.paths import (
     sitl_binary,
     sitl_model,
 )
+from sitl.remote_id_tx import SimulatedTransmitter
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 HARNESS_UDP_BASE = 14560
+TRANSMITTER_UDP_BASE = 14565
 SERIAL1_TCP_BASE = 5762
 SERIAL2_TCP_BASE = 5763
 
@@ -65,6 +72,8 @@ class SitlInstance:
         params: Sequence[Path] | None = None,
         workdir: Path | None = None,
         ready_timeout_s: float = 180.0,
+        remote_id: bool = False,
+        companion: RemoteIdSettings | None = None,
     ) -> None:
         if not 0 <= instance <= 50:
             raise SitlError(f"SITL instance {instance} is outside 0..50")
@@ -81,11 +90,17 @@ class SitlInstance:
         self.home = home
         self.binary = sitl_binary(vehicle)
         self.param_files = list(params) if params is not None else defaults
+        self.remote_id = remote_id or companion is not None
+        if self.remote_id:
+            self.param_files.append(configs_dir() / "params" / "remote-id.parm")
+        self.companion = companion
+        self._transmitter: SimulatedTransmitter | None = None
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"flightctl-sitl-{vehicle}-{instance}-"))
         self.ready_timeout_s = ready_timeout_s
         self._process: asyncio.subprocess.Process | None = None
         self._exits = contextlib.AsyncExitStack()
+        self._exits_transmitter = contextlib.AsyncExitStack()  # outlives restarts, like the module on the port
         self._vehicle: Vehicle | None = None
 
     # ---- addresses -------------------------------------------------------------------------------------
@@ -101,6 +116,16 @@ class SitlInstance:
     @property
     def serial2_url(self) -> str:
         return f"tcp:127.0.0.1:{SERIAL2_TCP_BASE + 10 * self.instance}"
+
+    @property
+    def transmitter_url(self) -> str:
+        return f"udpin:127.0.0.1:{TRANSMITTER_UDP_BASE + 10 * self.instance}"
+
+    @property
+    def transmitter(self) -> SimulatedTransmitter:
+        if self._transmitter is None:
+            raise SitlError("this SITL instance runs without Remote ID (SitlInstance(remote_id=True))")
+        return self._transmitter
 
     @property
     def log_path(self) -> Path:
@@ -147,6 +172,7 @@ class SitlInstance:
         for path in self.param_files:
             if not path.is_file():
                 raise SitlError(f"SITL parameter file not found: {path}")
+        remote_id = ["--serial5", f"udpclient:127.0.0.1:{TRANSMITTER_UDP_BASE + 10 * self.instance}"]
         return [
             str(self.binary),
             "--model",
@@ -161,12 +187,17 @@ class SitlInstance:
             str(self.instance),
             "--serial0",
             f"udpclient:127.0.0.1:{HARNESS_UDP_BASE + 10 * self.instance}",
+            *(remote_id if self.remote_id else []),
         ]
 
     async def start(self) -> None:
         """Start SITL from a clean state (no eeprom.bin), connect on SERIAL0, wait until it could arm."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "eeprom.bin").unlink(missing_ok=True)
+        if self.remote_id and self._transmitter is None:
+            self._transmitter = await self._exits_transmitter.enter_async_context(
+                SimulatedTransmitter(self.transmitter_url)
+            )
         await self.spawn()
         await self._connect_primary()
 
@@ -205,7 +236,19 @@ class SitlInstance:
             )
         )
         self._vehicle = vehicle
-        await self.guard(vehicle.wait_ready(timeout_s=self.ready_timeout_s), "waiting for SITL to be ready to arm")
+        if self.remote_id and self.companion is None:
+            # The autopilot's pre-arm checks fail until somebody sends the operator's part: the code under test.
+            await self.guard(
+                vehicle.telemetry.wait_until(
+                    lambda s: s.ekf_nav_ready and (s.gps_fix_type or 0) >= 3 and s.home is not None,
+                    timeout_s=self.ready_timeout_s,
+                    what="EKF navigating and a 3D fix (Remote ID left to the code under test)",
+                ),
+                "waiting for SITL to navigate",
+            )
+        else:
+            await self._exits.enter_async_context(vehicle.remote_id.broadcasting(self.companion))
+            await self.guard(vehicle.wait_ready(timeout_s=self.ready_timeout_s), "waiting for SITL to be ready to arm")
         if vehicle.mission.mission_files:
             # ArduPilot's FTP worker checks for send space on the link that used FTP first, whoever it
             # answers (GCS_FTP.cpp, send_ftp_reply). A TCP port nobody drains any more (a CLI that came and
@@ -245,6 +288,8 @@ class SitlInstance:
     async def stop(self) -> None:
         await self._disconnect()
         await self._terminate()
+        await self._exits_transmitter.aclose()
+        self._transmitter = None
         if self._own_workdir and os.environ.get("FLIGHTCTL_KEEP_SITL") is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -17,6 +17,7 @@ from sitl.install import installed_version
 from sitl.instance import SitlInstance
 from sitl.locations import Home, resolve_home
 from sitl.paths import VehicleKind, ardupilot_home
+from sitl.remote_id_tx import sitl_operator
 
 # Vehicles started together stand this far apart (east), so their positions can be told apart.
 SPACING_M = 10.0
@@ -48,6 +49,7 @@ async def run_sim_up(
                 model="quadplane" if vehicle == "quadplane" else None,
                 instance=first_instance + n,
                 speedup=speedup,
+                companion=sitl_operator(vehicle),  # Remote ID enforced, as on a UK aircraft
             )
             for n in range(instances)
         ]

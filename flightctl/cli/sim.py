@@ -84,6 +84,7 @@ def deliver(
     from flightctl.delivery.wind import GroundWind
     from sitl.instance import SitlInstance
     from sitl.locations import Home
+    from sitl.remote_id_tx import sitl_operator
 
     plan = load_plan_or_exit(order, site, profile)
     depot = plan.site.depot
@@ -93,7 +94,7 @@ def deliver(
     async def go() -> bool:
         async with SitlInstance(
             home=home, vehicle="plane" if vtol else "copter", model="quadplane" if vtol else None,
-            instance=instance, speedup=speedup,
+            instance=instance, speedup=speedup, companion=sitl_operator("quadplane" if vtol else "copter"),
         ) as sim:  # fmt: skip
             console.print(f"SITL ready at {plan.site.name} (connect to watch: {sim.serial1_url})", markup=False)
             await sim.vehicle.params.set("SIM_WIND_SPD", wind_m_s)
@@ -148,6 +149,7 @@ def leg(
     from flightctl.errors import FlightctlError
     from sitl.instance import SitlInstance
     from sitl.legs import flat_world, lined_up
+    from sitl.remote_id_tx import sitl_operator
 
     the_leg, airstrips = leg_and_airstrips_or_exit(leg_name)
     try:
@@ -161,7 +163,9 @@ def leg(
     flight = LegDelivery(order_id, plan, parcel_kg, winds=winds, wind_aloft=wind, follows=follows)
 
     async def go() -> bool:
-        async with SitlInstance(home=lined_up(plan), vehicle="plane", instance=instance, speedup=speedup) as sim:
+        async with SitlInstance(
+            home=lined_up(plan), vehicle="plane", instance=instance, speedup=speedup, companion=sitl_operator("plane")
+        ) as sim:
             console.print(
                 f"SITL ready on {plan.departure.end.name} (connect to watch: {sim.serial1_url})", markup=False
             )

@@ -69,7 +69,8 @@ class Daemon:
                         rates_hz=self.rates_hz,
                     ) as vehicle:
                         connected = True
-                        await self._serve(journal, vehicle)
+                        async with vehicle.remote_id.broadcasting(config.remote_id):
+                            await self._serve(journal, vehicle)
                         return
                 except (LinkError, VehicleTimeout) as exc:
                     if connected:

@@ -18,6 +18,7 @@ from flightctl.errors import ConfigError, TransportError
 from flightctl.link.transport import transport_for_url
 from flightctl.mqtt.contract import DRONE_ID_PATTERN
 from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.vehicle.remote_id import RemoteIdSettings
 
 
 class BrokerSection(StrictModel):
@@ -88,6 +89,9 @@ class DaemonConfig(StrictModel):
     autopilot: AutopilotSection
     broker: BrokerSection
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    # The operator's part of Remote ID, sent to the autopilot for as long as the daemon runs. Checked here, so a
+    # mistyped operator ID stops the daemon at start-up, not the aircraft at the runway.
+    remote_id: RemoteIdSettings | None = None
 
     def broker_endpoint(self) -> BrokerEndpoint:
         broker = self.broker

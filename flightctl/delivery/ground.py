@@ -7,6 +7,7 @@ flight parameters; upload and arm are the same steps.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 from flightctl.delivery.decide_leg import LegDelivery
@@ -19,13 +20,18 @@ from flightctl.delivery.leg_preflight import LegBefore, leg_checks
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import VehicleKind
 from flightctl.delivery.planner import DeliveryPlan
-from flightctl.delivery.preflight import Check, GoNoGo, preflight_checks
+from flightctl.delivery.preflight import Check, GoNoGo, preflight_checks, remote_id_check
 from flightctl.delivery.recorder import DeliveryRecorder
 from flightctl.delivery.wind import AIRSPEED_PARAM, DRAG_PARAMS, GroundWind, vehicle_estimates_wind
 from flightctl.errors import ConditionTimeout, FlightctlError, MustStop
 from flightctl.missions.model import MissionPlan
 from flightctl.missions.verify import expected_on_vehicle
+from flightctl.vehicle.remote_id import ENFORCE_ARMING
 from flightctl.vehicle.vehicle import Vehicle
+
+# A broadcast the companion has just started is acknowledged by the transmitter within about 3 s (its report
+# comes once a second, after ArduPilot has passed the data on): wait that long before calling it a NO-GO.
+REMOTE_ID_SETTLE_S = 5.0
 
 
 async def preflight(
@@ -60,10 +66,31 @@ async def preflight(
         ground_wind=ground_wind,
         vehicle_estimates_wind=estimates_wind,
     )
-    return await _verdict(verdict, record)
+    return await _verdict(verdict, record, vehicle)
 
 
-async def _verdict(verdict: GoNoGo, record: DeliveryRecorder) -> bool:
+async def remote_id_verdict(vehicle: Vehicle) -> Check | None:
+    """The Remote ID check, when this aircraft flies with Remote ID: the companion has the operator's settings,
+    or the autopilot enforces it (``DID_OPTIONS`` bit 0). Waits a few seconds of vehicle time for a broadcast
+    that has only just started to be acknowledged; None when neither side asks for Remote ID."""
+    enforced = False
+    with contextlib.suppress(FlightctlError):
+        enabled = (await vehicle.params.get("DID_ENABLE")).value
+        enforced = bool(enabled) and int((await vehicle.params.get("DID_OPTIONS")).value) & ENFORCE_ARMING != 0
+    if vehicle.remote_id.settings is None and not enforced:
+        return None
+    with contextlib.suppress(ConditionTimeout):
+        await vehicle.telemetry.wait_until(
+            lambda _s: vehicle.remote_id.status().healthy, timeout_s=REMOTE_ID_SETTLE_S, what="Remote ID healthy"
+        )
+    said = [t.text for t in vehicle.telemetry.status_log if "OpenDroneID" in t.text or "ODID" in t.text]
+    return remote_id_check(vehicle.remote_id.status(), said[-1] if said else None)
+
+
+async def _verdict(verdict: GoNoGo, record: DeliveryRecorder, vehicle: Vehicle) -> bool:
+    remote_id = await remote_id_verdict(vehicle)
+    if remote_id is not None:
+        verdict = GoNoGo((*verdict.checks, remote_id))
     for check in verdict.checks:
         await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail)
     if not verdict.go:
@@ -100,7 +127,7 @@ async def leg_preflight(vehicle: Vehicle, flight: LegDelivery, record: DeliveryR
         now_utc=datetime.now(UTC),
         after_leg=after_leg,
     )
-    return await _verdict(verdict, record)
+    return await _verdict(verdict, record, vehicle)
 
 
 def leg_before(order_id: str, events: list[JournalEvent], now: datetime) -> LegBefore:

@@ -11,6 +11,7 @@ from flightctl.delivery.order import VehicleProfile, area_contains
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.wind import GroundWind
 from flightctl.geo import distance_m
+from flightctl.vehicle.remote_id import RemoteIdStatus, arm_status_name
 from flightctl.vehicle.telemetry import VehicleState
 
 # Home reported by the vehicle must be this close to the site's depot (a wrong home means a wrong return).
@@ -108,6 +109,24 @@ def preflight_checks(
         span = f"{starts.isoformat() if starts else '...'} to {ends.isoformat() if ends else '...'}"
         checks.append(Check("time window", inside, f"now {now_utc.isoformat(timespec='seconds')}, window {span}"))
     return GoNoGo(tuple(checks))
+
+
+def remote_id_check(status: RemoteIdStatus, autopilot_says: str | None) -> Check:
+    """Remote ID as the law needs it before take-off: the operator's part configured and sent, and the
+    transmitter reporting GOOD_TO_ARM. A NO-GO lists every missing piece and quotes the autopilot's reason."""
+    problems = status.problems()
+    if not problems:
+        settings = status.settings
+        assert settings is not None  # no settings is a problem of its own
+        sent = status.age_s(status.operator_location_sent_ms)
+        return Check(
+            "remote id",
+            True,
+            f"transmitter {arm_status_name(status.arm_status)}, operator {settings.operator_id}, "
+            f"UAS {settings.uas_id}, operator location sent {sent or 0:.1f} s ago",
+        )
+    quoted = f"; autopilot: {autopilot_says}" if autopilot_says else ""
+    return Check("remote id", False, "; ".join(problems) + quoted)
 
 
 def navigation_checks(profile: VehicleProfile, state: VehicleState) -> list[Check]:

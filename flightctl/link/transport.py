@@ -162,6 +162,9 @@ class UdpTransport(Transport):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            # asyncio closes the socket on the loop's next turn: take that turn, so that the port can be bound
+            # again as soon as close() returns (a restarted harness, the next test).
+            await asyncio.sleep(0)
         await super().close()
 
 

@@ -22,6 +22,7 @@ from flightctl.vehicle.mission import MissionProtocol
 from flightctl.vehicle.params import ParamEncoding, Params
 from flightctl.vehicle.payload import Payload
 from flightctl.vehicle.rates import StreamRates
+from flightctl.vehicle.remote_id import RemoteId
 from flightctl.vehicle.telemetry import DEFAULT_RATES_HZ, Clock, Telemetry, VehicleState
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Vehicle:
         self.ftp = MavFtp(connection)
         self.mission = MissionProtocol(connection, self.commands, ftp=self.ftp)
         self.payload = Payload(self.commands, self.params, self.telemetry)
+        self.remote_id = RemoteId(connection, self.telemetry)
         # From AUTOPILOT_VERSION once connected, e.g. '4.7.0-dev (90700977)'; None if the vehicle did not say.
         self.software_version: str | None = None
         # Telemetry rates, asked for in the background (a lossy link must not fail the connection for them).
@@ -152,6 +154,7 @@ class Vehicle:
                 raise failed
         if self.rates is not None:
             self.rates.close()
+        self.remote_id.close()
         self.telemetry.close()
 
     async def _learn_capabilities(self) -> None:

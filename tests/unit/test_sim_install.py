@@ -19,7 +19,7 @@ import pytest
 
 from sitl.ardupilot_source import PINNED_COMMIT, PINNED_SNAPSHOT, Source, _clone, resolve_source
 from sitl.errors import SitlInstallError
-from sitl.install import INCOMPLETE_NAME, Stamp, check_installed, install
+from sitl.install import INCOMPLETE_NAME, WAF_CONFIGURE, Stamp, check_installed, install, missing_features
 from tests.support.shared_data import shared_root
 
 
@@ -46,10 +46,12 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
-def _fake_install(prefix: Path, version: str, vehicles: list[str]) -> None:
+def _fake_install(prefix: Path, version: str, vehicles: list[str], *, opendroneid: bool = True) -> None:
     """What a finished install leaves behind, without the minutes of building it."""
     binaries = prefix / "build" / "sitl" / "bin"
     binaries.mkdir(parents=True)
+    defines = "#define AP_SIM_ENABLED 1\n" + ("#define AP_OPENDRONEID_ENABLED 1\n" if opendroneid else "")
+    (prefix / "build" / "sitl" / "ap_config.h").write_text(defines)
     for name in ("arducopter", "arduplane"):
         (binaries / name).write_text("#!/bin/sh\n")
         (binaries / name).chmod(0o755)
@@ -172,6 +174,18 @@ def test_a_vehicle_not_yet_built_is_not_installed(tmp_path: Path) -> None:
     source = Source("snapshot", "x", PINNED_COMMIT)
     assert check_installed(prefix, source, ["copter"]) is not None
     assert check_installed(prefix, source, ["copter", "plane"]) is None
+
+
+def test_a_build_without_opendroneid_is_not_installed(tmp_path: Path) -> None:
+    """Test that a build configured without OpenDroneID (older, or by hand) is built again, not flown."""
+    source = Source("snapshot", "x", PINNED_COMMIT)
+    with_it, without = tmp_path / "with", tmp_path / "without"
+    _fake_install(with_it, PINNED_COMMIT, ["copter", "plane"])
+    _fake_install(without, PINNED_COMMIT, ["copter", "plane"], opendroneid=False)
+    assert check_installed(with_it, source, ["copter"]) is not None
+    assert missing_features(without) == ["opendroneid"]
+    assert check_installed(without, source, ["copter"]) is None
+    assert "--enable-opendroneid" in WAF_CONFIGURE
 
 
 def test_unknown_vehicle_names_are_refused(tmp_path: Path) -> None:
