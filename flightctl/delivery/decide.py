@@ -50,7 +50,7 @@ from flightctl.delivery.events import (
 from flightctl.delivery.history import History
 from flightctl.delivery.interlocks import release_interlocks
 from flightctl.delivery.machine import Trigger
-from flightctl.delivery.order import DeliveryMethod
+from flightctl.delivery.order import DeliveryMethod, RemoteIdLossRule, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.geo import distance_m
@@ -84,6 +84,8 @@ class Observed:
     airstrip_winds: Mapping[str, SurfaceWind] = field(default_factory=dict)
     # What the autopilot last said of its failsafes ("GCS Failsafe On: RTL"), newest last: which one acted.
     failsafe_texts: tuple[str, ...] = ()
+    # What is wrong with Remote ID now (vehicle.remote_id's problems); None when this flight has none to watch.
+    remote_id_problems: tuple[str, ...] | None = None
 
 
 class Persistence:
@@ -120,6 +122,11 @@ def decide(
     if state is DeliveryState.ENROUTE and not history.mission_started:
         return mission_start(history, vehicle, limits)
     if state in IN_FLIGHT_SUPERVISED:
+        remote_id = remote_id_in_flight(plan.profile, history, seen, persistence, limits)
+        if remote_id:
+            return [
+                replace(a, how=resolve_abort(a.how, vehicle.mode)) if isinstance(a, Abort) else a for a in remote_id
+            ]
         rule = abort_rule(plan, history, seen, persistence, limits)
         if rule is not None:
             return [replace(rule, how=resolve_abort(rule.how, vehicle.mode))]
@@ -188,6 +195,28 @@ def mission_start(history: History, vehicle: VehicleState, limits: Limits) -> li
 def _not_released(reason: str, how: AbortHow) -> Abort:
     """An abort at the drop point: the release was not safe there, or did not happen."""
     return Abort(reason, how, AbortCause.DROP_POINT)
+
+
+def remote_id_in_flight(
+    profile: VehicleProfile, history: History, seen: Observed, persistence: Persistence, limits: Limits
+) -> list[Action]:
+    """Remote ID lost in flight (for ``persist_s``): journaled with what is wrong, then the profile's rule
+    (``remote_id_lost``: continue, or return now); its return journaled once it is back."""
+    problems = seen.remote_id_problems
+    if problems is None:
+        return []
+    lost = persistence.held("remote id", bool(problems), seen.vehicle.time_boot_ms or 0, limits.persist_s)
+    if not problems and history.remote_id_lost:
+        return [Note(Observation.REMOTE_ID_RECOVERED)]
+    if not lost or history.remote_id_lost:
+        return []
+    rule = profile.remote_id_lost
+    actions: list[Action] = [
+        Note(Observation.REMOTE_ID_LOST, {"problems": list(problems), "rule": rule.value, "why": rule.why()})
+    ]
+    if rule is RemoteIdLossRule.RETURN and not history.released:
+        actions.append(Abort(f"Remote ID lost in flight: {problems[0]}", AbortHow.RTL))
+    return actions
 
 
 def abort_rule(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightctl.delivery.actions import Abort, AbortHow, Action, Enter, Note, SetCurrent
-from flightctl.delivery.decide import Limits, Observed, Persistence, mission_start
+from flightctl.delivery.decide import Limits, Observed, Persistence, mission_start, remote_id_in_flight
 from flightctl.delivery.events import FLOWN, ON_THE_GROUND, AbortCause, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
 from flightctl.delivery.leg_planner import LandingSequence, LegPlan, landing_limits
@@ -82,6 +82,9 @@ def decide_leg(
     if state is DeliveryState.ENROUTE and not history.mission_started:
         return mission_start(history, vehicle, limits)
     if state in (DeliveryState.ENROUTE, DeliveryState.DIVERTING):
+        remote_id = remote_id_in_flight(flight.plan.profile, history, seen, persistence, limits)
+        if remote_id:
+            return remote_id  # its RTL flies to the nearest airstrip's landing sequence
         rule = _abort_rule(flight, history, seen, persistence, limits)
         if rule is not None:
             return [rule]

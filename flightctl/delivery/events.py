@@ -94,6 +94,8 @@ class Observation(enum.StrEnum):
     RESUMED = "resumed"
     LINK_LOST = "link_lost"
     LINK_RECOVERED = "link_recovered"
+    REMOTE_ID_LOST = "remote_id_lost"  # in flight: the transmitter silent or failing, or the operator data stale
+    REMOTE_ID_RECOVERED = "remote_id_recovered"
     STEP_FAILED = "step_failed"
     ABORT_ACTION_FAILED = "abort_action_failed"
     WINCH_LOWERING = "winch_lowering"

@@ -28,6 +28,7 @@ class History:
     rtl_commanded: bool = False
     arrived: bool = False  # an island leg landed at its destination: delivered
     link_lost: bool = False
+    remote_id_lost: bool = False
     resumed_count: int = 0
     nogo: list[str] = field(default_factory=list)
     energy_at_start_wh: float | None = None
@@ -112,6 +113,8 @@ class History:
             self.link_lost = True
         elif observation is Observation.LINK_RECOVERED:
             self.link_lost = False
+        elif observation in (Observation.REMOTE_ID_LOST, Observation.REMOTE_ID_RECOVERED):
+            self.remote_id_lost = observation is Observation.REMOTE_ID_LOST
         elif observation is Observation.STEP_FAILED and detail.get("command") in set(Command):
             self.commands_in_state.discard(Command(detail["command"]))
 

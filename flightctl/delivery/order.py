@@ -206,6 +206,24 @@ class VehicleKind(enum.StrEnum):
     VTOL = "vtol"  # an ArduPlane QuadPlane: cruise on the wing, land or hover at the destination
 
 
+class RemoteIdLossRule(enum.StrEnum):
+    """What the aircraft does when Remote ID stops working in flight (README, "Remote ID", gives the sources).
+
+    ``return``: come back now, the delivery abandoned: the rule of FAA 14 CFR 89.110 (land as soon as practicable)
+    and of the UK CAA's Remote ID guidance for a broadcast that fails in flight; for a multirotor the practicable
+    landing is its own depot, for an island leg the autopilot's RTL to the nearest landing sequence.
+    ``continue``: fly on to the planned landing, the loss journaled and reported: only where the operator's
+    operational authorisation says so (the Specific category's own procedures)."""
+
+    RETURN = "return"
+    CONTINUE = "continue"
+
+    def why(self) -> str:
+        if self is RemoteIdLossRule.RETURN:
+            return "land as soon as practicable once Remote ID fails (FAA 14 CFR 89.110; CAA Remote ID guidance)"
+        return "continue to the planned landing, as the operational authorisation allows (Specific category)"
+
+
 class VehicleProfile(StrictModel):
     name: str
     kind: VehicleKind = VehicleKind.MULTIROTOR
@@ -224,6 +242,7 @@ class VehicleProfile(StrictModel):
     wind: WindRules = Field(default_factory=WindRules)
     position_trust: PositionTrustLimits = Field(default_factory=PositionTrustLimits)
     fixed_wing: FixedWingSettings | None = None  # required for the kinds that fly on a wing
+    remote_id_lost: RemoteIdLossRule = RemoteIdLossRule.RETURN
 
     @model_validator(mode="after")
     def _wing_settings_for_a_wing(self) -> VehicleProfile:

@@ -267,6 +267,9 @@ class DeliverySequencer:
             operator_abort=self._operator_abort,
             airstrip_winds=dict(self._airstrip_winds),
             failsafe_texts=tuple(self._failsafe_texts),
+            remote_id_problems=None
+            if vehicle.remote_id.settings is None
+            else tuple(vehicle.remote_id.status().problems()),
         )
 
     async def _act_or_note(self, action: Action) -> bool:

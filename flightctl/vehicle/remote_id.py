@@ -90,13 +90,13 @@ def public_operator_id(registration: str, *, country: str = "GBR") -> str:
         raise ValueError(
             "this is the operator ID as printed on the CAA's registration (XXX-OP-...); Remote ID broadcasts the "
             "operator registration number with its check character, issued with 3 secret characters "
-            "(e.g. GBR87astrdge12k8-xyz): enter that"
+            "(EASA's example: FIN87astrdge12k8-xyz): enter that"
         )
     match = _OPERATOR_ID.match(text)
     if match is None:
         raise ValueError(
             "an operator registration number is 3 capital letters (the country), 12 characters 0-9/a-z, a check "
-            "character, a hyphen and the 3 secret characters (e.g. GBR87astrdge12k8-xyz)"
+            "character, a hyphen and the 3 secret characters (EASA's example: FIN87astrdge12k8-xyz)"
         )
     if match["country"] != country:
         raise ValueError(f"the operator registration number is from {match['country']}, this operation needs {country}")

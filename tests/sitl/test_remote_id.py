@@ -1,0 +1,129 @@
+"""Remote ID on a copter at the Kirkwall depot, enforced as on a UK aircraft: the companion's broadcast, the
+go/no-go for each missing piece (nothing armed), and the transmitter going silent en route.
+
+The SITL instance runs the simulated transmitter module (sitl/remote_id_tx.py) and no broadcast of its own:
+what the autopilot hears of the operator is what the code under test sends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
+from flightctl.delivery.planner import plan_delivery
+from flightctl.vehicle.remote_id import RemoteIdSettings
+from flightctl.vehicle.telemetry import Clock
+from sitl.instance import SitlInstance
+from sitl.locations import Home
+from sitl.remote_id_tx import sitl_operator
+from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+from tests.sitl.deliveries import DELIVERY_SPEEDUP, PROFILE, SHORT_DROP, SITE, assert_home_and_disarmed, fly, order
+from tests.sitl.deliveries import states as state_names
+
+pytestmark = pytest.mark.sitl
+
+OPERATOR = sitl_operator("copter")
+
+
+@pytest.fixture
+async def uk_copter() -> AsyncIterator[SitlInstance]:
+    require_sitl("copter")
+    home = Home(lat_deg=SITE.depot.lat, lon_deg=SITE.depot.lon, alt_m=SITE.depot_alt_m, heading_deg=0)
+    async with SitlInstance(home=home, instance=INSTANCE_BASE + 9, speedup=DELIVERY_SPEEDUP, remote_id=True) as sim:
+        yield sim
+
+
+def short_order(order_id: str) -> DeliveryOrder:
+    base = order("kirkwall-1200m-height")
+    assert base.method is DeliveryMethod.RELEASE_AT_HEIGHT
+    return base.model_copy(update={"order_id": order_id, "drop": SHORT_DROP})
+
+
+async def test_with_everything_present_a_delivery_arms_and_flies(uk_copter: SitlInstance, tmp_path: Path) -> None:
+    """Test that nothing arms before the companion speaks; that Remote ID is healthy within 3 s (vehicle time)
+    of the broadcast starting; and that a delivery then flies as before, its go/no-go saying so."""
+    vehicle = uk_copter.vehicle
+    assert not vehicle.state.prearm_ok, "the autopilot enforces Remote ID: no pre-arm pass without the operator"
+    async with vehicle.remote_id.broadcasting(OPERATOR):
+        await vehicle.telemetry.wait_until(
+            lambda _s: vehicle.remote_id.status().healthy, timeout_s=3.0, what="Remote ID healthy", clock=Clock.VEHICLE
+        )
+        outcome, events = await fly(uk_copter, plan_delivery(short_order("RID-OK"), SITE, PROFILE), tmp_path / "j")
+    assert outcome.delivered, outcome.as_json()
+    check = next(e for e in events if e.kind == "check" and e.name == "remote id")
+    assert check.detail["ok"] and "GOOD_TO_ARM" in check.detail["line"], check.detail
+    assert_home_and_disarmed(uk_copter)
+
+
+async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
+    uk_copter: SitlInstance, tmp_path: Path
+) -> None:
+    """Test the NO-GO for a transmitter reporting a failure, a silent one, no operator location, a stale one,
+    and no operator ID: each names what is missing, and the aircraft is never armed."""
+    vehicle, tx = uk_copter.vehicle, uk_copter.transmitter
+    plan = plan_delivery(short_order("RID-NOGO"), SITE, PROFILE)
+
+    async def no_go(name: str, settings: RemoteIdSettings, expected: str) -> str:
+        async with vehicle.remote_id.broadcasting(settings):
+            outcome, events = await fly(uk_copter, plan, tmp_path / f"{name}.sqlite")
+        assert not outcome.delivered
+        said = [e.detail.get("line") or e.detail.get("reason") for e in events if e.kind in ("check", "state")]
+        assert "ARMING" not in state_names(events) and state_names(events)[-1] == "FAILED", "\n".join(map(str, said))
+        assert not vehicle.state.armed
+        check = next(e for e in events if e.kind == "check" and e.name == "remote id")
+        assert not check.detail["ok"] and expected in check.detail["line"], (name, check.detail["line"])
+        return str(check.detail["line"])
+
+    tx.fail("BLE module fault")
+    await vehicle.telemetry.wait_until(
+        lambda _s: vehicle.remote_id.status().arm_error == "BLE module fault", timeout_s=5, what="the fault reported"
+    )
+    await no_go("failure", OPERATOR, "transmitter reports a failure: BLE module fault")
+    tx.go_silent()
+    await vehicle.telemetry.sleep(4)
+    line = await no_go("silent", OPERATOR, "Remote ID transmitter silent")
+    assert "autopilot: " in line, "the autopilot's own reason is quoted"
+    tx.recover()
+    await no_go("no location", OPERATOR.model_copy(update={"operator_location": None}), "no operator location")
+    await no_go("no operator id", OPERATOR.model_copy(update={"operator_id": None}), "no operator ID configured")
+    vehicle.remote_id.paused = True  # the companion stops refreshing the operator location
+    try:
+        await vehicle.telemetry.sleep(4)
+        await no_go("stale", OPERATOR, "operator location stale")
+    finally:
+        vehicle.remote_id.paused = False
+
+
+async def test_the_transmitter_going_silent_en_route_is_journaled_and_the_aircraft_returns(
+    uk_copter: SitlInstance, tmp_path: Path
+) -> None:
+    """Test that a transmitter that stops reporting in flight is journaled with what went wrong and the rule
+    (the profile's: return), the delivery aborts home by RTL with the parcel, and the autopilot said so too."""
+    vehicle, tx = uk_copter.vehicle, uk_copter.transmitter
+    plan = plan_delivery(short_order("RID-LOST"), SITE, PROFILE)
+
+    async def silence_once_climbing() -> None:
+        await vehicle.telemetry.wait_until(
+            lambda s: s.armed and (s.relative_alt_m or 0) > 10, timeout_s=120, what="climbing out"
+        )
+        tx.go_silent()
+
+    import asyncio
+
+    async with vehicle.remote_id.broadcasting(OPERATOR):
+        silencer = asyncio.create_task(silence_once_climbing())
+        try:
+            outcome, events = await fly(uk_copter, plan, tmp_path / "lost.sqlite")
+        finally:
+            silencer.cancel()
+            tx.recover()
+    assert not outcome.delivered
+    lost = next(e for e in events if e.name == "remote_id_lost")
+    assert lost.detail["rule"] == "return" and "silent" in lost.detail["problems"][0], lost.detail
+    aborting = next(e for e in events if e.name == "ABORTING")
+    assert "Remote ID lost in flight" in aborting.detail["reason"]
+    assert state_names(events)[-1] == "LANDED"
+    assert any("ODID: lost transmitter" in t.text for t in vehicle.telemetry.status_log)
+    assert_home_and_disarmed(uk_copter)
