@@ -50,6 +50,7 @@ class DeliveryStatus:
     order_id: str | None = None
     state: DeliveryState | None = None
     distance_to_go_m: float | None = None
+    remote_id: dict[str, Any] | None = None  # RemoteIdStatus.report(): None without Remote ID
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def telemetry_data(state: VehicleState, delivery: DeliveryStatus, received_unix_
         "delivery_state": None if delivery.state is None else delivery.state.value,
         "distance_to_go_m": _finite(delivery.distance_to_go_m, 1),
         "received_unix_s": round(received_unix_s, 6),
+        "remote_id": delivery.remote_id,
     }
 
 

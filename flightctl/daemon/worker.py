@@ -93,12 +93,13 @@ class DeliveryWorker:
 
     def status(self) -> DeliveryStatus:
         job, progress = self._job, self._progress
+        remote_id = self.vehicle.remote_id.status().report()
         if job is None:
-            return DeliveryStatus()
+            return DeliveryStatus(remote_id=remote_id)
         sequencer = job.sequencer
         state = sequencer.state if sequencer is not None else None
         distance = progress.distance_to_go_m if progress is not None else None
-        return DeliveryStatus(job.record.order_id, state, distance)
+        return DeliveryStatus(job.record.order_id, state, distance, remote_id)
 
     def _on_progress(self, progress: DeliveryProgress) -> None:
         changed = self._progress is None or self._progress.state is not progress.state
@@ -299,6 +300,7 @@ class DeliveryWorker:
             "armed": state.armed,
             "mode": state.mode,
             "unanswered_messages": self.budget.unanswered_total,
+            "remote_id": status.remote_id,
             **self.extra_status(),
         }
 

@@ -147,6 +147,7 @@ class DaemonStatus(MessageData):
     telemetry_invalid: Count | None = None
     dead_letters: Count | None = None
     last_dead_letter: DeadLetterRecord | None = None
+    remote_id: RemoteIdHealth | None = None
 
 
 class CommandResult(_Answer):
@@ -157,6 +158,17 @@ class CommandResult(_Answer):
 
 
 # ---- not sequenced ----------------------------------------------------------------------------------------------
+
+
+class RemoteIdHealth(MessageData):
+    """Remote ID as the companion sees it (``flightctl.vehicle.remote_id``); absent when the aircraft flies
+    without it. ``problems`` are for people, worded as the go/no-go words them."""
+
+    healthy: bool
+    transmitter: Annotated[str, Field(max_length=40)] | None  # its last ARM_STATUS: GOOD_TO_ARM, PRE_ARM_FAIL_...
+    transmitter_age_s: float | None = Field(ge=0, le=1e7)
+    operator_id: Annotated[str, Field(max_length=20)] | None
+    problems: Annotated[list[Text], Field(max_length=8)]
 
 
 class TelemetryData(MessageData):
@@ -179,6 +191,7 @@ class TelemetryData(MessageData):
     delivery_state: State | None
     distance_to_go_m: float | None = Field(ge=0)
     received_unix_s: float = Field(ge=0)
+    remote_id: RemoteIdHealth | None = None
 
 
 class OnlineData(MessageData):

@@ -192,6 +192,20 @@ class RemoteIdStatus:
     def healthy(self) -> bool:
         return not self.problems()
 
+    def report(self) -> dict[str, object] | None:
+        """For telemetry and status (docs/mqtt.md, ``remote_id``): None for an aircraft flying without Remote ID
+        (no settings, no transmitter ever heard)."""
+        if self.settings is None and self.arm_status is None:
+            return None
+        heard = self.age_s(self.arm_status_ms)
+        return {
+            "healthy": self.healthy,
+            "transmitter": None if self.arm_status is None else arm_status_name(self.arm_status),
+            "transmitter_age_s": None if heard is None else round(heard, 1),
+            "operator_id": None if self.settings is None else self.settings.operator_id,
+            "problems": self.problems()[:8],
+        }
+
 
 def odid_timestamp(utc: datetime) -> int:
     return max(0, int((utc - ODID_EPOCH).total_seconds()))

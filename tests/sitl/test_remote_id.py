@@ -53,7 +53,8 @@ async def test_with_everything_present_a_delivery_arms_and_flies(uk_copter: Sitl
         outcome, events = await fly(uk_copter, plan_delivery(short_order("RID-OK"), SITE, PROFILE), tmp_path / "j")
     assert outcome.delivered, outcome.as_json()
     check = next(e for e in events if e.kind == "check" and e.name == "remote id")
-    assert check.detail["ok"] and "GOOD_TO_ARM" in check.detail["line"], check.detail
+    assert check.detail["ok"], check.detail
+    assert "GOOD_TO_ARM" in check.detail["line"]
     assert_home_and_disarmed(uk_copter)
 
 
@@ -70,10 +71,12 @@ async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
             outcome, events = await fly(uk_copter, plan, tmp_path / f"{name}.sqlite")
         assert not outcome.delivered
         said = [e.detail.get("line") or e.detail.get("reason") for e in events if e.kind in ("check", "state")]
-        assert "ARMING" not in state_names(events) and state_names(events)[-1] == "FAILED", "\n".join(map(str, said))
+        assert "ARMING" not in state_names(events), "\n".join(map(str, said))
+        assert state_names(events)[-1] == "FAILED"
         assert not vehicle.state.armed
         check = next(e for e in events if e.kind == "check" and e.name == "remote id")
-        assert not check.detail["ok"] and expected in check.detail["line"], (name, check.detail["line"])
+        assert not check.detail["ok"], name
+        assert expected in check.detail["line"], (name, check.detail["line"])
         return str(check.detail["line"])
 
     tx.fail("BLE module fault")
@@ -121,7 +124,8 @@ async def test_the_transmitter_going_silent_en_route_is_journaled_and_the_aircra
             tx.recover()
     assert not outcome.delivered
     lost = next(e for e in events if e.name == "remote_id_lost")
-    assert lost.detail["rule"] == "return" and "silent" in lost.detail["problems"][0], lost.detail
+    assert lost.detail["rule"] == "return"
+    assert "silent" in lost.detail["problems"][0], lost.detail
     aborting = next(e for e in events if e.name == "ABORTING")
     assert "Remote ID lost in flight" in aborting.detail["reason"]
     assert state_names(events)[-1] == "LANDED"

@@ -3,6 +3,8 @@ simulated transmitter's report, and the in-flight rule."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -15,6 +17,7 @@ from flightctl.delivery.history import History
 from flightctl.delivery.order import RemoteIdLossRule, VehicleProfile
 from flightctl.delivery.preflight import remote_id_check
 from flightctl.dialect import mavlink
+from flightctl.errors import ConfigError
 from flightctl.vehicle.remote_id import RemoteIdSettings, RemoteIdStatus, luhn_mod36, public_operator_id
 from flightctl.vehicle.telemetry import VehicleState
 from sitl.remote_id_tx import SimulatedTransmitter
@@ -61,12 +64,12 @@ def test_a_malformed_operator_id_is_refused_with_what_is_wrong_and_never_the_sec
     assert number not in message
 
 
-def test_a_daemon_config_with_a_mistyped_operator_id_stops_at_start_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_daemon_config_with_a_mistyped_operator_id_stops_at_start_up(tmp_path: Path) -> None:
     """Test that the daemon's config loader refuses a mistyped operator ID with the field and the reason."""
     shipped = (configs_dir() / "onboard" / "sitl.toml").read_text()
     bad = tmp_path / "onboard.toml"
     bad.write_text(shipped.replace("GBR87astrdge12k8-xyz", "GBR87astrdge12k7-xyz"))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_daemon_config(bad)
     assert "remote_id.operator_id" in str(caught.value)
     assert "check character does not match" in str(caught.value)
@@ -88,7 +91,9 @@ def test_everything_present_is_healthy_and_the_check_says_what_was_seen() -> Non
     """Test the GO line: transmitter state, operator ID, UAS ID and the operator location's age."""
     check = remote_id_check(_status(), None)
     assert check.ok
-    assert "GOOD_TO_ARM" in check.detail and "GBR87astrdge12k8" in check.detail and "0.2 s ago" in check.detail
+    assert "GOOD_TO_ARM" in check.detail
+    assert "GBR87astrdge12k8" in check.detail
+    assert "0.2 s ago" in check.detail
 
 
 @pytest.mark.parametrize(
@@ -165,12 +170,15 @@ def test_remote_id_lost_in_flight_is_journaled_once_then_the_profiles_rule_appli
         profile = _profile(rule)
         assert remote_id_in_flight(profile, history, _seen(1_000, silent), persistence, limits) == []
         actions = remote_id_in_flight(profile, history, _seen(4_500, silent), persistence, limits)
-        assert isinstance(actions[0], Note) and actions[0].observation is Observation.REMOTE_ID_LOST
-        assert actions[0].detail["problems"] == list(silent) and actions[0].detail["rule"] == rule.value
+        assert isinstance(actions[0], Note)
+        assert actions[0].observation is Observation.REMOTE_ID_LOST
+        assert actions[0].detail["problems"] == list(silent)
+        assert actions[0].detail["rule"] == rule.value
         aborts = [a for a in actions if isinstance(a, Abort)]
         assert bool(aborts) is expect_abort
         if aborts:
-            assert aborts[0].how is AbortHow.RTL and "Remote ID lost in flight" in aborts[0].reason
+            assert aborts[0].how is AbortHow.RTL
+            assert "Remote ID lost in flight" in aborts[0].reason
     lost = History()
     lost.remote_id_lost = True
     persistence = Persistence()

@@ -78,6 +78,27 @@ def test_a_mistaken_daemon_config_is_one_line_before_anything_starts(
     refused_in_one_line(["run", "--config", str(config)], says, unchanged=folder)
 
 
+def test_a_mistyped_remote_id_operator_id_stops_the_daemon_at_start_up(tmp_path: Path) -> None:
+    """Test that `flightctl run` with a Remote ID operator ID whose check character does not match exits at
+    once with one line naming the field and the mistake, and without repeating the number (its secret part)."""
+    folder = tmp_path / "daemon"
+    folder.mkdir()
+    trustme.CA().cert_pem.write_to_path(str(folder / "ca.pem"))
+    config = run_config(folder)
+    config.write_text(
+        config.read_text() + '\n[remote_id]\nuas_id = "FLCTC000000000001"\nua_type = "aeroplane"\n'
+        'operator_id = "GBR87astrdge12k8-xyw"\n'
+    )
+    refused_in_one_line(
+        ["run", "--config", str(config)], "remote_id.operator_id: Value error, the operator registration number's "
+        "check character does not match", unchanged=folder,
+    )  # fmt: skip
+    assert "xyw" not in subprocess.run(
+        [sys.executable, "-m", "flightctl", "run", "--config", str(config)], capture_output=True, text=True,
+        timeout=60, check=False,
+    ).stderr  # fmt: skip
+
+
 def relay_config(folder: Path, **overrides: str) -> Path:
     (folder / "mqtt-password").write_text("hunter2\n")
     (folder / "ops-password").write_text("ops-secret\n")
