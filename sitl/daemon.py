@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from flightctl.config import configs_dir
+
 
 def write_daemon_config(
     folder: Path,
@@ -24,8 +26,10 @@ def write_daemon_config(
     keepalive_s: int = 5,
     link_lost_timeout_s: float = 60,
     unwanted_answers_per_minute: int = 60,
+    remote_id: bool = False,
 ) -> Path:
-    """A daemon config in ``folder`` (journal and password file beside it); its path."""
+    """A daemon config in ``folder`` (journal and password file beside it); its path. ``remote_id``: with the
+    shipped SITL config's ``[remote_id]`` (the operator's part of Remote ID, which the daemon then sends)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "mqtt-password").write_text(password + "\n")
     (folder / "mqtt-password").chmod(0o600)
@@ -54,9 +58,15 @@ reconnect_max_s = 2
 
 [telemetry]
 rate_hz = {rate_hz}
-"""
+{_sitl_remote_id() if remote_id else ""}"""
     )
     return path
+
+
+def _sitl_remote_id() -> str:
+    """The ``[remote_id]`` section of configs/onboard/sitl.toml, as written there (its last section)."""
+    text = (configs_dir() / "onboard" / "sitl.toml").read_text()
+    return "\n" + text[text.index("[remote_id]") :]
 
 
 STOP_TIMEOUT_S = 30.0

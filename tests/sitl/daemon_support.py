@@ -26,7 +26,13 @@ TOPICS = Topics(DRONE)
 
 
 def write_config(
-    folder: Path, *, autopilot_url: str, broker_url: str, ca_file: Path, link_lost_timeout_s: float = 60
+    folder: Path,
+    *,
+    autopilot_url: str,
+    broker_url: str,
+    ca_file: Path,
+    link_lost_timeout_s: float = 60,
+    remote_id: bool = False,
 ) -> Path:
     return write_daemon_config(
         folder,
@@ -37,6 +43,7 @@ def write_config(
         password=ACCOUNTS[DRONE],
         ca_file=ca_file,
         link_lost_timeout_s=link_lost_timeout_s,
+        remote_id=remote_id,
     )
 
 

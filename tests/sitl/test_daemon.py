@@ -65,7 +65,12 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def open_rig(
-    sim: SitlInstance, folder: Path, *, autopilot_url: str | None = None, link_lost_timeout_s: float = 60
+    sim: SitlInstance,
+    folder: Path,
+    *,
+    autopilot_url: str | None = None,
+    link_lost_timeout_s: float = 60,
+    remote_id: bool = False,
 ) -> AsyncIterator[Rig]:
     """SITL, a mosquitto with TLS and passwords, the daemon reaching it through a proxy, a ground station."""
     require_mosquitto()
@@ -80,6 +85,7 @@ async def open_rig(
             broker_url=f"mqtts://127.0.0.1:{network.port}",
             ca_file=broker.ca_file,
             link_lost_timeout_s=link_lost_timeout_s,
+            remote_id=remote_id,
         )
         daemon = DaemonProcess(config)
         async with ground_station(broker) as ground:

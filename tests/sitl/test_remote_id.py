@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,4 +131,50 @@ async def test_the_transmitter_going_silent_en_route_is_journaled_and_the_aircra
     assert "Remote ID lost in flight" in aborting.detail["reason"]
     assert state_names(events)[-1] == "LANDED"
     assert any("ODID: lost transmitter" in t.text for t in vehicle.telemetry.status_log)
+    assert_home_and_disarmed(uk_copter)
+
+
+@pytest.mark.mqtt
+async def test_the_daemon_sends_remote_id_and_reports_its_loss_over_mqtt(
+    uk_copter: SitlInstance, tmp_path: Path
+) -> None:
+    """Test `flightctl run` with the operator's Remote ID in its config on an aircraft that enforces it: its
+    telemetry says Remote ID is healthy, an order arms and flies, and when the transmitter goes silent en route
+    the ground sees it in telemetry and in the ABORTING event, and the aircraft comes home by the profile's rule."""
+    from tests.sitl.test_daemon import open_rig
+
+    vehicle, tx = uk_copter.vehicle, uk_copter.transmitter
+    async with open_rig(uk_copter, tmp_path, remote_id=True) as rig:
+        ground = rig.ground
+
+        def samples(healthy: bool, after: int = 0) -> list[dict[str, Any]]:
+            reports = [s.data.get("remote_id") or {} for s in ground.telemetry.received[after:]]
+            return [r for r in reports if r.get("healthy") is healthy]
+
+        def remote_id_seen(healthy: bool, after: int = 0) -> bool:
+            return bool(samples(healthy, after))
+
+        await vehicle.telemetry.wait_until(lambda _s: remote_id_seen(True), timeout_s=30, what="healthy over MQTT")
+        assert samples(True)[0]["operator_id"] == "GBR87astrdge12k8"
+        first = short_order("RID-MQTT-1")
+        answer = await ground.answer(await ground.send_order(first))
+        assert answer.type == "order_accepted", rig.daemon.log_tail()
+        await ground.state(first.order_id, "ENROUTE", timeout_s=120)
+        await vehicle.telemetry.wait_until(lambda s: (s.relative_alt_m or 0) > 10, timeout_s=120, what="climbing out")
+        tx.go_silent()
+        silenced_at = len(ground.telemetry.received)
+        try:
+            aborting = await ground.state(first.order_id, "ABORTING", timeout_s=120)
+            assert "Remote ID lost in flight" in aborting.data["detail"]["reason"], ground.story(first.order_id)
+            assert aborting.data["detail"]["with_parcel"] is True
+            await vehicle.telemetry.wait_until(
+                lambda _s: remote_id_seen(False, silenced_at), timeout_s=30, what="the loss over MQTT"
+            )
+            lost = samples(False, silenced_at)[0]
+            assert any("silent" in p for p in lost["problems"]), lost
+            await ground.state(first.order_id, "LANDED", timeout_s=600)
+        finally:
+            tx.recover()
+        assert "observation:remote_id_lost" in await rig.journal_events(first.order_id)
+        await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed")
     assert_home_and_disarmed(uk_copter)
