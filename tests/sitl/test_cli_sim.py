@@ -135,3 +135,27 @@ async def test_sim_deliver_refuses_an_impossible_order() -> None:
     assert "NO-GO energy" in record["nogo"][0]
     stopped = await asyncio.create_subprocess_exec("pgrep", "-f", f"arducopter.*-I {instance} ")
     assert await stopped.wait() == 1
+
+
+async def test_sim_deliver_flies_with_remote_id_enforced(tmp_path: object) -> None:
+    """Test the README's main job as a UK aircraft flies it: SITL enforces Remote ID (DID_OPTIONS), the harness
+    is the companion sending the operator's part, the go/no-go's Remote ID check passes, and the parcel is
+    delivered."""
+    from pathlib import Path
+
+    from flightctl.delivery.journal import Journal
+
+    require_sitl("copter")
+    journal = Path(str(tmp_path)) / "journal.sqlite"
+    process = await asyncio.create_subprocess_exec(
+        *FLIGHTCTL, "sim", "deliver", "kirkwall-1500m-place", "--speedup", "10", "--instance", str(INSTANCE_BASE + 6),
+        "--journal", str(journal), "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 600)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    assert json.loads(stdout.decode().strip().splitlines()[-1])["outcome"] == "delivered"
+    async with await Journal.open(journal, reader=True) as opened:
+        checks = [e for e in await opened.events("KWL-0001") if e.kind == "check" and e.name == "remote id"]
+    assert len(checks) == 1, "the aircraft enforces Remote ID, so the go/no-go checks it"
+    assert checks[0].detail["ok"], checks[0].detail
+    assert "operator GBR87astrdge12k8" in checks[0].detail["line"]
