@@ -23,6 +23,7 @@ class AbortHow(enum.StrEnum):
     RTL = "rtl"
     RETURN_ALONG_ROUTE = "return_along_route"
     LEAVE_TO_VEHICLE = "leave_to_vehicle"  # the mission or the autopilot already brings it home
+    LAND = "land"  # land where it is (LAND, QLAND on a VTOL): a rule that says land as soon as practicable
 
 
 @dataclass(frozen=True)

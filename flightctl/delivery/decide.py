@@ -50,7 +50,7 @@ from flightctl.delivery.events import (
 from flightctl.delivery.history import History
 from flightctl.delivery.interlocks import release_interlocks
 from flightctl.delivery.machine import Trigger
-from flightctl.delivery.order import DeliveryMethod, RemoteIdLossRule, VehicleProfile
+from flightctl.delivery.order import DeliveryMethod, RemoteIdLossRule, VehicleKind, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.geo import distance_m
@@ -214,8 +214,11 @@ def remote_id_in_flight(
     actions: list[Action] = [
         Note(Observation.REMOTE_ID_LOST, {"problems": list(problems), "rule": rule.value, "why": rule.why()})
     ]
-    if rule is RemoteIdLossRule.RETURN and not history.released:
-        actions.append(Abort(f"Remote ID lost in flight: {problems[0]}", AbortHow.RTL))
+    reason = f"Remote ID lost in flight: {problems[0]}"
+    if rule is RemoteIdLossRule.LAND and profile.kind is not VehicleKind.FIXED_WING:
+        actions.append(Abort(f"{reason}: landing here", AbortHow.LAND))
+    elif rule is not RemoteIdLossRule.CONTINUE and not history.released:
+        actions.append(Abort(reason, AbortHow.RTL))
     return actions
 
 

@@ -209,19 +209,20 @@ class VehicleKind(enum.StrEnum):
 class RemoteIdLossRule(enum.StrEnum):
     """What the aircraft does when Remote ID stops working in flight (README, "Remote ID", gives the sources).
 
-    ``return``: come back now, the delivery abandoned: the rule of FAA 14 CFR 89.110 (land as soon as practicable)
-    and of the UK CAA's Remote ID guidance for a broadcast that fails in flight; for a multirotor the practicable
-    landing is its own depot, for an island leg the autopilot's RTL to the nearest landing sequence.
-    ``continue``: fly on to the planned landing, the loss journaled and reported: only where the operator's
-    operational authorisation says so (the Specific category's own procedures)."""
+    ``return``: come back now, the delivery abandoned (the parcel kept): for a multirotor its depot, for an island
+    leg the autopilot's RTL to the nearest landing sequence. ``land``: land where it is (a multirotor or a VTOL
+    in hover; a fixed-wing aircraft cannot, and returns). Both follow "land as soon as practicable" (FAA 14 CFR
+    89.110). ``continue``: fly on to the planned landing, the loss journaled and reported: only where the
+    operator's operational authorisation says so (the Specific category's own procedures)."""
 
     RETURN = "return"
+    LAND = "land"
     CONTINUE = "continue"
 
     def why(self) -> str:
-        if self is RemoteIdLossRule.RETURN:
-            return "land as soon as practicable once Remote ID fails (FAA 14 CFR 89.110; CAA Remote ID guidance)"
-        return "continue to the planned landing, as the operational authorisation allows (Specific category)"
+        if self is RemoteIdLossRule.CONTINUE:
+            return "continue to the planned landing, as the operational authorisation allows (Specific category)"
+        return "land as soon as practicable once Remote ID fails (FAA 14 CFR 89.110; the operator's authorisation)"
 
 
 class VehicleProfile(StrictModel):

@@ -43,6 +43,7 @@ from flightctl.delivery.events import LOOP_ENDS, CheckStage, Command, DeliverySt
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.machine import Trigger
+from flightctl.delivery.order import VehicleKind
 from flightctl.delivery.outcome import DeliveryOutcome
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.position_trust import PositionWatch, position_doubts
@@ -343,6 +344,10 @@ class DeliverySequencer:
                 await vehicle.mission.set_current(plan.climb_seq)
             elif action.how in (AbortHow.RTL, AbortHow.RETURN_ALONG_ROUTE):  # a leg's way back is an RTL
                 await self._rtl(action.reason)
+            elif action.how is AbortHow.LAND:
+                mode = "QLAND" if plan.profile.kind is VehicleKind.VTOL else "LAND"
+                await record.command(Command.SET_MODE, mode=mode, reason=action.reason)
+                await vehicle.commands.set_mode(mode)
         except MustStop:
             raise
         except FlightctlError as exc:

@@ -6,14 +6,17 @@ what the autopilot hears of the operator is what the code under test sends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
+from flightctl.delivery.order import DeliveryMethod, DeliveryOrder, RemoteIdLossRule
 from flightctl.delivery.planner import plan_delivery
+from flightctl.geo import distance_m
+from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.remote_id import RemoteIdSettings
 from flightctl.vehicle.telemetry import Clock
 from sitl.instance import SitlInstance
@@ -100,38 +103,47 @@ async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
         vehicle.remote_id.paused = False
 
 
-async def test_the_transmitter_going_silent_en_route_is_journaled_and_the_aircraft_returns(
-    uk_copter: SitlInstance, tmp_path: Path
+@pytest.mark.parametrize("rule", [RemoteIdLossRule.RETURN, RemoteIdLossRule.LAND])
+async def test_the_transmitter_going_silent_en_route_is_journaled_and_the_profiles_rule_applies(
+    uk_copter: SitlInstance, tmp_path: Path, rule: RemoteIdLossRule
 ) -> None:
-    """Test that a transmitter that stops reporting in flight is journaled with what went wrong and the rule
-    (the profile's: return), the delivery aborts home by RTL with the parcel, and the autopilot said so too."""
+    """Test that a transmitter that stops reporting in flight is journaled with what went wrong and the rule,
+    the delivery aborts with the parcel, and the aircraft does what the profile's rule says: returns home by
+    RTL, or lands where it is; the autopilot said it lost the transmitter too."""
     vehicle, tx = uk_copter.vehicle, uk_copter.transmitter
-    plan = plan_delivery(short_order("RID-LOST"), SITE, PROFILE)
+    profile = PROFILE.model_copy(update={"remote_id_lost": rule})
+    plan = plan_delivery(short_order(f"RID-LOST-{rule.value}"), SITE, profile)
 
-    async def silence_once_climbing() -> None:
+    async def silence_on_the_way() -> None:
         await vehicle.telemetry.wait_until(
-            lambda s: s.armed and (s.relative_alt_m or 0) > 10, timeout_s=120, what="climbing out"
+            lambda s: s.armed and s.position is not None and distance_m(s.position, SITE.home()) > 100,
+            timeout_s=300,
+            what="100 m on the way",
         )
         tx.go_silent()
 
-    import asyncio
-
     async with vehicle.remote_id.broadcasting(OPERATOR):
-        silencer = asyncio.create_task(silence_once_climbing())
+        silencer = asyncio.create_task(silence_on_the_way())
         try:
             outcome, events = await fly(uk_copter, plan, tmp_path / "lost.sqlite")
         finally:
-            silencer.cancel()
+            await cancel_and_wait(silencer)
             tx.recover()
     assert not outcome.delivered
     lost = next(e for e in events if e.name == "remote_id_lost")
-    assert lost.detail["rule"] == "return"
+    assert lost.detail["rule"] == rule.value
     assert "silent" in lost.detail["problems"][0], lost.detail
     aborting = next(e for e in events if e.name == "ABORTING")
     assert "Remote ID lost in flight" in aborting.detail["reason"]
     assert state_names(events)[-1] == "LANDED"
     assert any("ODID: lost transmitter" in t.text for t in vehicle.telemetry.status_log)
-    assert_home_and_disarmed(uk_copter)
+    if rule is RemoteIdLossRule.RETURN:
+        assert_home_and_disarmed(uk_copter)
+    else:
+        assert any(e.kind == "command" and e.detail.get("mode") == "LAND" for e in events)
+        assert vehicle.state.position is not None
+        assert distance_m(vehicle.state.position, SITE.home()) > 80, "landed where it was, not at home"
+        assert not vehicle.state.armed
 
 
 @pytest.mark.mqtt

@@ -179,6 +179,18 @@ def test_remote_id_lost_in_flight_is_journaled_once_then_the_profiles_rule_appli
         if aborts:
             assert aborts[0].how is AbortHow.RTL
             assert "Remote ID lost in flight" in aborts[0].reason
+    land = remote_id_in_flight(_profile(RemoteIdLossRule.LAND), History(), _seen(1_000, silent), Persistence(), limits)
+    assert land == []
+    persistence = Persistence()
+    remote_id_in_flight(_profile(RemoteIdLossRule.LAND), History(), _seen(1_000, silent), persistence, limits)
+    land = remote_id_in_flight(_profile(RemoteIdLossRule.LAND), History(), _seen(4_500, silent), persistence, limits)
+    assert [a.how for a in land if isinstance(a, Abort)] == [AbortHow.LAND]
+    plane = read_yaml_model(named_config("profiles", "sitl-plane"), VehicleProfile)
+    plane = plane.model_copy(update={"remote_id_lost": RemoteIdLossRule.LAND})
+    persistence = Persistence()
+    remote_id_in_flight(plane, History(), _seen(1_000, silent), persistence, limits)
+    wing = remote_id_in_flight(plane, History(), _seen(4_500, silent), persistence, limits)
+    assert [a.how for a in wing if isinstance(a, Abort)] == [AbortHow.RTL], "a wing cannot land where it is"
     lost = History()
     lost.remote_id_lost = True
     persistence = Persistence()
