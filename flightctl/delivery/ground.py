@@ -73,18 +73,25 @@ async def remote_id_verdict(vehicle: Vehicle) -> Check | None:
     """The Remote ID check, when this aircraft flies with Remote ID: the companion has the operator's settings,
     or the autopilot enforces it (``DID_OPTIONS`` bit 0). Waits a few seconds of vehicle time for a broadcast
     that has only just started to be acknowledged; None when neither side asks for Remote ID."""
-    enforced = False
+    enforced, port_problem = False, None
     with contextlib.suppress(FlightctlError):
         enabled = (await vehicle.params.get("DID_ENABLE")).value
         enforced = bool(enabled) and int((await vehicle.params.get("DID_OPTIONS")).value) & ENFORCE_ARMING != 0
     if vehicle.remote_id.settings is None and not enforced:
         return None
+    try:
+        port = int((await vehicle.params.get("DID_MAVPORT")).value)
+        can = int((await vehicle.params.get("DID_CANDRIVER")).value)
+        if port < 0 and can <= 0:
+            port_problem = "the autopilot passes Remote ID to no transmitter (DID_MAVPORT -1, DID_CANDRIVER 0)"
+    except FlightctlError as exc:
+        port_problem = f"the autopilot has no OpenDroneID parameters (DID_MAVPORT: {exc})"
     with contextlib.suppress(ConditionTimeout):
         await vehicle.telemetry.wait_until(
             lambda _s: vehicle.remote_id.status().healthy, timeout_s=REMOTE_ID_SETTLE_S, what="Remote ID healthy"
         )
     said = [t.text for t in vehicle.telemetry.status_log if "OpenDroneID" in t.text or "ODID" in t.text]
-    return remote_id_check(vehicle.remote_id.status(), said[-1] if said else None)
+    return remote_id_check(vehicle.remote_id.status(), said[-1] if said else None, port_problem)
 
 
 async def _verdict(verdict: GoNoGo, record: DeliveryRecorder, vehicle: Vehicle) -> bool:

@@ -111,10 +111,11 @@ def preflight_checks(
     return GoNoGo(tuple(checks))
 
 
-def remote_id_check(status: RemoteIdStatus, autopilot_says: str | None) -> Check:
-    """Remote ID as the law needs it before take-off: the operator's part configured and sent, and the
-    transmitter reporting GOOD_TO_ARM. A NO-GO lists every missing piece and quotes the autopilot's reason."""
-    problems = status.problems()
+def remote_id_check(status: RemoteIdStatus, autopilot_says: str | None, port_problem: str | None = None) -> Check:
+    """Remote ID as the law needs it before take-off: the operator's part configured and sent, the autopilot
+    configured to pass it to a transmitter, and the transmitter reporting GOOD_TO_ARM. A NO-GO lists every
+    missing piece and quotes the autopilot's reason."""
+    problems = ([port_problem] if port_problem else []) + status.problems()
     if not problems:
         settings = status.settings
         assert settings is not None  # no settings is a problem of its own

@@ -13,17 +13,29 @@ from typing import Any
 
 import pytest
 
+from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryMethod, DeliveryOrder, RemoteIdLossRule
 from flightctl.delivery.planner import plan_delivery
+from flightctl.delivery.sequencer import DeliverySequencer
 from flightctl.geo import distance_m
 from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.remote_id import RemoteIdSettings
 from flightctl.vehicle.telemetry import Clock
+from flightctl.vehicle.vehicle import Vehicle
 from sitl.instance import SitlInstance
 from sitl.locations import Home
 from sitl.remote_id_tx import sitl_operator
 from tests.sitl.conftest import INSTANCE_BASE, require_sitl
-from tests.sitl.deliveries import DELIVERY_SPEEDUP, PROFILE, SHORT_DROP, SITE, assert_home_and_disarmed, fly, order
+from tests.sitl.deliveries import (
+    DELIVERY_SPEEDUP,
+    PROFILE,
+    SHORT_DROP,
+    SITE,
+    assert_home_and_disarmed,
+    calm,
+    fly,
+    order,
+)
 from tests.sitl.deliveries import states as state_names
 
 pytestmark = pytest.mark.sitl
@@ -66,7 +78,8 @@ async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
     uk_copter: SitlInstance, tmp_path: Path
 ) -> None:
     """Test the NO-GO for a transmitter reporting a failure, a silent one, no operator location, a stale one,
-    and no operator ID: each names what is missing, and the aircraft is never armed."""
+    no operator ID, and an autopilot with no transmitter port: each names what is missing, and the aircraft is
+    never armed."""
     vehicle, tx = uk_copter.vehicle, uk_copter.transmitter
     plan = plan_delivery(short_order("RID-NOGO"), SITE, PROFILE)
 
@@ -92,6 +105,18 @@ async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
     await vehicle.telemetry.sleep(4)
     line = await no_go("silent", OPERATOR, "Remote ID transmitter silent")
     assert "autopilot: " in line, "the autopilot's own reason is quoted"
+    # A companion starting while the module is dead has never heard it: "no transmitter", not "silent".
+    async with (
+        Vehicle.connect(uk_copter.serial1_url) as companion,
+        companion.remote_id.broadcasting(OPERATOR),
+        await Journal.open(tmp_path / "none.sqlite") as journal,
+    ):
+        outcome = await DeliverySequencer(companion, plan, journal, ground_wind=calm()).run()
+        events = await journal.events(plan.order.order_id)
+    assert not outcome.delivered
+    assert "ARMING" not in state_names(events)
+    check = next(e for e in events if e.kind == "check" and e.name == "remote id")
+    assert "no Remote ID transmitter: no OPEN_DRONE_ID_ARM_STATUS heard" in check.detail["line"], check.detail
     tx.recover()
     await no_go("no location", OPERATOR.model_copy(update={"operator_location": None}), "no operator location")
     await no_go("no operator id", OPERATOR.model_copy(update={"operator_id": None}), "no operator ID configured")
@@ -101,6 +126,11 @@ async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
         await no_go("stale", OPERATOR, "operator location stale")
     finally:
         vehicle.remote_id.paused = False
+    await vehicle.params.set("DID_MAVPORT", -1)  # the transmitter's port unset on the autopilot
+    try:
+        await no_go("no port", OPERATOR, "the autopilot passes Remote ID to no transmitter (DID_MAVPORT -1")
+    finally:
+        await vehicle.params.set("DID_MAVPORT", 5)
 
 
 @pytest.mark.parametrize("rule", [RemoteIdLossRule.RETURN, RemoteIdLossRule.LAND])

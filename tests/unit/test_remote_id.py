@@ -116,6 +116,14 @@ def test_each_missing_piece_is_a_no_go_that_names_it(changes: dict[str, object],
     assert "autopilot: PreArm: OpenDroneID: ARM_STATUS not available" in check.detail
 
 
+def test_an_autopilot_that_passes_remote_id_to_no_transmitter_is_a_no_go() -> None:
+    """Test that DID_MAVPORT -1 with no DroneCAN driver fails the check even when all else is healthy."""
+    problem = "the autopilot passes Remote ID to no transmitter (DID_MAVPORT -1, DID_CANDRIVER 0)"
+    check = remote_id_check(_status(), None, problem)
+    assert not check.ok
+    assert check.detail == problem
+
+
 def test_the_simulated_transmitter_reports_what_arducremoteid_would() -> None:
     """Test the module's checks: nothing heard is every reason; everything fresh is GOOD_TO_ARM; a stale
     operator timestamp is SYS; an injected failure is reported with its reason."""
