@@ -228,7 +228,6 @@ class RemoteId:
         self.settings: RemoteIdSettings | None = None
         self._status = RemoteIdStatus(now_ms=None, settings=None)
         self._remove = connection.add_listener("OPEN_DRONE_ID_ARM_STATUS", self._arm_status)
-        self.paused = False  # a test's way to make the operator location go stale: the loop sends nothing
 
     def close(self) -> None:
         self._remove()
@@ -300,36 +299,34 @@ class RemoteId:
         )
 
     async def broadcast(self, settings: RemoteIdSettings) -> None:
-        """Send the operator's part for as long as the aircraft is ours: until cancelled. A closed link ends
-        it with RemoteIdError; anything the link drops is sent again on the next round."""
-        self.settings = settings
+        """Send the operator's part until cancelled. A closed link ends it with RemoteIdError; anything the link
+        drops is sent again on the next round."""
         static_due_ms: int | None = None
-        try:
-            while True:
-                if not self.paused:
-                    now_ms = self._telemetry.state.time_boot_ms
-                    if static_due_ms is None or now_ms is None or now_ms >= static_due_ms:
-                        for message in self._static_messages(settings):
-                            self._send(message)
-                        static_due_ms = None if now_ms is None else now_ms + int(STATIC_PERIOD_S * 1000)
-                    if settings.operator_location is not None:
-                        self._send(self._system_update(settings.operator_location))
-                        self._status = replace(self._status, operator_location_sent_ms=now_ms)
-                await self._vehicle_second()
-        finally:
-            self.settings = None
+        while True:
+            now_ms = self._telemetry.state.time_boot_ms
+            if static_due_ms is None or now_ms is None or now_ms >= static_due_ms:
+                for message in self._static_messages(settings):
+                    self._send(message)
+                static_due_ms = None if now_ms is None else now_ms + int(STATIC_PERIOD_S * 1000)
+            if settings.operator_location is not None:
+                self._send(self._system_update(settings.operator_location))
+                self._status = replace(self._status, operator_location_sent_ms=now_ms)
+            await self._vehicle_second()
 
     @contextlib.asynccontextmanager
-    async def broadcasting(self, settings: RemoteIdSettings | None) -> AsyncIterator[None]:
-        """``broadcast`` in the background for the block (nothing to send without settings: the go/no-go then
-        says Remote ID is not configured)."""
+    async def broadcasting(self, settings: RemoteIdSettings | None) -> AsyncIterator[asyncio.Task[None] | None]:
+        """The aircraft's Remote ID settings for the block, and ``broadcast`` in the background (the task is
+        yielded). A sender that dies leaves the settings in place, so the operator location goes stale and
+        says so. Without settings nothing is sent: the go/no-go then says Remote ID is not configured."""
         if settings is None:
-            yield
+            yield None
             return
+        self.settings = settings
         task = asyncio.create_task(self.broadcast(settings), name="remote id broadcast")
         try:
-            yield
+            yield task
         finally:
+            self.settings = None
             failed = await cancel_and_wait(task)
             if failed is not None:
                 log.warning("Remote ID broadcast had stopped: %s", failed)

@@ -120,12 +120,17 @@ async def test_each_missing_piece_is_a_no_go_that_names_it_and_nothing_arms(
     tx.recover()
     await no_go("no location", OPERATOR.model_copy(update={"operator_location": None}), "no operator location")
     await no_go("no operator id", OPERATOR.model_copy(update={"operator_id": None}), "no operator ID configured")
-    vehicle.remote_id.paused = True  # the companion stops refreshing the operator location
-    try:
+    # The companion's sender dies while its settings stand: the operator location goes stale.
+    async with vehicle.remote_id.broadcasting(OPERATOR) as sender:
+        assert sender is not None
+        await vehicle.telemetry.sleep(2)
+        await cancel_and_wait(sender)
         await vehicle.telemetry.sleep(4)
-        await no_go("stale", OPERATOR, "operator location stale")
-    finally:
-        vehicle.remote_id.paused = False
+        outcome, events = await fly(uk_copter, plan, tmp_path / "stale.sqlite")
+    assert not outcome.delivered
+    assert "ARMING" not in state_names(events)
+    check = next(e for e in events if e.kind == "check" and e.name == "remote id")
+    assert "operator location stale" in check.detail["line"], check.detail
     await vehicle.params.set("DID_MAVPORT", -1)  # the transmitter's port unset on the autopilot
     try:
         await no_go("no port", OPERATOR, "the autopilot passes Remote ID to no transmitter (DID_MAVPORT -1")
