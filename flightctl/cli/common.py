@@ -37,6 +37,16 @@ SigningOption = Annotated[
 ]
 
 
+RemoteIdOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--remote-id",
+        help="The operator's Remote ID settings to send while connected: a TOML file with a [remote_id] section "
+        "(the onboard daemon's config). An autopilot that enforces Remote ID (DID_OPTIONS) is a NO-GO without.",
+    ),
+]
+
+
 def _finite_timeout(value: float) -> float:
     if not math.isfinite(value) or value <= 0 or value > 3600:
         raise typer.BadParameter(f"{value} is not a number of seconds between 0 and 3600")

@@ -18,12 +18,14 @@ from flightctl.cli.common import (
     ConnectOption,
     DepotWindOption,
     JsonOption,
+    RemoteIdOption,
     SigningOption,
     TimeoutOption,
     connect_vehicle,
     console,
     depot_wind_or_exit,
     fail,
+    load_or_exit,
     run,
 )
 from flightctl.console import format_number
@@ -160,14 +162,21 @@ def deliver(
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     link_lost_timeout_s: LinkTimeoutOption = DEFAULT_LINK_LOST_TIMEOUT_S,
     depot_wind: DepotWindOption = None,
+    remote_id: RemoteIdOption = None,
 ) -> None:
     """Fly one delivery: go/no-go, upload and verify, fly, drop, return. Exit 0 delivered, 2 not delivered
     (or outcome unknown after the link was lost)."""
+    from flightctl.daemon.settings import load_remote_id
+
     plan = load_plan_or_exit(order, site, profile)
     wind = depot_wind_or_exit(depot_wind)
+    operator = None if remote_id is None else load_or_exit(load_remote_id, remote_id)
 
     async def go() -> DeliveryOutcome:
-        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle:
+        async with (
+            connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle,
+            vehicle.remote_id.broadcasting(operator),
+        ):
             return await run_delivery(
                 vehicle,
                 plan,

@@ -16,11 +16,13 @@ from flightctl.cli.common import (
     DEFAULT_TIMEOUT_S,
     ConnectOption,
     JsonOption,
+    RemoteIdOption,
     SigningOption,
     TimeoutOption,
     connect_vehicle,
     console,
     fail,
+    load_or_exit,
     report,
     run,
 )
@@ -179,13 +181,17 @@ def check(
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     signing_key: SigningOption = None,
     as_json: JsonOption = False,
+    remote_id: RemoteIdOption = None,
 ) -> None:
     """Go/no-go for flying LEG now, from the aircraft on its runway: GPS, EKF, battery, lined up on the departure
-    threshold, a usable runway for each airstrip's measured wind, and the energy into the wind aloft with the
-    reserve to the alternate. Exit 0 GO, 2 NO-GO (every failed check with its numbers), 1 on error."""
+    threshold, a usable runway for each airstrip's measured wind, the energy into the wind aloft with the
+    reserve to the alternate, and Remote ID where the aircraft flies with it. Exit 0 GO, 2 NO-GO (every failed
+    check with its numbers), 1 on error."""
     from datetime import UTC, datetime
 
     from flightctl.config import named_config, read_yaml_model
+    from flightctl.daemon.settings import load_remote_id
+    from flightctl.delivery.ground import remote_id_verdict
     from flightctl.delivery.leg_preflight import leg_checks
     from flightctl.delivery.order import VehicleProfile
     from flightctl.delivery.runway_choice import SurfaceWind
@@ -198,9 +204,13 @@ def check(
         the_profile = read_yaml_model(named_config("profiles", profile), VehicleProfile)
     except FlightctlError as exc:
         raise fail(exc) from None
+    operator = None if remote_id is None else load_or_exit(load_remote_id, remote_id)
 
     async def judge() -> GoNoGo:
-        async with connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle:
+        async with (
+            connect_vehicle(connect, signing_key, timeout_s=timeout_s) as vehicle,
+            vehicle.remote_id.broadcasting(operator),
+        ):
             # What the checks read; one missing after the wait is a NO-GO of its own, never a pass.
             with contextlib.suppress(ConditionTimeout):
                 await vehicle.telemetry.wait_until(
@@ -219,7 +229,8 @@ def check(
                 parcel_kg=parcel_kg,
                 now_utc=datetime.now(UTC),
             )
-            return verdict
+            remote = await remote_id_verdict(vehicle)
+            return verdict if remote is None else type(verdict)((*verdict.checks, remote))
 
     verdict = run(judge)
     record = {

@@ -123,6 +123,18 @@ def load_daemon_config(path: Path) -> DaemonConfig:
     return config
 
 
+def load_remote_id(path: Path) -> RemoteIdSettings:
+    """The ``[remote_id]`` section of a TOML file (the onboard daemon's config holds one), for the commands that
+    fly or judge a flight without the daemon (``deliver --remote-id``, ``leg check --remote-id``)."""
+    section = read_toml(path).get("remote_id")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: no [remote_id] section (the operator's Remote ID settings; README, 'Remote ID')")
+    try:
+        return RemoteIdSettings.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+
+
 def _relative_to(config: DaemonConfig, config_file: Path) -> DaemonConfig:
     """Relative paths in a config file are relative to that file, not to wherever the daemon was started."""
 

@@ -164,7 +164,9 @@ class RemoteIdStatus:
         found: list[str] = []
         settings = self.settings
         if settings is None:
-            found.append("this aircraft has no Remote ID configuration (remote_id in the onboard config)")
+            found.append(
+                "no Remote ID settings to send (the onboard config's [remote_id]; deliver and leg check: --remote-id)"
+            )
         elif settings.operator_id is None:
             found.append("no operator ID configured")
         elif not settings.operator_id.startswith(settings.country):

@@ -7,12 +7,16 @@ what the autopilot hears of the operator is what the code under test sends."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from flightctl.config import configs_dir
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryMethod, DeliveryOrder, RemoteIdLossRule
 from flightctl.delivery.planner import plan_delivery
@@ -224,4 +228,33 @@ async def test_the_daemon_sends_remote_id_and_reports_its_loss_over_mqtt(
             tx.recover()
         assert "observation:remote_id_lost" in await rig.journal_events(first.order_id)
         await vehicle.telemetry.wait_until(lambda s: not s.armed, timeout_s=60, what="disarmed")
+    assert_home_and_disarmed(uk_copter)
+
+
+async def test_deliver_sends_the_operators_remote_id_given_with_remote_id(
+    uk_copter: SitlInstance, tmp_path: Path
+) -> None:
+    """Test `flightctl deliver` against an aircraft that enforces Remote ID: without --remote-id it is a NO-GO
+    that says what to give; with the onboard config's [remote_id] the delivery flies."""
+    order_file = tmp_path / "order.yaml"
+    order_file.write_text(yaml.safe_dump(short_order("RID-CLI").model_dump(mode="json")))
+
+    async def deliver(*extra: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flightctl", "deliver", str(order_file), "--connect", uk_copter.serial1_url,
+            "--journal", str(tmp_path / f"journal{len(extra)}.sqlite"), "--depot-wind", "0", "--json", *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 600)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, err = await deliver()
+    assert code == 2, err[-2000:]
+    record = json.loads(out.strip().splitlines()[-1])
+    assert any("remote id" in line and "--remote-id" in line for line in record["nogo"]), record["nogo"]
+    assert not uk_copter.vehicle.state.armed
+    code, out, err = await deliver("--remote-id", str(configs_dir() / "onboard" / "sitl.toml"))
+    assert code == 0, err[-2000:]
+    assert json.loads(out.strip().splitlines()[-1])["outcome"] == "delivered"
     assert_home_and_disarmed(uk_copter)

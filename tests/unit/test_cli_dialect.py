@@ -27,6 +27,7 @@ SHARED = {
     "--timeout": "link",
     "--answer-timeout": "answer",
     "--json": "JSON",
+    "--remote-id": "Remote ID settings",
 }
 # Every option that names one of these concepts, whatever the command.
 ALLOWED = {

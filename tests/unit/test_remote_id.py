@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from flightctl.config import configs_dir, named_config, read_yaml_model
-from flightctl.daemon.settings import load_daemon_config
+from flightctl.daemon.settings import load_daemon_config, load_remote_id
 from flightctl.delivery.actions import Abort, AbortHow, Note
 from flightctl.delivery.decide import Limits, Observed, Persistence, remote_id_in_flight
 from flightctl.delivery.events import Observation
@@ -76,6 +76,15 @@ def test_a_daemon_config_with_a_mistyped_operator_id_stops_at_start_up(tmp_path:
     assert load_daemon_config(configs_dir() / "onboard" / "sitl.toml").remote_id is not None
 
 
+def test_a_file_without_a_remote_id_section_is_refused_by_name(tmp_path: Path) -> None:
+    """Test that --remote-id with a file that has no [remote_id] says so, and that the shipped SITL config loads."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text('drone_id = "x"\n')
+    with pytest.raises(ConfigError, match=r"no \[remote_id\] section"):
+        load_remote_id(empty)
+    assert load_remote_id(configs_dir() / "onboard" / "sitl.toml").operator_id == "GBR87astrdge12k8"
+
+
 def _status(**changes: object) -> RemoteIdStatus:
     base: dict[str, object] = {
         "now_ms": 100_000,
@@ -105,7 +114,7 @@ def test_everything_present_is_healthy_and_the_check_says_what_was_seen() -> Non
         ({"settings": _settings(operator_location=None)}, "no operator location configured"),
         ({"operator_location_sent_ms": 95_000}, "operator location stale: last sent 5.0 s ago"),
         ({"settings": _settings(operator_id=None)}, "no operator ID configured"),
-        ({"settings": None}, "no Remote ID configuration"),
+        ({"settings": None}, "no Remote ID settings to send"),
     ],
 )
 def test_each_missing_piece_is_a_no_go_that_names_it(changes: dict[str, object], named: str) -> None:
