@@ -20,7 +20,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +68,7 @@ class FailedLookups:
     limit: int = 20
     window_s: float = 60.0
     max_clients: int = 100_000
+    clock: Callable[[], float] = time.monotonic  # seconds; a test's clock shows the window sliding
 
     def __post_init__(self) -> None:
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
@@ -85,7 +86,7 @@ class FailedLookups:
     def admit(self, client: str) -> bool:
         """Whether a look-up from ``client`` may run now; if so it counts until ``done``."""
         pending = self._pending.get(client, 0)
-        if len(self._recent(client, time.monotonic())) + pending >= self.limit:
+        if len(self._recent(client, self.clock())) + pending >= self.limit:
             return False
         self._pending[client] = pending + 1
         return True
@@ -98,7 +99,7 @@ class FailedLookups:
             self._failed(client)
 
     def _failed(self, client: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self._failures[client] = [*self._recent(client, now), now]
         self._failures.move_to_end(client)
         while len(self._failures) > self.max_clients:

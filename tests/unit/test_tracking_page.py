@@ -195,3 +195,24 @@ def test_a_delivery_turned_back_by_the_wind_says_so() -> None:
     view = present([BOOKED, DEPARTED, wind], WORDS, LONDON, WINTER + timedelta(minutes=7))
     assert view.headline == "Your delivery is delayed"
     assert view.detail == "The drone is bringing your parcel back to the depot because of the wind. We will rebook it."
+
+
+def test_failed_lookups_slide_out_of_the_window_and_bound_concurrent_guesses() -> None:
+    """Test the guessing limit on its own clock: 3 failures in the window block the next look-up, the block
+    lifts as the oldest failure slides out, look-ups under way count, and a success does not count."""
+    from flightctl.ground.tracking import FailedLookups
+
+    now = [1000.0]
+    lookups = FailedLookups(limit=3, window_s=60.0, clock=lambda: now[0])
+    for at in (0.0, 10.0, 20.0):
+        now[0] = 1000.0 + at
+        assert lookups.admit("10.0.0.9")
+        lookups.done("10.0.0.9", failed=True)
+    now[0] = 1059.0
+    assert not lookups.admit("10.0.0.9"), "three failures in the last 60 s"
+    assert lookups.admit("10.0.0.10"), "another address is not blocked"
+    now[0] = 1060.5  # the first failure (at 1000) has left the window
+    assert lookups.admit("10.0.0.9")
+    assert not lookups.admit("10.0.0.9"), "the look-up under way counts against the limit"
+    lookups.done("10.0.0.9", failed=False)
+    assert lookups.admit("10.0.0.9"), "a look-up that found its page is not a failure"
