@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightctl.delivery.actions import Abort, AbortHow, Action, Enter, Note, SetCurrent
+from flightctl.delivery.airstrips import Airstrip
 from flightctl.delivery.decide import Limits, Observed, Persistence, mission_start, remote_id_in_flight
 from flightctl.delivery.events import FLOWN, ON_THE_GROUND, AbortCause, Command, DeliveryState, Observation
 from flightctl.delivery.history import History
@@ -174,7 +175,7 @@ def _nearest_landing(plan: LegPlan, vehicle: VehicleState) -> tuple[LandingSeque
     return (nearest, off_m) if off_m <= ON_THE_RUNWAY_M else None
 
 
-def _strips(plan: LegPlan) -> tuple[Any, ...]:
+def _strips(plan: LegPlan) -> tuple[Airstrip, Airstrip, Airstrip]:
     return (plan.airstrips.origin, plan.airstrips.destination, plan.airstrips.alternate)
 
 
