@@ -22,6 +22,17 @@ from flightctl.cli.broker_options import (
 from flightctl.cli.common import DEFAULT_TIMEOUT_S, SigningOption, connect_vehicle, console, errors, fail, run
 from flightctl.errors import ConfigError
 
+
+def _remote_id(data: dict[str, Any]) -> str:
+    """'ok (GOOD_TO_ARM)', or 'NOT healthy: ' and what is wrong; '-' for an aircraft without Remote ID."""
+    report = data.get("remote_id")
+    if not isinstance(report, dict):
+        return "-"
+    if report.get("healthy"):
+        return f"ok ({report.get('transmitter')}, operator {report.get('operator_id')})"
+    return "NOT healthy: " + "; ".join(str(problem) for problem in report.get("problems") or [])
+
+
 ROWS = (
     ("position", lambda d: f"{d['lat_deg']}, {d['lon_deg']}" if d.get("lat_deg") is not None else "-"),
     ("altitude", lambda d: f"{d.get('relative_alt_m')} m above home, {d.get('alt_amsl_m')} m AMSL"),
@@ -32,6 +43,7 @@ ROWS = (
     ("EKF", lambda d: "ok" if d.get("ekf_ok") else "NOT ready"),
     ("delivery", lambda d: f"{d.get('order_id') or '-'} {d.get('delivery_state') or ''}"),
     ("to go", lambda d: f"{d.get('distance_to_go_m')} m" if d.get("distance_to_go_m") is not None else "-"),
+    ("Remote ID", _remote_id),
 )  # fmt: skip
 
 

@@ -216,3 +216,15 @@ def test_remote_id_lost_in_flight_is_journaled_once_then_the_profiles_rule_appli
     recovered = remote_id_in_flight(profile, lost, _seen(9_500, ()), persistence, limits)
     assert recovered == [Note(Observation.REMOTE_ID_RECOVERED)]
     assert remote_id_in_flight(profile, History(), _seen(9_500, None), persistence, limits) == []
+
+
+def test_the_telemetry_view_says_whether_remote_id_is_healthy_and_what_is_wrong() -> None:
+    """Test the `flightctl telemetry` row for Remote ID: ok with the transmitter, the problems when not, '-'
+    for an aircraft without it (or a sample from an older daemon)."""
+    from flightctl.cli.telemetry_view import _remote_id
+
+    assert _remote_id({"remote_id": _status().report()}) == "ok (GOOD_TO_ARM, operator GBR87astrdge12k8)"
+    silent = _status(arm_status_ms=90_000).report()
+    assert _remote_id({"remote_id": silent}) == "NOT healthy: Remote ID transmitter silent for 10.0 s (limit 3 s)"
+    assert _remote_id({"remote_id": None}) == "-"
+    assert _remote_id({}) == "-"
