@@ -75,13 +75,15 @@ async def remote_id_verdict(vehicle: Vehicle) -> Check | None:
     that has only just started to be acknowledged; None when neither side asks for Remote ID."""
     enforced, port_problem = False, None
     with contextlib.suppress(FlightctlError):
-        enabled = (await vehicle.params.get("DID_ENABLE")).value
-        enforced = bool(enabled) and int((await vehicle.params.get("DID_OPTIONS")).value) & ENFORCE_ARMING != 0
+        # A build without OpenDroneID has no DID_* parameters: fail fast, never fetch the whole list for them.
+        enabled = (await vehicle.params.get("DID_ENABLE", list_fallback=False)).value
+        options = (await vehicle.params.get("DID_OPTIONS", list_fallback=False)).value if enabled else 0
+        enforced = int(options) & ENFORCE_ARMING != 0
     if vehicle.remote_id.settings is None and not enforced:
         return None
     try:
-        port = int((await vehicle.params.get("DID_MAVPORT")).value)
-        can = int((await vehicle.params.get("DID_CANDRIVER")).value)
+        port = int((await vehicle.params.get("DID_MAVPORT", list_fallback=False)).value)
+        can = int((await vehicle.params.get("DID_CANDRIVER", list_fallback=False)).value)
         if port < 0 and can <= 0:
             port_problem = "the autopilot passes Remote ID to no transmitter (DID_MAVPORT -1, DID_CANDRIVER 0)"
     except FlightctlError as exc:

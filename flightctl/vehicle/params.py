@@ -148,8 +148,10 @@ class Params:
             param = self._to_param(message)
             self.cache[param.name] = param
 
-    async def get(self, name: str) -> Param:
-        """Read one parameter from the vehicle (not from the cache)."""
+    async def get(self, name: str, *, list_fallback: bool = True) -> Param:
+        """Read one parameter from the vehicle (not from the cache). ``list_fallback=False``: a parameter that
+        may not exist on this build (an optional feature's) fails after the reads by name, without fetching the
+        whole list (a thousand messages over a radio) to look for it."""
         _check_name(name)
         connection = self._connection
         message = mavlink.MAVLink_param_request_read_message(
@@ -159,7 +161,8 @@ class Params:
             try:
                 return self._to_param((await request(connection, message, values, self.policy))[0])
             except NoReply:
-                pass
+                if not list_fallback:
+                    raise ParamTimeout(f"param {name}: no PARAM_VALUE after {self.policy.attempts} requests") from None
         # ArduPilot answers reads from one queue shared by all its links: a reply waiting for a link with no room
         # to send (a SITL TCP port whose client went away) holds up every reply behind it. The list is sent per
         # link, so it still brings the value (as fetch_all's fallback does).

@@ -123,6 +123,19 @@ async def test_a_read_by_name_that_goes_unanswered_is_found_in_the_whole_list(
         await Params(connection, policy=RetryPolicy(0.05, 1), list_quiet_s=0.2).get("P007")
 
 
+async def test_an_optional_parameter_that_is_not_there_fails_without_fetching_the_whole_list(
+    peer: ScriptedPeer, connection: MavConnection
+) -> None:
+    """Test that list_fallback=False (an optional feature's parameter, such as DID_ENABLE on a build without
+    OpenDroneID) ends in ParamTimeout after the reads by name, and never asks for the whole list."""
+    store = ParamStore(peer, {f"P{n:03d}": (float(n), REAL32) for n in range(50)}, ParamEncoding.C_CAST)
+    params = Params(connection, policy=RetryPolicy(0.05, 2))
+    with pytest.raises(ParamTimeout, match="DID_ENABLE: no PARAM_VALUE after 2 requests"):
+        await params.get("DID_ENABLE", list_fallback=False)
+    assert store.lists_sent == 0
+    assert (await params.get("P003", list_fallback=False)).value == 3.0
+
+
 async def test_a_slow_list_is_followed_for_as_long_as_it_keeps_coming(
     peer: ScriptedPeer, connection: MavConnection
 ) -> None:
