@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from flightctl.dialect import MAVLinkMessage, command_name, mavlink, message_id
@@ -30,6 +30,10 @@ _FORCE_DISARM_MAGIC = 21196.0
 
 _Builder = Callable[[int], MAVLinkMessage]
 _HeartbeatPredicate = Callable[[MAVLinkMessage], bool]
+
+
+def _armed(heartbeat: MAVLinkMessage) -> bool:
+    return bool(heartbeat.base_mode & mavlink.MAV_MODE_FLAG_SAFETY_ARMED)
 
 
 @dataclass(frozen=True)
@@ -148,19 +152,34 @@ class Commands:
 
     async def arm(self, *, force: bool = False, timeout_s: float = 10.0) -> None:
         """Arm and wait until the heartbeat says armed. ``force`` skips the pre-arm checks: never in flight code."""
-        await self.long(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, [1, _FORCE_ARM_MAGIC if force else 0], label="arm()")
+        await self._until_seen(
+            self.long(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, [1, _FORCE_ARM_MAGIC if force else 0], label="arm()"),
+            lambda hb: _armed(hb) is True,
+        )
         await self.wait_armed(True, timeout_s=timeout_s)
 
     async def disarm(self, *, force: bool = False, timeout_s: float = 10.0) -> None:
         """Disarm and wait until the heartbeat says disarmed. ``force`` disarms even in flight: motors stop."""
-        await self.long(
-            mavlink.MAV_CMD_COMPONENT_ARM_DISARM, [0, _FORCE_DISARM_MAGIC if force else 0], label="disarm()"
+        await self._until_seen(
+            self.long(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, [0, _FORCE_DISARM_MAGIC if force else 0], label="disarm()"),
+            lambda hb: _armed(hb) is False,
         )
         await self.wait_armed(False, timeout_s=timeout_s)
 
+    async def _until_seen(self, command: Awaitable[MAVLinkMessage], done: _HeartbeatPredicate) -> None:
+        """Run a command whose effect the heartbeat shows. When every ACK was lost on a bad link but the
+        heartbeat shows the effect, the command was carried out: a timeout then is no failure. A refusal is."""
+        try:
+            await command
+        except CommandTimeout:
+            heartbeat = self._connection.last_heartbeat
+            if heartbeat is None or not done(heartbeat):
+                raise
+            log.warning("no COMMAND_ACK came back, but the heartbeat shows the command took effect")
+
     async def wait_armed(self, armed: bool, *, timeout_s: float) -> None:
         def matches(heartbeat: MAVLinkMessage) -> bool:
-            return bool(heartbeat.base_mode & mavlink.MAV_MODE_FLAG_SAFETY_ARMED) == armed
+            return _armed(heartbeat) is armed
 
         await self._wait_heartbeat(matches, timeout_s, "armed" if armed else "disarmed")
 
@@ -168,10 +187,13 @@ class Commands:
         """Switch flight mode by name (``GUIDED``, ``AUTO``, ``RTL``...) and wait for the heartbeat to show it."""
         vehicle = self._require_vehicle()
         number = mode_number(vehicle.mav_type, name)
-        await self.long(
-            mavlink.MAV_CMD_DO_SET_MODE,
-            [mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, number],
-            label=f"set_mode({name.upper()})",
+        await self._until_seen(
+            self.long(
+                mavlink.MAV_CMD_DO_SET_MODE,
+                [mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, number],
+                label=f"set_mode({name.upper()})",
+            ),
+            lambda hb: hb.custom_mode == number,
         )
         await self._wait_heartbeat(lambda hb: hb.custom_mode == number, timeout_s, f"mode {name.upper()}")
 

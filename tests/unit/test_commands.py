@@ -127,3 +127,38 @@ async def test_message_interval_in_microseconds(peer: ScriptedPeer, connection: 
     await Commands(connection, FAST).set_message_interval("GLOBAL_POSITION_INT", 4)
     sent = peer.sent("COMMAND_LONG")[0]
     assert (sent.command, sent.param1, sent.param2) == (mavlink.MAV_CMD_SET_MESSAGE_INTERVAL, 33, 250_000)
+
+
+async def test_a_mode_change_whose_acks_were_all_lost_counts_when_the_heartbeat_shows_it(
+    peer: ScriptedPeer, connection: MavConnection
+) -> None:
+    """Test that on a link that loses every COMMAND_ACK, set_mode succeeds once the heartbeat shows the new
+    mode (the command was carried out), and still fails when the mode did not change."""
+
+    def switch_without_ack(cmd: object) -> None:
+        peer.custom_mode = int(cmd.param2)  # type: ignore[attr-defined]
+
+    peer.on("COMMAND_LONG", switch_without_ack)
+    commands = Commands(connection, FAST)
+    await commands.set_mode("GUIDED")
+    assert commands.current_mode() == "GUIDED"
+    assert len(peer.sent("COMMAND_LONG")) == 3, "every attempt was made before the heartbeat was taken as the answer"
+    peer.on("COMMAND_LONG", lambda _cmd: None)
+    with pytest.raises(CommandTimeout, match="set_mode\\(AUTO\\)"):
+        await commands.set_mode("AUTO")
+
+
+async def test_an_arm_whose_acks_were_all_lost_counts_when_the_heartbeat_shows_armed(
+    peer: ScriptedPeer, connection: MavConnection
+) -> None:
+    """Test that arm() without any ACK succeeds when the heartbeat carries the armed flag, and that a refusal
+    (an ACK saying no) is never overridden by the heartbeat."""
+
+    def arm_without_ack(_cmd: object) -> None:
+        peer.base_mode |= mavlink.MAV_MODE_FLAG_SAFETY_ARMED
+
+    peer.on("COMMAND_LONG", arm_without_ack)
+    await Commands(connection, FAST).arm()
+    peer.on("COMMAND_LONG", lambda cmd: peer.ack(cmd, mavlink.MAV_RESULT_TEMPORARILY_REJECTED))  # type: ignore[arg-type]
+    with pytest.raises(VehicleRejected):
+        await Commands(connection, FAST).arm()
