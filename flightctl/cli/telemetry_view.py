@@ -74,10 +74,14 @@ def telemetry(
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many updates.")] = None,
 ) -> None:
     """A live view that updates in place (Ctrl-C stops); --json prints lines instead."""
+    from pydantic import ValidationError
+
+    from flightctl.config import validation_problems
     from flightctl.daemon.telemetry_feed import DeliveryStatus, telemetry_data
     from flightctl.mqtt.broker import tool_connection
     from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
     from flightctl.mqtt.contract import Topics
+    from flightctl.mqtt.messages import TelemetryData, read_data
 
     if (connect is None) == (broker is None):
         raise fail(ConfigError("give --connect URL (the autopilot) or --broker URL --drone ID, one of the two"))
@@ -107,8 +111,12 @@ def telemetry(
             async for message in client.messages:
                 try:
                     envelope = read_envelope(message.payload)
+                    read_data(TelemetryData, envelope.data)  # the contract's bounds, before anything is shown
                 except NotAnEnvelope as exc:
                     errors.print(f"not telemetry: {exc}")
+                    continue
+                except ValidationError as exc:
+                    errors.print(f"not telemetry: {validation_problems(exc)}")
                     continue
                 data = envelope.data if live is not None else envelope.model_dump(mode="json", by_alias=True)
                 if show(live, f"{drone_id} via {endpoint}", data):
