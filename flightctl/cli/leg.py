@@ -191,7 +191,7 @@ def check(
 
     from flightctl.config import named_config, read_yaml_model
     from flightctl.daemon.settings import load_remote_id
-    from flightctl.delivery.ground import remote_id_verdict
+    from flightctl.delivery.ground import with_remote_id
     from flightctl.delivery.leg_preflight import leg_checks
     from flightctl.delivery.order import VehicleProfile
     from flightctl.delivery.runway_choice import SurfaceWind
@@ -229,8 +229,7 @@ def check(
                 parcel_kg=parcel_kg,
                 now_utc=datetime.now(UTC),
             )
-            remote = await remote_id_verdict(vehicle)
-            return verdict if remote is None else type(verdict)((*verdict.checks, remote))
+            return await with_remote_id(vehicle, verdict)
 
     verdict = run(judge)
     record = {

@@ -201,7 +201,7 @@ def remote_id_in_flight(
     profile: VehicleProfile, history: History, seen: Observed, persistence: Persistence, limits: Limits
 ) -> list[Action]:
     """Remote ID lost in flight (for ``persist_s``): journaled with what is wrong, then the profile's rule
-    (``remote_id_lost``: continue, or return now); its return journaled once it is back."""
+    (``remote_id_lost``: return now, land here, or continue); its recovery journaled once it is back."""
     problems = seen.remote_id_problems
     if problems is None:
         return []

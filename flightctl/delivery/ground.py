@@ -92,14 +92,20 @@ async def remote_id_verdict(vehicle: Vehicle) -> Check | None:
         await vehicle.telemetry.wait_until(
             lambda _s: vehicle.remote_id.status().healthy, timeout_s=REMOTE_ID_SETTLE_S, what="Remote ID healthy"
         )
-    said = [t.text for t in vehicle.telemetry.status_log if "OpenDroneID" in t.text or "ODID" in t.text]
+    # The autopilot's own reason: a pre-arm failure, or its warning of a lost transmitter or operator location
+    # (never "ODID: transmitter OK").
+    said = [t.text for t in vehicle.telemetry.status_log if "OpenDroneID" in t.text or t.text.startswith("ODID: lost")]
     return remote_id_check(vehicle.remote_id.status(), said[-1] if said else None, port_problem)
 
 
-async def _verdict(verdict: GoNoGo, record: DeliveryRecorder, vehicle: Vehicle) -> bool:
+async def with_remote_id(vehicle: Vehicle, verdict: GoNoGo) -> GoNoGo:
+    """``verdict`` with the Remote ID check added, when this aircraft flies with Remote ID."""
     remote_id = await remote_id_verdict(vehicle)
-    if remote_id is not None:
-        verdict = GoNoGo((*verdict.checks, remote_id))
+    return verdict if remote_id is None else GoNoGo((*verdict.checks, remote_id))
+
+
+async def _verdict(verdict: GoNoGo, record: DeliveryRecorder, vehicle: Vehicle) -> bool:
+    verdict = await with_remote_id(vehicle, verdict)
     for check in verdict.checks:
         await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail)
     if not verdict.go:
