@@ -154,7 +154,7 @@ class Commands:
         """Arm and wait until the heartbeat says armed. ``force`` skips the pre-arm checks: never in flight code."""
         await self._until_seen(
             self.long(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, [1, _FORCE_ARM_MAGIC if force else 0], label="arm()"),
-            lambda hb: _armed(hb) is True,
+            _armed,
         )
         await self.wait_armed(True, timeout_s=timeout_s)
 
@@ -162,7 +162,7 @@ class Commands:
         """Disarm and wait until the heartbeat says disarmed. ``force`` disarms even in flight: motors stop."""
         await self._until_seen(
             self.long(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, [0, _FORCE_DISARM_MAGIC if force else 0], label="disarm()"),
-            lambda hb: _armed(hb) is False,
+            lambda hb: not _armed(hb),
         )
         await self.wait_armed(False, timeout_s=timeout_s)
 
