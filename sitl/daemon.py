@@ -4,8 +4,10 @@ and fleet simulation. The daemon is run exactly as systemd runs it (its own proc
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +29,12 @@ def write_daemon_config(
     link_lost_timeout_s: float = 60,
     unwanted_answers_per_minute: int = 60,
     remote_id: bool = False,
+    profile: str = "sitl-quad",
+    legs: Sequence[Path] = (),
 ) -> Path:
     """A daemon config in ``folder`` (journal and password file beside it); its path. ``remote_id``: with the
-    shipped SITL config's ``[remote_id]`` (the operator's part of Remote ID, which the daemon then sends)."""
+    shipped SITL config's ``[remote_id]`` (the operator's part of Remote ID, which the daemon then sends).
+    ``legs``: the island legs the aircraft flies (with a fixed-wing ``profile``), as files."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "mqtt-password").write_text(password + "\n")
     (folder / "mqtt-password").chmod(0o600)
@@ -38,7 +43,8 @@ def write_daemon_config(
     path.write_text(
         f"""drone_id = "{drone_id}"
 site = "kirkwall"
-profile = "sitl-quad"
+profile = "{profile}"
+legs = {json.dumps([str(leg) for leg in legs])}
 journal = "journal.sqlite"
 unwanted_answers_per_minute = {unwanted_answers_per_minute}
 

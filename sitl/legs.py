@@ -8,7 +8,12 @@ elevation; everything else (positions, runways, approaches) is the real site dat
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from flightctl.delivery.airstrips import Airstrip
+from flightctl.delivery.leg_files import load_leg
 from flightctl.delivery.leg_planner import AirstripsOfLeg, LegPlan
 from sitl.locations import Home
 
@@ -33,3 +38,23 @@ def lined_up(plan: LegPlan) -> Home:
         alt_m=end.threshold.alt_m,
         heading_deg=end.heading_deg % 360.0,
     )
+
+
+def write_flat_leg(folder: Path, name: str) -> Path:
+    """Leg ``name`` as SITL flies it, written as files a daemon's config can list: the leg, and beside it its
+    three airstrips in the flat world. Its path, named as the shipped leg (an order names it so)."""
+    site = load_leg(name)
+    strips = flat_world(site.airstrips)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for role, strip in (
+        ("origin", strips.origin),
+        ("destination", strips.destination),
+        ("alternate", strips.alternate),
+    ):
+        files[role] = f"{site.key}.{strip.icao.lower()}.yaml"  # a leg flat at its own origin's height
+        (folder / files[role]).write_text(yaml.safe_dump(strip.model_dump(mode="json", exclude_none=True)))
+    path = folder / f"{site.key}.yaml"
+    leg = site.leg.model_copy(update=files)
+    path.write_text(yaml.safe_dump(leg.model_dump(mode="json", exclude_none=True)))
+    return path

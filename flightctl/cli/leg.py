@@ -51,22 +51,13 @@ WindOption = Annotated[
 
 def leg_and_airstrips_or_exit(name: str) -> tuple[Leg, AirstripsOfLeg]:
     """The leg and its three airstrips (named in the leg, resolved beside it or in configs/airstrips/)."""
-    from flightctl.config import beside, named_config, names_a_file, read_yaml_model
-    from flightctl.delivery.airstrips import Airstrip
-    from flightctl.delivery.leg_planner import AirstripsOfLeg
-    from flightctl.delivery.legs import Leg
+    from flightctl.delivery.leg_files import load_leg
 
     try:
-        path = named_config("legs", name)
-        leg = read_yaml_model(path, Leg)
-
-        def strip(named: str) -> Airstrip:
-            where = beside(path, Path(named)) if names_a_file(named) else named_config("airstrips", named)
-            return read_yaml_model(where, Airstrip)
-
-        return leg, AirstripsOfLeg(strip(leg.origin), strip(leg.destination), strip(leg.alternate))
+        site = load_leg(name)
     except FlightctlError as exc:
         raise fail(exc) from None
+    return site.leg, site.airstrips
 
 
 def winds_or_exit(texts: list[str] | None, airstrips: AirstripsOfLeg) -> dict[str, SurfaceWind]:

@@ -20,6 +20,7 @@ def run_daemon(config: ConfigOption) -> None:
     from flightctl.config import load_telemetry_config, named_config, read_yaml_model
     from flightctl.daemon.daemon import Daemon
     from flightctl.daemon.settings import load_daemon_config
+    from flightctl.delivery.leg_files import check_flyable, load_legs
     from flightctl.delivery.order import Site, VehicleProfile
     from flightctl.errors import FlightctlError
     from flightctl.vehicle.telemetry import stream_rates
@@ -28,7 +29,9 @@ def run_daemon(config: ConfigOption) -> None:
     try:
         site = read_yaml_model(named_config("sites", settings.site), Site)
         profile = read_yaml_model(named_config("profiles", settings.profile), VehicleProfile)
-        daemon = Daemon(settings, site, profile, stream_rates(load_telemetry_config().rates_hz))
+        legs = load_legs(settings.legs)
+        check_flyable(legs, profile)
+        daemon = Daemon(settings, site, profile, stream_rates(load_telemetry_config().rates_hz), legs=legs)
     except FlightctlError as exc:
         raise fail(exc) from None
     if not logging.getLogger().isEnabledFor(logging.INFO):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flightctl.delivery.intake import intake_problems
-from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
+from flightctl.delivery.order import DeliveryOrder, Site, VehicleKind, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan, plan_delivery
 from flightctl.delivery.routing import PlanningError
 from flightctl.geo import distance_m
@@ -27,6 +27,8 @@ def order_problems(
     depot_radius_m: float,
     now_utc: datetime,
 ) -> list[str]:
+    if profile.kind is VehicleKind.FIXED_WING:
+        return ["this aircraft is a fixed-wing: it lands at airstrips and flies island legs (a leg order), not drops"]
     problems = intake_problems(order, site, profile, now_utc)
     if not link_up:
         problems.append("the autopilot link is down")

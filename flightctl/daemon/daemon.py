@@ -23,6 +23,7 @@ from flightctl.daemon.telemetry_feed import TelemetrySampler
 from flightctl.daemon.worker import DeliveryWorker
 from flightctl.delivery.decide import Limits
 from flightctl.delivery.journal import Journal
+from flightctl.delivery.leg_files import LegSite
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import LinkError, VehicleTimeout
 from flightctl.mqtt.answer_budget import AnswerBudget
@@ -36,11 +37,18 @@ AUTOPILOT_RETRY_S = 5.0
 
 class Daemon:
     def __init__(
-        self, config: DaemonConfig, site: Site, profile: VehicleProfile, rates_hz: Mapping[str, float]
+        self,
+        config: DaemonConfig,
+        site: Site,
+        profile: VehicleProfile,
+        rates_hz: Mapping[str, float],
+        *,
+        legs: Mapping[str, LegSite] | None = None,
     ) -> None:
         self.config = config
         self.site = site
         self.profile = profile
+        self.legs = legs or {}
         # The position stream must be at least as fast as the telemetry asked for.
         position_hz = max(rates_hz.get("GLOBAL_POSITION_INT", 0.0), config.telemetry.rate_hz)
         self.rates_hz = {**rates_hz, "GLOBAL_POSITION_INT": position_hz}
@@ -92,6 +100,7 @@ class Daemon:
                 per_minute=config.unwanted_answers_per_minute, burst=config.unwanted_answers_per_minute
             ),
             tlog_folder=config.journal.parent,
+            legs=self.legs,
         )
         sampler = TelemetrySampler(
             lambda: vehicle.state, worker.status, rate_hz=config.telemetry.rate_hz, size=config.telemetry.queue

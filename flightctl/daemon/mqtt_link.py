@@ -272,7 +272,7 @@ class BrokerLink:
     async def _answer_failure(self, what: MessageType, payload: bytes, reason: str) -> None:
         """Tell the sender an order or command it sent could not be handled (as for one that could not be read)."""
         parsed = self._parse(what, payload)
-        order_id = parsed.order.order_id if isinstance(parsed, OrderRequest) else None
+        order_id = parsed.order_id if isinstance(parsed, OrderRequest) else None
         try:
             refused = Refused([f"could not be handled: {reason}"], parsed.request_id, order_id)
             await self.worker.refuse(what, refused)

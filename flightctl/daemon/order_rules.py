@@ -31,7 +31,7 @@ class RepeatAnswer:
 
 def answer_to_repeat(
     order_id: str,
-    order_body: dict[str, Any],
+    ordered: dict[str, Any],
     *,
     known_body: dict[str, Any],
     known_answer: str | None,
@@ -39,8 +39,9 @@ def answer_to_repeat(
     known_request_id: str,
     known_received_utc: str,
 ) -> RepeatAnswer:
-    """How to answer an order whose id the journal already holds (``known_*``: what it holds of it)."""
-    if known_body.get("order") != order_body:
+    """How to answer an order whose id the journal already holds (``known_*``: what it holds of it).
+    ``ordered``: what the repeat orders, the drop or the leg (``OrderRequest.what``), without the weather."""
+    if {key: known_body[key] for key in ("order", "leg") if key in known_body} != ordered:
         reason = f"duplicate: order id {order_id} was already used for a different order (at {known_received_utc})"
         return RepeatAnswer(Repeat.REJECTED, [reason])
     if known_answer == "accepted":

@@ -81,6 +81,10 @@ class DaemonConfig(StrictModel):
     site: str
     profile: str
     journal: Path
+    # The island legs this aircraft flies (a fixed-wing's config): shipped names (configs/legs/) or files. An
+    # order names one by its file's name. Each is loaded and planned in calm air at start-up, so a mistake
+    # stops the daemon there, not the aircraft at the runway.
+    legs: list[str] = Field(default_factory=list, max_length=100)
     # How far from the depot the vehicle may stand and still take an order (GPS on the pad wanders).
     depot_radius_m: float = Field(default=30, gt=0, le=1000)
     # Answers to unwanted orders and commands (rejections, repeats, status), at most this many a minute after a
@@ -147,6 +151,7 @@ def _relative_to(config: DaemonConfig, config_file: Path) -> DaemonConfig:
         update={
             "site": resolve_named(config.site),
             "profile": resolve_named(config.profile),
+            "legs": [resolve_named(leg) for leg in config.legs],
             "journal": beside(config_file, config.journal),
             "broker": broker.model_copy(
                 update={

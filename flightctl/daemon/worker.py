@@ -5,6 +5,10 @@ command's result) is a row in the journal's outbox, written before this returns,
 it whenever the broker is there. So a broker that is dead, slow or hostile cannot delay a decision here, and
 the sequencer never waits on anything but the vehicle and the journal.
 
+An order is a drop (``DeliveryPlan``) or an island leg (``LegDelivery``, for an aircraft whose config lists the
+legs it flies); both are flown by the one sequencer. A leg's ground crew confirms the unload with a command, and
+a new surface wind measured at one of the leg's airstrips reaches the leg in flight the same way.
+
 One order at a time: an order is taken (checked, recorded) and answered only after go/no-go: accepted on GO,
 before anything is uploaded; rejected with every reason otherwise. An order id seen before is never flown
 again: the same order is acknowledged again, a different order under a used id is refused.
@@ -16,26 +20,31 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flightctl.daemon.admission import order_problems, plan_or_problem
+from flightctl.daemon.leg_admission import leg_flight_or_problem, leg_order_problems
 from flightctl.daemon.order_rules import Repeat, abort_answer, answer_to_repeat, busy_reason, fails_the_order
 from flightctl.daemon.telemetry_feed import DeliveryStatus
 from flightctl.delivery.decide import Limits
+from flightctl.delivery.decide_leg import LegDelivery
 from flightctl.delivery.events import FLOWN, DeliveryState
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError, OrderRecord
+from flightctl.delivery.leg_files import LegSite
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import DeliveryOrder, Site, VehicleProfile
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.progress import DeliveryProgress
+from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.delivery.sequencer import DeliverySequencer
+from flightctl.delivery.unload import confirm_unload
 from flightctl.delivery.wind import GroundWind
-from flightctl.errors import FlightctlError, MustStop, VehicleTimeout
+from flightctl.errors import ConfigError, FlightctlError, MustStop, VehicleTimeout
 from flightctl.link.connection import LinkState
 from flightctl.link.tlog import recording, tlog_path
 from flightctl.mqtt.answer_budget import AnswerBudget
@@ -53,10 +62,12 @@ ORDERS_LOOKED_AT_ON_START = 10
 @dataclass
 class _Job:
     record: OrderRecord
-    plan: DeliveryPlan
-    wind: GroundWind | None
+    plan: DeliveryPlan | LegDelivery
+    wind: GroundWind | None  # a drop's depot wind (a leg's winds are in its plan)
     accepted: bool = False
     abort_reason: str | None = None  # asked for before a sequencer was running
+    # A leg's airstrips' newest surface winds reported since it was taken, handed to each sequencer it runs.
+    airstrip_winds: dict[str, SurfaceWind] = field(default_factory=dict)
     sequencer: DeliverySequencer | None = field(default=None, repr=False)
 
 
@@ -73,8 +84,10 @@ class DeliveryWorker:
         on_change: Callable[[], None] = lambda: None,
         budget: AnswerBudget | None = None,
         tlog_folder: Path | None = None,
+        legs: Mapping[str, LegSite] | None = None,
     ) -> None:
         self.vehicle = vehicle
+        self.legs = dict(legs or {})  # the island legs this aircraft flies, by the name an order gives
         self.tlog_folder = tlog_folder  # each flight's telemetry log goes here (none without it)
         self.journal = journal
         self.site = site
@@ -119,17 +132,28 @@ class DeliveryWorker:
             )
 
     async def take_order(self, request: OrderRequest) -> None:
-        order = request.order
-        known = await self.journal.order(order.order_id)
+        order_id = request.order_id
+        known = await self.journal.order(order_id)
         if known is not None:
             await self._answer_again(request, known)
             return
         if self._job is not None:
             busy = busy_reason(self._job.record.order_id, self.status().state)
-            await self._reject(order.order_id, request.request_id, [busy])
+            await self._reject(order_id, request.request_id, [busy])
             return
+        flight = self._leg_or_problems(request) if request.leg is not None else self._drop_or_problems(request)
+        if isinstance(flight, list):
+            await self._reject(order_id, request.request_id, flight)
+            return
+        body = request.model_dump(mode="json", exclude={"request_id"}, exclude_none=True)
+        record = await self.journal.receive_order(order_id, request.request_id, body)
+        wind = request.depot_wind.ground_wind() if request.depot_wind is not None else None
+        self._start(_Job(record, flight, wind))
+
+    def _drop_or_problems(self, request: OrderRequest) -> DeliveryPlan | list[str]:
+        assert request.order is not None
         problems = order_problems(
-            order,
+            request.order,
             self.site,
             self.profile,
             self.vehicle.state.snapshot(),
@@ -137,16 +161,20 @@ class DeliveryWorker:
             depot_radius_m=self.depot_radius_m,
             now_utc=datetime.now(UTC),
         )
-        plan = plan_or_problem(order, self.site, self.profile) if not problems else None
-        if isinstance(plan, str):
-            problems.append(plan)
-        if problems or not isinstance(plan, DeliveryPlan):
-            await self._reject(order.order_id, request.request_id, problems)
-            return
-        body = request.model_dump(mode="json", exclude={"request_id"}, exclude_none=True)
-        record = await self.journal.receive_order(order.order_id, request.request_id, body)
-        wind = request.depot_wind.ground_wind() if request.depot_wind is not None else None
-        self._start(_Job(record, plan, wind))
+        if problems:
+            return problems
+        plan = plan_or_problem(request.order, self.site, self.profile)
+        return [plan] if isinstance(plan, str) else plan
+
+    def _leg_or_problems(self, request: OrderRequest) -> LegDelivery | list[str]:
+        assert request.leg is not None
+        link_up = self.vehicle.connection.state is LinkState.CONNECTED
+        vehicle = self.vehicle.state.snapshot()
+        problems = leg_order_problems(request, self.legs, self.profile, vehicle, link_up=link_up)
+        if problems:
+            return problems
+        flight = leg_flight_or_problem(request, self.legs[request.leg.leg], self.profile)
+        return [flight] if isinstance(flight, str) else flight
 
     def _start(self, job: _Job) -> None:
         self._job = job
@@ -155,10 +183,10 @@ class DeliveryWorker:
         self.on_change()
 
     async def _answer_again(self, request: OrderRequest, known: OrderRecord) -> None:
-        order_id = request.order.order_id
+        order_id = request.order_id
         answer = answer_to_repeat(
             order_id,
-            request.order.model_dump(mode="json", exclude_none=True),
+            request.what(),
             known_body=known.body,
             known_answer=known.answer,
             known_reasons=known.reasons,
@@ -182,15 +210,33 @@ class DeliveryWorker:
                 if record.answer is None:
                     await self._reject_after_checks(record, history)
                 continue
-            order = DeliveryOrder.model_validate(record.body["order"])
-            plan = plan_or_problem(order, self.site, self.profile)
-            if isinstance(plan, str):
-                raise JournalError(f"order {record.order_id} in the journal can no longer be planned: {plan}")
-            wind_record = record.body.get("depot_wind")
-            wind = DepotWind.model_validate(wind_record).ground_wind() if wind_record else None
+            plan, wind = self._replanned(record)
             log.warning("resuming order %s (last state %s)", record.order_id, history.state)
             self._start(_Job(record, plan, wind, accepted=record.answer == "accepted"))
             return
+
+    def _replanned(self, record: OrderRecord) -> tuple[DeliveryPlan | LegDelivery, GroundWind | None]:
+        """An order taken before a restart, planned again from what the journal kept of it (the same order and
+        the same winds give the same mission, which the sequencer checks against the aircraft's)."""
+        body = record.body
+        if "leg" in body:
+            request = OrderRequest.model_validate({"request_id": record.request_id, **body})
+            assert request.leg is not None
+            site = self.legs.get(request.leg.leg)
+            flight = (
+                leg_flight_or_problem(request, site, self.profile)
+                if site is not None
+                else f"this aircraft's config no longer lists leg {request.leg.leg}"
+            )
+            if isinstance(flight, str):
+                raise JournalError(f"leg {record.order_id} in the journal can no longer be planned: {flight}")
+            return flight, None
+        order = DeliveryOrder.model_validate(body["order"])
+        plan = plan_or_problem(order, self.site, self.profile)
+        if isinstance(plan, str):
+            raise JournalError(f"order {record.order_id} in the journal can no longer be planned: {plan}")
+        wind_record = body.get("depot_wind")
+        return plan, DepotWind.model_validate(wind_record).ground_wind() if wind_record else None
 
     # ---- flying -----------------------------------------------------------------------------------------------
 
@@ -221,6 +267,8 @@ class DeliveryWorker:
                 on_go=lambda: self._accept(job),
             )
             job.sequencer = sequencer
+            for icao, wind in job.airstrip_winds.items():
+                sequencer.report_airstrip_wind(icao, wind)
             if job.abort_reason is not None:
                 sequencer.request_abort(job.abort_reason)
             try:
@@ -263,7 +311,8 @@ class DeliveryWorker:
         job.accepted = True
 
     async def _reject_after_checks(self, record: OrderRecord, history: History) -> None:
-        reasons = [f"NO-GO: {line}" for line in history.nogo] or [history.abort_reason or "failed before take-off"]
+        # Each line says it is a NO-GO and which check ("NO-GO wind: ..."), as the go/no-go report prints it.
+        reasons = list(history.nogo) or [history.abort_reason or "failed before take-off"]
         await self.journal.answer_order(record.order_id, "rejected", reasons)
         await self._reject(record.order_id, record.request_id, reasons, budgeted=False)
 
@@ -274,6 +323,12 @@ class DeliveryWorker:
             await self._command_result(
                 request.request_id, "status", ok=True, result="status", status=self.report(), budgeted=True
             )
+            return
+        if request.command == "unloaded":
+            await self._unloaded(request)
+            return
+        if request.command == "airstrip_wind":
+            await self._airstrip_wind(request)
             return
         reason = request.reason or "no reason given"
         job = self._job
@@ -289,6 +344,42 @@ class DeliveryWorker:
                 job.sequencer.request_abort(reason)
         order_id = None if job is None else job.record.order_id
         await self._command_result(request.request_id, "abort", ok=answer.ok, result=answer.result, order_id=order_id)
+
+    async def _unloaded(self, request: CommandRequest) -> None:
+        """The ground crew's confirmation that a leg that ARRIVED is unloaded: journaled once (UNLOADED, which
+        goes out as a state event), and required by the return leg's go/no-go."""
+        order_id, by = request.order_id, request.by
+        assert order_id is not None  # the request's validator saw to it
+        assert by is not None
+        try:
+            await confirm_unload(self.journal, order_id, by=by)
+        except ConfigError as exc:
+            await self._command_result(
+                request.request_id, "unloaded", ok=False, result=str(exc), order_id=order_id, budgeted=True
+            )
+            return
+        result = f"{order_id}: unload confirmed by {by}"
+        await self._command_result(request.request_id, "unloaded", ok=True, result=result, order_id=order_id)
+
+    async def _airstrip_wind(self, request: CommandRequest) -> None:
+        """A surface wind newly measured at one of the flying leg's airstrips: the leg's next decision sees it
+        (a destination now out of limits diverts the aircraft, by the leg's rule). One older than the wind
+        already held for that airstrip changes nothing: messages can arrive out of order."""
+        icao, wind = request.icao, request.wind
+        assert icao is not None  # the request's validator saw to it
+        assert wind is not None
+        job = self._job
+        problem = _wind_problem(job, icao, wind)
+        if problem is not None or job is None:
+            result = problem or "no island leg in progress"
+            await self._command_result(request.request_id, "airstrip_wind", ok=False, result=result, budgeted=True)
+            return
+        job.airstrip_winds[icao] = wind
+        if job.sequencer is not None:
+            job.sequencer.report_airstrip_wind(icao, wind)
+        order_id = job.record.order_id
+        result = f"{icao} {wind.text()} passed to leg {order_id}"
+        await self._command_result(request.request_id, "airstrip_wind", ok=True, result=result, order_id=order_id)
 
     def report(self) -> dict[str, Any]:
         status, state = self.status(), self.vehicle.state
@@ -357,3 +448,19 @@ class DeliveryWorker:
 
     async def _enqueue(self, order_id: str | None, type_: MessageType, **data: Any) -> None:
         await self.journal.enqueue(order_id, type_.value, data)
+
+
+def _wind_problem(job: _Job | None, icao: str, wind: SurfaceWind) -> str | None:
+    """Why a reported airstrip wind does not go to the job's leg, or None when it does."""
+    flight = job.plan if job is not None else None
+    if job is None or not isinstance(flight, LegDelivery):
+        return "no island leg in progress"
+    strips = flight.plan.airstrips
+    icaos = (strips.origin.icao, strips.destination.icao, strips.alternate.icao)
+    if icao not in icaos:
+        return f"{icao} is not an airstrip of leg {flight.plan.leg.name} ({', '.join(icaos)})"
+    held = job.airstrip_winds.get(icao) or flight.winds.get(icao)
+    held_at = held.measured_at if held is not None else None
+    if held is not None and held_at is not None and wind.measured_at is not None and held_at > wind.measured_at:
+        return f"older than the {icao} wind already held ({held.text()}, measured {held_at.isoformat()})"
+    return None

@@ -79,6 +79,19 @@ class StateDetail(MessageData):
     # LANDED: whether the parcel left, and the energy used by then.
     released: bool | None = None
     consumed_wh: float | None = Field(default=None, ge=-1e6, le=1e6)
+    # ARRIVED (an island leg's delivery) and TOUCHED_DOWN elsewhere on a leg: the airstrip and runway it landed
+    # on, and how far from the runway's planned landing point it came to rest.
+    airstrip: Annotated[str, Field(max_length=80)] | None = None
+    icao: Annotated[str, Field(pattern=r"^[A-Z]{4}$")] | None = None
+    runway: Annotated[str, Field(max_length=8)] | None = None
+    from_landing_point_m: float | None = Field(default=None, ge=0, le=1e5)
+    # DIVERTING: the leg's rule (divert, return), the runway it now lands on, and the wind that ruled out the
+    # destination.
+    rule: Annotated[str, Field(max_length=20)] | None = None
+    to: Annotated[str, Field(max_length=80)] | None = None
+    wind: Annotated[str, Field(max_length=80)] | None = None
+    # UNLOADED: who of the ground crew confirmed it.
+    by: Annotated[str, Field(max_length=80)] | None = None
     # FAILED: the go/no-go checks that failed, and a disarm that did not take.
     failed: list[Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=50)
     disarm_error: Text | None = None
@@ -151,7 +164,7 @@ class DaemonStatus(MessageData):
 
 
 class CommandResult(_Answer):
-    command: Literal["abort", "status"] | None
+    command: Literal["abort", "status", "unloaded", "airstrip_wind"] | None
     ok: bool
     result: Text
     status: DaemonStatus | None = None

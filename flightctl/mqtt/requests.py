@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from flightctl.config import StrictModel, validation_problem_list
 from flightctl.delivery.order import DeliveryOrder
+from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.delivery.wind import GroundWind
 from flightctl.mqtt.consumer import NotAnEnvelope, read_json_object
 from flightctl.mqtt.contract import ORDER_ID_PATTERN, REQUEST_ID_PATTERN, Envelope, MessageType
@@ -42,16 +43,107 @@ class DepotWind(StrictModel):
         return GroundWind(self.speed_m_s, self.measured_at, "depot weather station (via dispatch)")
 
 
+ICAO_PATTERN = r"^[A-Z]{4}$"
+Icao = Annotated[str, Field(pattern=ICAO_PATTERN)]
+# A leg is named by its config file's name (kirkwall-north-ronaldsay), which the aircraft's config lists.
+LEG_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,79}$"
+# Who confirms an unload: a name or a crew id, journaled and shown to the operator; one line of text.
+CREW_PATTERN = r"^[^\x00-\x1f\x7f]{1,80}$"
+
+
+class LegOrder(StrictModel):
+    """An island leg for a fixed-wing aircraft: its opaque id, the leg, the mass of what it carries, and for a
+    return leg the id of the leg it turns around from (whose unload must have been confirmed)."""
+
+    order_id: str = Field(pattern=ORDER_ID_PATTERN)
+    leg: str = Field(pattern=LEG_NAME_PATTERN)
+    parcel_kg: float = Field(ge=0, le=1000)
+    follows: str | None = Field(default=None, pattern=ORDER_ID_PATTERN)
+
+
+def _measured(where: str, wind: SurfaceWind) -> None:
+    if wind.measured_at is None:
+        raise ValueError(f"{where}: give measured_at: go/no-go refuses a wind whose age it cannot know")
+
+
 class OrderRequest(StrictModel):
+    """A drop (``order``, with the depot's wind) or an island leg (``leg``, with each airstrip's measured
+    surface wind by ICAO and the forecast wind aloft along it): exactly one of the two."""
+
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
-    order: DeliveryOrder
+    order: DeliveryOrder | None = None
     depot_wind: DepotWind | None = None
+    leg: LegOrder | None = None
+    airstrip_winds: dict[Icao, SurfaceWind] | None = Field(default=None, max_length=3)
+    wind_aloft: SurfaceWind | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.order is None) == (self.leg is None):
+            raise ValueError("give order (a drop) or leg (an island leg): exactly one of them")
+        if self.order is not None and (self.airstrip_winds is not None or self.wind_aloft is not None):
+            raise ValueError("airstrip_winds and wind_aloft go with a leg; a drop order gives depot_wind")
+        if self.leg is not None:
+            if self.depot_wind is not None:
+                raise ValueError("depot_wind goes with a drop order; a leg gives airstrip_winds and wind_aloft")
+            if self.wind_aloft is None:
+                raise ValueError("a leg needs wind_aloft, the forecast along it: its energy is judged into that wind")
+            for icao, wind in (self.airstrip_winds or {}).items():
+                _measured(f"airstrip_winds.{icao}", wind)
+        return self
+
+    @property
+    def order_id(self) -> str:
+        ordered = self.order if self.order is not None else self.leg
+        assert ordered is not None  # the validator saw to it
+        return ordered.order_id
+
+    def what(self) -> dict[str, Any]:
+        """What is ordered, as the journal keeps it and a repeat is compared with: the drop or the leg, without
+        the weather (an order sent again with a newer wind is the same order)."""
+        key, ordered = ("order", self.order) if self.order is not None else ("leg", self.leg)
+        assert ordered is not None
+        return {key: ordered.model_dump(mode="json", exclude_none=True)}
+
+
+COMMANDS_NEEDING: dict[str, frozenset[str]] = {
+    "abort": frozenset(),
+    "status": frozenset(),
+    "unloaded": frozenset({"order_id", "by"}),
+    "airstrip_wind": frozenset({"icao", "wind"}),
+}
+# What each may carry besides: a reason with an abort (and, as ever, a status; it is ignored there).
+COMMANDS_TAKING: dict[str, frozenset[str]] = {
+    **COMMANDS_NEEDING,
+    "abort": frozenset({"reason"}),
+    "status": frozenset({"reason"}),
+}
 
 
 class CommandRequest(StrictModel):
+    """``abort`` (``reason``) and ``status``; for island legs, ``unloaded`` (the crew's confirmation that leg
+    ``order_id`` is unloaded, ``by`` whom) and ``airstrip_wind`` (a new surface wind measured at ``icao``)."""
+
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
-    command: Literal["abort", "status"]
+    command: Literal["abort", "status", "unloaded", "airstrip_wind"]
     reason: str | None = Field(default=None, max_length=200)
+    order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN)
+    by: str | None = Field(default=None, pattern=CREW_PATTERN)
+    icao: Icao | None = None
+    wind: SurfaceWind | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_command(self) -> Self:
+        given = {name for name in ("reason", "order_id", "by", "icao", "wind") if getattr(self, name) is not None}
+        missing = COMMANDS_NEEDING[self.command] - given
+        if missing:
+            raise ValueError(f"{self.command} needs {', '.join(sorted(missing))}")
+        extra = given - COMMANDS_TAKING[self.command]
+        if extra:
+            raise ValueError(f"{self.command} takes no {', '.join(sorted(extra))}")
+        if self.wind is not None:
+            _measured("wind", self.wind)
+        return self
 
 
 Request = TypeVar("Request", OrderRequest, CommandRequest)
@@ -82,8 +174,7 @@ def _parse(payload: bytes, drone_id: str, expected: MessageType, model: type[Req
         return model.model_validate(parsed.data)
     except ValidationError as exc:
         # A refused order is answered under its id, when it has a plain one; a command names no order.
-        order = parsed.data.get("order") if expected is MessageType.ORDER else None
-        order_id = _order_id(order.get("order_id")) if isinstance(order, dict) else None
+        order_id = _refused_order_id(parsed.data) if expected is MessageType.ORDER else None
         return Refused(validation_problem_list(exc, "data."), _plain_id(parsed.data.get("request_id")), order_id)
 
 
@@ -113,5 +204,11 @@ def _plain_id(value: object) -> str | None:
     return value if isinstance(value, str) and re.fullmatch(REQUEST_ID_PATTERN, value) else None
 
 
-def _order_id(value: object) -> str | None:
-    return value if isinstance(value, str) and re.fullmatch(ORDER_ID_PATTERN, value) else None
+def _refused_order_id(data: dict[str, Any]) -> str | None:
+    """The id of a refused drop or leg order, only if it is a plain one."""
+    for key in ("order", "leg"):
+        ordered = data.get(key)
+        value = ordered.get("order_id") if isinstance(ordered, dict) else None
+        if isinstance(value, str) and re.fullmatch(ORDER_ID_PATTERN, value):
+            return value
+    return None

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ def write_config(
     ca_file: Path,
     link_lost_timeout_s: float = 60,
     remote_id: bool = False,
+    profile: str = "sitl-quad",
+    legs: Sequence[Path] = (),
 ) -> Path:
     return write_daemon_config(
         folder,
@@ -44,6 +46,8 @@ def write_config(
         ca_file=ca_file,
         link_lost_timeout_s=link_lost_timeout_s,
         remote_id=remote_id,
+        profile=profile,
+        legs=legs,
     )
 
 
@@ -92,10 +96,17 @@ class Ground:
         await self.publish(TOPICS.orders, envelope(MessageType.ORDER, data, order.order_id))
         return request_id
 
-    async def command(self, command: str, reason: str | None = None) -> str:
+    async def command(self, command: str, reason: str | None = None, **more: Any) -> str:
         request_id = f"cmd-{uuid.uuid4().hex[:10]}"
-        data = {"request_id": request_id, "command": command, "reason": reason}
+        data = {"request_id": request_id, "command": command, "reason": reason, **more}
         await self.publish(TOPICS.commands, envelope(MessageType.COMMAND, data))
+        return request_id
+
+    async def send_leg(self, leg: dict[str, Any], winds: dict[str, Any], wind_aloft: dict[str, Any]) -> str:
+        """An island leg order as dispatch sends it: the leg, each airstrip's measured wind, the wind aloft."""
+        request_id = f"req-{uuid.uuid4().hex[:10]}"
+        data = {"request_id": request_id, "leg": leg, "airstrip_winds": winds, "wind_aloft": wind_aloft}
+        await self.publish(TOPICS.orders, envelope(MessageType.ORDER, data, leg["order_id"]))
         return request_id
 
     async def answer(self, request_id: str, timeout_s: float = 120) -> Envelope:

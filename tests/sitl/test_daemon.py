@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +71,8 @@ async def open_rig(
     autopilot_url: str | None = None,
     link_lost_timeout_s: float = 60,
     remote_id: bool = False,
+    profile: str = "sitl-quad",
+    legs: Sequence[Path] = (),
 ) -> AsyncIterator[Rig]:
     """SITL, a mosquitto with TLS and passwords, the daemon reaching it through a proxy, a ground station."""
     require_mosquitto()
@@ -86,6 +88,8 @@ async def open_rig(
             ca_file=broker.ca_file,
             link_lost_timeout_s=link_lost_timeout_s,
             remote_id=remote_id,
+            profile=profile,
+            legs=legs,
         )
         daemon = DaemonProcess(config)
         async with ground_station(broker) as ground:

@@ -220,8 +220,16 @@ def undeclared(model: type[BaseModel], data: object, where: str = "data") -> lis
             found.append(f"{where}.{key}")
             continue
         for inner in _models_in(field.annotation):
-            found += undeclared(inner, value, f"{where}.{key}")
+            if _is_mapping(field.annotation) and isinstance(value, dict):  # keyed by data (airstrip_winds by ICAO)
+                for name, item in value.items():
+                    found += undeclared(inner, item, f"{where}.{key}.{name}")
+            else:
+                found += undeclared(inner, value, f"{where}.{key}")
     return found
+
+
+def _is_mapping(annotation: object) -> bool:
+    return typing.get_origin(annotation) is dict or any(_is_mapping(arg) for arg in typing.get_args(annotation))
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:

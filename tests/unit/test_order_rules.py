@@ -20,7 +20,7 @@ ORDER = {"order_id": "KWL-1", "drop": {"lat": 58.95, "lon": -2.93}, "method": "p
 def repeat(answer: str | None, body: dict[str, object] = ORDER, reasons: list[str] | None = None) -> RepeatAnswer:
     return answer_to_repeat(
         "KWL-1",
-        body,
+        {"order": body},
         known_body={"order": ORDER},
         known_answer=answer,
         known_reasons=reasons or [],
@@ -42,6 +42,21 @@ def test_a_different_order_under_a_used_id_is_rejected_whatever_became_of_the_fi
         assert answer.reasons == [
             "duplicate: order id KWL-1 was already used for a different order (at 2026-11-30T10:00:00Z)"
         ]
+
+
+def test_a_leg_under_the_id_of_a_drop_is_a_different_order() -> None:
+    leg = {"order_id": "KWL-1", "leg": "kirkwall-north-ronaldsay", "parcel_kg": 1.2}
+    answer = answer_to_repeat(
+        "KWL-1",
+        {"leg": leg},
+        known_body={"order": ORDER, "depot_wind": {"speed_m_s": 3}},
+        known_answer="accepted",
+        known_reasons=[],
+        known_request_id="r-1",
+        known_received_utc="2026-11-30T10:00:00Z",
+    )
+    assert answer.kind is Repeat.REJECTED
+    assert "already used for a different order" in answer.reasons[0]
 
 
 def test_an_order_already_rejected_is_rejected_again_with_its_reasons() -> None:

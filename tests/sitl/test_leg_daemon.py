@@ -1,0 +1,108 @@
+"""An island leg ordered over MQTT: `flightctl run` on ArduPlane SITL, configured with the legs it flies, a real
+mosquitto, and a ground station sending what dispatch and the crew send. The leg is flown full length, the
+arrival reaches the ground with its airstrip and runway, the crew's unload comes as a command, and every
+mistake (a wind out of limits, a drop order to a wing, a return before the unload) is refused saying why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightctl.mqtt.contract import MessageType
+from sitl.instance import SitlInstance
+from sitl.legs import lined_up, write_flat_leg
+from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+from tests.sitl.legs import LEG_SPEEDUP
+from tests.sitl.test_daemon import open_rig, short_order
+from tests.sitl.test_leg_deliveries import leg_delivery
+
+pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
+
+OUT = "kirkwall-north-ronaldsay"
+BACK = "north-ronaldsay-kirkwall"
+# 53 km at 22 m/s is 40 minutes of vehicle time; with the take-off, the approach and the roll-out, the wall time
+# at LEG_SPEEDUP, three times over for a loaded machine.
+LEG_WALL_S = 3600 / LEG_SPEEDUP * 3 + 120
+
+
+def measured(from_deg: float, speed_m_s: float) -> dict[str, Any]:
+    return {"from_deg": from_deg, "speed_m_s": speed_m_s, "measured_at": datetime.now(UTC).isoformat()}
+
+
+def calm_winds() -> dict[str, Any]:
+    return {icao: measured(0, 0) for icao in ("EGPA", "EGEN", "EGES")}
+
+
+async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistakes_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Test the island leg through the daemon: a drop order to the wing and a leg whose destination has only a
+    crosswind are rejected with their reasons; the leg is flown to North Ronaldsay (ARRIVED over MQTT naming
+    EGEN runway 03, at rest within 35 m of its landing point); a new airstrip wind in flight is passed to it,
+    an older one refused; the way back is refused until the crew's `unloaded` command, which is journaled once
+    and goes out as UNLOADED."""
+    require_sitl("plane")
+    legs = [write_flat_leg(tmp_path / "legs", name) for name in (OUT, BACK)]
+    home = lined_up(leg_delivery(OUT, "plan-only").plan)
+    async with (
+        SitlInstance(home=home, vehicle="plane", instance=INSTANCE_BASE + 10, speedup=LEG_SPEEDUP) as sim,
+        open_rig(sim, tmp_path, profile="sitl-plane", legs=legs) as rig,
+    ):
+        ground = rig.ground
+        drop = await ground.send_order(short_order("KWL-DROP-1"))
+        refused_drop = await ground.answer(drop)
+        assert refused_drop.type is MessageType.ORDER_REJECTED
+        assert refused_drop.data["reasons"] == [
+            "this aircraft is a fixed-wing: it lands at airstrips and flies island legs (a leg order), not drops"
+        ]
+
+        across = {**calm_winds(), "EGEN": measured(120, 14)}
+        crosswind = await ground.send_leg({"order_id": "NRL-X1", "leg": OUT, "parcel_kg": 2.0}, across, measured(0, 0))
+        refused_leg = await ground.answer(crosswind)
+        assert refused_leg.type is MessageType.ORDER_REJECTED
+        (reason,) = refused_leg.data["reasons"]
+        assert reason.startswith("no plan for leg kirkwall-north-ronaldsay: "), reason
+        assert "crosswind" in reason
+        assert "03" in reason
+
+        leg = {"order_id": "NRL-L1", "leg": OUT, "parcel_kg": 2.0}
+        accepted = await ground.answer(await ground.send_leg(leg, calm_winds(), measured(0, 0)))
+        assert accepted.type is MessageType.ORDER_ACCEPTED, accepted.data
+        await ground.state("NRL-L1", "ENROUTE", timeout_s=180)
+        newer = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=measured(30, 4)))
+        assert (newer.data["ok"], newer.data["result"]) == (True, "EGEN 030 deg at 4 m/s passed to leg NRL-L1")
+        stale = {"from_deg": 120, "speed_m_s": 20, "measured_at": "2026-01-01T00:00:00Z"}
+        older = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=stale))
+        assert older.data["ok"] is False
+        assert older.data["result"].startswith("older than the EGEN wind already held")
+        arrived = await ground.state("NRL-L1", "ARRIVED", timeout_s=LEG_WALL_S)
+        detail = arrived.data["detail"]
+        assert (detail["airstrip"], detail["icao"], detail["runway"]) == ("North Ronaldsay", "EGEN", "03")
+        assert detail["from_landing_point_m"] <= 35
+        assert ground.states("NRL-L1") == ["PREFLIGHT", "UPLOADING", "ARMING", "ENROUTE", "ARRIVED"]
+
+        idle = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=measured(30, 4)))
+        assert (idle.data["ok"], idle.data["result"]) == (False, "no island leg in progress")
+
+        back = {"order_id": "NRL-L1-back", "leg": BACK, "parcel_kg": 0.5, "follows": "NRL-L1"}
+        early = await ground.answer(await ground.send_leg(back, calm_winds(), measured(0, 0)))
+        assert early.type is MessageType.ORDER_REJECTED
+        assert "NO-GO turnaround: leg NRL-L1 is ARRIVED: its unload has not been confirmed" in early.data["reasons"]
+
+        unloaded = await ground.answer(await ground.command("unloaded", order_id="NRL-L1", by="NRL crew 2"))
+        assert (unloaded.data["ok"], unloaded.data["result"]) == (True, "NRL-L1: unload confirmed by NRL crew 2")
+        event = await ground.state("NRL-L1", "UNLOADED", timeout_s=30)
+        assert event.data["detail"]["by"] == "NRL crew 2"
+        twice = await ground.answer(await ground.command("unloaded", order_id="NRL-L1", by="someone else"))
+        assert twice.data["ok"] is False
+        assert (
+            "is UNLOADED: only a leg that ARRIVED at its destination is unloaded, and only once"
+            in (twice.data["result"])
+        )
+        assert [e for e in await rig.journal_events("NRL-L1") if e.startswith("state:")][-2:] == [
+            "state:ARRIVED",
+            "state:UNLOADED",
+        ]
