@@ -7,6 +7,7 @@ non-UTF-8, non-JSON, wrong-envelope and unknown-field payloads never reach the p
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -171,7 +172,10 @@ def _parse(payload: bytes, drone_id: str, expected: MessageType, model: type[Req
     if isinstance(parsed, Refused):
         return parsed
     try:
-        return model.model_validate(parsed.data)
+        # Strict, as JSON: a number is a JSON number and a flag a JSON boolean, never "5" or "true" (a sender
+        # that quotes its numbers has a bug, and its wind or mass is not to be guessed at); times and enums are
+        # still read from their JSON strings.
+        return model.model_validate_json(json.dumps(parsed.data), strict=True)
     except ValidationError as exc:
         # A refused order is answered under its id, when it has a plain one; a command names no order.
         order_id = _refused_order_id(parsed.data) if expected is MessageType.ORDER else None

@@ -189,9 +189,9 @@ class Desk:
         return DeliveryStatus()
 
     async def take_order(self, request: OrderRequest) -> None:
-        if request.order.order_id.startswith("KWL-BUG"):
+        if request.order_id.startswith("KWL-BUG"):
             raise RuntimeError("a bug this order sets off")
-        self.taken.append(request.order.order_id)
+        self.taken.append(request.order_id)
 
     async def refuse(self, what: MessageType, refused: Refused) -> None:
         self.refused.append(refused)
@@ -270,6 +270,94 @@ async def test_the_daemon_survives_deep_documents_a_bug_and_ten_thousand_hostile
             await publish_all(fleet, "dispatch-1", A.orders, [json.dumps(order_document("KWL-D2")).encode()])
             await eventually(lambda: again_desk.taken == ["KWL-D2"], timeout_s=30)
             assert link.dead_letters.total == 0, "nothing was handed over again"
+
+
+WIND = {"from_deg": 30, "speed_m_s": 5, "measured_at": "2026-12-01T09:35:00Z"}
+NOT_A_WIND: list[Any] = [
+    *NOT_AN_OBJECT, None, {"from_deg": 30, "speed_m_s": 5}, {**WIND, "from_deg": 361}, {**WIND, "speed_m_s": 1e300},
+    {**WIND, "speed_m_s": "5"}, {**WIND, "measured_at": "2026-12-01T09:35:00"}, {**WIND, "extra": 1},
+]  # fmt: skip
+
+
+def leg_document(order_id: str = "NRL-D1") -> dict[str, Any]:
+    data = {
+        "request_id": f"req-{order_id}",
+        "leg": {"order_id": order_id, "leg": "kirkwall-north-ronaldsay", "parcel_kg": 2.0},
+        "airstrip_winds": {"EGPA": WIND, "EGEN": WIND, "EGES": WIND},
+        "wind_aloft": {"from_deg": 250, "speed_m_s": 10},
+    }
+    return json.loads(Envelope(
+        drone="drone-a", time=datetime.now(UTC), time_source=TimeSource.SENDER, type=MessageType.ORDER,
+        order_id=order_id, data=data,
+    ).to_json())  # fmt: skip
+
+
+LEG_BOUNDS: dict[tuple[str, ...], list[Any]] = {
+    **{path: values for path, values in ORDER_BOUNDS.items() if path[:2] != ("data", "order")},
+    ("data", "leg"): [*NOT_AN_OBJECT, None],
+    ("data", "leg", "order_id"): [*NOT_AN_ID, None],
+    ("data", "leg", "leg"): ["../../etc/passwd", "", "A", "x" * 100, None, 5, []],
+    ("data", "leg", "parcel_kg"): [-1, 1e300, "heavy", None, []],
+    ("data", "leg", "follows"): NOT_AN_ID,
+    ("data", "airstrip_winds"): [*NOT_AN_OBJECT, {"egen": WIND}, {f"EGA{c}": WIND for c in "ABCD"}],
+    ("data", "airstrip_winds", "EGEN"): NOT_A_WIND,
+    ("data", "wind_aloft"): [*NOT_AN_OBJECT, None, {"from_deg": -1, "speed_m_s": 1}],
+}
+
+
+def command_document(**data: Any) -> dict[str, Any]:
+    return json.loads(Envelope(
+        drone="drone-a", time=datetime.now(UTC), time_source=TimeSource.SENDER, type=MessageType.COMMAND,
+        data={"request_id": "ops-1", **data},
+    ).to_json())  # fmt: skip
+
+
+UNLOADED_BOUNDS: dict[tuple[str, ...], list[Any]] = {
+    ("data", "command"): ["", "unload", None, 3, []],
+    ("data", "order_id"): [*NOT_AN_ID, None],
+    ("data", "by"): ["", "crew\nFORGED LOG LINE", "x" * 81, "\u0007", None, 5, [], "\ud800"],
+    ("data", "icao"): ["EGEN"],  # a field unloaded does not take
+}
+WIND_BOUNDS: dict[tuple[str, ...], list[Any]] = {
+    ("data", "command"): ["", "wind", None, 3, []],
+    ("data", "icao"): ["egen", "EGENX", "", None, 5, [], "../x"],
+    ("data", "wind"): NOT_A_WIND,
+    ("data", "by"): ["crew"],  # a field airstrip_wind does not take
+}
+
+
+async def test_the_daemon_refuses_hostile_legs_and_leg_commands_and_takes_the_good_one_after(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Test the leg order and the leg commands (unloaded, airstrip_wind) through a real mosquitto: 6,000 hostile
+    ones (paths for leg names, forged log lines for the crew, winds of unknown age, NaN, deep nesting) are each
+    dead-lettered and answered as refused, the link never drops, and a good leg and good commands after them
+    are taken."""
+    hostile_legs = HostilePayloads(leg_document(), LEG_BOUNDS, max_bytes=MAX_INBOUND_BYTES, seed=4).take(2000)
+    unloaded = command_document(command="unloaded", order_id="NRL-D1", by="NRL crew 2")
+    reported = command_document(command="airstrip_wind", icao="EGEN", wind=WIND)
+    hostile_commands = [
+        *HostilePayloads(unloaded, UNLOADED_BOUNDS, max_bytes=MAX_INBOUND_BYTES, seed=5).take(2000),
+        *HostilePayloads(reported, WIND_BOUNDS, max_bytes=MAX_INBOUND_BYTES, seed=6).take(2000),
+    ]
+    async with await Journal.open(tmp_path / "journal.sqlite") as journal:
+        desk, acks = Desk(), []
+        async with daemon_link(fleet, journal, desk, acks) as link:
+            await publish_all(fleet, "dispatch-1", A.orders, [*hostile_legs, json.dumps(leg_document()).encode()])
+            await publish_all(fleet, "operator-1", A.commands, [*hostile_commands, *(
+                json.dumps(good).encode() for good in (unloaded, reported)
+            )])  # fmt: skip
+            await eventually(lambda: len(desk.commands) == 2, timeout_s=120)
+            assert desk.taken == ["NRL-D1"]
+            assert [(c.command, c.order_id, c.by, c.icao) for c in desk.commands] == [
+                ("unloaded", "NRL-D1", "NRL crew 2", None),
+                ("airstrip_wind", None, None, "EGEN"),
+            ]
+            sent = len(hostile_legs) + len(hostile_commands)
+            assert link.dead_letters.total == sent
+            assert len(desk.refused) == sent
+            assert len(acks) == sent + 3
+            assert link.connections == 1, "one message never dropped the connection"
 
 
 # ---- dispatch -------------------------------------------------------------------------------------------------

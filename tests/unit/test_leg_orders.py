@@ -75,6 +75,8 @@ def test_a_leg_order_is_read_with_its_winds_and_compared_without_them() -> None:
         ({"airstrip_winds": {"egen": wind(30, 5)}}, "data.airstrip_winds"),
         ({"airstrip_winds": {f"EGA{c}": wind(30, 5) for c in "ABCD"}}, "at most 3 items"),
         ({"airstrip_winds": {"EGEN": wind(400, 5)}}, "less than or equal to 360"),
+        ({"airstrip_winds": {"EGEN": wind(30, "5")}}, "data.airstrip_winds.EGEN.speed_m_s: Input should be a valid number"),
+        ({"wind_aloft": {"from_deg": 250, "speed_m_s": True}}, "data.wind_aloft.speed_m_s: Input should be a valid number"),
         ({"leg": {"order_id": "A", "leg": "../../etc/passwd", "parcel_kg": 1}}, "data.leg.leg"),
         ({"leg": {"order_id": "A", "leg": "kirkwall-north-ronaldsay", "parcel_kg": 1, "customer": "Ann"}},
          "data.leg.customer: Extra inputs are not permitted"),

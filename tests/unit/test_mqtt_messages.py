@@ -80,6 +80,14 @@ def test_a_good_order_is_read_with_its_request_id_and_depot_wind() -> None:
         (message(order_data(request_id="a/b#")), "data.request_id"),
         (message(order_data(depot_wind={"speed_m_s": 3, "measured_at": "2026-11-28T09:55:00"})), "time with its zone"),
         (message(order_data()).replace(b'"parcel_kg": 1.2', b'"parcel_kg": NaN'), "not a number JSON allows"),
+        (
+            message(order_data()).replace(b'"parcel_kg": 1.2', b'"parcel_kg": "1.2"'),
+            "data.order.parcel_kg: Input should be a valid number",
+        ),
+        (
+            message(order_data(depot_wind={"speed_m_s": "3", "measured_at": "2026-11-28T09:55:00Z"})),
+            "data.depot_wind.speed_m_s",
+        ),
     ],
 )
 def test_a_bad_order_is_refused_with_the_reason(payload: bytes, reason: str) -> None:
