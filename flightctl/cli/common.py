@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -23,6 +24,7 @@ from rich.text import Text
 from flightctl.errors import FlightctlError
 
 if TYPE_CHECKING:  # imported where used: `flightctl --help` must not pay for pymavlink, shapely or pyproj
+    from flightctl.delivery.runway_choice import SurfaceWind
     from flightctl.delivery.wind import GroundWind
     from flightctl.vehicle.vehicle import Vehicle
 
@@ -74,6 +76,23 @@ DepotWindOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for machines.")]
+AirstripWindOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--airstrip-wind",
+        help="An airstrip's measured surface wind: ICAO=FROM/SPEED[gGUST][@TIME] (degrees true it blows from, m/s, "
+        "ISO 8601 time), e.g. EGEN=030/8g12@2026-12-01T09:40Z. Give one for the destination and the alternate; the "
+        "departure field's defaults to calm.",
+    ),
+]
+AloftOption = Annotated[
+    str,
+    typer.Option(
+        "--aloft-wind",
+        help="The forecast wind aloft along the leg, FROM/SPEED (degrees true it blows from, m/s): the energy "
+        "check flies the leg into its headwind component.",
+    ),
+]
 
 
 def depot_wind_or_exit(text: str | None) -> GroundWind | None:
@@ -86,6 +105,33 @@ def depot_wind_or_exit(text: str | None) -> GroundWind | None:
         return GroundWind.parse(text, now=datetime.now(UTC))
     except FlightctlError as exc:
         raise fail(exc) from None
+
+
+def airstrip_winds_or_exit(
+    texts: list[str] | None, *, known: set[str] | None = None, need_time: bool = False
+) -> dict[str, SurfaceWind]:
+    """``--airstrip-wind ICAO=FROM/SPEED...`` by ICAO, read before anything is sent or flown. ``known``: the
+    airstrips it may name; ``need_time``: each must say when it was measured (a drone refuses one that does not)."""
+    from flightctl.delivery.runway_choice import SurfaceWind
+    from flightctl.errors import ConfigError
+
+    winds: dict[str, SurfaceWind] = {}
+    try:
+        for text in texts or []:
+            icao, equals, wind = text.partition("=")
+            icao = icao.upper()
+            if not equals or not re.fullmatch(r"[A-Z]{4}", icao) or (known is not None and icao not in known):
+                among = f" with ICAO one of {', '.join(sorted(known))}" if known is not None else ""
+                raise ConfigError(f"--airstrip-wind {text!r}: expected ICAO=FROM/SPEED{among}")
+            winds[icao] = SurfaceWind.parse(wind)
+            if need_time and winds[icao].measured_at is None:
+                raise ConfigError(
+                    f"--airstrip-wind {text!r}: say when it was measured, ...@TIME (e.g. {icao}={wind}@"
+                    f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}): the drone judges the wind's age"
+                )
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    return winds
 
 
 def report(as_json: bool, record: dict[str, Any], for_people: str) -> None:

@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from flightctl.cli.broker_options import CaFileOption, PasswordFileOption, UsernameOption
 from flightctl.cli.common import (
     DEFAULT_TIMEOUT_S,
+    AirstripWindOption,
+    AloftOption,
+    AnswerTimeoutOption,
     ConnectOption,
     JsonOption,
     RemoteIdOption,
     SigningOption,
     TimeoutOption,
+    airstrip_winds_or_exit,
     connect_vehicle,
     console,
     fail,
@@ -38,15 +43,6 @@ if TYPE_CHECKING:
 leg_app = typer.Typer(no_args_is_help=True, help="Island legs flown airstrip to airstrip.")
 
 LegArgument = Annotated[str, typer.Argument(help="Leg file, or a name in configs/legs/.")]
-WindOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--airstrip-wind",
-        help="An airstrip's measured surface wind: ICAO=FROM/SPEED[gGUST][@TIME] (degrees true it blows from, m/s, "
-        "ISO 8601 time), e.g. EGEN=030/8g12@2026-12-01T09:40Z. Give one for the destination and the alternate; the "
-        "departure field's defaults to calm.",
-    ),
-]
 
 
 def leg_and_airstrips_or_exit(name: str) -> tuple[Leg, AirstripsOfLeg]:
@@ -61,28 +57,14 @@ def leg_and_airstrips_or_exit(name: str) -> tuple[Leg, AirstripsOfLeg]:
 
 
 def winds_or_exit(texts: list[str] | None, airstrips: AirstripsOfLeg) -> dict[str, SurfaceWind]:
-    from flightctl.delivery.runway_choice import SurfaceWind
-    from flightctl.errors import ConfigError
-
     known = {strip.icao for strip in (airstrips.origin, airstrips.destination, airstrips.alternate)}
-    winds: dict[str, SurfaceWind] = {}
-    try:
-        for text in texts or []:
-            icao, equals, wind = text.partition("=")
-            if not equals or icao.upper() not in known:
-                raise ConfigError(
-                    f"--airstrip-wind {text!r}: expected ICAO=FROM/SPEED with ICAO one of {', '.join(sorted(known))}"
-                )
-            winds[icao.upper()] = SurfaceWind.parse(wind)
-    except FlightctlError as exc:
-        raise fail(exc) from None
-    return winds
+    return airstrip_winds_or_exit(texts, known=known)
 
 
 @leg_app.command("plan")
 def plan(
     leg: LegArgument,
-    wind: WindOption = None,
+    wind: AirstripWindOption = None,
     profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")] = (
         "sitl-plane"
     ),
@@ -149,14 +131,6 @@ def plan(
 
 
 NO_GO_EXIT = 2
-AloftOption = Annotated[
-    str,
-    typer.Option(
-        "--aloft-wind",
-        help="The forecast wind aloft along the leg, FROM/SPEED (degrees true it blows from, m/s): the energy "
-        "check flies the leg into its headwind component.",
-    ),
-]
 
 
 @leg_app.command("check")
@@ -165,7 +139,7 @@ def check(
     connect: ConnectOption,
     aloft_wind: AloftOption,
     parcel_kg: Annotated[float, typer.Option("--parcel-kg", min=0, max=1000, help="Mass of what is loaded, kg.")],
-    wind: WindOption = None,
+    wind: AirstripWindOption = None,
     profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file, or a name in configs/profiles/.")] = (
         "sitl-plane"
     ),
@@ -245,18 +219,84 @@ def _has_what_go_no_go_reads(state: VehicleState) -> bool:
     )
 
 
+OptionalBrokerOption = Annotated[
+    str | None,
+    typer.Option("--broker", help="Over MQTT to the onboard daemon: mqtt://host[:port] or mqtts://... (TLS)."),
+]
+OptionalDroneOption = Annotated[str | None, typer.Option("--drone", help="The drone's id, with --broker.")]
+REFUSED_EXIT = 2
+
+
+def send_command_or_exit(
+    broker: str,
+    drone: str | None,
+    credentials: tuple[str | None, Path | None, Path | None],
+    data: dict[str, Any],
+    *,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """A command to the drone's daemon over MQTT, and its command_result's data; exit 1 with no answer in time."""
+    from flightctl.cli.broker_options import drone_or_exit, endpoint_or_exit
+    from flightctl.ground.dispatch import new_request_id, request_message, send_request
+    from flightctl.mqtt.contract import MessageType, Topics
+
+    if drone is None:
+        raise fail(FlightctlError("--broker needs --drone, the drone's id"))
+    endpoint = endpoint_or_exit(broker, *credentials)
+    drone = drone_or_exit(drone)
+    request_id = new_request_id()
+    payload = request_message(drone, MessageType.COMMAND, {"request_id": request_id, **data})
+    what = f"{data['command']} command"
+
+    async def go() -> dict[str, Any]:
+        answer = await send_request(
+            endpoint, drone, Topics(drone).commands, payload, request_id, what, timeout_s=timeout_s
+        )
+        return dict(answer.data)
+
+    return run(go)
+
+
+def show_result(as_json: bool, result: dict[str, Any]) -> None:
+    """A command's result: ``ok`` and the drone's words; exit 2 when it was refused."""
+    if as_json:
+        report(True, {"ok": result["ok"], "result": result["result"]}, "")
+    else:
+        console.print(Text(result["result"], style="green" if result["ok"] else "bold red"))
+    if not result["ok"]:
+        raise typer.Exit(REFUSED_EXIT)
+
+
 @leg_app.command("unloaded")
 def unloaded(
     order_id: Annotated[str, typer.Argument(help="The leg's order id, as its journal holds it.")],
-    journal: Annotated[Path, typer.Option("--journal", help="The SQLite journal the leg was flown with.")],
     by: Annotated[str, typer.Option("--by", help="Who confirms the unload: a name or a crew id, journaled.")],
+    journal: Annotated[
+        Path | None, typer.Option("--journal", help="The SQLite journal the leg was flown with (no daemon).")
+    ] = None,
+    broker: OptionalBrokerOption = None,
+    drone: OptionalDroneOption = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    timeout_s: AnswerTimeoutOption = 60,
     as_json: JsonOption = False,
 ) -> None:
     """The ground crew's confirmation that a leg's load is off the aircraft: journals UNLOADED, once, for a leg
-    that ARRIVED at its destination. The return leg's go/no-go requires it."""
+    that ARRIVED at its destination; the return leg's go/no-go requires it. Give --journal (a leg flown without
+    the daemon) or --broker and --drone (the onboard daemon, over MQTT). Exit 0 confirmed, 2 refused (the leg is
+    not ARRIVED, or was unloaded already), 1 on error."""
+    if (journal is None) == (broker is None):
+        raise fail(FlightctlError("give --journal (a leg flown without the daemon) or --broker with --drone"))
+    if broker is not None:
+        data = {"command": "unloaded", "order_id": order_id, "by": by}
+        result = send_command_or_exit(broker, drone, (username, password_file, ca_file), data, timeout_s=timeout_s)
+        show_result(as_json, result)
+        return
     from flightctl.delivery.journal import Journal
     from flightctl.delivery.unload import confirm_unload
 
+    assert journal is not None
     if not journal.is_file():
         raise fail(FlightctlError(f"{journal}: no such journal"))
 
@@ -266,3 +306,35 @@ def unloaded(
 
     run(confirm)
     report(as_json, {"order_id": order_id, "state": "UNLOADED", "by": by}, f"{order_id}: unload confirmed by {by}")
+
+
+@leg_app.command("report-wind")
+def report_wind(
+    broker: Annotated[str, typer.Option("--broker", help="mqtt://host[:port] or mqtts://... (TLS)")],
+    drone: Annotated[str, typer.Option("--drone", help="The drone's id (its topic namespace).")],
+    wind: AirstripWindOption = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    timeout_s: AnswerTimeoutOption = 60,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the drone's daemon a new surface wind measured at an airstrip of the leg it flies (each
+    --airstrip-wind, with @TIME): a destination now out of limits diverts the aircraft by the leg's rule. Exit 0
+    passed on, 2 refused (no leg in progress, an airstrip not of the leg, older than the wind held), 1 on error."""
+    winds = airstrip_winds_or_exit(wind, need_time=True)
+    if not winds:
+        raise fail(FlightctlError("give at least one --airstrip-wind ICAO=FROM/SPEED@TIME"))
+    credentials = (username, password_file, ca_file)
+    results = []
+    for icao, measured in winds.items():
+        data = {"command": "airstrip_wind", "icao": icao, "wind": measured.model_dump(mode="json", exclude_none=True)}
+        result = send_command_or_exit(broker, drone, credentials, data, timeout_s=timeout_s)
+        results.append({"icao": icao, "ok": result["ok"], "result": result["result"]})
+    if as_json:
+        report(True, {"results": results}, "")
+    else:
+        for result in results:
+            console.print(Text(result["result"], style="green" if result["ok"] else "bold red"))
+    if not all(result["ok"] for result in results):
+        raise typer.Exit(REFUSED_EXIT)

@@ -1,4 +1,5 @@
-"""``flightctl order send``: an order to a drone over MQTT, as dispatch would send it, and the drone's answer."""
+"""``flightctl order send`` and ``order leg``: a drop or an island leg ordered from a drone over MQTT, as dispatch
+would send it, and the drone's answer."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from flightctl.cli.broker_options import (
     endpoint_or_exit,
 )
 from flightctl.cli.common import (
+    AirstripWindOption,
+    AloftOption,
     AnswerTimeoutOption,
     DepotWindOption,
+    airstrip_winds_or_exit,
     console,
     depot_wind_or_exit,
     fail,
@@ -101,4 +105,66 @@ def send(
         sys.stdout.write(json.dumps(answer) + "\n")
     else:
         show_answer(answer, the_order.order_id, drone)
+    exit_unless_accepted(answer)
+
+
+@order_app.command("leg")
+def leg(
+    leg_name: Annotated[str, typer.Argument(metavar="LEG", help="The leg's name, as the aircraft's config lists it.")],
+    order_id: Annotated[str, typer.Option("--order-id", help="The leg's opaque order id.")],
+    parcel_kg: Annotated[float, typer.Option("--parcel-kg", min=0, max=1000, help="Mass of what is loaded, kg.")],
+    aloft_wind: AloftOption,
+    broker: BrokerOption,
+    drone: DroneOption,
+    wind: AirstripWindOption = None,
+    follows: Annotated[
+        str | None, typer.Option("--follows", help="A return leg: the order id of the leg it turns around from.")
+    ] = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    timeout_s: AnswerTimeoutOption = 60,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer's envelope as JSON.")] = False,
+) -> None:
+    """Order the island leg LEG from the drone (a fixed-wing whose config lists it) and print its answer: exit 0
+    accepted (at GO, before take-off), 2 rejected (every reason, each NO-GO with its numbers), 1 no answer in
+    time. Each --airstrip-wind must say when it was measured (@TIME)."""
+    from pydantic import ValidationError
+
+    from flightctl.config import validation_problems
+    from flightctl.delivery.runway_choice import SurfaceWind
+    from flightctl.errors import ConfigError, FlightctlError
+    from flightctl.ground.dispatch import new_request_id, request_message, send_request
+    from flightctl.mqtt.contract import MessageType, Topics
+    from flightctl.mqtt.requests import LegOrder, OrderRequest
+
+    endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
+    drone = drone_or_exit(drone)
+    winds = airstrip_winds_or_exit(wind, need_time=True)
+    request_id = new_request_id()
+    try:
+        request = OrderRequest(
+            request_id=request_id,
+            leg=LegOrder(order_id=order_id, leg=leg_name, parcel_kg=parcel_kg, follows=follows),
+            airstrip_winds=winds,
+            wind_aloft=SurfaceWind.parse(aloft_wind),
+        )
+    except FlightctlError as exc:
+        raise fail(exc) from None
+    except ValidationError as exc:
+        raise fail(ConfigError(f"leg {order_id}: {validation_problems(exc)}")) from None
+    data = request.model_dump(mode="json", exclude_none=True)
+    payload = request_message(drone, MessageType.ORDER, data, order_id)
+
+    async def go() -> dict[str, Any]:
+        answer = await send_request(
+            endpoint, drone, Topics(drone).orders, payload, request_id, f"leg {order_id}", timeout_s=timeout_s
+        )
+        return answer.model_dump(mode="json", by_alias=True)
+
+    answer = run(go)
+    if as_json:
+        sys.stdout.write(json.dumps(answer) + "\n")
+    else:
+        show_answer(answer, order_id, drone)
     exit_unless_accepted(answer)

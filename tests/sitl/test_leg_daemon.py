@@ -5,6 +5,7 @@ mistake (a wind out of limits, a drop order to a wing, a return before the unloa
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from flightctl.mqtt.contract import MessageType
 from sitl.instance import SitlInstance
 from sitl.legs import lined_up, write_flat_leg
 from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+from tests.sitl.daemon_support import cli_broker_args, flightctl
 from tests.sitl.legs import LEG_SPEEDUP
 from tests.sitl.test_daemon import open_rig, short_order
 from tests.sitl.test_leg_deliveries import leg_delivery
@@ -43,7 +45,8 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
     crosswind are rejected with their reasons; the leg is flown to North Ronaldsay (ARRIVED over MQTT naming
     EGEN runway 03, at rest within 35 m of its landing point); a new airstrip wind in flight is passed to it,
     an older one refused; the way back is refused until the crew's `unloaded` command, which is journaled once
-    and goes out as UNLOADED."""
+    and goes out as UNLOADED. The leg order, the wind and the unload are sent with the CLI an engineer uses
+    (`order leg`, `leg report-wind`, `leg unloaded --broker`)."""
     require_sitl("plane")
     legs = [write_flat_leg(tmp_path / "legs", name) for name in (OUT, BACK)]
     home = lined_up(leg_delivery(OUT, "plan-only").plan)
@@ -68,12 +71,19 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
         assert "crosswind" in reason
         assert "03" in reason
 
-        leg = {"order_id": "NRL-L1", "leg": OUT, "parcel_kg": 2.0}
-        accepted = await ground.answer(await ground.send_leg(leg, calm_winds(), measured(0, 0)))
-        assert accepted.type is MessageType.ORDER_ACCEPTED, accepted.data
+        # The leg, ordered as an engineer would from a laptop: `flightctl order leg`.
+        broker = cli_broker_args(rig.broker, tmp_path)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        winds = [arg for icao in ("EGPA", "EGEN", "EGES") for arg in ("--airstrip-wind", f"{icao}=000/0@{now}")]
+        code, out, err = await flightctl(
+            "order", "leg", OUT, "--order-id", "NRL-L1", "--parcel-kg", "2", "--aloft-wind", "000/0", *winds, *broker,
+            "--json",
+        )  # fmt: skip
+        assert code == 0, (out, err)
+        assert json.loads(out)["type"] == "order_accepted"
         await ground.state("NRL-L1", "ENROUTE", timeout_s=180)
-        newer = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=measured(30, 4)))
-        assert (newer.data["ok"], newer.data["result"]) == (True, "EGEN 030 deg at 4 m/s passed to leg NRL-L1")
+        code, out, err = await flightctl("leg", "report-wind", "--airstrip-wind", f"EGEN=030/4@{now}", *broker)
+        assert (code, out.strip()) == (0, "EGEN 030 deg at 4 m/s passed to leg NRL-L1"), err
         stale = {"from_deg": 120, "speed_m_s": 20, "measured_at": "2026-01-01T00:00:00Z"}
         older = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=stale))
         assert older.data["ok"] is False
@@ -92,8 +102,8 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
         assert early.type is MessageType.ORDER_REJECTED
         assert "NO-GO turnaround: leg NRL-L1 is ARRIVED: its unload has not been confirmed" in early.data["reasons"]
 
-        unloaded = await ground.answer(await ground.command("unloaded", order_id="NRL-L1", by="NRL crew 2"))
-        assert (unloaded.data["ok"], unloaded.data["result"]) == (True, "NRL-L1: unload confirmed by NRL crew 2")
+        code, out, err = await flightctl("leg", "unloaded", "NRL-L1", "--by", "NRL crew 2", *broker)
+        assert (code, out.strip()) == (0, "NRL-L1: unload confirmed by NRL crew 2"), err
         event = await ground.state("NRL-L1", "UNLOADED", timeout_s=30)
         assert event.data["detail"]["by"] == "NRL crew 2"
         twice = await ground.answer(await ground.command("unloaded", order_id="NRL-L1", by="someone else"))

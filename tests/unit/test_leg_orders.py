@@ -191,3 +191,37 @@ def test_a_destination_with_no_runway_for_its_wind_is_refused_with_the_runways_n
     assert missing == (
         "no plan for leg kirkwall-north-ronaldsay: no measured wind for Sanday (EGES): a runway cannot be chosen"
     )
+
+
+# ---- the CLI's mistakes, caught before anything is sent -----------------------------------------------------------
+
+BROKER = ["--broker", "mqtt://127.0.0.1:1", "--drone", DRONE]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["leg", "unloaded", "KWL-NRL-1", "--by", "crew"], "give --journal (a leg flown without the daemon) or --broker"),
+        (["leg", "unloaded", "KWL-NRL-1", "--by", "crew", "--journal", "j.sqlite", *BROKER], "give --journal"),
+        (["leg", "unloaded", "KWL-NRL-1", "--by", "crew", "--broker", "mqtt://127.0.0.1:1"], "--broker needs --drone"),
+        (["leg", "report-wind", *BROKER], "give at least one --airstrip-wind"),
+        (["leg", "report-wind", *BROKER, "--airstrip-wind", "EGEN=030/4"], "say when it was measured"),
+        (["leg", "report-wind", *BROKER, "--airstrip-wind", "EGN=030/4@2026-12-01T09:40Z"], "expected ICAO=FROM/SPEED"),
+        (["order", "leg", "kirkwall-north-ronaldsay", "--order-id", "A-1", "--parcel-kg", "2", "--aloft-wind",
+          "250/10", *BROKER, "--airstrip-wind", "EGEN=030/4"], "say when it was measured"),
+        (["order", "leg", "../etc", "--order-id", "A-1", "--parcel-kg", "2", "--aloft-wind", "250/10", *BROKER],
+         "leg A-1: leg: String should match pattern"),
+        (["order", "leg", "kirkwall-north-ronaldsay", "--order-id", "A-1", "--parcel-kg", "2", "--aloft-wind",
+          "west", *BROKER], "wind 'west': expected FROM/SPEED"),
+    ],
+)  # fmt: skip
+def test_the_leg_commands_refuse_a_mistake_before_sending_anything(arguments: list[str], said: str) -> None:
+    """Test that the CLI's leg orders and commands say what is wrong (exit 1) before they reach for the broker
+    (which is not there: port 1)."""
+    from typer.testing import CliRunner
+
+    from flightctl.cli import app
+
+    result = CliRunner().invoke(app, arguments, env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert said in " ".join(result.output.split()), result.output
