@@ -1,7 +1,8 @@
 """What a customer may see of their order, from a drone's events. Pure.
 
-Only a status, a step (whose words are the tracking page's catalogue), a time and (on the way) an arrival
-estimate ever reach a customer: no positions, no drone internals, no other order. A PROBLEM says what it means
+Only a status, a step (whose words are the tracking page's catalogue), a time, (on the way) an arrival
+estimate and (for an island leg that arrived) its destination airstrip's name ever reach a customer: no
+positions, no drone internals, no other order; a diverted leg never says where it landed. A PROBLEM says what it means
 for the parcel; the reason the drone gave stays with the operator.
 """
 
@@ -50,6 +51,8 @@ class Step(enum.StrEnum):
     CHECKING = "checking"
     NOT_LEFT = "not_left"
     BACK_AT_DEPOT = "back_at_depot"
+    ARRIVED_AT_AIRSTRIP = "arrived_at_airstrip"  # an island leg landed at its destination: the airstrip named
+    DIVERTED = "diverted"  # an island leg could not land at its destination (the weather): never says where
 
 
 # Why the drone turned back, in the customer's terms: a cause the drone names (never its operator's sentence).
@@ -69,6 +72,7 @@ class StatusUpdate:
     at: datetime
     step: Step
     eta: datetime | None = None
+    place: str | None = None  # the destination airstrip an island leg arrived at, for where to collect
 
 
 def _read(model: type[M], event: Envelope) -> M:
@@ -99,6 +103,10 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
         return StatusUpdate(CustomerStatus.ARRIVING, at, Step.ABOVE_DROP, at + timedelta(seconds=DROP_ALLOWANCE_S))
     if state is DeliveryState.RELEASED:
         return StatusUpdate(CustomerStatus.DELIVERED, at, Step.DELIVERED)
+    if state is DeliveryState.ARRIVED:
+        return StatusUpdate(CustomerStatus.DELIVERED, at, Step.ARRIVED_AT_AIRSTRIP, place=detail.airstrip)
+    if state is DeliveryState.DIVERTING:
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.DIVERTED)
     if state is DeliveryState.ABORTING and detail.with_parcel is not False:
         return StatusUpdate(CustomerStatus.PROBLEM, at, RETURNING_BECAUSE.get(detail.cause, Step.RETURNING))
     if state is DeliveryState.OUT_OF_CONTACT and detail.parcel is not ParcelWhereabouts.DELIVERED:
@@ -106,5 +114,6 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
     if state is DeliveryState.FAILED:
         return StatusUpdate(CustomerStatus.PROBLEM, at, Step.NOT_LEFT)
     if state is DeliveryState.LANDED and not detail.released:
-        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.BACK_AT_DEPOT)
+        # A leg lands at an airstrip (named in its detail), never at a depot: not the destination, so diverted.
+        return StatusUpdate(CustomerStatus.PROBLEM, at, Step.DIVERTED if detail.airstrip else Step.BACK_AT_DEPOT)
     return None

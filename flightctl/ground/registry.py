@@ -68,6 +68,7 @@ class ShownStatus:
     step: str  # a customer_status.Step (a registry from before steps may hold a sentence instead)
     eta_utc: str | None
     seq: int
+    place: str | None = None  # the airstrip an island leg arrived at (its name, as the site data spells it)
 
 
 def token_hash(token: str) -> str:
@@ -150,7 +151,8 @@ class Registry:
         status = None
         if update is not None and order_id is not None:
             eta = utc_text(update.eta) if update.eta is not None else None
-            status = (order_id, update.status.value, drone_id, seq, utc_text(update.at), update.step.value, eta)
+            at = utc_text(update.at)
+            status = (order_id, update.status.value, drone_id, seq, at, update.step.value, eta, update.place)
         return await self._backend.record((drone_id, seq), status)
 
     async def keep_dead_letter(self, relay: str, letter: DeadLetter) -> None:
@@ -199,9 +201,12 @@ class Registry:
 
     async def statuses(self, order_id: str) -> list[ShownStatus]:
         rows = await self._backend.fetch(
-            "SELECT status, at_utc, message, eta_utc, seq FROM statuses WHERE order_id = $1 ORDER BY seq", order_id
+            "SELECT status, at_utc, message, eta_utc, seq, place FROM statuses WHERE order_id = $1 ORDER BY seq",
+            order_id,
         )
-        return [ShownStatus(order_id, CustomerStatus(r[0]), str(r[1]), str(r[2]), r[3], int(r[4])) for r in rows]
+        return [
+            ShownStatus(order_id, CustomerStatus(r[0]), str(r[1]), str(r[2]), r[3], int(r[4]), r[5]) for r in rows
+        ]
 
     # ---- operators -------------------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ SCHEMA = [
         at_utc TEXT NOT NULL,
         message TEXT NOT NULL,
         eta_utc TEXT,
+        place TEXT,
         PRIMARY KEY (order_id, status))""",
     """CREATE TABLE IF NOT EXISTS dead_letters (
         at_utc TEXT NOT NULL,
@@ -52,13 +53,18 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (at_utc)",  # newest first, and the cap
 ]
 REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters"}
+# Columns added after a table was first made: a registry from before them gains each (NULL in its old rows) when
+# it is opened. (table, column, type).
+ADDED_COLUMNS = [
+    ("statuses", "place", "TEXT"),  # the airstrip an island leg arrived at, for the customer's page
+]
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 INSERT_STATUS = (
-    "INSERT INTO statuses (order_id, status, drone_id, seq, at_utc, message, eta_utc) "
-    "SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $1 AND drone_id = $3) "
+    "INSERT INTO statuses (order_id, status, drone_id, seq, at_utc, message, eta_utc, place) "
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $1 AND drone_id = $3) "
     # The earliest event that made a status keeps it, whichever relay wrote first (SQLite 3.24+ and PostgreSQL).
     "ON CONFLICT (order_id, status) DO UPDATE SET drone_id = excluded.drone_id, seq = excluded.seq, "
-    "at_utc = excluded.at_utc, message = excluded.message, eta_utc = excluded.eta_utc "
+    "at_utc = excluded.at_utc, message = excluded.message, eta_utc = excluded.eta_utc, place = excluded.place "
     "WHERE excluded.seq < statuses.seq"
 )
 
@@ -103,6 +109,9 @@ class SqliteBackend:
                 db.execute("PRAGMA busy_timeout=5000")
                 for statement in SCHEMA:
                     db.execute(statement)
+                for table, column, kind in ADDED_COLUMNS:
+                    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             except BaseException:
                 db.close()
                 raise
@@ -189,6 +198,8 @@ class PostgresBackend:
             await connection.execute("SELECT pg_advisory_xact_lock(7311)")
             for statement in SCHEMA:
                 await connection.execute(statement)
+            for table, column, kind in ADDED_COLUMNS:
+                await connection.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     async def execute(self, sql: str, *args: Any) -> int:
         assert self._pool is not None

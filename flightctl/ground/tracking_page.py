@@ -35,6 +35,7 @@ class Situation(enum.StrEnum):
     ON_ITS_WAY = "on_its_way"
     ARRIVING = "arriving"
     DELIVERED = "delivered"
+    AT_AIRSTRIP = "at_airstrip"  # an island leg delivered its load to the island's airstrip: collect it there
     DELAYED = "delayed"
     FAILED = "failed"
 
@@ -53,6 +54,8 @@ def situation_of(status: ShownStatus | None) -> Situation:
         return Situation.RECEIVED
     if status.status is CustomerStatus.PROBLEM and status.step in FAILED_STEPS:
         return Situation.FAILED
+    if status.status is CustomerStatus.DELIVERED and status.step == Step.ARRIVED_AT_AIRSTRIP:
+        return Situation.AT_AIRSTRIP
     return _BY_STATUS[status.status]
 
 
@@ -84,9 +87,15 @@ def when(at: datetime, zone: ZoneInfo) -> str:
 
 def step_text(status: ShownStatus, words: Words) -> str:
     try:
-        return str(getattr(words.step, Step(status.step).value))
+        text = str(getattr(words.step, Step(status.step).value))
     except ValueError:
         return status.step  # a registry from before steps holds the sentence itself
+    return text.format(airstrip=airstrip(status, words)) if status.step == Step.ARRIVED_AT_AIRSTRIP else text
+
+
+def airstrip(status: ShownStatus, words: Words) -> str:
+    """The airstrip a leg arrived at, by name; the catalogue's words for one unnamed (an event without it)."""
+    return status.place or words.unnamed_airstrip
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,11 @@ def present(statuses: list[ShownStatus], words: Words, zone: ZoneInfo, now: date
     latest = statuses[-1] if statuses else None
     situation = situation_of(latest)
     headline = str(getattr(words.headline, situation.value))
-    if situation is Situation.DELIVERED and latest is not None:
-        headline = headline.format(time=clock(utc(latest.at_utc), zone, now))
+    action = str(getattr(words.action, situation.value))
+    if situation in (Situation.DELIVERED, Situation.AT_AIRSTRIP) and latest is not None:
+        place = airstrip(latest, words)
+        headline = headline.format(time=clock(utc(latest.at_utc), zone, now), airstrip=place)
+        action = action.format(airstrip=place)
     detail = step_text(latest, words) if latest is not None else words.step.received
     if detail.rstrip(".") == headline:
         detail = ""  # said once is enough ("Your parcel is on its way")
@@ -116,7 +128,7 @@ def present(statuses: list[ShownStatus], words: Words, zone: ZoneInfo, now: date
         elif situation is Situation.ON_ITS_WAY:
             early, late = clock(expected - ETA_EARLY, zone, now), clock(expected + ETA_LATE, zone, now)
             eta = words.expected_between.format(early=early, late=late)
-    return Present(situation, headline, detail, eta, str(getattr(words.action, situation.value)))
+    return Present(situation, headline, detail, eta, action)
 
 
 def status_event(statuses: list[ShownStatus], words: Words, zone: ZoneInfo, now: datetime) -> dict[str, object]:
@@ -135,7 +147,7 @@ def status_event(statuses: list[ShownStatus], words: Words, zone: ZoneInfo, now:
         "action": now_view.action,
         "when": when(utc(latest.at_utc), zone),
         "datetime": latest.at_utc,
-        "final": now_view.situation in (Situation.DELIVERED, Situation.FAILED),
+        "final": now_view.situation in (Situation.DELIVERED, Situation.AT_AIRSTRIP, Situation.FAILED),
     }
 
 

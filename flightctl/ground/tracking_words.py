@@ -23,6 +23,7 @@ class Headlines(StrictModel):
     on_its_way: str = Field(max_length=200)
     arriving: str = Field(max_length=200)
     delivered: str = Field(max_length=200)
+    at_airstrip: str = Field(max_length=200)
     delayed: str = Field(max_length=200)
     failed: str = Field(max_length=200)
 
@@ -41,6 +42,8 @@ class Steps(StrictModel):
     checking: str = Field(max_length=500)
     not_left: str = Field(max_length=500)
     back_at_depot: str = Field(max_length=500)
+    arrived_at_airstrip: str = Field(max_length=500)
+    diverted: str = Field(max_length=500)
 
 
 class Actions(StrictModel):
@@ -49,6 +52,7 @@ class Actions(StrictModel):
     on_its_way: str = Field(max_length=500)
     arriving: str = Field(max_length=500)
     delivered: str = Field(max_length=500)
+    at_airstrip: str = Field(max_length=500)
     delayed: str = Field(max_length=500)
     failed: str = Field(max_length=500)
 
@@ -64,6 +68,9 @@ PLACEHOLDERS = {
     "expected_between": {"early", "late"},
     "arriving_in": {"minutes"},
     "headline.delivered": {"time"},
+    "headline.at_airstrip": {"time", "airstrip"},
+    "step.arrived_at_airstrip": {"airstrip"},
+    "action.at_airstrip": {"airstrip"},
 }
 
 
@@ -78,6 +85,7 @@ class Words(StrictModel):
     expected_between: str = Field(max_length=200)
     arriving_in: str = Field(max_length=200)
     arriving_now: str = Field(max_length=200)
+    unnamed_airstrip: str = Field(max_length=100)  # stands in for {airstrip} when an event did not name it
     headline: Headlines
     step: Steps
     action: Actions

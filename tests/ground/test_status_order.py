@@ -94,3 +94,36 @@ async def test_dead_letters_on_postgresql_are_capped_the_oldest_going_first() ->
             await registry.keep_dead_letter("relay-1", letter)
         kept = await registry.dead_letters(limit=100)
     assert [row["topic"].rsplit("/", 1)[1] for row in kept] == ["7", "6", "5"]
+
+
+async def test_a_postgresql_registry_from_before_legs_gains_the_airstrip_and_keeps_its_statuses() -> None:
+    """Test the same migration on PostgreSQL: a statuses table without the place column, with a row in it, is
+    opened by two registries at once; the row reads back unchanged and a leg's arrival names its airstrip."""
+    import asyncpg
+
+    from tests.unit.test_registry import OLD_STATUSES
+
+    require_program("/usr/lib/postgresql", "postgresql")
+    async with PostgresServer() as pg:
+        connection = await asyncpg.connect(pg.url)
+        try:
+            await connection.execute(OLD_STATUSES)
+            await connection.execute(
+                "INSERT INTO statuses VALUES ('KWL-1', 'DELIVERED', 'drone-a', 7, '2026-11-30T10:00:00Z', "
+                "'delivered', NULL)"
+            )
+        finally:
+            await connection.close()
+        async with await Registry.open(pg.url) as one, await Registry.open(pg.url) as two:
+            (old,) = await one.statuses("KWL-1")
+            assert (old.step, old.place) == ("delivered", None)
+            await two.register("NRL-1", "customer-1", "drone-p")
+            arrival = Envelope(
+                drone="drone-p", seq=5, time=START, time_source=TimeSource.GPS, type=MessageType.STATE,
+                order_id="NRL-1", data={"state": "ARRIVED", "detail": {"airstrip": "North Ronaldsay", "runway": "03"}},
+            )  # fmt: skip
+            await take(two, [arrival])
+            (shown,) = await one.statuses("NRL-1")
+            assert (shown.status, shown.step, shown.place) == (
+                CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP.value, "North Ronaldsay"
+            )  # fmt: skip

@@ -5,21 +5,30 @@ mistake (a wind out of limits, a drop order to a wing, a return before the unloa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flightctl.ground.registry import Registry
+from flightctl.ground.relay import StatusRelay
+from flightctl.ground.tracking_page import page_html
 from flightctl.mqtt.contract import MessageType
 from sitl.instance import SitlInstance
 from sitl.legs import lined_up, write_flat_leg
+from tests.mqtt.clients import endpoint
 from tests.sitl.conftest import INSTANCE_BASE, require_sitl
-from tests.sitl.daemon_support import cli_broker_args, flightctl
+from tests.sitl.daemon_support import DRONE, cli_broker_args, flightctl
 from tests.sitl.legs import LEG_SPEEDUP
 from tests.sitl.test_daemon import open_rig, short_order
 from tests.sitl.test_leg_deliveries import leg_delivery
+from tests.support.conditions import eventually_true
+from tests.unit.test_tracking_page import LONDON, WORDS, visible
 
 pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
 
@@ -28,6 +37,18 @@ BACK = "north-ronaldsay-kirkwall"
 # 53 km at 22 m/s is 40 minutes of vehicle time; with the take-off, the approach and the roll-out, the wall time
 # at LEG_SPEEDUP, three times over for a loaded machine.
 LEG_WALL_S = 3600 / LEG_SPEEDUP * 3 + 120
+
+
+@contextlib.asynccontextmanager
+async def relaying(relay: StatusRelay) -> AsyncIterator[StatusRelay]:
+    """The relay, turning the drone's events into the customer's statuses, for as long as the block runs."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+        assert not task.done(), "the relay stopped"
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
 
 
 def measured(from_deg: float, speed_m_s: float) -> dict[str, Any]:
@@ -53,8 +74,11 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
     async with (
         SitlInstance(home=home, vehicle="plane", instance=INSTANCE_BASE + 10, speedup=LEG_SPEEDUP) as sim,
         open_rig(sim, tmp_path, profile="sitl-plane", legs=legs) as rig,
+        await Registry.open(str(tmp_path / "registry.sqlite")) as registry,
+        relaying(StatusRelay(registry, endpoint(rig.broker, "ground"), name="relay-1")),
     ):
         ground = rig.ground
+        await registry.register("NRL-L1", "customer-on-north-ronaldsay", DRONE)
         drop = await ground.send_order(short_order("KWL-DROP-1"))
         refused_drop = await ground.answer(drop)
         assert refused_drop.type is MessageType.ORDER_REJECTED
@@ -93,6 +117,19 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
         assert (detail["airstrip"], detail["icao"], detail["runway"]) == ("North Ronaldsay", "EGEN", "03")
         assert detail["from_landing_point_m"] <= 35
         assert ground.states("NRL-L1") == ["PREFLIGHT", "UPLOADING", "ARMING", "ENROUTE", "ARRIVED"]
+
+        # The customer's page, from what the relay made of the drone's events: where the parcel is, and where to
+        # collect it; never the runway, the aircraft or where it flew.
+        async def arrival_kept() -> bool:
+            return any(status.place for status in await registry.statuses("NRL-L1"))
+
+        await eventually_true(arrival_kept, timeout_s=30)
+        page = visible(page_html("NRL-L1", await registry.statuses("NRL-L1"), WORDS, LONDON, datetime.now(UTC)))
+        assert "Arrived at North Ronaldsay airstrip at" in page
+        assert "Your parcel has arrived at North Ronaldsay airstrip." in page
+        assert "Please collect your parcel at North Ronaldsay airstrip." in page
+        for internal in ("EGEN", "ARRIVED", "DELIVERED", "runway", "Kirkwall", "Sanday"):
+            assert internal not in page, (internal, page)
 
         idle = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=measured(30, 4)))
         assert (idle.data["ok"], idle.data["result"]) == (False, "no island leg in progress")

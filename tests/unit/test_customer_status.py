@@ -51,6 +51,25 @@ def test_events_become_plain_statuses_without_internals(envelope: Envelope, stat
     assert isinstance(update.step, Step), "a step whose words are the catalogue's, never the drone's sentence"
 
 
+def test_an_island_leg_is_told_by_its_airstrip_on_arrival_and_never_where_it_diverted() -> None:
+    """Test a leg's events as the customer sees them: ARRIVED is delivered at the destination airstrip, named;
+    DIVERTING and a landing elsewhere are a delay that names no airstrip (nor the runway, the wind, the rule)."""
+    arrived = customer_update(
+        state("ARRIVED", airstrip="North Ronaldsay", icao="EGEN", runway="03", from_landing_point_m=12.0)
+    )
+    assert arrived is not None
+    assert (arrived.status, arrived.step, arrived.place) == (
+        CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP, "North Ronaldsay"
+    )  # fmt: skip
+    diverting = customer_update(state("DIVERTING", rule="divert", to="EGES runway 03", wind="120 deg at 10 m/s"))
+    landed_elsewhere = customer_update(state("LANDED", released=False, airstrip="Sanday", icao="EGES", runway="03"))
+    for update in (diverting, landed_elsewhere):
+        assert update is not None
+        assert (update.status, update.step, update.place) == (CustomerStatus.PROBLEM, Step.DIVERTED, None)
+    unloaded = customer_update(state("UNLOADED", by="NRL crew 2"))
+    assert unloaded is None, "who unloaded it is the operator's business"
+
+
 def test_the_arrival_estimate_comes_from_the_planned_outbound_time() -> None:
     departed = customer_update(state("ENROUTE", outbound_time_s=120))
     assert departed is not None

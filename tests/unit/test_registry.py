@@ -95,3 +95,37 @@ async def test_dead_letters_are_kept_up_to_a_cap_the_oldest_going_first(tmp_path
             await registry.keep_dead_letter("relay-1", letter)
         kept = await registry.dead_letters(limit=100)
     assert [row["topic"].rsplit("/", 1)[1] for row in kept] == ["11", "10", "9", "8", "7"]
+
+
+# The statuses table as registries made before island legs have it (no place column).
+OLD_STATUSES = """CREATE TABLE statuses (
+    order_id TEXT NOT NULL, status TEXT NOT NULL, drone_id TEXT NOT NULL, seq BIGINT NOT NULL,
+    at_utc TEXT NOT NULL, message TEXT NOT NULL, eta_utc TEXT, PRIMARY KEY (order_id, status))"""
+
+
+async def test_a_registry_from_before_legs_gains_the_airstrip_and_keeps_its_statuses(tmp_path: Path) -> None:
+    """Test that a registry written before island legs (no place column) is opened as it is: its statuses read
+    back unchanged (with no airstrip), and a leg's arrival stored after names its airstrip."""
+    import sqlite3
+
+    path = tmp_path / "registry.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(OLD_STATUSES)
+    db.execute(
+        "INSERT INTO statuses VALUES ('KWL-1', 'DELIVERED', 'drone-a', 7, '2026-11-30T10:00:00Z', 'delivered', NULL)"
+    )
+    db.commit()
+    db.close()
+    async with await Registry.open(str(path)) as registry:
+        (old,) = await registry.statuses("KWL-1")
+        assert (old.status, old.step, old.place) == (CustomerStatus.DELIVERED, "delivered", None)
+        await registry.register("NRL-1", "customer-1", "drone-p")
+        arrived = StatusUpdate(
+            CustomerStatus.DELIVERED, datetime(2026, 12, 1, 10, tzinfo=UTC), Step.ARRIVED_AT_AIRSTRIP,
+            place="North Ronaldsay",
+        )  # fmt: skip
+        assert await registry.record("drone-p", 5, "NRL-1", arrived)
+        (shown,) = await registry.statuses("NRL-1")
+        assert (shown.step, shown.place) == ("arrived_at_airstrip", "North Ronaldsay")
+    async with await Registry.open(str(path)) as again:  # opened again: the column is not added twice
+        assert [s.place for s in await again.statuses("NRL-1")] == ["North Ronaldsay"]

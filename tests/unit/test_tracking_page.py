@@ -21,10 +21,17 @@ LONDON = ZoneInfo("Europe/London")
 WORDS = load_words()
 
 
-def shown(status: CustomerStatus, step: Step | str, at: datetime, seq: int, eta: datetime | None = None) -> ShownStatus:
+def shown(
+    status: CustomerStatus,
+    step: Step | str,
+    at: datetime,
+    seq: int,
+    eta: datetime | None = None,
+    place: str | None = None,
+) -> ShownStatus:
     text = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     eta_text = eta.strftime("%Y-%m-%dT%H:%M:%SZ") if eta is not None else None
-    return ShownStatus("KWL-1", status, text, str(step), eta_text, seq)
+    return ShownStatus("KWL-1", status, text, str(step), eta_text, seq, place)
 
 
 WINTER = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
@@ -38,6 +45,9 @@ ARRIVING = shown(
 DELIVERED = shown(CustomerStatus.DELIVERED, Step.DELIVERED, WINTER + timedelta(minutes=10), 7)
 RETURNING = shown(CustomerStatus.PROBLEM, Step.RETURNING, WINTER + timedelta(minutes=6), 6)
 NOT_LEFT = shown(CustomerStatus.PROBLEM, Step.NOT_LEFT, WINTER + timedelta(minutes=1), 2)
+AT_AIRSTRIP = shown(
+    CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP, WINTER + timedelta(minutes=10), 7, place="North Ronaldsay"
+)
 
 STORIES = {
     Situation.RECEIVED: [],
@@ -45,6 +55,7 @@ STORIES = {
     Situation.ON_ITS_WAY: [BOOKED, DEPARTED],
     Situation.ARRIVING: [BOOKED, DEPARTED, ARRIVING],
     Situation.DELIVERED: [BOOKED, DEPARTED, ARRIVING, DELIVERED],
+    Situation.AT_AIRSTRIP: [BOOKED, DEPARTED, AT_AIRSTRIP],
     Situation.DELAYED: [BOOKED, DEPARTED, RETURNING],
     Situation.FAILED: [BOOKED, NOT_LEFT],
 }
@@ -106,6 +117,12 @@ def test_a_time_today_is_the_clock_alone_another_day_names_the_day() -> None:
         (Situation.ON_ITS_WAY, "Your parcel is on its way", "Expected between 14:07 and 14:12", "Nothing to do"),
         (Situation.ARRIVING, "Your parcel is arriving", "Arriving in about 2 minutes", "Nothing to do"),
         (Situation.DELIVERED, "Delivered at 14:10", "", "Please collect your parcel"),
+        (
+            Situation.AT_AIRSTRIP,
+            "Arrived at North Ronaldsay airstrip at 14:10",
+            "",
+            "Please collect your parcel at North Ronaldsay airstrip.",
+        ),
         (Situation.DELAYED, "Your delivery is delayed", "", "we will contact you about a new delivery"),
         (Situation.FAILED, "Your parcel could not go by drone", "", "another way to send it"),
     ],
@@ -121,6 +138,24 @@ def test_the_present_comes_first_in_plain_words(situation: Situation, headline: 
     assert view.detail.rstrip(".") != view.headline, "the headline is not said twice"
     if situation is Situation.DELAYED:
         assert view.detail == "The drone is bringing your parcel back to the depot. We will rebook it."
+    if situation is Situation.AT_AIRSTRIP:
+        assert view.detail == "Your parcel has arrived at North Ronaldsay airstrip."
+
+
+def test_an_island_airstrip_is_named_escaped_and_a_diversion_never_says_where() -> None:
+    """Test that an arrival names its airstrip, escaped like any text from a drone; one whose event did not name
+    it reads as the island's airstrip; a diverted leg says it could not land, and names no airstrip."""
+    now = WINTER + timedelta(minutes=12)
+    hostile = shown(CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP, WINTER, 7, place="<script>x</script>")
+    page = page_html("KWL-1", [BOOKED, hostile], WORDS, LONDON, now)
+    assert "<script>x</script>" not in page
+    assert "&lt;script&gt;x&lt;/script&gt; airstrip" in page
+    unnamed = shown(CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP, WINTER, 7)
+    assert present([unnamed], WORDS, LONDON, now).action == "Please collect your parcel at the island's airstrip."
+    diverted = shown(CustomerStatus.PROBLEM, Step.DIVERTED, WINTER, 6)
+    view = present([BOOKED, diverted], WORDS, LONDON, now)
+    assert view.situation is Situation.DELAYED
+    assert view.detail.startswith("The weather closed the island's airstrip")
 
 
 @pytest.mark.parametrize("situation", list(Situation))
