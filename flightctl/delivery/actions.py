@@ -72,6 +72,14 @@ class Winch:
 
 
 @dataclass(frozen=True)
+class GoAround:
+    """A VTOL on the ground at the drop point (a payload place): MAV_CMD_DO_GO_AROUND, after which ArduPlane
+    climbs back to where the descent began and carries on with the mission (the climb, then home)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class MarkReleased:
     evidence: ReleaseEvidence
 
@@ -83,7 +91,18 @@ class FailOnGround:
     reason: str
 
 
-Action = Enter | Note | RecordInterlocks | Abort | SetCurrent | ReleaseGripper | Winch | MarkReleased | FailOnGround
+Action = (
+    Enter
+    | Note
+    | RecordInterlocks
+    | Abort
+    | SetCurrent
+    | ReleaseGripper
+    | Winch
+    | GoAround
+    | MarkReleased
+    | FailOnGround
+)
 
 
 def resolve_abort(how: AbortHow, mode: str | None) -> AbortHow:

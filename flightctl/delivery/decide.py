@@ -28,6 +28,7 @@ from flightctl.delivery.actions import (
     Action,
     Enter,
     FailOnGround,
+    GoAround,
     MarkReleased,
     Note,
     RecordInterlocks,
@@ -86,6 +87,9 @@ class Observed:
     failsafe_texts: tuple[str, ...] = ()
     # What is wrong with Remote ID now (vehicle.remote_id's problems); None when this flight has none to watch.
     remote_id_problems: tuple[str, ...] | None = None
+    # A VTOL's payload place: ArduPlane said "Land complete" since the release was authorised (it has landed at
+    # the drop point, stopped its motors, and waits for the release and a go-around).
+    place_touchdown: bool = False
 
 
 class Persistence:
@@ -124,12 +128,16 @@ def decide(
     if state in IN_FLIGHT_SUPERVISED:
         remote_id = remote_id_in_flight(plan.profile, history, seen, persistence, limits)
         if remote_id:
-            return [
-                replace(a, how=resolve_abort(a.how, vehicle.mode)) if isinstance(a, Abort) else a for a in remote_id
-            ]
+            return _off_the_ground_first(
+                plan,
+                history,
+                seen,
+                [replace(a, how=resolve_abort(a.how, vehicle.mode)) if isinstance(a, Abort) else a for a in remote_id],
+            )
         rule = abort_rule(plan, history, seen, persistence, limits)
         if rule is not None:
-            return [replace(rule, how=resolve_abort(rule.how, vehicle.mode))]
+            resolved = replace(rule, how=resolve_abort(rule.how, vehicle.mode))
+            return _off_the_ground_first(plan, history, seen, [resolved])
     seq = vehicle.mission_current_seq or 0
     if state is DeliveryState.ENROUTE:
         if seq >= plan.climb_seq:
@@ -139,10 +147,10 @@ def decide(
         return _at_gate(plan, history, seen, seq, limits)
     if state is DeliveryState.RELEASING:
         if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
-            return _placing(plan, history, seen, seq)
+            return _off_the_ground_first(plan, history, seen, _placing(plan, history, seen, seq, limits))
         return _releasing_at_hold(plan, history, seen, seq, limits)
     if state is DeliveryState.RELEASED:
-        return _after_release(plan, history, vehicle, seq)
+        return _after_release(plan, history, seen, seq)
     return []
 
 
@@ -288,7 +296,7 @@ def _in_state_s(history: History, state: VehicleState) -> float:
 
 
 def _interlocks(
-    plan: DeliveryPlan, history: History, seen: Observed, expected_alt_m: float, limits: Limits
+    plan: DeliveryPlan, history: History, seen: Observed, expected_alt_m: float | None, limits: Limits
 ) -> RecordInterlocks | None:
     """The interlock verdict to record: ok, or violated after the settle time; None while still settling.
     A position without reason for doubt is one of the interlocks: the zone check is only as good as it."""
@@ -323,10 +331,20 @@ def _at_gate(plan: DeliveryPlan, history: History, seen: Observed, seq: int, lim
     ]
 
 
-def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int) -> list[Action]:
-    """Payload place: ArduPilot releases at touchdown; we confirm it, or bring the parcel home."""
+def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int, limits: Limits) -> list[Action]:
+    """Payload place: a multirotor's ArduCopter releases at touchdown itself; a VTOL's ArduPlane lands and waits,
+    and the controller checks the interlocks on the ground and releases. Either way we confirm the release, or
+    bring the parcel home."""
     if seen.release_evidence is not None:
         return [MarkReleased(seen.release_evidence)]
+    if _on_the_ground_at_place(plan, history, seen) and not history.commanded(Command.GRIPPER_RELEASE):
+        verdict = _interlocks(plan, history, seen, None, limits)
+        if verdict is None:
+            return []
+        if not verdict.ok:
+            reason = "release interlock violated on the ground at the drop point: no release"
+            return [verdict, _not_released(reason, AbortHow.LEAVE_TO_VEHICLE)]
+        return [verdict, ReleaseGripper("landed at the drop point (payload place)")]
     if _in_state_s(history, seen.vehicle) > plan.profile.drop.release_confirm_timeout_s:
         return [
             Abort(
@@ -344,6 +362,33 @@ def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int) -> 
             )
         ]
     return []
+
+
+def _on_the_ground_at_place(plan: DeliveryPlan, history: History, seen: Observed) -> bool:
+    """A VTOL landed for its payload place and not yet told to go around: motors stopped, waiting for us."""
+    return (
+        plan.profile.kind is VehicleKind.VTOL
+        and plan.order.method is DeliveryMethod.PAYLOAD_PLACE
+        and seen.place_touchdown
+        and seen.vehicle.armed
+        and not history.commanded(Command.GO_AROUND)
+    )
+
+
+def _off_the_ground_first(plan: DeliveryPlan, history: History, seen: Observed, actions: list[Action]) -> list[Action]:
+    """An abort for a VTOL waiting on the ground at the drop point: it goes around first (ArduPlane then climbs
+    out and flies the rest of the mission home by itself); moving its mission on would not lift it."""
+    if not any(isinstance(a, Abort) for a in actions) or not _on_the_ground_at_place(plan, history, seen):
+        return actions
+    changed: list[Action] = []
+    for action in actions:
+        if isinstance(action, Abort):
+            first = not any(isinstance(done, GoAround) for done in changed)
+            changed += [GoAround(action.reason)] if first else []
+            changed.append(replace(action, how=AbortHow.LEAVE_TO_VEHICLE))
+        else:
+            changed.append(action)
+    return changed
 
 
 def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq: int, limits: Limits) -> list[Action]:
@@ -391,11 +436,14 @@ def _releasing_at_hold(plan: DeliveryPlan, history: History, seen: Observed, seq
     return [verdict, Winch(Command.WINCH_LOWER) if winch else ReleaseGripper()]
 
 
-def _after_release(plan: DeliveryPlan, history: History, state: VehicleState, seq: int) -> list[Action]:
+def _after_release(plan: DeliveryPlan, history: History, seen: Observed, seq: int) -> list[Action]:
+    state = seen.vehicle
     if seq >= plan.climb_seq:
         return [Enter(Trigger.HEADING_HOME)]
     if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
-        return []  # the mission climbs away by itself
+        if _on_the_ground_at_place(plan, history, seen):
+            return [GoAround("released on the ground at the drop point: climbing out")]
+        return []  # the mission climbs away by itself (a VTOL once it has gone around)
     drop = plan.profile.drop
     if plan.order.method is DeliveryMethod.WINCH:
         if not history.commanded(Command.WINCH_RETRACT):

@@ -82,6 +82,7 @@ class Command(enum.StrEnum):
     GRIPPER_RELEASE = "gripper_release"
     WINCH_RETRACT = "winch_retract"
     WINCH_RELAX = "winch_relax"
+    GO_AROUND = "go_around"  # a VTOL landed for a payload place: climb back out and on with the mission
 
 
 class Observation(enum.StrEnum):

@@ -25,8 +25,10 @@ class InterlockResult:
 
 
 def release_interlocks(
-    order: DeliveryOrder, profile: VehicleProfile, state: VehicleState, *, expected_alt_m: float
+    order: DeliveryOrder, profile: VehicleProfile, state: VehicleState, *, expected_alt_m: float | None
 ) -> InterlockResult:
+    """``expected_alt_m``: the height the release is planned at, above home; None for a release on the ground,
+    where the autopilot's land detector has said so ("Land complete") and a height above home says nothing."""
     failures: list[str] = []
     distance: float | None = None
     if not state.armed or state.mode != "AUTO":
@@ -44,8 +46,9 @@ def release_interlocks(
         failures.append(f"ground speed {speed:.2f} m/s > {profile.limits.max_ground_speed_m_s:g} m/s")
     alt = state.relative_alt_m
     tolerance = profile.limits.alt_tolerance_m
-    if alt is None:
-        failures.append("no altitude")
-    elif abs(alt - expected_alt_m) > tolerance:
-        failures.append(f"altitude {alt:.1f} m, expected {expected_alt_m:g} +- {tolerance:g} m")
+    if expected_alt_m is not None:
+        if alt is None:
+            failures.append("no altitude")
+        elif abs(alt - expected_alt_m) > tolerance:
+            failures.append(f"altitude {alt:.1f} m, expected {expected_alt_m:g} +- {tolerance:g} m")
     return InterlockResult(tuple(failures), distance)

@@ -11,8 +11,9 @@ release height, guarded the same way.
 
 A VTOL (an ArduPlane QuadPlane) flies the same mission with its own take-off and landing commands; it cruises
 on the wing and hovers from a point short of the drop: transit... | approach | to hover | above the drop | gate
-... | climb | to the wing | return... | VTOL land. ArduPlane has no winch and places a payload only under a Lua
-script, so a VTOL drops by release at height, the controller opening the gripper at the hover hold.
+... | climb | to the wing | return... | VTOL land. ArduPlane has no winch, so a VTOL drops by release at height (the
+controller opening the gripper at the hover hold) or by payload place: ArduPlane lands on NAV_PAYLOAD_PLACE and
+waits, motors stopped, for what its Lua example does and the controller does here (release, then go around).
 """
 
 from __future__ import annotations
@@ -106,10 +107,10 @@ def _check_kind(order: DeliveryOrder, profile: VehicleProfile) -> None:
             f"profile {profile.name!r} is a fixed-wing: it delivers by landing at an airstrip (flightctl leg), "
             "not at a drop point"
         )
-    if profile.kind is VehicleKind.VTOL and order.method is not DeliveryMethod.RELEASE_AT_HEIGHT:
+    if profile.kind is VehicleKind.VTOL and order.method is DeliveryMethod.WINCH:
         raise PlanningError(
-            f"a VTOL (ArduPlane QuadPlane) drops by release_at_height, not {order.method.value}: ArduPlane has no "
-            "winch, and places a payload only under a Lua script"
+            "a VTOL (ArduPlane QuadPlane) delivers by payload_place or release_at_height, not winch: ArduPlane has "
+            "no winch driver (AP_Winch is built for Copter only)"
         )
 
 

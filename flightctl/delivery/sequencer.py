@@ -30,6 +30,7 @@ from flightctl.delivery.actions import (
     Action,
     Enter,
     FailOnGround,
+    GoAround,
     MarkReleased,
     Note,
     RecordInterlocks,
@@ -65,6 +66,9 @@ log = logging.getLogger(__name__)
 # Decisions at most this often in vehicle time, however fast the vehicle streams: a 10 Hz telemetry feed for
 # the ground must not double the work of the flight logic (and at any SITL speedup the rhythm is the same).
 MIN_DECISION_INTERVAL_MS = 200
+
+
+LAND_COMPLETE = "Land complete"
 
 
 def _failsafe_acting(text: str) -> bool:
@@ -106,6 +110,7 @@ class DeliverySequencer:
         self.record = DeliveryRecorder(journal, self.order_id, self.history, self._vehicle_ms, self._transition)
         self._persistence = Persistence()
         self._texts_after = 0  # STATUSTEXT count from which release evidence counts
+        self._authorised_at_text = 0  # STATUSTEXT count at the release's go-ahead: a VTOL's touchdown counts after
         self._lost_since: float | None = None
         self.on_go = on_go  # awaited once go/no-go says GO, before anything is uploaded
         self._operator_abort: str | None = None
@@ -271,7 +276,15 @@ class DeliverySequencer:
             remote_id_problems=None
             if vehicle.remote_id.settings is None
             else tuple(vehicle.remote_id.status().problems()),
+            place_touchdown=self._placed(),
         )
+
+    def _placed(self) -> bool:
+        """ArduPlane's word that a VTOL has landed for its payload place (quadplane.cpp, check_land_complete)."""
+        if self.history.state not in (DeliveryState.RELEASING, DeliveryState.RELEASED, DeliveryState.ABORTING):
+            return False
+        texts = self.vehicle.telemetry.texts_since(self._authorised_at_text)
+        return any(text.text.startswith(LAND_COMPLETE) for text in texts)
 
     async def _act_or_note(self, action: Action) -> bool:
         """Carry out one action; a vehicle that did not do it is journaled and decided on again next time."""
@@ -307,7 +320,7 @@ class DeliverySequencer:
         elif isinstance(action, SetCurrent):
             await record.command(action.command, seq=action.seq, reason=action.reason)
             if action.command is Command.RELEASE_AUTHORISED:
-                self._texts_after = vehicle.telemetry.status_count
+                self._texts_after = self._authorised_at_text = vehicle.telemetry.status_count
             await vehicle.mission.set_current(action.seq)
         elif isinstance(action, ReleaseGripper):
             await record.command(Command.GRIPPER_RELEASE, note=action.note)
@@ -315,6 +328,9 @@ class DeliverySequencer:
             await vehicle.payload.command_release()
         elif isinstance(action, Winch):
             await self._winch(action.command)
+        elif isinstance(action, GoAround):
+            await record.command(Command.GO_AROUND, reason=action.reason)
+            await vehicle.commands.long(mavlink.MAV_CMD_DO_GO_AROUND, [0], label="go around")
         elif isinstance(action, MarkReleased) and isinstance(plan, DeliveryPlan):
             state = vehicle.state.snapshot()
             detail: dict[str, object] = {"evidence": action.evidence.source, "detail": action.evidence.detail}

@@ -204,9 +204,7 @@ class Registry:
             "SELECT status, at_utc, message, eta_utc, seq, place FROM statuses WHERE order_id = $1 ORDER BY seq",
             order_id,
         )
-        return [
-            ShownStatus(order_id, CustomerStatus(r[0]), str(r[1]), str(r[2]), r[3], int(r[4]), r[5]) for r in rows
-        ]
+        return [ShownStatus(order_id, CustomerStatus(r[0]), str(r[1]), str(r[2]), r[3], int(r[4]), r[5]) for r in rows]
 
     # ---- operators -------------------------------------------------------------------------------------------
 

@@ -79,9 +79,55 @@ async def test_vtol_release_at_height_delivery_hovers_to_drop_exactly_once_in_th
     assert_home_and_disarmed(vtol_sitl)
 
 
-@pytest.mark.parametrize("method", [DeliveryMethod.WINCH, DeliveryMethod.PAYLOAD_PLACE])
-def test_a_vtol_refuses_the_drops_arduplane_cannot_fly(method: DeliveryMethod) -> None:
-    """Test that a winch or payload-place order for the QuadPlane is refused before anything flies, saying why."""
-    the_order = order("kirkwall-1200m-height").model_copy(update={"method": method})
-    with pytest.raises(PlanningError, match="ArduPlane has no winch, and places a payload only under a Lua script"):
+async def test_vtol_payload_place_lands_releases_on_the_ground_in_the_zone_once_and_goes_around(
+    vtol_sitl: SitlInstance, tmp_path: Path
+) -> None:
+    """Test a QuadPlane payload place 1.5 km out: on the wing, the hover, the gate; ArduPlane lands at the drop
+    point and waits with its motors stopped ("Land complete"); the controller checks the interlocks on the ground,
+    opens the gripper once (released on the ground, within 5 m of the target and inside the zone), sends it
+    around (MAV_CMD_DO_GO_AROUND), and the mission climbs out and flies home on the wing to a VTOL landing."""
+    the_order = order("kirkwall-1500m-place")
+    assert the_order.method is DeliveryMethod.PAYLOAD_PLACE
+    plan = plan_delivery(the_order, SITE, VTOL)
+    assert plan.mission.items(MissionType.MISSION)[plan.drop_seq].command == m.MAV_CMD_NAV_PAYLOAD_PLACE
+    lowest: list[float] = []
+    watcher = asyncio.create_task(_altitude_at_release(vtol_sitl.vehicle, lowest))
+    try:
+        outcome, events = await fly(vtol_sitl, plan, tmp_path / "journal.sqlite")
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    assert outcome.delivered, outcome.as_json()
+    sent = commands(events)
+    assert sent.count("gripper_release") == 1
+    assert sent.count("go_around") == 1
+    assert sent.index("gripper_release") < sent.index("go_around")
+    assert outcome.release_error_m is not None
+    assert outcome.release_error_m <= 5.0, "released within 5 m of the target"
+    assert outcome.release_error_m <= the_order.drop_zone.radius_m, "and inside the order's zone"
+    interlocks = [e for e in events if e.name == "release interlocks"]
+    assert [e.detail["ok"] for e in interlocks] == [True, True], "at the gate, then on the ground"
+    assert lowest, "the gripper servo was never seen at its release position"
+    assert lowest[0] < 1.0, f"released on the ground, not in the air: {lowest[0]:.1f} m above home"
+    texts = [t.text for t in vtol_sitl.vehicle.telemetry.status_log]
+    assert "Land complete" in texts, texts[-30:]
+    assert_home_and_disarmed(vtol_sitl)
+
+
+async def _altitude_at_release(vehicle: Vehicle, at_release: list[float]) -> None:
+    """The height above home when the gripper's servo first left its grab position."""
+    async for state in vehicle.telemetry.states():
+        setup = vehicle.payload.setup
+        if setup is None or state.relative_alt_m is None:
+            continue
+        if vehicle.payload.gripper_at(state, setup.release_pwm):
+            at_release.append(state.relative_alt_m)
+            return
+
+
+def test_a_vtol_refuses_a_winch_drop_saying_why() -> None:
+    """Test that a winch order for the QuadPlane is refused before anything flies, saying why."""
+    the_order = order("kirkwall-1200m-height").model_copy(update={"method": DeliveryMethod.WINCH})
+    with pytest.raises(PlanningError, match="ArduPlane has no winch driver"):
         plan_delivery(the_order, SITE, VTOL)
