@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -23,13 +23,16 @@ from flightctl.cli.broker_options import (
     drone_or_exit,
     endpoint_or_exit,
 )
-from flightctl.cli.common import AnswerTimeoutOption, DepotWindOption, console, run
+from flightctl.cli.common import AnswerTimeoutOption, DepotWindOption, console, fail, run
 from flightctl.cli.order import (
     OrderArgument,
     exit_unless_accepted,
     order_and_wind_or_exit,
     show_answer,
 )
+
+if TYPE_CHECKING:
+    from flightctl.delivery.order import Site
 
 
 def dispatch(
@@ -51,6 +54,14 @@ def dispatch(
     tracking_url: Annotated[
         str, typer.Option("--tracking-url", help="Where the relay's tracking page is served.")
     ] = "http://127.0.0.1:8080",
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            help="The order's site (a name in configs/sites/, or a file): its time zone is the one the customer's "
+            "page shows times in. Without it, the relay's.",
+        ),
+    ] = None,
     depot_wind: DepotWindOption = None,
     username: UsernameOption = None,
     password_file: PasswordFileOption = None,
@@ -68,13 +79,14 @@ def dispatch(
     endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     the_order, wind = order_and_wind_or_exit(order, depot_wind)
+    timezone = None if site is None else site_or_exit(site).timezone
 
     sent = Announcement(as_json)
 
     async def go() -> dict[str, Any]:
         password = read_secret(registry_password_file, "--registry-password-file") if registry_password_file else None
         async with await Registry.open(registry, password=password) as the_registry:
-            token = await the_registry.register(the_order.order_id, customer, drone)
+            token = await the_registry.register(the_order.order_id, customer, drone, timezone=timezone)
             sent.link = f"{tracking_url.rstrip('/')}/t/{token}"
             sent.customer = customer
             try:
@@ -97,6 +109,17 @@ def dispatch(
     else:
         show_answer(answer, the_order.order_id, drone)
     exit_unless_accepted(answer)
+
+
+def site_or_exit(name: str) -> Site:
+    from flightctl.config import named_config, read_yaml_model
+    from flightctl.delivery.order import Site
+    from flightctl.errors import FlightctlError
+
+    try:
+        return read_yaml_model(named_config("sites", name), Site)
+    except FlightctlError as exc:
+        raise fail(exc) from None
 
 
 class Announcement:

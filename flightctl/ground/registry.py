@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
@@ -51,6 +52,7 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "ShownStatus",
+    "TrackedOrder",
     "refuse_password_in_url",
     "token_hash",
 ]
@@ -69,6 +71,20 @@ class ShownStatus:
     eta_utc: str | None
     seq: int
     place: str | None = None  # the airstrip an island leg arrived at (its name, as the site data spells it)
+
+
+@dataclass(frozen=True)
+class TrackedOrder:
+    order_id: str
+    zone: ZoneInfo | None  # the order's site's time zone; None: the relay's
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    """The zone named, or None for one this machine does not know (a registry row is never trusted to be one)."""
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def token_hash(token: str) -> str:
@@ -118,9 +134,16 @@ class Registry:
     # ---- dispatch --------------------------------------------------------------------------------------------
 
     async def register(
-        self, order_id: str, customer_id: str, drone_id: str, *, ttl: timedelta = DEFAULT_TOKEN_TTL
+        self,
+        order_id: str,
+        customer_id: str,
+        drone_id: str,
+        *,
+        ttl: timedelta = DEFAULT_TOKEN_TTL,
+        timezone: str | None = None,
     ) -> str:
-        """Register an order for a customer; its tracking token (shown once, stored only hashed)."""
+        """Register an order for a customer; its tracking token (shown once, stored only hashed). ``timezone``:
+        the order's site's (its page shows times in it); None leaves it to the relay's."""
         for name, value, pattern in (
             ("order id", order_id, ORDER_ID_PATTERN),
             ("customer id", customer_id, CUSTOMER_ID_PATTERN),
@@ -128,12 +151,14 @@ class Registry:
         ):
             if not re.fullmatch(pattern, value):
                 raise ConfigError(f"{name} {value!r} is not one (letters, digits and a few separators)")
+        if timezone is not None and _zone(timezone) is None:
+            raise ConfigError(f"time zone {timezone!r} is not one this machine knows (e.g. Europe/London)")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = datetime.now(UTC)
         inserted = await self._backend.execute(
-            "INSERT INTO orders (order_id, customer_id, drone_id, token_sha256, created_utc, expires_utc) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            order_id, customer_id, drone_id, token_hash(token), utc_text(now), utc_text(now + ttl),
+            "INSERT INTO orders (order_id, customer_id, drone_id, token_sha256, created_utc, expires_utc, timezone) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            order_id, customer_id, drone_id, token_hash(token), utc_text(now), utc_text(now + ttl), timezone,
         )  # fmt: skip
         if inserted != 1:
             raise RegistryError(f"order {order_id} is already registered")
@@ -188,16 +213,21 @@ class Registry:
 
     async def order_for_token(self, token: str) -> str | None:
         """The order a live token is for; None for a wrong, expired or malformed one (the caller cannot tell)."""
+        found = await self.tracked_order(token)
+        return None if found is None else found.order_id
+
+    async def tracked_order(self, token: str) -> TrackedOrder | None:
+        """The order a live token is for, with the time zone its page is shown in (None: the relay's)."""
         wanted = token_hash(token)
         rows = await self._backend.fetch(
-            "SELECT order_id, token_sha256, expires_utc FROM orders WHERE token_sha256 = $1", wanted
+            "SELECT order_id, token_sha256, expires_utc, timezone FROM orders WHERE token_sha256 = $1", wanted
         )
         if not rows:
             return None
-        order_id, stored, expires = rows[0]
+        order_id, stored, expires, zone = rows[0]
         if not hmac.compare_digest(str(stored), wanted) or str(expires) <= utc_text(datetime.now(UTC)):
             return None
-        return str(order_id)
+        return TrackedOrder(str(order_id), _zone(zone) if zone is not None else None)
 
     async def statuses(self, order_id: str) -> list[ShownStatus]:
         rows = await self._backend.fetch(

@@ -57,6 +57,7 @@ REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters"}
 # it is opened. (table, column, type).
 ADDED_COLUMNS = [
     ("statuses", "place", "TEXT"),  # the airstrip an island leg arrived at, for the customer's page
+    ("orders", "timezone", "TEXT"),  # the IANA zone of the order's site, for the times on the customer's page
 ]
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 INSERT_STATUS = (

@@ -35,7 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flightctl.ground.customer_status import CustomerStatus
-from flightctl.ground.registry import Registry
+from flightctl.ground.registry import Registry, TrackedOrder
 from flightctl.ground.tracking_page import page_html, status_event, unknown_html
 from flightctl.ground.tracking_words import Words, load_words
 
@@ -146,8 +146,9 @@ def tracking_app(
     words: Words | None = None,
     zone: ZoneInfo | None = None,
 ) -> Starlette:
-    """The customers' pages, in ``words`` (the shipped British English catalogue unless told) and the time
-    ``zone`` of the sites served (Europe/London unless told)."""
+    """The customers' pages, in ``words`` (the shipped British English catalogue unless told) and each order's
+    site's time zone, as dispatch registered it; ``zone`` for an order registered without one (Europe/London
+    unless told)."""
     limiter = failed_lookups or FailedLookups()
     words = words or load_words()
     zone = zone or ZoneInfo(DEFAULT_ZONE)
@@ -161,32 +162,32 @@ def tracking_app(
             return forwarded.split(",")[-1].strip()
         return peer
 
-    async def lookup(request: Request) -> str | Response:
+    async def lookup(request: Request) -> TrackedOrder | Response:
         client = client_of(request)
         if not limiter.admit(client):
             return PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": "60"})
-        order_id = None
+        found = None
         try:
             token = str(request.path_params.get("token", ""))[:MAX_TOKEN_CHARS]
-            order_id = await registry.order_for_token(token)
+            found = await registry.tracked_order(token)
         finally:
-            limiter.done(client, failed=order_id is None)
-        if order_id is None:
+            limiter.done(client, failed=found is None)
+        if found is None:
             return HTMLResponse(unknown, status_code=404)  # unknown, expired, revoked: one page, naming none
-        return order_id
+        return found
 
     async def page(request: Request) -> Response:
         found = await lookup(request)
         if isinstance(found, Response):
             return found
-        now = datetime.now(UTC)
-        return HTMLResponse(page_html(found, await registry.statuses(found), words, zone, now))
+        now, shown_in = datetime.now(UTC), found.zone or zone  # the order's site's zone, else the relay's
+        return HTMLResponse(page_html(found.order_id, await registry.statuses(found.order_id), words, shown_in, now))
 
     async def events(request: Request) -> Response:
         found = await lookup(request)
         if isinstance(found, Response):
             return found
-        order_id = found
+        order_id, shown_in = found.order_id, found.zone or zone
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             last_seq = -1
@@ -196,7 +197,7 @@ def tracking_app(
                 for n, status in enumerate(statuses):
                     if status.seq > last_seq:
                         last_seq = status.seq
-                        update = status_event(statuses[: n + 1], words, zone, datetime.now(UTC))
+                        update = status_event(statuses[: n + 1], words, shown_in, datetime.now(UTC))
                         yield {"event": "status", "data": json.dumps(update)}
                 if statuses and statuses[-1].status in FINAL:
                     return

@@ -50,11 +50,22 @@ async def test_an_order_with_no_answer_in_time_still_gives_its_tracking_link(fle
     (line,) = [x for x in out.splitlines() if "tracking link for C-1042" in x]
     assert await order_of_link(tmp_path, line.split(": ", 1)[1]) == "KWL-AWAY-1"
 
-    code, out, err = await dispatch(fleet, tmp_path, "KWL-AWAY-2", "--json")
+    code, out, err = await dispatch(fleet, tmp_path, "KWL-AWAY-2", "--json", "--site", "kirkwall")
     assert code == 1, err
     said = json.loads(out.strip().splitlines()[-1])
     assert said["answer"] is None
     assert await order_of_link(tmp_path, said["tracking_link"]) == "KWL-AWAY-2"
+    async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
+        tracked = await registry.tracked_order(said["tracking_link"].rsplit("/t/", 1)[1])
+    assert tracked is not None
+    assert str(tracked.zone) == "Europe/London", "the site's zone, from configs/sites/kirkwall.yaml"
+
+    code, out, err = await dispatch(fleet, tmp_path, "KWL-AWAY-3", "--site", "atlantis")
+    assert code == 1
+    assert "atlantis" in err
+    code, out, err = await dispatch(fleet, tmp_path, "KWL-AWAY-3", "--json")  # nothing was registered before
+    assert code == 1, err
+    assert await order_of_link(tmp_path, json.loads(out.strip().splitlines()[-1])["tracking_link"]) == "KWL-AWAY-3"
 
 
 async def test_an_order_that_never_reached_the_broker_leaves_no_registration(fleet: Fleet, tmp_path: Path) -> None:

@@ -101,12 +101,13 @@ async def test_a_postgresql_registry_from_before_legs_gains_the_airstrip_and_kee
     opened by two registries at once; the row reads back unchanged and a leg's arrival names its airstrip."""
     import asyncpg
 
-    from tests.unit.test_registry import OLD_STATUSES
+    from tests.unit.test_registry import OLD_ORDERS, OLD_STATUSES
 
     require_program("/usr/lib/postgresql", "postgresql")
     async with PostgresServer() as pg:
         connection = await asyncpg.connect(pg.url)
         try:
+            await connection.execute(OLD_ORDERS)
             await connection.execute(OLD_STATUSES)
             await connection.execute(
                 "INSERT INTO statuses VALUES ('KWL-1', 'DELIVERED', 'drone-a', 7, '2026-11-30T10:00:00Z', "
@@ -117,7 +118,10 @@ async def test_a_postgresql_registry_from_before_legs_gains_the_airstrip_and_kee
         async with await Registry.open(pg.url) as one, await Registry.open(pg.url) as two:
             (old,) = await one.statuses("KWL-1")
             assert (old.step, old.place) == ("delivered", None)
-            await two.register("NRL-1", "customer-1", "drone-p")
+            token = await two.register("NRL-1", "customer-1", "drone-p", timezone="Europe/London")
+            tracked = await one.tracked_order(token)
+            assert tracked is not None
+            assert str(tracked.zone) == "Europe/London"
             arrival = Envelope(
                 drone="drone-p", seq=5, time=START, time_source=TimeSource.GPS, type=MessageType.STATE,
                 order_id="NRL-1", data={"state": "ARRIVED", "detail": {"airstrip": "North Ronaldsay", "runway": "03"}},

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import AccountKind
 from flightctl.ground.ops import ops_app
 from flightctl.ground.registry import Registry, token_hash
@@ -138,6 +140,28 @@ async def test_a_delivery_becomes_the_customers_statuses_once_and_in_order(groun
     assert "58.95" not in body
     assert "-2.95" not in body
     assert "customer-1" not in body
+
+
+async def test_each_order_reads_in_its_own_sites_time_zone(ground: Ground) -> None:
+    """Test that the page shows an order's times in the time zone dispatch registered for its site, and an order
+    registered without one in the relay's (Europe/London): one event at the same instant reads as each site's
+    clock says."""
+    elsewhere = await ground.registry.register("KWL-Z1", "customer-1", "drone-a", timezone="America/St_Johns")
+    london = await ground.registry.register("KWL-Z2", "customer-2", "drone-a")
+    async with ground.drone("drone-a") as drone:
+        await drone.emit(MessageType.ORDER_ACCEPTED, "KWL-Z1", {"request_id": "r-z1"})
+        await drone.emit(MessageType.ORDER_ACCEPTED, "KWL-Z2", {"request_id": "r-z2"})
+    await eventually(lambda: ground.relay.stats.taken == 2, timeout_s=15)
+    (accepted,) = await ground.registry.statuses("KWL-Z1")
+    at = datetime.fromisoformat(accepted.at_utc)
+    async with http(ground.base_url) as client:
+        pages = [(await client.get(f"/t/{token}")).text for token in (elsewhere, london)]
+    newfoundland, britain = at.astimezone(ZoneInfo("America/St_Johns")), at.astimezone(ZoneInfo("Europe/London"))
+    assert newfoundland.strftime("%H:%M") != britain.strftime("%H:%M")
+    assert f"{newfoundland:%a} {newfoundland.day} {newfoundland:%b}, {newfoundland:%H:%M}" in pages[0]
+    assert f"{britain:%a} {britain.day} {britain:%b}, {britain:%H:%M}" in pages[1]
+    with pytest.raises(ConfigError, match="not one this machine knows"):
+        await ground.registry.register("KWL-Z3", "customer-3", "drone-a", timezone="Orkney/Kirkwall")
 
 
 async def test_the_live_stream_carries_only_this_orders_statuses(ground: Ground) -> None:

@@ -41,6 +41,7 @@ class Story:
     name: str
     steps: list[tuple[CustomerStatus, Step, float, float | None]]  # status, step, at (min), eta (min)
     headline: str
+    place: str | None = None  # an island leg's airstrip, for the step that names one
 
 
 STORIES = [
@@ -68,6 +69,16 @@ STORIES = [
             (CustomerStatus.DELIVERED, Step.DELIVERED, -5, None),
         ],
         "Delivered at",
+    ),
+    Story(
+        "at-airstrip",
+        [
+            (CustomerStatus.ACCEPTED, Step.BOOKED, -60, None),
+            (CustomerStatus.DEPARTED, Step.ON_ITS_WAY, -50, -10),
+            (CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP, -8, None),
+        ],
+        "Arrived at",
+        place="North Ronaldsay",
     ),
     Story(
         "delayed",
@@ -124,16 +135,23 @@ class Site:
         order_id = f"KWL-{secrets.token_hex(4).upper()}"  # no status name in it: the page shows the id
         token = await self.registry.register(order_id, f"customer-{story.name}", "drone-a")
         for status, step, at_min, eta_min in story.steps:
-            await self.add(order_id, status, step, at_min, eta_min)
+            await self.add(order_id, status, step, at_min, eta_min, story.place)
         return order_id, f"{self.base_url}/t/{token}"
 
     async def add(
-        self, order_id: str, status: CustomerStatus, step: Step, at_min: float, eta_min: float | None = None
+        self,
+        order_id: str,
+        status: CustomerStatus,
+        step: Step,
+        at_min: float,
+        eta_min: float | None = None,
+        place: str | None = None,
     ) -> None:
         now = datetime.now(UTC)
         eta = now + timedelta(minutes=eta_min) if eta_min is not None else None
         self.seq += 1
-        update = StatusUpdate(status, now + timedelta(minutes=at_min), step, eta)
+        where = place if step is Step.ARRIVED_AT_AIRSTRIP else None
+        update = StatusUpdate(status, now + timedelta(minutes=at_min), step, eta, where)
         assert await self.registry.record("drone-a", self.seq, order_id, update)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from flightctl.delivery.journal import Journal
 from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate, Step
-from flightctl.ground.registry import Registry, RegistryError, token_hash
+from flightctl.ground.registry import Registry, RegistryError, TrackedOrder, token_hash
 from flightctl.mqtt.dead_letters import DeadLetter
 
 
@@ -98,18 +99,27 @@ async def test_dead_letters_are_kept_up_to_a_cap_the_oldest_going_first(tmp_path
 
 
 # The statuses table as registries made before island legs have it (no place column).
+OLD_ORDERS = """CREATE TABLE orders (
+    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, drone_id TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE,
+    created_utc TEXT NOT NULL, expires_utc TEXT NOT NULL)"""
 OLD_STATUSES = """CREATE TABLE statuses (
     order_id TEXT NOT NULL, status TEXT NOT NULL, drone_id TEXT NOT NULL, seq BIGINT NOT NULL,
     at_utc TEXT NOT NULL, message TEXT NOT NULL, eta_utc TEXT, PRIMARY KEY (order_id, status))"""
 
 
 async def test_a_registry_from_before_legs_gains_the_airstrip_and_keeps_its_statuses(tmp_path: Path) -> None:
-    """Test that a registry written before island legs (no place column) is opened as it is: its statuses read
-    back unchanged (with no airstrip), and a leg's arrival stored after names its airstrip."""
+    """Test that a registry written before island legs and site time zones (no place, no timezone column) is
+    opened as it is: its orders and statuses read back unchanged (no airstrip, the relay's zone), and what is
+    stored after names its airstrip and its site's zone."""
     import sqlite3
 
     path = tmp_path / "registry.sqlite"
     db = sqlite3.connect(path)
+    db.execute(OLD_ORDERS)
+    db.execute(
+        "INSERT INTO orders VALUES ('KWL-1', 'customer-0', 'drone-a', $1, '2026-11-30T09:00:00Z', '2099-01-01T00:00:00Z')",
+        (token_hash("old-token"),),
+    )
     db.execute(OLD_STATUSES)
     db.execute(
         "INSERT INTO statuses VALUES ('KWL-1', 'DELIVERED', 'drone-a', 7, '2026-11-30T10:00:00Z', 'delivered', NULL)"
@@ -119,7 +129,11 @@ async def test_a_registry_from_before_legs_gains_the_airstrip_and_keeps_its_stat
     async with await Registry.open(str(path)) as registry:
         (old,) = await registry.statuses("KWL-1")
         assert (old.status, old.step, old.place) == (CustomerStatus.DELIVERED, "delivered", None)
-        await registry.register("NRL-1", "customer-1", "drone-p")
+        tracked = await registry.tracked_order("old-token")
+        assert tracked is not None
+        assert (tracked.order_id, tracked.zone) == ("KWL-1", None), "shown in the relay's zone"
+        token = await registry.register("NRL-1", "customer-1", "drone-p", timezone="Europe/London")
+        assert (await registry.tracked_order(token)) == TrackedOrder("NRL-1", ZoneInfo("Europe/London"))
         arrived = StatusUpdate(
             CustomerStatus.DELIVERED, datetime(2026, 12, 1, 10, tzinfo=UTC), Step.ARRIVED_AT_AIRSTRIP,
             place="North Ronaldsay",

@@ -119,7 +119,7 @@ def test_a_time_today_is_the_clock_alone_another_day_names_the_day() -> None:
         (Situation.DELIVERED, "Delivered at 14:10", "", "Please collect your parcel"),
         (
             Situation.AT_AIRSTRIP,
-            "Arrived at North Ronaldsay airstrip at 14:10",
+            "Arrived at 14:10",
             "",
             "Please collect your parcel at North Ronaldsay airstrip.",
         ),
