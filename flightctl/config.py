@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TypeVar, overload
+from typing import Annotated, TypeVar, overload
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flightctl.errors import ConfigError
 
@@ -37,6 +38,18 @@ class StrictModel(BaseModel):
     changed after validation, and NaN or infinity is never a mass, a distance or a limit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _known_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a time zone this machine knows (e.g. Europe/London)") from None
+    return name
+
+
+# An IANA time zone's name, checked against this machine's zone database when the config is read.
+TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
 
 
 def read_secret(path: Path, key: str) -> str:

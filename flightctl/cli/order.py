@@ -69,6 +69,15 @@ def show_answer(answer: dict[str, Any], order_id: str, drone: str) -> None:
         console.print(Text(f"  - {reason}"))
 
 
+def print_answer(answer: dict[str, Any], order_id: str, drone: str, *, as_json: bool) -> None:
+    """The answer as its envelope's JSON, or for people; exit 2 unless accepted."""
+    if as_json:
+        sys.stdout.write(json.dumps(answer) + "\n")
+    else:
+        show_answer(answer, order_id, drone)
+    exit_unless_accepted(answer)
+
+
 def exit_unless_accepted(answer: dict[str, Any]) -> None:
     from flightctl.mqtt.contract import MessageType
 
@@ -100,12 +109,7 @@ def send(
         answer = await send_order(endpoint, drone, the_order, wind=wind, timeout_s=timeout_s)
         return answer.model_dump(mode="json", by_alias=True)
 
-    answer = run(go)
-    if as_json:
-        sys.stdout.write(json.dumps(answer) + "\n")
-    else:
-        show_answer(answer, the_order.order_id, drone)
-    exit_unless_accepted(answer)
+    print_answer(run(go), the_order.order_id, drone, as_json=as_json)
 
 
 @order_app.command("leg")
@@ -162,9 +166,4 @@ def leg(
         )
         return answer.model_dump(mode="json", by_alias=True)
 
-    answer = run(go)
-    if as_json:
-        sys.stdout.write(json.dumps(answer) + "\n")
-    else:
-        show_answer(answer, order_id, drone)
-    exit_unless_accepted(answer)
+    print_answer(run(go), order_id, drone, as_json=as_json)

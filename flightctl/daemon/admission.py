@@ -30,18 +30,22 @@ def order_problems(
     if profile.kind is VehicleKind.FIXED_WING:
         return ["this aircraft is a fixed-wing: it lands at airstrips and flies island legs (a leg order), not drops"]
     problems = intake_problems(order, site, profile, now_utc)
-    if not link_up:
-        problems.append("the autopilot link is down")
-        return problems
-    if vehicle.armed:
-        problems.append("the vehicle is armed: not on the ground at the depot")
-    if vehicle.position is None:
-        problems.append("the vehicle has not reported a position")
-    else:
+    problems += standing_problems(vehicle, link_up=link_up, where="at the depot")
+    if link_up and vehicle.position is not None:
         away = distance_m(vehicle.position, site.home())
         if away > depot_radius_m:
             where = f"the vehicle is {away:.0f} m from the {site.name} depot"
             problems.append(f"not at the depot: {where} (at most {depot_radius_m:g} m)")
+    return problems
+
+
+def standing_problems(vehicle: VehicleState, *, link_up: bool, where: str) -> list[str]:
+    """What keeps an aircraft that is to take an order from being known to stand on the ground ``where``."""
+    if not link_up:
+        return ["the autopilot link is down"]
+    problems = [f"the vehicle is armed: not on the ground {where}"] if vehicle.armed else []
+    if vehicle.position is None:
+        problems.append("the vehicle has not reported a position")
     return problems
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from flightctl.daemon.admission import standing_problems
 from flightctl.delivery.decide_leg import LegDelivery
 from flightctl.delivery.leg_files import LegSite
 from flightctl.delivery.leg_planner import plan_leg
@@ -42,14 +43,7 @@ def leg_order_problems(
         icaos = {site.airstrips.origin.icao, site.airstrips.destination.icao, site.airstrips.alternate.icao}
         for icao in sorted(set(request.airstrip_winds or {}) - icaos):
             problems.append(f"airstrip_winds: {icao} is not an airstrip of leg {leg.leg} ({', '.join(sorted(icaos))})")
-    if not link_up:
-        problems.append("the autopilot link is down")
-        return problems
-    if vehicle.armed:
-        problems.append("the vehicle is armed: not on the ground")
-    if vehicle.position is None:
-        problems.append("the vehicle has not reported a position")
-    return problems
+    return problems + standing_problems(vehicle, link_up=link_up, where="at its departure airstrip")
 
 
 def leg_flight_or_problem(request: OrderRequest, site: LegSite, profile: VehicleProfile) -> LegDelivery | str:

@@ -209,3 +209,14 @@ def test_nogo_lists_every_failure_with_numbers() -> None:
     assert "12.0 m/s (limit 10 m/s)" in failed["ground wind"]
     assert "has 159.5 Wh" in failed["energy"]
     assert "m from the depot" in failed["home"]
+
+
+def test_a_site_names_the_time_zone_its_customers_read_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
+    """Test that the shipped site reads its customers' times in Europe/London, and a site file with a zone this
+    machine does not know is refused naming the key."""
+    assert SITE.timezone == "Europe/London"
+    text = named_config("sites", "kirkwall").read_text().replace("timezone: Europe/London", "timezone: Orkney/Kirkwall")
+    wrong = tmp_path / "site.yaml"
+    wrong.write_text(text)
+    with pytest.raises(ConfigError, match="timezone: Value error, 'Orkney/Kirkwall' is not a time zone this machine"):
+        read_yaml_model(wrong, Site)

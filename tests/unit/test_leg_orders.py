@@ -164,7 +164,7 @@ def test_every_reason_the_daemon_will_not_take_a_leg_is_given() -> None:
         "leg 'newquay-st-marys' is not one this aircraft is configured for "
         "(it flies: kirkwall-north-ronaldsay, north-ronaldsay-kirkwall)",
         f"load 900 kg is over this aircraft's {PLANE.max_payload_kg:g} kg",
-        "the vehicle is armed: not on the ground",
+        "the vehicle is armed: not on the ground at its departure airstrip",
         "the vehicle has not reported a position",
     ]
     foreign = read_leg(airstrip_winds={"EGEN": wind(30, 5), "EGES": wind(30, 4), "EGHE": wind(0, 1)})
