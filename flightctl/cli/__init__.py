@@ -14,6 +14,7 @@ from flightctl.cli.deliver import deliver
 from flightctl.cli.dispatch import dispatch
 from flightctl.cli.events import events
 from flightctl.cli.leg import leg_app
+from flightctl.cli.logbook import logbook_app
 from flightctl.cli.mission import mission_app
 from flightctl.cli.order import order_app
 from flightctl.cli.relay import relay
@@ -37,6 +38,7 @@ app.add_typer(signing_app, name="signing")
 app.add_typer(broker_app, name="broker")
 app.command()(dispatch)
 app.command()(relay)
+app.add_typer(logbook_app, name="logbook")
 
 
 @app.callback()

@@ -40,7 +40,11 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 await Registry.open(settings.registry, password=settings.registry_password())
             )
             status_relay = StatusRelay(
-                registry, settings.endpoint(), name=settings.name, share_group=settings.share_group
+                registry,
+                settings.endpoint(),
+                name=settings.name,
+                share_group=settings.share_group,
+                logbook=settings.logbook,
             )
             app = tracking_app(
                 registry,

@@ -33,6 +33,7 @@ from flightctl.daemon.telemetry_feed import DeliveryStatus
 from flightctl.delivery.decide import Limits
 from flightctl.delivery.decide_leg import LegDelivery
 from flightctl.delivery.events import FLOWN, DeliveryState
+from flightctl.delivery.flight_record import flight_record
 from flightctl.delivery.history import History
 from flightctl.delivery.journal import Journal, JournalError, OrderRecord
 from flightctl.delivery.leg_files import LegSite
@@ -209,6 +210,8 @@ class DeliveryWorker:
             if history.state in FLOWN:
                 if record.answer is None:
                     await self._reject_after_checks(record, history)
+                with contextlib.suppress(JournalError):  # an order that can no longer be planned has no home
+                    await self._record_flight(record.order_id, self._replanned(record)[0])
                 continue
             plan, wind = self._replanned(record)
             log.warning("resuming order %s (last state %s)", record.order_id, history.state)
@@ -250,6 +253,7 @@ class DeliveryWorker:
                         path = tlog_path(self.tlog_folder, job.record.order_id)
                         await flight.enter_async_context(recording(self.vehicle.connection, path))
                     await self._fly(job)
+                    await self._record_flight(job.record.order_id, job.plan)
             finally:
                 self._job = None
                 self._progress = None
@@ -304,6 +308,17 @@ class DeliveryWorker:
                 log.warning("autopilot link still down; still waiting")
                 continue
             return
+
+    async def _record_flight(self, order_id: str, plan: DeliveryPlan | LegDelivery) -> None:
+        """The flight's logbook entry, once, through the outbox like any event (none for an order that never
+        took off). Also looked for after a restart: a daemon stopped between the landing and this is not a
+        flight missing from the operator's logbook."""
+        home = plan.site.home() if isinstance(plan, DeliveryPlan) else plan.plan.home
+        entry = flight_record(
+            await self.journal.events(order_id), took_off_at=home, landed_at=self.vehicle.state.position
+        )
+        if entry is not None and await self.journal.enqueue_once(order_id, MessageType.FLIGHT_RECORD.value, entry):
+            log.info("order %s: flight record for the logbook queued", order_id)
 
     async def _accept(self, job: _Job) -> None:
         await self.journal.answer_order(job.record.order_id, "accepted", [])

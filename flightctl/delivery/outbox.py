@@ -52,6 +52,27 @@ class OutboxStore(JournalFile):
         self.on_outbox()
         return seq
 
+    async def enqueue_once(self, order_id: str, type_: str, data: dict[str, Any]) -> bool:
+        """Put the order's one message of ``type_`` in the outbox, unless it has one already (one transaction:
+        a message written before a crash is not written again after it). Whether it was put there."""
+        stamp = self._stamp()
+        text = json.dumps(data, sort_keys=True, default=str)
+
+        def write() -> bool:
+            assert self._db is not None
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                held = "SELECT 1 FROM outbox WHERE order_id = ? AND type = ? LIMIT 1"
+                if self._db.execute(held, (order_id, type_)).fetchone() is not None:
+                    return False
+                self._insert_outbox(stamp, order_id, type_, text)
+                return True
+
+        put: bool = await self._call(write)
+        if put:
+            self.on_outbox()
+        return put
+
     async def unsent(self, limit: int = 100) -> list[OutboxEntry]:
         """The oldest messages not yet acknowledged by the broker, in sequence order."""
 

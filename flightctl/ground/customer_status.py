@@ -75,7 +75,7 @@ class StatusUpdate:
     place: str | None = None  # the destination airstrip an island leg arrived at, for where to collect
 
 
-def _read(model: type[M], event: Envelope) -> M:
+def read_contract(model: type[M], event: Envelope) -> M:
     try:
         return read_data(model, event.data)
     except ValidationError as exc:
@@ -86,13 +86,13 @@ def customer_update(event: Envelope) -> StatusUpdate | None:
     """The customer-facing update an event makes, or None for one the customer has no use for. An event whose
     data is not what the drone writes raises ``NotAnEnvelope``."""
     at = event.time
-    if event.type is MessageType.ORDER_ACCEPTED and not _read(OrderAccepted, event).duplicate:
+    if event.type is MessageType.ORDER_ACCEPTED and not read_contract(OrderAccepted, event).duplicate:
         return StatusUpdate(CustomerStatus.ACCEPTED, at, Step.BOOKED)
     if event.type is MessageType.ORDER_REJECTED and event.order_id is not None:
         return StatusUpdate(CustomerStatus.PROBLEM, at, Step.NOT_BY_DRONE)
     if event.type is not MessageType.STATE:
         return None
-    transition = _read(StateEvent, event)
+    transition = read_contract(StateEvent, event)
     # Typed fields only: reason, note and the like are for the operator, and may be reworded at any time.
     state, detail = transition.delivery_state, transition.detail
     if state is DeliveryState.ENROUTE:

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,9 +32,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
+from flightctl.ground.logbook import LogbookRow
 from flightctl.ground.registry_store import (
     REGISTRY_TABLES,
     Backend,
+    LogbookEntry,
     PostgresBackend,
     RegistryError,
     RegistryUnavailable,
@@ -170,15 +173,27 @@ class Registry:
 
     # ---- the relay -------------------------------------------------------------------------------------------
 
-    async def record(self, drone_id: str, seq: int, order_id: str | None, update: StatusUpdate | None) -> bool:
+    async def record(
+        self,
+        drone_id: str,
+        seq: int,
+        order_id: str | None,
+        update: StatusUpdate | None,
+        flight: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    ) -> bool:
         """Take event (drone, seq) once: False if some relay already took it. Its status is kept in the same
-        transaction, once per order, and only for an order registered for that drone."""
+        transaction, once per order, and only for an order registered for that drone. ``flight``: a flight
+        record (the aircraft's part, the ground's part), chained into the aircraft's logbook in that transaction."""
+        entry = None
+        if flight is not None:
+            recorded = utc_text(datetime.now(UTC))
+            entry = LogbookEntry(drone_id, seq, order_id, recorded, flight[0], flight[1])
         status = None
         if update is not None and order_id is not None:
             eta = utc_text(update.eta) if update.eta is not None else None
             at = utc_text(update.at)
             status = (order_id, update.status.value, drone_id, seq, at, update.step.value, eta, update.place)
-        return await self._backend.record((drone_id, seq), status)
+        return await self._backend.record((drone_id, seq), status, entry)
 
     async def keep_dead_letter(self, relay: str, letter: DeadLetter) -> None:
         await self._backend.execute(
@@ -208,6 +223,17 @@ class Registry:
         for row in rows:
             tracker.accept(int(row[0]))
         return tracker.missing()
+
+    # ---- the operator's logbook ------------------------------------------------------------------------------
+
+    async def logbook(self, drone_id: str | None = None) -> list[LogbookRow]:
+        """The logbook's rows as stored (one aircraft's, or all), in chain order."""
+        columns = "drone_id, n, seq, order_id, recorded_utc, record, ground, prev_sha256, sha256"
+        if drone_id is None:
+            rows = await self._backend.fetch(f"SELECT {columns} FROM logbook ORDER BY drone_id, n")
+        else:
+            rows = await self._backend.fetch(f"SELECT {columns} FROM logbook WHERE drone_id = $1 ORDER BY n", drone_id)
+        return [_logbook_row(row) for row in rows]
 
     # ---- the tracking page -----------------------------------------------------------------------------------
 
@@ -260,3 +286,8 @@ class Registry:
             }
             for r in rows
         ]
+
+
+def _logbook_row(r: Sequence[Any]) -> LogbookRow:
+    order_id = None if r[3] is None else str(r[3])
+    return LogbookRow(str(r[0]), int(r[1]), int(r[2]), order_id, str(r[4]), str(r[5]), str(r[6]), str(r[7]), str(r[8]))

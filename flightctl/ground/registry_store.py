@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from flightctl.errors import ConfigError, FlightctlError, Unavailable
+from flightctl.ground.logbook import LogbookRow, next_row
 from flightctl.sqlite_thread import SqliteThread
 
 SCHEMA = [
@@ -51,8 +53,47 @@ SCHEMA = [
         reason TEXT NOT NULL,
         excerpt TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (at_utc)",  # newest first, and the cap
+    # The operator's logbook: each aircraft's flight records, chained by hash (ground.logbook).
+    """CREATE TABLE IF NOT EXISTS logbook (
+        drone_id TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        order_id TEXT,
+        recorded_utc TEXT NOT NULL,
+        record TEXT NOT NULL,
+        ground TEXT NOT NULL,
+        prev_sha256 TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (drone_id, n))""",
 ]
-REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters"}
+# A logbook record is never changed, nor deleted before it is three years old (AMC1 UAS.SPEC.050(1)(g)): the
+# database itself refuses, whoever asks. (Someone who drops these first is caught by `flightctl logbook verify`.)
+KEEP_MESSAGE = "logbook records are never changed, and kept three years (AMC1 UAS.SPEC.050(1)(g))"
+SQLITE_KEEP = [
+    f"""CREATE TRIGGER IF NOT EXISTS logbook_unchanged BEFORE UPDATE ON logbook
+        BEGIN SELECT RAISE(ABORT, '{KEEP_MESSAGE}'); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS logbook_kept BEFORE DELETE ON logbook
+        WHEN old.recorded_utc > strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-3 years')
+        BEGIN SELECT RAISE(ABORT, '{KEEP_MESSAGE}'); END""",
+]
+POSTGRES_KEEP = [
+    f"""CREATE OR REPLACE FUNCTION logbook_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' OR OLD.recorded_utc > to_char(now() AT TIME ZONE 'UTC' - interval '3 years',
+                                                              'YYYY-MM-DD"T"HH24:MI:SS"Z"') THEN
+                RAISE EXCEPTION '{KEEP_MESSAGE}';
+            END IF;
+            RETURN OLD;
+        END $$""",
+    "DROP TRIGGER IF EXISTS logbook_keep ON logbook",
+    "CREATE TRIGGER logbook_keep BEFORE UPDATE OR DELETE ON logbook FOR EACH ROW EXECUTE FUNCTION logbook_keep()",
+]
+LAST_LOGBOOK_ROW = "SELECT n, sha256 FROM logbook WHERE drone_id = $1 ORDER BY n DESC LIMIT 1"
+INSERT_LOGBOOK = (
+    "INSERT INTO logbook (drone_id, n, seq, order_id, recorded_utc, record, ground, prev_sha256, sha256) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+REGISTRY_TABLES = {"orders", "seen_events", "statuses", "dead_letters", "logbook"}
 # Columns added after a table was first made: a registry from before them gains each (NULL in its old rows) when
 # it is opened. (table, column, type).
 ADDED_COLUMNS = [
@@ -70,6 +111,24 @@ INSERT_STATUS = (
 )
 
 
+@dataclass(frozen=True)
+class LogbookEntry:
+    """A flight record to chain into its aircraft's logbook, once the last row is known (in the transaction)."""
+
+    drone_id: str
+    seq: int
+    order_id: str | None
+    recorded_utc: str
+    record: dict[str, Any]
+    ground: dict[str, Any]
+
+    def row(self, last: tuple[int, str] | None) -> LogbookRow:
+        return next_row(
+            last, drone_id=self.drone_id, seq=self.seq, order_id=self.order_id, recorded_utc=self.recorded_utc,
+            record=self.record, ground=self.ground,
+        )  # fmt: skip
+
+
 class RegistryError(FlightctlError):
     """The registry refused or could not do what was asked."""
 
@@ -85,7 +144,9 @@ def utc_text(when: datetime) -> str:
 class Backend(Protocol):
     async def execute(self, sql: str, *args: Any) -> int: ...
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
-    async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool: ...
+    async def record(
+        self, seen: tuple[Any, ...], status: tuple[Any, ...] | None, entry: LogbookEntry | None = None
+    ) -> bool: ...
     async def close(self) -> None: ...
 
 
@@ -113,6 +174,8 @@ class SqliteBackend:
                 for table, column, kind in ADDED_COLUMNS:
                     if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                for statement in SQLITE_KEEP:
+                    db.execute(statement)
             except BaseException:
                 db.close()
                 raise
@@ -160,15 +223,21 @@ class SqliteBackend:
         rows: list[Sequence[Any]] = await self._call(run)
         return rows
 
-    async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool:
+    async def record(
+        self, seen: tuple[Any, ...], status: tuple[Any, ...] | None, entry: LogbookEntry | None = None
+    ) -> bool:
         def run() -> bool:
             assert self._db is not None
             with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("BEGIN IMMEDIATE")  # one writer at a time: the chain's last row stays the last
                 if self._db.execute(self._sql(INSERT_SEEN), seen).rowcount == 0:
                     return False
                 if status is not None:
                     self._db.execute(self._sql(INSERT_STATUS), self._args(INSERT_STATUS, status))
+                if entry is not None:
+                    last = self._db.execute(self._sql(LAST_LOGBOOK_ROW), (entry.drone_id,)).fetchone()
+                    row = entry.row(None if last is None else (int(last[0]), str(last[1])))
+                    self._db.execute(self._sql(INSERT_LOGBOOK), row.as_tuple())
                 return True
 
         new: bool = await self._call(run)
@@ -201,6 +270,8 @@ class PostgresBackend:
                 await connection.execute(statement)
             for table, column, kind in ADDED_COLUMNS:
                 await connection.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            for statement in POSTGRES_KEEP:
+                await connection.execute(statement)
 
     async def execute(self, sql: str, *args: Any) -> int:
         assert self._pool is not None
@@ -213,7 +284,9 @@ class PostgresBackend:
         with self._errors():
             return [tuple(row) for row in await self._pool.fetch(sql, *args)]
 
-    async def record(self, seen: tuple[Any, ...], status: tuple[Any, ...] | None) -> bool:
+    async def record(
+        self, seen: tuple[Any, ...], status: tuple[Any, ...] | None, entry: LogbookEntry | None = None
+    ) -> bool:
         assert self._pool is not None
         with self._errors():
             async with self._pool.acquire() as connection, connection.transaction():
@@ -221,6 +294,12 @@ class PostgresBackend:
                     return False
                 if status is not None:
                     await connection.execute(INSERT_STATUS, *status)
+                if entry is not None:
+                    # Relays racing on one aircraft's records take turns, so each links to the one before it.
+                    await connection.execute("SELECT pg_advisory_xact_lock(7312, hashtext($1))", entry.drone_id)
+                    last = await connection.fetchrow(LAST_LOGBOOK_ROW, entry.drone_id)
+                    row = entry.row(None if last is None else (int(last[0]), str(last[1])))
+                    await connection.execute(INSERT_LOGBOOK, *row.as_tuple())
                 return True
 
     @contextlib.contextmanager

@@ -18,13 +18,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightctl.ground.customer_status import customer_update
+from flightctl.ground.customer_status import customer_update, read_contract
+from flightctl.ground.logbook import NO_GROUND_DATA, LogbookGround
 from flightctl.ground.registry import Registry, RegistryUnavailable
 from flightctl.mqtt.broker import Message, MqttClient, keep_connected, make_client
 from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
-from flightctl.mqtt.contract import TOPIC_ROOT, relay_client_id
+from flightctl.mqtt.contract import TOPIC_ROOT, MessageType, relay_client_id
 from flightctl.mqtt.dead_letters import DeadLetter, DeadLetterBox
 from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.messages import FlightRecordData
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,10 @@ class StatusRelay:
         name: str,
         share_group: str = DEFAULT_SHARE_GROUP,
         session_expiry_s: int = 86400,
+        logbook: LogbookGround | None = None,
     ):
         self.registry = registry
+        self.logbook = logbook  # the operator's part of each flight record
         self.endpoint = endpoint
         self.name = name
         self.share_group = share_group
@@ -120,7 +124,12 @@ class StatusRelay:
         if envelope.seq is None:
             raise NotAnEnvelope("an event without a sequence number")
         update = customer_update(envelope)
-        new = await self.registry.record(envelope.drone, envelope.seq, envelope.order_id, update)
+        flight = None
+        if envelope.type is MessageType.FLIGHT_RECORD:
+            record = read_contract(FlightRecordData, envelope)
+            ground = NO_GROUND_DATA if self.logbook is None else self.logbook.for_drone(envelope.drone)
+            flight = (record.model_dump(mode="json", exclude_none=True), ground)
+        new = await self.registry.record(envelope.drone, envelope.seq, envelope.order_id, update, flight)
         if new:
             self.stats.taken += 1
             self.stats.by_drone[envelope.drone] = self.stats.by_drone.get(envelope.drone, 0) + 1

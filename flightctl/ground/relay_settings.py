@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError
 from flightctl.config import StrictModel, TimeZoneName, beside, read_secret, read_toml, validation_problems
 from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
+from flightctl.ground.logbook import LogbookGround
 from flightctl.ground.registry import refuse_password_in_url
 from flightctl.ground.relay import DEFAULT_SHARE_GROUP
 from flightctl.ground.tracking_words import load_words
@@ -64,6 +65,9 @@ class RelayConfig(StrictModel):
     http: RelayHttp = Field(default_factory=RelayHttp)
     ops: RelayOps | None = None
     tracking: RelayTracking = Field(default_factory=RelayTracking)
+    # The operator's part of the flight logbook (AMC1 UAS.SPEC.050(1)(g)); without it records are kept with
+    # those fields empty.
+    logbook: LogbookGround | None = None
 
     def endpoint(self) -> BrokerEndpoint:
         return BrokerEndpoint.from_url(

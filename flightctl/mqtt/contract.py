@@ -45,6 +45,7 @@ class MessageType(enum.StrEnum):
     ORDER_ACCEPTED = "order_accepted"
     ORDER_REJECTED = "order_rejected"
     COMMAND_RESULT = "command_result"
+    FLIGHT_RECORD = "flight_record"  # a flight's logbook entry, once it has ended
     # drone -> ground, not sequenced
     TELEMETRY = "telemetry"  # QoS 0, with a message expiry
     ONLINE = "online"  # retained; the last will says offline

@@ -170,6 +170,25 @@ class CommandResult(_Answer):
     status: DaemonStatus | None = None
 
 
+class FlightRecordData(MessageData):
+    """A flight's logbook entry as the aircraft knows it (``delivery.flight_record``): the relay chains it into
+    the operator's logbook with the ground's own data (operator, pilot, registration)."""
+
+    takeoff_utc: Annotated[str, Field(max_length=40)]
+    landing_utc: Annotated[str, Field(max_length=40)]
+    duration_s: float = Field(ge=0, le=MAX_OUTBOUND_S)
+    takeoff_lat_deg: float = Field(ge=-90, le=90)
+    takeoff_lon_deg: float = Field(ge=-180, le=180)
+    landing_lat_deg: float | None = Field(default=None, ge=-90, le=90)
+    landing_lon_deg: float | None = Field(default=None, ge=-180, le=180)
+    landing_airstrip: Annotated[str, Field(max_length=80)] | None = None
+    outcome: Annotated[str, Field(pattern=r"^[A-Z_]{1,40}$")]
+    delivered: bool
+    preflight: Text
+    occurrences: list[Text] = Field(max_length=50)
+    energy_used_wh: float | None = Field(default=None, ge=-1e6, le=1e6)
+
+
 # ---- not sequenced ----------------------------------------------------------------------------------------------
 
 
@@ -222,6 +241,7 @@ DATA_MODELS: dict[MessageType, type[BaseModel]] = {
     MessageType.ORDER_ACCEPTED: OrderAccepted,
     MessageType.ORDER_REJECTED: OrderRejected,
     MessageType.COMMAND_RESULT: CommandResult,
+    MessageType.FLIGHT_RECORD: FlightRecordData,
     MessageType.TELEMETRY: TelemetryData,
     MessageType.ONLINE: OnlineData,
 }
@@ -255,6 +275,7 @@ __all__ = [
     "DATA_MODELS",
     "CommandResult",
     "DaemonStatus",
+    "FlightRecordData",
     "OnlineData",
     "OrderAccepted",
     "OrderRejected",

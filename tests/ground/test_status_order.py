@@ -131,3 +131,47 @@ async def test_a_postgresql_registry_from_before_legs_gains_the_airstrip_and_kee
             assert (shown.status, shown.step, shown.place) == (
                 CustomerStatus.DELIVERED, Step.ARRIVED_AT_AIRSTRIP.value, "North Ronaldsay"
             )  # fmt: skip
+
+
+async def test_relays_racing_on_postgresql_keep_one_logbook_chain_that_refuses_change_and_names_tampering() -> None:
+    """Test the logbook on PostgreSQL: two registries (two relays) adding 30 flight records of one aircraft at
+    once keep one unbroken chain; the database refuses to change or delete a record; with its trigger dropped by
+    the database's owner, an edit, a deletion and a swap are each named by verify."""
+    import asyncpg
+
+    from flightctl.ground.logbook import GENESIS, LogbookGround, verify
+
+    require_program("/usr/lib/postgresql", "postgresql")
+    ground = LogbookGround(operator_id="GBR-OP-4711", remote_pilot="A. Flett", operation="BVLOS").for_drone("d-1")
+    record = {"takeoff_utc": "2026-12-01T10:00:00Z", "landing_utc": "2026-12-01T10:10:00Z", "duration_s": 600.0}
+    async with PostgresServer() as pg, await Registry.open(pg.url) as one, await Registry.open(pg.url) as two:
+        await asyncio.gather(*(
+            (one if n % 2 else two).record("d-1", n, f"KWL-{n}", None, (record, ground)) for n in range(1, 31)
+        ))  # fmt: skip
+        rows = await one.logbook("d-1")
+        assert [row.n for row in rows] == list(range(1, 31))
+        assert rows[0].prev_sha256 == GENESIS
+        assert verify(rows) == []
+
+        connection = await asyncpg.connect(pg.url)
+        try:
+            for statement in ("UPDATE logbook SET ground = '{}' WHERE n = 5", "DELETE FROM logbook WHERE n = 5"):
+                with pytest.raises(asyncpg.RaiseError, match="logbook records are never changed, and kept three"):
+                    await connection.execute(statement)
+            await connection.execute("DROP TRIGGER logbook_keep ON logbook")
+            await connection.execute("UPDATE logbook SET ground = replace(ground, 'BVLOS', 'VLOS') WHERE n = 5")
+            assert [(b.n, b.problem.split(":")[0]) for b in verify(await one.logbook())] == [(5, "edited")]
+            await connection.execute("UPDATE logbook SET ground = replace(ground, '\"VLOS', '\"BVLOS') WHERE n = 5")
+            assert verify(await one.logbook()) == []
+            swap = ("UPDATE logbook SET n = -n WHERE n IN (20, 21)", "UPDATE logbook SET n = 21 WHERE n = -20",
+                    "UPDATE logbook SET n = 20 WHERE n = -21")  # fmt: skip
+            for statement in swap:
+                await connection.execute(statement)
+            assert [b.n for b in verify(await one.logbook())] == [20], "the swapped pair, from its first"
+            for statement in swap:  # swapped back
+                await connection.execute(statement)
+            assert verify(await one.logbook()) == []
+            await connection.execute("DELETE FROM logbook WHERE n = 12")
+            assert [b.n for b in verify(await one.logbook())] == [13]
+        finally:
+            await connection.close()

@@ -164,6 +164,35 @@ async def test_each_order_reads_in_its_own_sites_time_zone(ground: Ground) -> No
         await ground.registry.register("KWL-Z3", "customer-3", "drone-a", timezone="Orkney/Kirkwall")
 
 
+async def test_a_flight_record_through_the_broker_is_chained_once_and_a_bad_one_is_dead_lettered(
+    ground: Ground,
+) -> None:
+    """Test the relay's part of the logbook: a drone's flight record, sent twice (a lost PUBACK), becomes one
+    logbook row in that aircraft's chain, with the operator's fields empty when the relay has none configured;
+    a record that is not what the contract says (a duration as text) is a dead letter, and no row; a field the
+    contract does not name (a customer's name) never reaches the logbook."""
+    record = {
+        "takeoff_utc": "2026-12-01T10:00:12Z", "landing_utc": "2026-12-01T10:12:42Z", "duration_s": 750.0,
+        "takeoff_lat_deg": 58.9582, "takeoff_lon_deg": -2.9609, "outcome": "LANDED", "delivered": True,
+        "preflight": "GO: gps, battery", "occurrences": [],
+    }  # fmt: skip
+    async with ground.drone("drone-a") as drone:
+        await drone.emit(MessageType.FLIGHT_RECORD, "KWL-F1", record)
+        await drone.client.publish_confirmed(Topics("drone-a").events, drone.sent[-1], timeout_s=10)
+        await drone.emit(MessageType.FLIGHT_RECORD, "KWL-F2", {**record, "duration_s": "750"})
+        await drone.emit(MessageType.FLIGHT_RECORD, "KWL-F3", {**record, "customer_name": "Ann Tulloch"})
+    await eventually(lambda: ground.relay.stats.taken + ground.relay.stats.dead_letters >= 3, timeout_s=15)
+    row, third = await ground.registry.logbook("drone-a")
+    assert (row.n, row.order_id, third.n, third.order_id) == (1, "KWL-F1", 2, "KWL-F3")
+    assert "Ann" not in third.record
+    assert "customer" not in third.record
+    fields = row.fields()
+    assert fields["duration_s"] == 750.0
+    assert (fields["operator_id"], fields["remote_pilot"], fields["registration"]) == (None, None, None)
+    assert ground.relay.stats.duplicates == 1
+    assert ground.relay.stats.dead_letters == 1
+
+
 async def test_the_live_stream_carries_only_this_orders_statuses(ground: Ground) -> None:
     """Test the server-sent events of one order: its statuses arrive as they are made, and the other order's,
     sent between them by the same drone, never do."""

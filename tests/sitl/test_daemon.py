@@ -154,6 +154,17 @@ async def test_an_order_over_mqtt_is_flown_and_delivered_through_a_broker_outage
     assert not vehicle.state.armed
     assert (await rig.journal_events(first.order_id)).count("command:arm") == 1
     assert_home_and_disarmed(rig.sim)
+    # The flight's record for the operator's logbook, once, after the landing.
+    record = await ground.event(
+        lambda e: e.type == "flight_record" and e.order_id == first.order_id, "the flight record", timeout_s=60
+    )
+    assert record.seq is not None
+    assert landed.seq is not None
+    assert record.seq > landed.seq
+    assert (record.data["outcome"], record.data["delivered"]) == ("LANDED", True)
+    assert record.data["preflight"].startswith("GO: ")
+    assert 0 < record.data["duration_s"] < 3600
+    assert [e.type for e in ground.unique_events()].count("flight_record") == 1
     # The flight's telemetry log, beside the daemon's journal, as ground stations read it.
     [flight_log] = tlogs_of(rig.folder / "daemon", first.order_id)
     flown = {name for name, _ in read_tlog(flight_log)}

@@ -131,6 +131,12 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
         for internal in ("EGEN", "ARRIVED", "DELIVERED", "runway", "Kirkwall", "Sanday"):
             assert internal not in page, (internal, page)
 
+        logged = await ground.event(
+            lambda e: e.type == "flight_record" and e.order_id == "NRL-L1", "the leg's flight record", timeout_s=60
+        )
+        assert (logged.data["outcome"], logged.data["delivered"]) == ("ARRIVED", True)
+        assert logged.data["landing_airstrip"] == "North Ronaldsay"
+
         idle = await ground.answer(await ground.command("airstrip_wind", icao="EGEN", wind=measured(30, 4)))
         assert (idle.data["ok"], idle.data["result"]) == (False, "no island leg in progress")
 
