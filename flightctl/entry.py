@@ -19,16 +19,22 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "status": ("flightctl.vehicle.vehicle",),
     "deliver": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
     "run": ("flightctl.daemon.daemon",),
-    "order": ("flightctl.ground.dispatch",),
+    "order": ("flightctl.ground.dispatch", "flightctl.mqtt.requests"),
     "events": ("flightctl.mqtt.broker",),
     "telemetry": ("flightctl.vehicle.vehicle", "flightctl.daemon.telemetry_feed", "flightctl.mqtt.broker"),
     "mission": ("flightctl.vehicle.vehicle", "flightctl.missions.formats", "flightctl.missions.geofence"),
-    "leg": ("flightctl.delivery.leg_preflight", "flightctl.missions.formats", "flightctl.vehicle.vehicle"),
+    "leg": (
+        "flightctl.delivery.leg_preflight",
+        "flightctl.missions.formats",
+        "flightctl.vehicle.vehicle",
+        "flightctl.ground.dispatch",
+    ),
     "sim": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
     "signing": ("flightctl.vehicle.signing", "flightctl.vehicle.vehicle"),
     "broker": ("flightctl.ground.broker_accounts",),
     "dispatch": ("flightctl.ground.dispatch", "flightctl.ground.registry"),
     "relay": ("flightctl.ground.relay", "flightctl.ground.tracking", "flightctl.ground.ops"),
+    "logbook": ("flightctl.ground.logbook", "flightctl.ground.registry"),
 }
 
 

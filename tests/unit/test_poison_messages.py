@@ -116,10 +116,17 @@ def test_a_dead_letter_keeps_only_a_printable_excerpt() -> None:
 class BuggyRegistry(Registry):
     """A registry whose record() sets off a bug for one order (what an unexpected exception looks like)."""
 
-    async def record(self, drone_id: str, seq: int, order_id: str | None, update: StatusUpdate | None) -> bool:
+    async def record(
+        self,
+        drone_id: str,
+        seq: int,
+        order_id: str | None,
+        update: StatusUpdate | None,
+        flight: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    ) -> bool:
         if order_id == "KWL-BUG":
             raise RuntimeError("a bug this event sets off")
-        return await super().record(drone_id, seq, order_id, update)
+        return await super().record(drone_id, seq, order_id, update, flight)
 
 
 def message(payload: bytes, topic: str = TOPIC, mid: int = 1) -> Message:
