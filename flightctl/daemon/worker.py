@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flightctl.daemon import leg_commands
 from flightctl.daemon.admission import order_problems, plan_or_problem
 from flightctl.daemon.leg_admission import leg_flight_or_problem, leg_order_problems
 from flightctl.daemon.order_rules import Repeat, abort_answer, answer_to_repeat, busy_reason, fails_the_order
@@ -43,9 +44,8 @@ from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.progress import DeliveryProgress
 from flightctl.delivery.runway_choice import SurfaceWind
 from flightctl.delivery.sequencer import DeliverySequencer
-from flightctl.delivery.unload import confirm_unload
 from flightctl.delivery.wind import GroundWind
-from flightctl.errors import ConfigError, FlightctlError, MustStop, VehicleTimeout
+from flightctl.errors import FlightctlError, MustStop, VehicleTimeout
 from flightctl.link.connection import LinkState
 from flightctl.link.tlog import recording, tlog_path
 from flightctl.mqtt.answer_budget import AnswerBudget
@@ -339,11 +339,8 @@ class DeliveryWorker:
                 request.request_id, "status", ok=True, result="status", status=self.report(), budgeted=True
             )
             return
-        if request.command == "unloaded":
-            await self._unloaded(request)
-            return
-        if request.command == "airstrip_wind":
-            await self._airstrip_wind(request)
+        if request.command in ("unloaded", "airstrip_wind"):
+            await self._leg_command(request)
             return
         reason = request.reason or "no reason given"
         job = self._job
@@ -360,41 +357,21 @@ class DeliveryWorker:
         order_id = None if job is None else job.record.order_id
         await self._command_result(request.request_id, "abort", ok=answer.ok, result=answer.result, order_id=order_id)
 
-    async def _unloaded(self, request: CommandRequest) -> None:
-        """The ground crew's confirmation that a leg that ARRIVED is unloaded: journaled once (UNLOADED, which
-        goes out as a state event), and required by the return leg's go/no-go."""
-        order_id, by = request.order_id, request.by
-        assert order_id is not None  # the request's validator saw to it
-        assert by is not None
-        try:
-            await confirm_unload(self.journal, order_id, by=by)
-        except ConfigError as exc:
-            await self._command_result(
-                request.request_id, "unloaded", ok=False, result=str(exc), order_id=order_id, budgeted=True
-            )
-            return
-        result = f"{order_id}: unload confirmed by {by}"
-        await self._command_result(request.request_id, "unloaded", ok=True, result=result, order_id=order_id)
-
-    async def _airstrip_wind(self, request: CommandRequest) -> None:
-        """A surface wind newly measured at one of the flying leg's airstrips: the leg's next decision sees it
-        (a destination now out of limits diverts the aircraft, by the leg's rule). One older than the wind
-        already held for that airstrip changes nothing: messages can arrive out of order."""
-        icao, wind = request.icao, request.wind
-        assert icao is not None  # the request's validator saw to it
-        assert wind is not None
+    async def _leg_command(self, request: CommandRequest) -> None:
+        """``unloaded`` or ``airstrip_wind`` (daemon.leg_commands); a refusal is rationed like any unwanted answer."""
         job = self._job
-        problem = _wind_problem(job, icao, wind)
-        if problem is not None or job is None:
-            result = problem or "no island leg in progress"
-            await self._command_result(request.request_id, "airstrip_wind", ok=False, result=result, budgeted=True)
-            return
-        job.airstrip_winds[icao] = wind
-        if job.sequencer is not None:
-            job.sequencer.report_airstrip_wind(icao, wind)
-        order_id = job.record.order_id
-        result = f"{icao} {wind.text()} passed to leg {order_id}"
-        await self._command_result(request.request_id, "airstrip_wind", ok=True, result=result, order_id=order_id)
+        if request.command == "unloaded":
+            answer = await leg_commands.unloaded(self.journal, request)
+        else:
+            flying, order_id = (job.plan, job.record.order_id) if job is not None else (None, None)
+            held = job.airstrip_winds if job is not None else {}
+            answer = leg_commands.airstrip_wind(flying, order_id, held, request)
+            if answer.ok and job is not None and request.icao is not None and request.wind is not None:
+                job.airstrip_winds[request.icao] = request.wind
+                if job.sequencer is not None:
+                    job.sequencer.report_airstrip_wind(request.icao, request.wind)
+        await self._command_result(request.request_id, request.command, ok=answer.ok, result=answer.result,
+                                   order_id=answer.order_id, budgeted=not answer.ok)  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         status, state = self.status(), self.vehicle.state
@@ -463,19 +440,3 @@ class DeliveryWorker:
 
     async def _enqueue(self, order_id: str | None, type_: MessageType, **data: Any) -> None:
         await self.journal.enqueue(order_id, type_.value, data)
-
-
-def _wind_problem(job: _Job | None, icao: str, wind: SurfaceWind) -> str | None:
-    """Why a reported airstrip wind does not go to the job's leg, or None when it does."""
-    flight = job.plan if job is not None else None
-    if job is None or not isinstance(flight, LegDelivery):
-        return "no island leg in progress"
-    strips = flight.plan.airstrips
-    icaos = (strips.origin.icao, strips.destination.icao, strips.alternate.icao)
-    if icao not in icaos:
-        return f"{icao} is not an airstrip of leg {flight.plan.leg.name} ({', '.join(icaos)})"
-    held = job.airstrip_winds.get(icao) or flight.winds.get(icao)
-    held_at = held.measured_at if held is not None else None
-    if held is not None and held_at is not None and wind.measured_at is not None and held_at > wind.measured_at:
-        return f"older than the {icao} wind already held ({held.text()}, measured {held_at.isoformat()})"
-    return None
