@@ -147,7 +147,8 @@ def decide(
         return _at_gate(plan, history, seen, seq, limits)
     if state is DeliveryState.RELEASING:
         if plan.order.method is DeliveryMethod.PAYLOAD_PLACE:
-            return _off_the_ground_first(plan, history, seen, _placing(plan, history, seen, seq, limits))
+            placing = _placing(plan, history, seen, seq, persistence, limits)
+            return _off_the_ground_first(plan, history, seen, placing)
         return _releasing_at_hold(plan, history, seen, seq, limits)
     if state is DeliveryState.RELEASED:
         return _after_release(plan, history, seen, seq)
@@ -331,7 +332,9 @@ def _at_gate(plan: DeliveryPlan, history: History, seen: Observed, seq: int, lim
     ]
 
 
-def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int, limits: Limits) -> list[Action]:
+def _placing(
+    plan: DeliveryPlan, history: History, seen: Observed, seq: int, persistence: Persistence, limits: Limits
+) -> list[Action]:
     """Payload place: a multirotor's ArduCopter releases at touchdown itself; a VTOL's ArduPlane lands and waits,
     and the controller checks the interlocks on the ground and releases. Either way we confirm the release, or
     bring the parcel home."""
@@ -339,8 +342,15 @@ def _placing(plan: DeliveryPlan, history: History, seen: Observed, seq: int, lim
         return [MarkReleased(seen.release_evidence)]
     if _on_the_ground_at_place(plan, history, seen) and not history.commanded(Command.GRIPPER_RELEASE):
         verdict = _interlocks(plan, history, seen, None, limits)
-        if verdict is None:
+        # On the ground nothing moves: a failure counts once it has held for the settling time from when this
+        # controller first saw it (one started again there has only just begun to watch the position).
+        failing = verdict is not None and not verdict.ok
+        now_ms = seen.vehicle.time_boot_ms or 0
+        if verdict is None or (
+            failing and not persistence.held("interlocks on the ground", True, now_ms, limits.settle_s)
+        ):
             return []
+        persistence.held("interlocks on the ground", False, now_ms, limits.settle_s)
         if not verdict.ok:
             reason = "release interlock violated on the ground at the drop point: no release"
             return [verdict, _not_released(reason, AbortHow.LEAVE_TO_VEHICLE)]

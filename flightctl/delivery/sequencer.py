@@ -280,11 +280,17 @@ class DeliverySequencer:
         )
 
     def _placed(self) -> bool:
-        """ArduPlane's word that a VTOL has landed for its payload place (quadplane.cpp, check_land_complete)."""
+        """ArduPlane's word that a VTOL has landed for its payload place: "Land complete" (quadplane.cpp,
+        check_land_complete) since the go-ahead, or, for a controller started again while it waits there (the
+        text went by before it), the landed state ON_GROUND at the place item."""
+        plan, state = self.plan, self.vehicle.state
         if self.history.state not in (DeliveryState.RELEASING, DeliveryState.RELEASED, DeliveryState.ABORTING):
             return False
         texts = self.vehicle.telemetry.texts_since(self._authorised_at_text)
-        return any(text.text.startswith(LAND_COMPLETE) for text in texts)
+        if any(text.text.startswith(LAND_COMPLETE) for text in texts):
+            return True
+        at_place = isinstance(plan, DeliveryPlan) and state.mission_current_seq == plan.drop_seq
+        return at_place and state.landed_state == mavlink.MAV_LANDED_STATE_ON_GROUND
 
     async def _act_or_note(self, action: Action) -> bool:
         """Carry out one action; a vehicle that did not do it is journaled and decided on again next time."""

@@ -14,16 +14,18 @@ from pathlib import Path
 import pytest
 
 from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryMethod, VehicleKind, VehicleProfile
-from flightctl.delivery.planner import plan_delivery
+from flightctl.delivery.planner import DeliveryPlan, plan_delivery
 from flightctl.delivery.routing import PlanningError
+from flightctl.delivery.sequencer import DeliverySequencer
 from flightctl.dialect import mavlink as m
 from flightctl.missions.model import MissionType
 from flightctl.vehicle.vehicle import Vehicle
 from sitl.instance import SitlInstance
 from sitl.locations import Home
 from tests.sitl.conftest import INSTANCE_BASE, require_sitl
-from tests.sitl.deliveries import DELIVERY_SPEEDUP, SITE, assert_home_and_disarmed, commands, fly, order
+from tests.sitl.deliveries import DELIVERY_SPEEDUP, SITE, assert_home_and_disarmed, calm, commands, fly, order
 
 pytestmark = pytest.mark.sitl
 
@@ -113,6 +115,53 @@ async def test_vtol_payload_place_lands_releases_on_the_ground_in_the_zone_once_
     texts = [t.text for t in vtol_sitl.vehicle.telemetry.status_log]
     assert "Land complete" in texts, texts[-30:]
     assert_home_and_disarmed(vtol_sitl)
+
+
+async def test_a_controller_started_again_while_the_vtol_waits_on_the_ground_releases_once_and_goes_around(
+    vtol_sitl: SitlInstance, tmp_path: Path
+) -> None:
+    """Test the payload place's worst moment for the companion to die: in the last metres of the descent. ArduPlane
+    lands at the drop point and waits, armed, motors stopped. A controller started again on a new link (which
+    never saw the "Land complete" text) knows it is there by the landed state, checks the interlocks on the
+    ground, releases once and sends it around; the aircraft flies home."""
+    plan = plan_delivery(order("kirkwall-1500m-place"), SITE, VTOL)
+    journal_path = tmp_path / "journal.sqlite"
+    async with await Journal.open(journal_path) as journal:
+        first = asyncio.create_task(DeliverySequencer(vtol_sitl.vehicle, plan, journal, ground_wind=calm()).run())
+        try:  # the controller dies 3 m above the drop point, in the descent the go-ahead began
+            await vtol_sitl.vehicle.telemetry.wait_until(
+                lambda s: s.mission_current_seq == plan.drop_seq and (s.relative_alt_m or 99.0) < 3.0,
+                timeout_s=900,
+                what="the payload place's descent, 3 m up",
+            )
+        finally:
+            first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+        # ArduPlane lands and waits there, armed, with nobody to release or send it around.
+        await vtol_sitl.vehicle.telemetry.wait_until(
+            lambda s: s.landed_state == m.MAV_LANDED_STATE_ON_GROUND and s.armed, timeout_s=120, what="landed, waiting"
+        )
+        assert [e.name for e in await journal.events(plan.order.order_id) if e.kind == "state"][-1] == "RELEASING"
+    async with (
+        Vehicle.connect(vtol_sitl.serial2_url) as again,
+        await Journal.open(journal_path) as journal,
+    ):
+        outcome = await DeliverySequencer(again, plan, journal, ground_wind=calm()).run()
+        events = await journal.events(plan.order.order_id)
+    interlocks = [e.detail for e in events if e.name == "release interlocks"]
+    assert outcome.delivered, (outcome.as_json(), interlocks)
+    sent = commands(events)
+    assert (sent.count("gripper_release"), sent.count("go_around")) == (1, 1)
+    assert outcome.release_error_m is not None
+    assert outcome.release_error_m <= the_order_radius(plan)
+    assert_home_and_disarmed(vtol_sitl)
+
+
+def the_order_radius(plan: DeliveryPlan) -> float:
+    radius = plan.order.drop_zone.radius_m
+    assert radius is not None
+    return radius
 
 
 async def _altitude_at_release(vehicle: Vehicle, at_release: list[float]) -> None:

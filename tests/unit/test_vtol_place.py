@@ -69,10 +69,14 @@ def test_on_the_ground_in_the_zone_it_releases_once_the_interlocks_pass() -> Non
 
 def test_on_the_ground_outside_the_zone_it_goes_around_with_the_parcel() -> None:
     history = history_of(releasing())
-    # 30 s into the release: past the settling time (a position that stays outside is not still settling).
-    outside = replace(on_the_ground(), vehicle=flying(PLAN, 30_000, seq=PLAN.drop_seq, distance_m=9.0,
-                                                      relative_alt_m=0.1, groundspeed_m_s=0.0))  # fmt: skip
-    actions = run(PLAN, history, outside)
+
+    def outside(ms: int) -> Observed:
+        state = flying(PLAN, ms, seq=PLAN.drop_seq, distance_m=9.0, relative_alt_m=0.1, groundspeed_m_s=0.0)
+        return replace(on_the_ground(), vehicle=state)
+
+    # Still settling: a failure counts once it has held for the settling time from when it was first seen.
+    assert run(PLAN, history, outside(30_000), outside(45_000)) == []
+    actions = run(PLAN, history, outside(30_000), outside(51_000))
     assert [type(a) for a in actions] == [RecordInterlocks, GoAround, Abort]
     assert not actions[0].ok
     assert "outside the drop zone (9.0 m from the drop point)" in actions[0].line
@@ -81,6 +85,18 @@ def test_on_the_ground_outside_the_zone_it_goes_around_with_the_parcel() -> None
         AbortHow.LEAVE_TO_VEHICLE,
         AbortCause.DROP_POINT,
     )
+
+
+def test_a_controller_started_again_on_the_ground_waits_for_the_position_to_settle_then_releases() -> None:
+    """Test a controller that starts watching long after the go-ahead, with the aircraft already on the ground:
+    a position it does not yet trust is not a violation until it has lasted the settling time; once trusted, the
+    release goes ahead."""
+    history = history_of(releasing())
+    doubted = replace(on_the_ground(300_000), position_doubts=("not yet holding for 5 s",))
+    assert run(PLAN, history, doubted) == []
+    trusted = on_the_ground(306_000)
+    actions = run(PLAN, history, doubted, trusted)
+    assert [type(a) for a in actions] == [RecordInterlocks, ReleaseGripper]
 
 
 def test_released_on_the_ground_it_goes_around_once_and_then_heads_home() -> None:
