@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,18 @@ async def vtol_sitl() -> AsyncIterator[SitlInstance]:
         yield sim
 
 
+@contextlib.asynccontextmanager
+async def watching(watcher: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``watcher`` run beside the block (it notes what it sees in a list of its own), stopped after it."""
+    task = asyncio.create_task(watcher)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _fastest_airspeed(vehicle: Vehicle, seen: list[float]) -> None:
     async for state in vehicle.telemetry.states():
         if state.airspeed_m_s is not None:
@@ -62,13 +75,8 @@ async def test_vtol_release_at_height_delivery_hovers_to_drop_exactly_once_in_th
     assert names.count(m.MAV_CMD_DO_VTOL_TRANSITION) == 2
     assert names[plan.land_seq] == m.MAV_CMD_NAV_VTOL_LAND
     airspeeds: list[float] = []
-    watcher = asyncio.create_task(_fastest_airspeed(vtol_sitl.vehicle, airspeeds))
-    try:
+    async with watching(_fastest_airspeed(vtol_sitl.vehicle, airspeeds)):
         outcome, events = await fly(vtol_sitl, plan, tmp_path / "journal.sqlite")
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
     assert outcome.delivered, outcome.as_json()
     assert commands(events).count("gripper_release") == 1
     assert outcome.release_error_m is not None
@@ -93,13 +101,8 @@ async def test_vtol_payload_place_lands_releases_on_the_ground_in_the_zone_once_
     plan = plan_delivery(the_order, SITE, VTOL)
     assert plan.mission.items(MissionType.MISSION)[plan.drop_seq].command == m.MAV_CMD_NAV_PAYLOAD_PLACE
     lowest: list[float] = []
-    watcher = asyncio.create_task(_altitude_at_release(vtol_sitl.vehicle, lowest))
-    try:
+    async with watching(_altitude_at_release(vtol_sitl.vehicle, lowest)):
         outcome, events = await fly(vtol_sitl, plan, tmp_path / "journal.sqlite")
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
     assert outcome.delivered, outcome.as_json()
     sent = commands(events)
     assert sent.count("gripper_release") == 1
