@@ -273,23 +273,26 @@ async def test_abort_over_mqtt_brings_the_parcel_home(rig: Rig) -> None:
     assert code == 0, f"{out}\n{err}\n{rig.daemon.log_tail()}"
     assert "accepted" in out
     drop = the_order.drop_location()
+    # `flightctl telemetry` runs beside the flight: a new process's start-up on a loaded machine must not delay
+    # the abort past the release (CI-20 saw it reach RELEASING first).
+    telemetry = asyncio.create_task(flightctl("telemetry", *args, "--json", "--count", "2", timeout_s=120))
     await vehicle.telemetry.wait_until(
         lambda s: s.armed and s.position is not None and distance_m(s.position, drop) < 250,
         timeout_s=300,
         what="250 m from the drop point",
     )
-    code, out, err = await flightctl("telemetry", *args, "--json", "--count", "2", timeout_s=60)
+    result = await ground.answer(await ground.command("abort", "customer cancelled"))
+    assert result.type == "command_result"
+    assert result.data["ok"] is True, result.data
+    code, out, err = await telemetry
     assert code == 0, err
     samples = [json.loads(line) for line in out.splitlines()]
     assert len(samples) == 2
     assert samples[0]["type"] == "telemetry"
     assert samples[0]["data"]["armed"] is True
     assert samples[0]["data"]["order_id"] == "KWL-ABORT"
-    assert samples[0]["data"]["delivery_state"] in ("ENROUTE", "ON_STATION")
+    assert samples[0]["data"]["delivery_state"] in ("ARMING", "ENROUTE", "ON_STATION", "ABORTING")
     assert samples[0]["time_source"] == "gps"
-    result = await ground.answer(await ground.command("abort", "customer cancelled"))
-    assert result.type == "command_result"
-    assert result.data["ok"] is True, result.data
     aborting = await ground.state(the_order.order_id, "ABORTING", timeout_s=60)
     assert aborting.data["detail"]["reason"] == "operator abort: customer cancelled"
     assert aborting.data["detail"]["with_parcel"] is True
