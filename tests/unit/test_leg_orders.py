@@ -225,3 +225,39 @@ def test_the_leg_commands_refuse_a_mistake_before_sending_anything(arguments: li
     result = CliRunner().invoke(app, arguments, env={"COLUMNS": "300"})
     assert result.exit_code == 1, result.output
     assert said in " ".join(result.output.split()), result.output
+
+
+def test_an_airstrip_wind_goes_to_the_leg_flying_only_if_it_is_one_of_its_airstrips_and_newer() -> None:
+    """Test the daemon's answer to a reported airstrip wind, as data: taken for the leg's own airstrips when it is
+    newer than the one held; refused with no leg flying, for another airstrip, or when it is older."""
+    from flightctl.daemon.leg_commands import airstrip_wind
+    from flightctl.delivery.runway_choice import SurfaceWind
+
+    flight = leg_flight_or_problem(read_leg(), LEGS["kirkwall-north-ronaldsay"], PLANE)
+    assert isinstance(flight, LegDelivery)
+
+    def report(icao: str, at: str) -> CommandRequest:
+        request = command(
+            command="airstrip_wind", icao=icao, wind={"from_deg": 120, "speed_m_s": 11, "measured_at": at}
+        )
+        assert isinstance(request, CommandRequest)
+        return request
+
+    newer = report("EGEN", "2026-12-01T10:00:00Z")
+    taken = airstrip_wind(flight, "KWL-NRL-1", {}, newer)
+    assert (taken.ok, taken.result, taken.order_id) == (
+        True,
+        "EGEN 120 deg at 11 m/s passed to leg KWL-NRL-1",
+        "KWL-NRL-1",
+    )
+    assert airstrip_wind(None, None, {}, newer).result == "no island leg in progress"
+    foreign = airstrip_wind(flight, "KWL-NRL-1", {}, report("EGHE", "2026-12-01T10:00:00Z"))
+    assert (foreign.ok, foreign.result) == (
+        False,
+        "EGHE is not an airstrip of leg Kirkwall to North Ronaldsay (EGPA, EGEN, EGES)",
+    )
+    older = airstrip_wind(flight, "KWL-NRL-1", {}, report("EGEN", "2026-12-01T09:00:00Z"))  # the order's is 09:35
+    assert not older.ok
+    assert older.result.startswith("older than the EGEN wind already held (030 deg at 5 m/s")
+    held = {"EGEN": SurfaceWind.parse("030/5@2026-12-01T10:30Z")}
+    assert not airstrip_wind(flight, "KWL-NRL-1", held, newer).ok, "a wind reported since the order counts too"
