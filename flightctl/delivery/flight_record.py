@@ -36,12 +36,13 @@ def flight_record(
     """The logbook entry for a flight that ended (``FLOWN``), or None for an order that never took off or has
     not ended. ``took_off_at``: where the flight began (its home); ``landed_at``: where the aircraft is now."""
     history = History.of(list(events))
-    if history.state not in FLOWN:
+    outcome = history.state
+    if outcome is None or outcome not in FLOWN:
         return None
     enroute = next((e for e in events if e.entered is DeliveryState.ENROUTE), None)
     if enroute is None:
         return None  # never took off
-    ended = next(e for e in reversed(events) if e.entered is history.state)
+    ended = next(e for e in reversed(events) if e.entered is outcome)
     takeoff_utc, landing_utc = _utc(enroute.at_utc), _utc(ended.at_utc)
     record: dict[str, Any] = {
         "takeoff_utc": enroute.at_utc,
@@ -49,7 +50,7 @@ def flight_record(
         "duration_s": round(max(0.0, (landing_utc - takeoff_utc).total_seconds()), 1),
         "takeoff_lat_deg": took_off_at.lat_deg,
         "takeoff_lon_deg": took_off_at.lon_deg,
-        "outcome": history.state.value if history.state is not None else None,
+        "outcome": outcome.value,
         "delivered": history.released or history.arrived,
         "preflight": _preflight(events),
         "occurrences": _occurrences(events),
@@ -68,8 +69,8 @@ def _utc(text: str) -> datetime:
 
 
 def _preflight(events: Sequence[JournalEvent]) -> str:
-    """The go/no-go it passed, as its checks' names: "GO: gps, ekf, battery, ...". The last run counts (a
-    resumed flight has one run)."""
+    """The go/no-go it passed, as its checks' names: "GO: gps, ekf, battery, ..." (an order has one go/no-go:
+    it is flown once, and a resumed flight does not judge it again)."""
     checks = [e for e in events if e.kind is EventKind.CHECK and e.detail.get("stage") == CheckStage.PREFLIGHT]
     passed = [e.name for e in checks if e.detail.get("ok")]
     failed = [e.name for e in checks if not e.detail.get("ok")]
