@@ -210,8 +210,10 @@ class DeliveryWorker:
             if history.state in FLOWN:
                 if record.answer is None:
                     await self._reject_after_checks(record, history)
-                with contextlib.suppress(JournalError):  # an order that can no longer be planned has no home
+                try:
                     await self._record_flight(record.order_id, self._replanned(record)[0])
+                except JournalError as exc:  # no plan, so no home to say it took off from: said, not hidden
+                    log.warning("order %s: no flight record for the logbook: %s", record.order_id, exc)
                 continue
             plan, wind = self._replanned(record)
             log.warning("resuming order %s (last state %s)", record.order_id, history.state)
