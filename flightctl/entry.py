@@ -35,6 +35,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "dispatch": ("flightctl.ground.dispatch", "flightctl.ground.registry"),
     "relay": ("flightctl.ground.relay", "flightctl.ground.tracking", "flightctl.ground.ops"),
     "logbook": ("flightctl.ground.logbook", "flightctl.ground.registry"),
+    "report": ("flightctl.report.build", "flightctl.report.figures"),
 }
 
 

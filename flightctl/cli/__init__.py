@@ -18,6 +18,7 @@ from flightctl.cli.logbook import logbook_app
 from flightctl.cli.mission import mission_app
 from flightctl.cli.order import order_app
 from flightctl.cli.relay import relay
+from flightctl.cli.report import report
 from flightctl.cli.run import run_daemon
 from flightctl.cli.signing import signing_app
 from flightctl.cli.sim import sim_app
@@ -39,6 +40,7 @@ app.add_typer(broker_app, name="broker")
 app.command()(dispatch)
 app.command()(relay)
 app.add_typer(logbook_app, name="logbook")
+app.command()(report)
 
 
 @app.callback()

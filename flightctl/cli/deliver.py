@@ -122,7 +122,10 @@ async def run_delivery(
     as_json: bool,
     ground_wind: GroundWind | None,
     link_lost_timeout_s: float = DEFAULT_LINK_LOST_TIMEOUT_S,
+    report: bool = False,
 ) -> DeliveryOutcome:
+    """Fly ``plan``, journaled in ``journal_path`` with a tlog beside it, and print how it ended; with
+    ``report``, also draw the flight report there (``flightctl report``) and print its path."""
     from flightctl.delivery.decide import Limits
     from flightctl.delivery.journal import Journal
     from flightctl.delivery.sequencer import DeliverySequencer
@@ -143,12 +146,30 @@ async def run_delivery(
                     limits=limits,
                     ground_wind=ground_wind,
                 ).run()
+    drawn = await _report(journal_path, plan.order_id) if report else {}
     if as_json:
-        sys.stdout.write(json.dumps(outcome.as_json() | {"tlog": str(tlog)}) + "\n")
+        sys.stdout.write(json.dumps(outcome.as_json() | {"tlog": str(tlog)} | drawn) + "\n")
     else:
         console.print(summary_table(outcome))
         console.print(Text(f"telemetry log: {tlog}"))
+        for what, where in drawn.items():
+            console.print(Text(f"{what.replace('_', ' ')}: {where}"))
     return outcome
+
+
+async def _report(journal_path: Path, order_id: str) -> dict[str, str]:
+    """The flight report's path, drawn off the event loop; a report that cannot be drawn costs the report (said
+    in its place), never the delivery's outcome."""
+    import asyncio
+
+    from flightctl.errors import FlightctlError
+    from flightctl.report.build import load, write
+
+    try:
+        files = await asyncio.to_thread(write, await load(journal_path, order_id, None), journal_path.parent)
+    except (FlightctlError, OSError, ValueError) as exc:
+        return {"report_error": str(exc)}
+    return {"report": str(files.html)}
 
 
 def deliver(

@@ -105,6 +105,7 @@ def deliver(
                 journal or sim.workdir / "journal.sqlite",
                 as_json=as_json,
                 ground_wind=ground_wind,
+                report=True,
             )
             return outcome.delivered
 
@@ -170,7 +171,7 @@ def leg(
                 f"SITL ready on {plan.departure.end.name} (connect to watch: {sim.serial1_url})", markup=False
             )
             await sim.vehicle.params.set_many({"SIM_WIND_DIR": wind.from_deg % 360, "SIM_WIND_SPD": wind.speed_m_s})
-            outcome = await run_delivery(sim.vehicle, flight, journal, as_json=as_json, ground_wind=None)
+            outcome = await run_delivery(sim.vehicle, flight, journal, as_json=as_json, ground_wind=None, report=True)
             return outcome.delivered
 
     if not run(go):

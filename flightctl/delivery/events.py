@@ -86,6 +86,7 @@ class Command(enum.StrEnum):
 
 
 class Observation(enum.StrEnum):
+    PLAN = "plan"  # what was planned (delivery/plan_record.py), journaled as the go/no-go starts, for reports
     GRIPPER_GRAB_FAILED = "gripper_grab_failed"
     WIND_SOURCES = "wind_sources"  # whether the autopilot can estimate wind (drag fusion), read at preflight
     TELEMETRY_INCOMPLETE = "telemetry_incomplete"

@@ -19,6 +19,7 @@ from flightctl.delivery.leg_planner import flight_params
 from flightctl.delivery.leg_preflight import LegBefore, leg_checks
 from flightctl.delivery.machine import Trigger
 from flightctl.delivery.order import VehicleKind
+from flightctl.delivery.plan_record import plan_record
 from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.preflight import Check, GoNoGo, preflight_checks, remote_id_check
 from flightctl.delivery.recorder import DeliveryRecorder
@@ -38,6 +39,7 @@ async def preflight(
     vehicle: Vehicle, plan: DeliveryPlan, record: DeliveryRecorder, ground_wind: GroundWind | None
 ) -> bool:
     await record.enter(Trigger.GROUND_PHASE_STARTED)
+    await record.note(Observation.PLAN, **plan_record(plan))
     await vehicle.payload.discover()
     names = DRAG_PARAMS if plan.profile.kind is VehicleKind.MULTIROTOR else (*DRAG_PARAMS, AIRSPEED_PARAM)
     drag = {name: float((await vehicle.params.get(name)).value) for name in names}
@@ -107,7 +109,9 @@ async def with_remote_id(vehicle: Vehicle, verdict: GoNoGo) -> GoNoGo:
 async def _verdict(verdict: GoNoGo, record: DeliveryRecorder, vehicle: Vehicle) -> bool:
     verdict = await with_remote_id(vehicle, verdict)
     for check in verdict.checks:
-        await record.check(check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail)
+        await record.check(
+            check.name, ok=check.ok, line=check.line(), stage=CheckStage.PREFLIGHT, detail=check.detail, **check.numbers
+        )
     if not verdict.go:
         await record.enter(Trigger.NO_GO, reason="NO-GO", failed=[c.name for c in verdict.failed])
         return False
@@ -118,6 +122,7 @@ async def leg_preflight(vehicle: Vehicle, flight: LegDelivery, record: DeliveryR
     """Go/no-go for an island leg from the aircraft on its runway (``leg_preflight.leg_checks``); a return leg
     also needs the unload of the leg it follows confirmed in the same journal."""
     await record.enter(Trigger.GROUND_PHASE_STARTED)
+    await record.note(Observation.PLAN, **plan_record(flight))
     after_leg = None
     if flight.follows is not None:
         after_leg = leg_before(flight.follows, await record.journal.events(flight.follows), datetime.now(UTC))

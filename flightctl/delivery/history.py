@@ -23,6 +23,7 @@ class History:
     release_authorised: bool = False
     released: bool = False
     release_point: Location | None = None
+    released_ms: int | None = None  # vehicle time of the RELEASED transition
     release_error_m: float | None = None
     abort_reason: str | None = None
     rtl_commanded: bool = False
@@ -65,6 +66,7 @@ class History:
             self.commands_in_state = set()
             if entered is DeliveryState.RELEASED:
                 self.released = True
+                self.released_ms = event.vehicle_ms
                 if "lat_deg" in detail:
                     self.release_point = Location(detail["lat_deg"], detail["lon_deg"], 0.0, AltFrame.ABSOLUTE)
                     self.release_error_m = detail.get("error_m")

@@ -160,3 +160,13 @@ class Journal(OutboxStore, OrderLedger):
 
         rows = await self._call(read)
         return [_event(row, self.path) for row in rows]
+
+    async def order_ids(self) -> list[str]:
+        """Every order the journal has events for, in the order each was first journaled."""
+
+        def read() -> list[str]:
+            assert self._db is not None
+            rows = self._db.execute("SELECT order_id FROM events GROUP BY order_id ORDER BY MIN(id)")
+            return [str(row[0]) for row in rows]
+
+        return await self._call(read)

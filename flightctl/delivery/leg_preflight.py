@@ -129,7 +129,9 @@ def leg_checks(
     else:
         energy = leg_energy(plan, parcel_kg=parcel_kg, wind_aloft=wind_aloft, available_wh=available)
         detail = f"{energy.summary()} (forecast aloft {wind_aloft.text()})"
-        checks.append(Check("energy", energy.margin_wh >= 0, detail))
+        needed = energy.leg_wh + energy.to_alternate_wh
+        budget = {"needed_wh": needed, "reserve_wh": energy.reserve_wh, "available_wh": energy.available_wh}
+        checks.append(Check("energy", energy.margin_wh >= 0, detail, {k: round(v, 2) for k, v in budget.items()}))
     return GoNoGo(tuple(checks)), plan
 
 

@@ -3,7 +3,8 @@ NO-GO says everything that is wrong, each with its numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flightctl.delivery.energy import available_energy_wh
@@ -23,6 +24,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    # The figures behind the line, journaled beside it for reports to plot (the energy budget, in Wh).
+    numbers: Mapping[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         return f"{'GO   ' if self.ok else 'NO-GO'} {self.name}: {self.detail}"
@@ -90,7 +93,9 @@ def preflight_checks(
         # (unless waived); the energy is then planned in still air, and says so.
         energy = plan.energy(headwind_m_s=wind or 0.0, available_wh=available)
         still = " (wind unknown: planned in still air)" if wind is None else ""
-        checks.append(Check("energy", energy.enough, f"{energy.summary()}, margin {energy.margin_wh:.1f} Wh{still}"))
+        line = f"{energy.summary()}, margin {energy.margin_wh:.1f} Wh{still}"
+        budget = {"needed_wh": energy.needed_wh, "reserve_wh": energy.reserve_wh, "available_wh": energy.available_wh}
+        checks.append(Check("energy", energy.enough, line, {k: round(v, 2) for k, v in budget.items()}))
     outside = [
         f"{seq} ({location.lat_deg:.5f},{location.lon_deg:.5f})"
         for seq, _item, location in plan.mission.route()
@@ -182,7 +187,8 @@ def _ground_wind(profile: VehicleProfile, wind: GroundWind | None, now_utc: date
         detail = f"the last measurement ({wind.source}) is {age_s / 60:.0f} min old"
         return Check("ground wind", False, f"{detail} (limit {rules.ground_measurement_max_age_s / 60:g} min)"), None
     detail = f"{wind.speed_m_s:.1f} m/s (limit {limit:g} m/s), {wind.source}, {age_s / 60:.0f} min old"
-    return Check("ground wind", wind.speed_m_s <= limit, detail), wind.speed_m_s
+    measured = {"measured_m_s": round(wind.speed_m_s, 2)}
+    return Check("ground wind", wind.speed_m_s <= limit, detail, measured), wind.speed_m_s
 
 
 def _wind_in_flight(profile: VehicleProfile, vehicle_estimates_wind: bool) -> Check:
