@@ -95,11 +95,28 @@ class FlightReport:
             "track": [
                 [round(self.t(t), 2), lat, lon, round(alt, 2)] for t, lat, lon, alt in self.samples.position[::step]
             ],
+            "series": self._series(),
             "tlog": {
                 "files": self.samples.files,
                 "messages": dict(self.samples.message_counts.most_common()),
                 "autopilot_restarted": self.samples.autopilot_restarted,
             },
+        }
+
+    def _series(self) -> dict[str, list[list[Any]]]:
+        """The plotted series, each row [t_s, values...], thinned to about TRACK_POINTS_IN_JSON rows."""
+        samples = self.samples
+
+        def rows(series: list[tuple[Any, ...]]) -> list[list[Any]]:
+            step = max(1, len(series) // TRACK_POINTS_IN_JSON)
+            return [[round(self.t(row[0]), 2), *row[1:]] for row in series[::step]]
+
+        return {
+            "battery_v_a": rows(samples.battery),
+            "consumed_wh": rows(samples.consumed),
+            "ground_speed_m_s": rows(samples.ground_speed),
+            "wind_m_s_from_deg": rows(samples.wind),
+            "mode": rows(samples.modes),
         }
 
 
@@ -154,8 +171,11 @@ def _line(event: JournalEvent) -> str:
         return str(detail.get("line", ""))
     if event.observation is Observation.PLAN:
         return f"planned: {detail.get('kind', '?')}, {len(detail.get('route', []))} route points"
-    shown = {k: v for k, v in detail.items() if not isinstance(v, list | dict)}
-    return ", ".join(f"{k} {v}" for k, v in sorted(shown.items()))
+    shown = {k: v for k, v in detail.items() if not isinstance(v, list | dict) and k != "reason"}
+    rest = ", ".join(f"{k} {v}" for k, v in sorted(shown.items()))
+    if "reason" in detail:  # the reason first: it is what a person reads the line for
+        return f"{detail['reason']} ({rest})" if rest else str(detail["reason"])
+    return rest
 
 
 ABORT_STATES = (DeliveryState.ABORTING, DeliveryState.DIVERTING, DeliveryState.OUT_OF_CONTACT, DeliveryState.FAILED)

@@ -5,11 +5,10 @@ without a reload; and the page without JavaScript."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -30,6 +27,7 @@ from flightctl.ground.tracking import tracking_app
 from sitl.mosquitto import free_port
 from tests.ground.conftest import require_program
 from tests.support.axe import RUN_AXE, axe_source
+from tests.support.browser import chromium, viewport
 
 SIZES = [(360, 740), (1280, 800)]
 
@@ -101,27 +99,6 @@ def screenshots_dir(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("FLIGHTCTL_ARTIFACTS", str(tmp_path))) / "tracking-page"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@contextlib.contextmanager
-def chromium(*, javascript: bool = True) -> Iterator[webdriver.Chrome]:
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars"):
-        options.add_argument(argument)
-    if not javascript:
-        options.add_argument("--blink-settings=scriptEnabled=false")
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def viewport(driver: webdriver.Chrome, width: int, height: int) -> None:
-    """The page's viewport exactly (a phone's is narrower than any window Chrome would open)."""
-    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
 
 
 @dataclass

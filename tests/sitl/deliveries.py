@@ -14,6 +14,7 @@ from flightctl.delivery.planner import DeliveryPlan
 from flightctl.delivery.sequencer import DeliverySequencer
 from flightctl.delivery.wind import GroundWind
 from flightctl.geo import distance_m
+from flightctl.link.tlog import recording, tlog_path
 from sitl.instance import SitlInstance
 
 DELIVERY_SPEEDUP = float(os.environ.get("FLIGHTCTL_SITL_DELIVERY_SPEEDUP", "10"))
@@ -35,7 +36,8 @@ def calm() -> GroundWind:
 async def fly(
     sim: SitlInstance, plan: DeliveryPlan, journal_path: Path, *, ground_wind: GroundWind | None = None
 ) -> tuple[DeliveryOutcome, list[JournalEvent]]:
-    async with await Journal.open(journal_path) as journal:
+    tlog = tlog_path(journal_path.parent, plan.order_id)  # beside the journal, as `flightctl deliver` keeps it
+    async with await Journal.open(journal_path) as journal, recording(sim.vehicle.connection, tlog):
         wind = ground_wind or calm()
         outcome = await DeliverySequencer(sim.vehicle, plan, journal, ground_wind=wind).run()
         return outcome, await journal.events(plan.order.order_id)

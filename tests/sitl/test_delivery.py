@@ -7,8 +7,10 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from shapely.geometry import Point, Polygon
 
 from flightctl.delivery.events import DeliveryState
 from flightctl.delivery.journal import Journal
@@ -18,6 +20,7 @@ from flightctl.geo import distance_m
 from flightctl.missions.model import MissionType
 from sitl.instance import SitlInstance
 from tests.sitl.deliveries import PROFILE, SITE, assert_home_and_disarmed, commands, fly, order, states
+from tests.support.reports import SeenReport, seen_offline
 from tests.support.tlogs import read_tlog, tlogs_of
 
 pytestmark = pytest.mark.sitl
@@ -43,6 +46,33 @@ async def test_payload_place_delivery_1500m(depot_sitl: SitlInstance, tmp_path: 
     assert outcome.energy_used_wh is not None
     assert outcome.energy_used_wh < plan.energy(headwind_m_s=0).needed_wh * 1.3, "the energy model is not wildly off"
     assert any("Gripper load released" in t.text for t in depot_sitl.vehicle.telemetry.status_log)
+
+    seen = await seen_offline(tmp_path / "journal.sqlite", tmp_path, "delivered")
+    assert_self_contained(seen)
+    release = seen.data["release"]
+    assert release["distance_m"] == pytest.approx(outcome.release_error_m, abs=0.01), "the journal's distance"
+    assert_energy_integral_matches(seen.data)
+    track_at_release = [p for p in seen.data["track"] if p[0] <= phase_t(seen.data, "RELEASED")][-1]
+    zone = Polygon([(lon, lat) for lat, lon in seen.data["plan"]["drop"]["zone"]])
+    assert zone.covers(Point(track_at_release[2], track_at_release[1])), "the flown track reaches the zone"
+    assert release["track_inside_zone"] is True
+    assert "delivered (LANDED)" in seen.text
+    assert seen.data["missing"] == []
+
+
+def assert_self_contained(seen: SeenReport) -> None:
+    assert seen.resources == [], "the page fetched something: it must open with no network"
+    assert seen.images, "the page has no pictures"
+    assert all(image["drawn"] for image in seen.images), seen.images
+
+
+def assert_energy_integral_matches(data: dict[str, Any]) -> None:
+    energy = data["energy"]
+    assert energy["integrated_wh"] == pytest.approx(energy["journal_used_wh"], rel=0.05), energy
+
+
+def phase_t(data: dict[str, Any], state: str) -> float:
+    return float(next(p["t_s"] for p in data["phases"] if p["state"] == state))
 
 
 async def test_release_at_height_delivery(depot_sitl: SitlInstance, tmp_path: Path) -> None:
@@ -99,6 +129,16 @@ async def test_low_battery_on_the_way_aborts_home_with_the_parcel(depot_sitl: Si
     setup = vehicle.payload.setup
     assert setup is not None
     assert vehicle.payload.gripper_at(vehicle.state, setup.grab_pwm), "the gripper still holds the parcel"
+
+    seen = await seen_offline(journal_path, tmp_path, "battery-abort")
+    assert_self_contained(seen)
+    assert seen.data["outcome"]["outcome"] == "not delivered"
+    assert seen.data["release"] is None
+    assert any(line.startswith(f"ABORTING: {outcome.abort_reason} (") for line in seen.data["aborts"])
+    assert outcome.abort_reason in seen.text
+    assert_energy_integral_matches(seen.data)
+    volts = [v for _t, v, _a in seen.data["series"]["battery_v_a"]]
+    assert min(volts) < 10.8 < max(volts), "the plot shows the sag below the abort voltage"
 
 
 async def test_interlock_violated_at_the_drop_means_no_release(depot_sitl: SitlInstance, tmp_path: Path) -> None:
@@ -201,3 +241,11 @@ async def test_order_beyond_the_energy_budget_is_refused_and_nothing_uploaded(
     assert "UPLOADING" not in states(events)
     assert "arm" not in commands(events)
     assert not vehicle.state.armed
+
+    seen = await seen_offline(tmp_path / "journal.sqlite", tmp_path, "no-go")
+    assert_self_contained(seen)
+    assert seen.data["outcome"]["outcome"] == "no-go"
+    assert [line for line in seen.data["checks"] if line.startswith("NO-GO")] == outcome.nogo
+    assert any(line.startswith("it never took off") for line in seen.data["missing"])
+    assert outcome.nogo[0] in seen.text
+    assert seen.data["energy"]["needed_wh"] > seen.data["energy"]["available_wh"] - seen.data["energy"]["reserve_wh"]
