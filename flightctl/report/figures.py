@@ -41,17 +41,26 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _points(report: FlightReport) -> list[tuple[float, float]]:
-    """(lat, lon) of everything the map must show."""
+def _points(report: FlightReport, *, with_area: bool) -> list[tuple[float, float]]:
+    """(lat, lon) of everything a map must show: the flight, and with ``with_area`` its operating area too."""
     plan = report.plan or {}
     found = [(p[0], p[1]) for p in plan.get("route", [])]
     found += [(p["lat"], p["lon"]) for p in plan.get("places", [])]
-    found += [(p[0], p[1]) for p in plan.get("rally", [])]
     found += [(lat, lon) for _t, lat, lon, _alt in report.samples.position]
-    found += [(p[0], p[1]) for ring in plan.get("operating_area", []) for p in ring]  # the flight within its area
     if plan.get("home"):
         found.append((plan["home"][0], plan["home"][1]))
+    if with_area:
+        found += [(p[0], p[1]) for p in plan.get("rally", [])]
+        found += [(p[0], p[1]) for ring in plan.get("operating_area", []) for p in ring]
     return found
+
+
+def _bounds(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """(west, south, east, north) around ``points``, with a margin, never narrower than MIN_SPAN_DEG."""
+    lats, lons = [p[0] for p in points], [p[1] for p in points]
+    span = max(max(lats) - min(lats), max(lons) - min(lons), MIN_SPAN_DEG)
+    margin = span * MAP_MARGIN
+    return min(lons) - margin, min(lats) - margin, max(lons) + margin, max(lats) + margin
 
 
 def _aspect(axes: Axes, lat_deg: float) -> None:
@@ -73,14 +82,21 @@ def _ring(axes: Axes, ring: list[list[float]], **style: Any) -> None:
 
 
 def route_map(report: FlightReport) -> bytes | None:
-    points = _points(report)
-    if not points:
+    """Two maps side by side: the flight within its operating area, and the flight itself, closer."""
+    area, flight = _points(report, with_area=True), _points(report, with_area=False)
+    if not area:
         return None
-    lats, lons = [p[0] for p in points], [p[1] for p in points]
-    span = max(max(lats) - min(lats), max(lons) - min(lons), MIN_SPAN_DEG)
-    south, north = min(lats) - span * MAP_MARGIN, max(lats) + span * MAP_MARGIN
-    west, east = min(lons) - span * MAP_MARGIN, max(lons) + span * MAP_MARGIN
-    figure, axes = plt.subplots(figsize=(9, 7.5))
+    figure, (whole, close) = plt.subplots(1, 2, figsize=(14, 7))
+    _draw_map(report, whole, _bounds(area), "in its operating area")
+    _draw_map(report, close, _bounds(flight), "planned and flown")
+    whole.get_legend().remove()
+    figure.suptitle(report.order_id)
+    figure.tight_layout()
+    return png(figure)
+
+
+def _draw_map(report: FlightReport, axes: Axes, bounds: tuple[float, float, float, float], title: str) -> None:
+    west, south, east, north = bounds
     axes.set_facecolor(SEA)
     axes.ticklabel_format(useOffset=False)
     for shore in shores(west, south, east, north):
@@ -132,9 +148,9 @@ def route_map(report: FlightReport) -> bytes | None:
     _aspect(axes, (south + north) / 2)
     axes.set_xlabel("longitude (°)")
     axes.set_ylabel("latitude (°)")
-    axes.set_title(f"{report.order_id}: planned and flown")
+    axes.set_title(title)
+    axes.locator_params(axis="x", nbins=5)  # longitudes are long numbers: fewer of them, or they overlap
     axes.legend(loc="best", fontsize=8, framealpha=0.9)
-    return png(figure)
 
 
 def _release_label(report: FlightReport) -> str:

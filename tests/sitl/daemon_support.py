@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flightctl.delivery.order import DeliveryOrder
+from flightctl.ground.relay import StatusRelay
 from flightctl.mqtt.consumer import SequenceTracker
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
 from sitl.daemon import write_daemon_config
@@ -208,3 +209,15 @@ async def following(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def relaying(relay: StatusRelay) -> AsyncIterator[StatusRelay]:
+    """The relay, turning the drone's events into the customer's statuses, for as long as the block runs."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+        assert not task.done(), "the relay stopped"
+    finally:
+        task.cancel()
+        await asyncio.wait({task})

@@ -16,15 +16,22 @@ import yaml
 from flightctl.delivery.journal import Journal
 from flightctl.delivery.order import DeliveryMethod, DeliveryOrder
 from flightctl.geo import distance_m
+from flightctl.ground.logbook import LogbookGround
+from flightctl.ground.registry import Registry
+from flightctl.ground.relay import StatusRelay
 from flightctl.missions.model import MissionPlan, MissionType
 from flightctl.mqtt.contract import MessageType
 from sitl.daemon import DaemonProcess
 from sitl.instance import SitlInstance
 from sitl.mosquitto import Mosquitto
+from sitl.postgres import PostgresServer
 from sitl.relay import LossyRelay
 from sitl.tcp_proxy import TcpProxy
+from tests.ground.conftest import require_program
+from tests.mqtt.clients import endpoint
 from tests.mqtt.conftest import ACCOUNTS, require_mosquitto
 from tests.sitl.daemon_support import (
+    DRONE,
     TOPICS,
     Ground,
     cli_broker_args,
@@ -32,10 +39,12 @@ from tests.sitl.daemon_support import (
     flightctl,
     following,
     ground_station,
+    relaying,
     write_config,
 )
 from tests.sitl.deliveries import SHORT_DROP, assert_home_and_disarmed, order
 from tests.sitl.test_delivery_links import DELIVERED_STATES, tcp_endpoint
+from tests.support.conditions import eventually_true
 from tests.support.tlogs import read_tlog, tlogs_of
 
 pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
@@ -382,10 +391,19 @@ async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
     """Test the daemon on one autopilot that stays up, through a radio losing a fifth of its datagrams: a first
     order delivered; a second started from the mode the first left; the link then cut for good near the gate:
     the vehicle comes home by itself, the daemon says OUT_OF_CONTACT within its bound, and once the link is back
-    it records the landing with the parcel on board."""
+    it records the landing with the parcel on board. A relay on PostgreSQL keeps both flights in the operator's
+    logbook, with the AMC1 fields filled; `flightctl logbook` adds their hours and cycles up, and names a record
+    edited behind the relay's back."""
+    require_program("/usr/lib/postgresql", "postgresql")
+    ground_part = LogbookGround(
+        operator_id="GBR-OP-4711", remote_pilot="A. Flett", operation="BVLOS", registrations={DRONE: "G-FCTL1"}
+    )
     async with (
         LossyRelay(*tcp_endpoint(depot_sitl.serial2_url), loss=0.2, seed=7) as radio,
         open_rig(depot_sitl, tmp_path, autopilot_url=radio.url, link_lost_timeout_s=20) as rig,
+        PostgresServer() as pg,
+        await Registry.open(pg.url) as registry,
+        relaying(StatusRelay(registry, endpoint(rig.broker, "ground"), name="relay-1", logbook=ground_part)),
     ):
         ground, vehicle = rig.ground, depot_sitl.vehicle
         first = short_order("KWL-SEQ-1")
@@ -412,3 +430,44 @@ async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
         assert landed.data["detail"]["released"] is False
         assert ground.states(second.order_id)[-3:] == ["ABORTING", "OUT_OF_CONTACT", "LANDED"]
         assert_home_and_disarmed(depot_sitl)
+
+        async def both_in_the_logbook() -> bool:
+            return len(await registry.logbook(DRONE)) == 2
+
+        await eventually_true(both_in_the_logbook, timeout_s=120)
+        await assert_logbook_of_two(pg.url, [first.order_id, second.order_id])
+
+
+async def assert_logbook_of_two(registry_url: str, order_ids: list[str]) -> None:
+    """The two flights in the logbook with every AMC1 field filled, totals that add up, an intact chain, then a
+    record edited by SQL (its guard dropped by the database's owner) named by `flightctl logbook verify`."""
+    import asyncpg
+
+    async def logbook(*args: str, exit_code: int = 0) -> str:
+        code, out, err = await flightctl("logbook", *args, "--registry", registry_url)
+        assert code == exit_code, f"logbook {args}: exit {code}\n{out}\n{err}"
+        return out
+
+    listed = json.loads(await logbook("show", DRONE, "--json"))
+    assert [entry["order_id"] for entry in listed] == order_ids
+    for entry in listed:
+        for field in ("takeoff_utc", "landing_utc", "duration_s", "takeoff_lat_deg", "landing_lat_deg", "preflight",
+                      "outcome", "operator_id", "remote_pilot", "operation", "registration"):  # fmt: skip
+            assert entry[field] not in (None, ""), f"{field} is empty in {entry}"
+        assert entry["registration"] == "G-FCTL1"
+        assert entry["preflight"].startswith("GO: ")
+    assert [entry["delivered"] for entry in listed] == [True, False]
+    assert any("OUT_OF_CONTACT" in line for line in listed[1]["occurrences"])
+    totals = json.loads(await logbook("list", "--json"))
+    assert [(t["drone_id"], t["flights"], t["cycles"]) for t in totals] == [(DRONE, 2, 2)]
+    assert totals[0]["hours"] == pytest.approx(sum(e["duration_s"] for e in listed) / 3600, abs=0.001)
+    assert "intact" in await logbook("verify")
+
+    connection = await asyncpg.connect(registry_url)
+    try:
+        await connection.execute("DROP TRIGGER logbook_keep ON logbook")
+        await connection.execute("UPDATE logbook SET ground = replace(ground, 'A. Flett', 'B. Flett') WHERE n = 1")
+    finally:
+        await connection.close()
+    broken = await logbook("verify", exit_code=2)
+    assert f"{DRONE} record 1 (order {order_ids[0]}): edited" in broken, broken

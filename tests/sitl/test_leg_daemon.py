@@ -5,10 +5,7 @@ mistake (a wind out of limits, a drop order to a wing, a return before the unloa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from sitl.instance import SitlInstance
 from sitl.legs import lined_up, write_flat_leg
 from tests.mqtt.clients import endpoint
 from tests.sitl.conftest import INSTANCE_BASE, require_sitl
-from tests.sitl.daemon_support import DRONE, cli_broker_args, flightctl
+from tests.sitl.daemon_support import DRONE, cli_broker_args, flightctl, relaying
 from tests.sitl.legs import LEG_SPEEDUP
 from tests.sitl.test_daemon import open_rig, short_order
 from tests.sitl.test_leg_deliveries import leg_delivery
@@ -37,18 +34,6 @@ BACK = "north-ronaldsay-kirkwall"
 # 53 km at 22 m/s is 40 minutes of vehicle time; with the take-off, the approach and the roll-out, the wall time
 # at LEG_SPEEDUP, three times over for a loaded machine.
 LEG_WALL_S = 3600 / LEG_SPEEDUP * 3 + 120
-
-
-@contextlib.asynccontextmanager
-async def relaying(relay: StatusRelay) -> AsyncIterator[StatusRelay]:
-    """The relay, turning the drone's events into the customer's statuses, for as long as the block runs."""
-    task = asyncio.create_task(relay.run())
-    try:
-        yield relay
-        assert not task.done(), "the relay stopped"
-    finally:
-        task.cancel()
-        await asyncio.wait({task})
 
 
 def measured(from_deg: float, speed_m_s: float) -> dict[str, Any]:
