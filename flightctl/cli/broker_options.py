@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 BrokerOption = Annotated[
     str, typer.Option("--broker", help="mqtt://[user[:password]@]host[:port] or mqtts://... (TLS)")
 ]
+BrokersOption = Annotated[
+    list[str],
+    typer.Option(
+        "--broker",
+        help="mqtt://[user[:password]@]host[:port] or mqtts://... (TLS). Repeat it for each broker of an active "
+        "pair: the request goes through every one that can be reached, the answer comes from any.",
+    ),
+]
 DroneOption = Annotated[str, typer.Option("--drone", help="The drone's id (its topic namespace).")]
 UsernameOption = Annotated[str | None, typer.Option("--username", help="Broker user name.")]
 PasswordFileOption = Annotated[
@@ -41,6 +49,15 @@ def endpoint_or_exit(
         return BrokerEndpoint.from_url(url, username=username, password=password, ca_file=ca_file)
     except ConfigError as exc:
         raise fail(exc) from None
+
+
+def endpoints_or_exit(
+    urls: list[str], username: str | None, password_file: Path | None, ca_file: Path | None
+) -> list[BrokerEndpoint]:
+    """One endpoint per --broker, with the same credentials (the brokers of a pair share their accounts)."""
+    if not urls:
+        raise fail(ConfigError("give --broker"))
+    return [endpoint_or_exit(url, username, password_file, ca_file) for url in urls]
 
 
 def drone_or_exit(drone: str) -> str:

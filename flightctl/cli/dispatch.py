@@ -15,13 +15,13 @@ import typer
 from rich.text import Text
 
 from flightctl.cli.broker_options import (
-    BrokerOption,
+    BrokersOption,
     CaFileOption,
     DroneOption,
     PasswordFileOption,
     UsernameOption,
     drone_or_exit,
-    endpoint_or_exit,
+    endpoints_or_exit,
 )
 from flightctl.cli.common import AnswerTimeoutOption, DepotWindOption, console, fail, run
 from flightctl.cli.order import (
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 def dispatch(
     order: OrderArgument,
     customer: Annotated[str, typer.Option("--customer", help="The customer's id (kept in the registry only).")],
-    broker: BrokerOption,
+    broker: BrokersOption,
     drone: DroneOption,
     registry: Annotated[
         str,
@@ -76,7 +76,7 @@ def dispatch(
     from flightctl.ground.dispatch import send_order
     from flightctl.ground.registry import Registry
 
-    endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
+    endpoints = endpoints_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     the_order, wind = order_and_wind_or_exit(order, depot_wind)
     timezone = None if site is None else site_or_exit(site).timezone
@@ -91,7 +91,7 @@ def dispatch(
             sent.customer = customer
             try:
                 answer = await send_order(
-                    endpoint, drone, the_order, wind=wind, timeout_s=timeout_s, on_sent=sent.order_sent
+                    endpoints, drone, the_order, wind=wind, timeout_s=timeout_s, on_sent=sent.order_sent
                 )
             except BaseException:
                 if not sent.sent:  # never sent (no broker, refused, interrupted): it may be dispatched again

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flightctl.cli.broker_options import CaFileOption, PasswordFileOption, UsernameOption
+from flightctl.cli.broker_options import BrokersOption, CaFileOption, PasswordFileOption, UsernameOption
 from flightctl.cli.common import (
     DEFAULT_TIMEOUT_S,
     AirstripWindOption,
@@ -220,15 +220,19 @@ def _has_what_go_no_go_reads(state: VehicleState) -> bool:
 
 
 OptionalBrokerOption = Annotated[
-    str | None,
-    typer.Option("--broker", help="Over MQTT to the onboard daemon: mqtt://host[:port] or mqtts://... (TLS)."),
+    list[str] | None,
+    typer.Option(
+        "--broker",
+        help="Over MQTT to the onboard daemon: mqtt://host[:port] or mqtts://... (TLS); repeat it for each broker "
+        "of an active pair.",
+    ),
 ]
 OptionalDroneOption = Annotated[str | None, typer.Option("--drone", help="The drone's id, with --broker.")]
 REFUSED_EXIT = 2
 
 
 def send_command_or_exit(
-    broker: str,
+    brokers: list[str],
     drone: str | None,
     credentials: tuple[str | None, Path | None, Path | None],
     data: dict[str, Any],
@@ -236,13 +240,13 @@ def send_command_or_exit(
     timeout_s: float,
 ) -> dict[str, Any]:
     """A command to the drone's daemon over MQTT, and its command_result's data; exit 1 with no answer in time."""
-    from flightctl.cli.broker_options import drone_or_exit, endpoint_or_exit
+    from flightctl.cli.broker_options import drone_or_exit, endpoints_or_exit
     from flightctl.ground.dispatch import new_request_id, request_message, send_request
     from flightctl.mqtt.contract import MessageType, Topics
 
     if drone is None:
         raise fail(FlightctlError("--broker needs --drone, the drone's id"))
-    endpoint = endpoint_or_exit(broker, *credentials)
+    endpoints = endpoints_or_exit(brokers, *credentials)
     drone = drone_or_exit(drone)
     request_id = new_request_id()
     payload = request_message(drone, MessageType.COMMAND, {"request_id": request_id, **data})
@@ -250,7 +254,7 @@ def send_command_or_exit(
 
     async def go() -> dict[str, Any]:
         answer = await send_request(
-            endpoint, drone, Topics(drone).commands, payload, request_id, what, timeout_s=timeout_s
+            endpoints, drone, Topics(drone).commands, payload, request_id, what, timeout_s=timeout_s
         )
         return dict(answer.data)
 
@@ -310,7 +314,7 @@ def unloaded(
 
 @leg_app.command("report-wind")
 def report_wind(
-    broker: Annotated[str, typer.Option("--broker", help="mqtt://host[:port] or mqtts://... (TLS)")],
+    broker: BrokersOption,
     drone: Annotated[str, typer.Option("--drone", help="The drone's id (its topic namespace).")],
     wind: AirstripWindOption = None,
     username: UsernameOption = None,

@@ -11,13 +11,13 @@ import typer
 from rich.text import Text
 
 from flightctl.cli.broker_options import (
-    BrokerOption,
+    BrokersOption,
     CaFileOption,
     DroneOption,
     PasswordFileOption,
     UsernameOption,
     drone_or_exit,
-    endpoint_or_exit,
+    endpoints_or_exit,
 )
 from flightctl.cli.common import (
     AirstripWindOption,
@@ -88,7 +88,7 @@ def exit_unless_accepted(answer: dict[str, Any]) -> None:
 @order_app.command("send")
 def send(
     order: OrderArgument,
-    broker: BrokerOption,
+    broker: BrokersOption,
     drone: DroneOption,
     depot_wind: DepotWindOption = None,
     username: UsernameOption = None,
@@ -101,12 +101,12 @@ def send(
     answer in time (the order stays with the broker and is answered when the drone comes back)."""
     from flightctl.ground.dispatch import send_order
 
-    endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
+    endpoints = endpoints_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     the_order, wind = order_and_wind_or_exit(order, depot_wind)
 
     async def go() -> dict[str, Any]:
-        answer = await send_order(endpoint, drone, the_order, wind=wind, timeout_s=timeout_s)
+        answer = await send_order(endpoints, drone, the_order, wind=wind, timeout_s=timeout_s)
         return answer.model_dump(mode="json", by_alias=True)
 
     print_answer(run(go), the_order.order_id, drone, as_json=as_json)
@@ -118,7 +118,7 @@ def leg(
     order_id: Annotated[str, typer.Option("--order-id", help="The leg's opaque order id.")],
     parcel_kg: Annotated[float, typer.Option("--parcel-kg", min=0, max=1000, help="Mass of what is loaded, kg.")],
     aloft_wind: AloftOption,
-    broker: BrokerOption,
+    broker: BrokersOption,
     drone: DroneOption,
     wind: AirstripWindOption = None,
     follows: Annotated[
@@ -142,7 +142,7 @@ def leg(
     from flightctl.mqtt.contract import MessageType, Topics
     from flightctl.mqtt.requests import LegOrder, OrderRequest
 
-    endpoint = endpoint_or_exit(broker, username, password_file, ca_file)
+    endpoints = endpoints_or_exit(broker, username, password_file, ca_file)
     drone = drone_or_exit(drone)
     winds = airstrip_winds_or_exit(wind, need_time=True)
     request_id = new_request_id()
@@ -162,7 +162,7 @@ def leg(
 
     async def go() -> dict[str, Any]:
         answer = await send_request(
-            endpoint, drone, Topics(drone).orders, payload, request_id, f"leg {order_id}", timeout_s=timeout_s
+            endpoints, drone, Topics(drone).orders, payload, request_id, f"leg {order_id}", timeout_s=timeout_s
         )
         return answer.model_dump(mode="json", by_alias=True)
 

@@ -41,7 +41,7 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
             )
             status_relay = StatusRelay(
                 registry,
-                settings.endpoint(),
+                settings.endpoints(),
                 name=settings.name,
                 share_group=settings.share_group,
                 logbook=settings.logbook,

@@ -52,7 +52,7 @@ class Daemon:
         # The position stream must be at least as fast as the telemetry asked for.
         position_hz = max(rates_hz.get("GLOBAL_POSITION_INT", 0.0), config.telemetry.rate_hz)
         self.rates_hz = {**rates_hz, "GLOBAL_POSITION_INT": position_hz}
-        self.endpoint = config.broker_endpoint()
+        self.endpoints = config.broker_endpoints()
         self._link: BrokerLink | None = None
         self._stop_requested = False
 
@@ -108,7 +108,7 @@ class Daemon:
         pump = OutboxPump(journal, Topics(config.drone_id), publish_timeout_s=config.broker.publish_timeout_s)
         link = BrokerLink(
             config.drone_id,
-            self.endpoint,
+            self.endpoints,
             config.broker,
             config.telemetry,
             worker=worker,
@@ -124,7 +124,12 @@ class Daemon:
         remove = vehicle.connection.add_listener("GLOBAL_POSITION_INT", sampler.on_position)
         try:
             await worker.resume_open_order()
-            log.info("flightctl daemon for drone %s: autopilot %s, broker %s", config.drone_id, vehicle, self.endpoint)
+            log.info(
+                "flightctl daemon for drone %s: autopilot %s, broker %s",
+                config.drone_id,
+                vehicle,
+                " or ".join(map(str, self.endpoints)),
+            )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(worker.run(), name="deliveries")
                 tasks.create_task(link.run(), name="broker")

@@ -6,6 +6,13 @@ while we were away, and a retained last will, delayed, so a drop of a few second
 offline. Connected, it runs four things until the connection fails: the outbox pump, telemetry, the online
 message, and the orders and commands coming in. A failure of any of them ends the connection; the next one
 starts after a backoff with jitter (a fleet that lost the broker together does not come back together).
+
+With more than one broker (an active pair: ``broker.peer_urls``), the daemon is on one at a time and each
+connection that fails, or cannot be made, moves it to the next, so a broker that stops costs one backoff, not
+the outage. Each broker keeps its own session for the drone; dispatch sends every order to all of them, so the
+copy kept by the broker the drone was not on arrives later as a repeat, and is answered as one (orders are
+idempotent by order id). Events are sent once, to the broker the drone is on; one sent again after a failover
+carries its sequence number, and the relays (reading every broker) keep it once.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -63,7 +71,7 @@ class BrokerLink:
     def __init__(
         self,
         drone_id: str,
-        endpoint: BrokerEndpoint,
+        endpoints: Sequence[BrokerEndpoint],
         broker: BrokerSection,
         telemetry: TelemetrySection,
         *,
@@ -72,8 +80,12 @@ class BrokerLink:
         sampler: TelemetrySampler,
         clock: Clock,
     ) -> None:
+        if not endpoints:
+            raise ValueError("a broker link needs at least one broker")
         self.topics = Topics(drone_id)
-        self.endpoint = endpoint
+        self.endpoints = list(endpoints)
+        self._at = 0  # the broker tried now: the first, then the next after each drop
+        self.failovers = 0
         self.broker = broker
         self.telemetry = telemetry
         self.worker = worker
@@ -94,8 +106,15 @@ class BrokerLink:
         # "stopped". Any other end of a connection (a crash, a cancellation nobody asked for) leaves the will.
         self.stop_requested = False
 
+    @property
+    def endpoint(self) -> BrokerEndpoint:
+        """The broker this link is on, or trying next."""
+        return self.endpoints[self._at]
+
     def status(self) -> dict[str, Any]:
         return {
+            "broker": str(self.endpoint),
+            "broker_failovers": self.failovers,
             "broker_connected": self.connected,
             "broker_connections": self.connections,
             "events_sent": self.pump.sent,
@@ -158,7 +177,11 @@ class BrokerLink:
     def _dropped(self, error: str, delay_s: float) -> None:
         self.connected = False
         self.last_error = error
-        log.warning("broker %s: %s; connecting again in about %.0f s", self.endpoint, error, delay_s)
+        lost = self.endpoint
+        if len(self.endpoints) > 1:  # the next broker of the pair: one that stopped costs one backoff
+            self._at = (self._at + 1) % len(self.endpoints)
+            self.failovers += 1
+        log.warning("broker %s: %s; connecting to %s in about %.0f s", lost, error, self.endpoint, delay_s)
 
     async def _serve(self, client: MqttClient) -> None:
         try:

@@ -17,12 +17,16 @@ from flightctl.config import StrictModel, beside, names_a_file, read_secret, rea
 from flightctl.errors import ConfigError, TransportError
 from flightctl.link.transport import transport_for_url
 from flightctl.mqtt.contract import DRONE_ID_PATTERN
-from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.endpoint import BrokerEndpoint, checked_broker_url
 from flightctl.vehicle.remote_id import RemoteIdSettings
 
 
 class BrokerSection(StrictModel):
     url: str
+    # More brokers of an active pair (or more): independent brokers with the same accounts, each with its own
+    # sessions. The daemon is connected to one at a time, and on losing it tries the next in turn; dispatch
+    # sends each order to all and relays read from all, so whichever the drone is on, nothing is missed.
+    peer_urls: list[str] = Field(default_factory=list, max_length=8)
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
     password_file: Path | None = None
@@ -39,11 +43,12 @@ class BrokerSection(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        try:
-            BrokerEndpoint.from_url(url)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return url
+        return checked_broker_url(url)
+
+    @field_validator("peer_urls")
+    @classmethod
+    def _peer_urls(cls, urls: list[str]) -> list[str]:
+        return [checked_broker_url(url) for url in urls]
 
     @model_validator(mode="after")
     def _one_password(self) -> Self:
@@ -97,12 +102,16 @@ class DaemonConfig(StrictModel):
     # mistyped operator ID stops the daemon at start-up, not the aircraft at the runway.
     remote_id: RemoteIdSettings | None = None
 
-    def broker_endpoint(self) -> BrokerEndpoint:
+    def broker_endpoints(self) -> list[BrokerEndpoint]:
+        """The broker first, then its peers: the order the daemon tries them in."""
         broker = self.broker
         password = broker.password
         if broker.password_file is not None:
             password = read_secret(broker.password_file, "broker.password_file")
-        return BrokerEndpoint.from_url(broker.url, username=broker.username, password=password, ca_file=broker.ca_file)
+        return [
+            BrokerEndpoint.from_url(url, username=broker.username, password=password, ca_file=broker.ca_file)
+            for url in (broker.url, *broker.peer_urls)
+        ]
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:
@@ -118,7 +127,7 @@ def load_daemon_config(path: Path) -> DaemonConfig:
     if config.broker.ca_file is not None and not config.broker.ca_file.is_file():
         raise ConfigError(f"{path}: broker.ca_file: {config.broker.ca_file} is not a file")
     try:
-        config.broker_endpoint()  # a password file that cannot be read fails now, not at the first connection
+        config.broker_endpoints()  # a password file that cannot be read fails now, not at the first connection
         transport_for_url(config.autopilot.url)  # built, not opened: an unknown scheme is not retried forever
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -6,6 +6,10 @@ whichever relay got it, so together they neither lose nor duplicate. Each relay 
 acknowledges a message only after the registry has it: a relay that dies mid-way gets its unacknowledged
 messages again when it comes back.
 
+With an active pair of brokers (``broker.peer_urls``), a relay reads all of them at once, each through its own
+connection and session: a drone is on whichever broker it could reach, and sends an event again on the other
+after a failover; the registry's (drone, seq) key makes the second copy a duplicate, not a second event.
+
 One message never stops a relay. Each is handled inside its own failure boundary: one that is not an event of
 ours, or that sets off anything unexpected, is dead-lettered (counted, the first of a burst kept in the registry
 and logged) and acknowledged, so the broker never hands it to a relay again. Only an outage of the registry
@@ -14,7 +18,9 @@ itself leaves a message unacknowledged: the relay drops its connection and comes
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHARE_GROUP = "relay"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
+RECONNECT_MAX_S = 5.0
 
 
 @dataclass
@@ -39,7 +46,8 @@ class RelayStats:
     taken: int = 0  # events this relay took first
     duplicates: int = 0  # taken already (a re-send, or by another relay)
     dead_letters: int = 0  # not an event of ours, or one that could not be handled
-    connections: int = 0  # to the broker, each subscribed
+    connections: int = 0  # to the brokers, each subscribed
+    connections_by_broker: dict[str, int] = field(default_factory=dict)  # by "host:port"
     by_drone: dict[str, int] = field(default_factory=dict)
 
 
@@ -53,7 +61,7 @@ class StatusRelay:
     def __init__(
         self,
         registry: Registry,
-        endpoint: BrokerEndpoint,
+        endpoints: Sequence[BrokerEndpoint],
         *,
         name: str,
         share_group: str = DEFAULT_SHARE_GROUP,
@@ -62,7 +70,9 @@ class StatusRelay:
     ):
         self.registry = registry
         self.logbook = logbook  # the operator's part of each flight record
-        self.endpoint = endpoint
+        if not endpoints:
+            raise ValueError("a relay needs at least one broker")
+        self.endpoints = list(endpoints)
         self.name = name
         self.share_group = share_group
         self.session_expiry_s = session_expiry_s
@@ -74,32 +84,44 @@ class StatusRelay:
         return f"$share/{self.share_group}/{EVENTS_FILTER}"
 
     async def run(self) -> None:
+        """Read every broker, each connection kept up on its own, until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for endpoint in self.endpoints:
+                tasks.create_task(self._follow(endpoint), name=f"relay {self.name} on {endpoint}")
+
+    async def _follow(self, endpoint: BrokerEndpoint) -> None:
+        def dropped(error: str, delay_s: float) -> None:
+            log.warning("relay %s on %s: %s; again in about %.0f s", self.name, endpoint, error, delay_s)
+
+        async def serve(client: MqttClient) -> None:
+            await self._serve(client, endpoint)
+
         await keep_connected(
-            self._client,
-            self._serve,
+            lambda: self._client(endpoint),
+            serve,
             min_delay_s=0.5,
-            max_delay_s=30,
-            on_drop=self._dropped,
+            # A few relays, not a fleet: no herd to spread out, and a broker of the pair that comes back is read
+            # again within seconds (its kept session holds what drones sent it meanwhile).
+            max_delay_s=RECONNECT_MAX_S,
+            on_drop=dropped,
             drops=(RegistryUnavailable,),
         )
 
-    @property
-    def client_id(self) -> str:
+    def client_id(self, endpoint: BrokerEndpoint) -> str:
         """The one id the broker lets this relay's account connect with (named after the account, not the relay)."""
-        return relay_client_id(self.endpoint.username or self.name)
+        return relay_client_id(endpoint.username or self.name)
 
-    def _client(self) -> MqttClient:
+    def _client(self, endpoint: BrokerEndpoint) -> MqttClient:
         return make_client(
-            self.endpoint, client_id=self.client_id, session_expiry_s=self.session_expiry_s, manual_ack=True
+            endpoint, client_id=self.client_id(endpoint), session_expiry_s=self.session_expiry_s, manual_ack=True
         )
 
-    def _dropped(self, error: str, delay_s: float) -> None:
-        log.warning("relay %s: %s; again in about %.0f s", self.name, error, delay_s)
-
-    async def _serve(self, client: MqttClient) -> None:
+    async def _serve(self, client: MqttClient, endpoint: BrokerEndpoint) -> None:
         await client.subscribe(self.subscription, qos=1)
         self.stats.connections += 1
-        log.info("relay %s following %s on %s", self.name, self.subscription, self.endpoint)
+        where = f"{endpoint.host}:{endpoint.port}"
+        self.stats.connections_by_broker[where] = self.stats.connections_by_broker.get(where, 0) + 1
+        log.info("relay %s following %s on %s", self.name, self.subscription, endpoint)
         async for message in client.messages:
             await self.handle(message)
             client.ack(message)

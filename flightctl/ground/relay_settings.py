@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from flightctl.config import StrictModel, TimeZoneName, beside, read_secret, read_toml, validation_problems
 from flightctl.errors import ConfigError
@@ -14,14 +14,27 @@ from flightctl.ground.logbook import LogbookGround
 from flightctl.ground.registry import refuse_password_in_url
 from flightctl.ground.relay import DEFAULT_SHARE_GROUP
 from flightctl.ground.tracking_words import load_words
-from flightctl.mqtt.endpoint import BrokerEndpoint
+from flightctl.mqtt.endpoint import BrokerEndpoint, checked_broker_url
 
 
 class RelayBroker(StrictModel):
     url: str
+    # The other brokers of an active pair: the relay reads every one of them at once (a drone is on whichever
+    # it could reach), and the registry keeps each event once, whichever broker it came through.
+    peer_urls: list[str] = Field(default_factory=list, max_length=8)
     username: str
     password_file: Path
     ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return checked_broker_url(url)
+
+    @field_validator("peer_urls")
+    @classmethod
+    def _peer_urls(cls, urls: list[str]) -> list[str]:
+        return [checked_broker_url(url) for url in urls]
 
 
 class RelayHttp(StrictModel):
@@ -69,13 +82,13 @@ class RelayConfig(StrictModel):
     # those fields empty.
     logbook: LogbookGround | None = None
 
-    def endpoint(self) -> BrokerEndpoint:
-        return BrokerEndpoint.from_url(
-            self.broker.url,
-            username=self.broker.username,
-            password=read_secret(self.broker.password_file, "broker.password_file"),
-            ca_file=self.broker.ca_file,
-        )
+    def endpoints(self) -> list[BrokerEndpoint]:
+        """Every broker the relay reads: ``broker.url`` and its peers."""
+        password = read_secret(self.broker.password_file, "broker.password_file")
+        return [
+            BrokerEndpoint.from_url(url, username=self.broker.username, password=password, ca_file=self.broker.ca_file)
+            for url in (self.broker.url, *self.broker.peer_urls)
+        ]
 
     def ops_credentials(self) -> tuple[str, str] | None:
         if self.ops is None:
@@ -99,7 +112,7 @@ def load_relay_config(path: Path) -> RelayConfig:
         except ConfigError as exc:
             raise ConfigError(f"{path}: {key}: {exc}") from None
     try:
-        config.endpoint()
+        config.endpoints()
         config.ops_credentials()
         config.registry_password()
         refuse_password_in_url(config.registry, "registry")

@@ -84,3 +84,12 @@ class BrokerEndpoint(BaseModel):
         return f"<BrokerEndpoint {scheme}://{self.username or ''}@{self.host}:{self.port}>"
 
     __str__ = __repr__
+
+
+def checked_broker_url(url: str) -> str:
+    """``url`` if it names a broker (for a config's validator: the problem as a ``ValueError``)."""
+    try:
+        BrokerEndpoint.from_url(url)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return url

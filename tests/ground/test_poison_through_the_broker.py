@@ -102,9 +102,9 @@ POISON_EVENTS = [
 
 @contextlib.asynccontextmanager
 async def running_relay(fleet: Fleet, registry: Registry, acks: list[int]) -> AsyncIterator[StatusRelay]:
-    relay = StatusRelay(registry, fleet.endpoint("relay-1"), name="relay-1")
+    relay = StatusRelay(registry, [fleet.endpoint("relay-1")], name="relay-1")
     new_client = relay._client
-    relay._client = lambda: counting_acks(new_client(), acks)  # type: ignore[method-assign]
+    relay._client = lambda endpoint: counting_acks(new_client(endpoint), acks)  # type: ignore[method-assign]
     task = asyncio.create_task(relay.run())
     try:
         await eventually(lambda: relay.stats.connections > 0, timeout_s=30)
@@ -223,7 +223,7 @@ ORDER_BOUNDS: dict[tuple[str, ...], list[Any]] = {
 async def daemon_link(fleet: Fleet, journal: Journal, desk: Desk, acks: list[int]) -> AsyncIterator[BrokerLink]:
     link = BrokerLink(
         "drone-a",
-        fleet.endpoint("drone-a"),
+        [fleet.endpoint("drone-a")],
         BrokerSection(url=fleet.broker.url, reconnect_min_s=0.2, reconnect_max_s=1),
         TelemetrySection(),
         worker=desk,
@@ -400,7 +400,7 @@ async def test_dispatch_waits_through_poison_for_its_answer(fleet: Fleet) -> Non
         async with asyncio.timeout(30):
             await subscribed.wait()
         answer = await send_order(
-            fleet.endpoint("dispatch-1"), "drone-a", order("kirkwall-1500m-place"),
+            [fleet.endpoint("dispatch-1")], "drone-a", order("kirkwall-1500m-place"),
             wind=None, timeout_s=120, dead_letters=box,
         )  # fmt: skip
     finally:

@@ -91,7 +91,7 @@ class Ground:
 @pytest.fixture
 async def ground(fleet: Fleet, tmp_path: Path) -> AsyncIterator[Ground]:
     async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
-        relay = StatusRelay(registry, fleet.endpoint("relay-1"), name="1")
+        relay = StatusRelay(registry, [fleet.endpoint("relay-1")], name="1")
         app = tracking_app(
             registry,
             # A window longer than any test runs: what the limit lets through must not depend on how fast this
@@ -346,7 +346,7 @@ async def test_a_relay_account_sees_events_a_second_relay_shares_them(ground: Gr
     """Test two relays on one registry through the shared subscription: together they take each event once."""
     connections = ground.relay.stats.connections
     await ground.fleet.add("relay-3", AccountKind.RELAY)  # restarts the broker, as applying an account does
-    second = StatusRelay(ground.registry, ground.fleet.endpoint("relay-3"), name="3")
+    second = StatusRelay(ground.registry, [ground.fleet.endpoint("relay-3")], name="3")
     task = asyncio.create_task(second.run())
     try:
         # Both following before the drone sends: what one relay's restored session gets while it reconnects after

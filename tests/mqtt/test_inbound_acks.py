@@ -69,7 +69,7 @@ async def daemon_link(broker: Mosquitto, journal: Journal, desk: Desk) -> AsyncI
     """The daemon's broker side as ``flightctl run`` wires it, with ``desk`` as its delivery side."""
     link = BrokerLink(
         DRONE,
-        endpoint(broker, DRONE),
+        [endpoint(broker, DRONE)],
         BrokerSection(url=broker.url, reconnect_min_s=0.2, reconnect_max_s=1),
         TelemetrySection(),
         worker=desk,

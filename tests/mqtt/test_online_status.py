@@ -44,7 +44,7 @@ async def daemon(
     desk = FlyingDesk(dies_before_recording=False)
     link = BrokerLink(
         DRONE,
-        endpoint(broker, DRONE),
+        [endpoint(broker, DRONE)],
         BrokerSection(
             url=broker.url, reconnect_min_s=0.2, reconnect_max_s=1, will_delay_s=WILL_DELAY_S, keepalive_s=KEEPALIVE_S
         ),

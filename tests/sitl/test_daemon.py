@@ -403,7 +403,7 @@ async def test_order_after_order_through_a_lossy_radio_and_a_link_cut_for_good(
         open_rig(depot_sitl, tmp_path, autopilot_url=radio.url, link_lost_timeout_s=20) as rig,
         PostgresServer() as pg,
         await Registry.open(pg.url) as registry,
-        relaying(StatusRelay(registry, endpoint(rig.broker, "ground"), name="relay-1", logbook=ground_part)),
+        relaying(StatusRelay(registry, [endpoint(rig.broker, "ground")], name="relay-1", logbook=ground_part)),
     ):
         ground, vehicle = rig.ground, depot_sitl.vehicle
         first = short_order("KWL-SEQ-1")

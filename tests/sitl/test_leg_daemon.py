@@ -60,7 +60,7 @@ async def test_a_leg_ordered_over_mqtt_arrives_is_unloaded_by_command_and_mistak
         SitlInstance(home=home, vehicle="plane", instance=INSTANCE_BASE + 10, speedup=LEG_SPEEDUP) as sim,
         open_rig(sim, tmp_path, profile="sitl-plane", legs=legs) as rig,
         await Registry.open(str(tmp_path / "registry.sqlite")) as registry,
-        relaying(StatusRelay(registry, endpoint(rig.broker, "ground"), name="relay-1")),
+        relaying(StatusRelay(registry, [endpoint(rig.broker, "ground")], name="relay-1")),
     ):
         ground = rig.ground
         await registry.register("NRL-L1", "customer-on-north-ronaldsay", DRONE)

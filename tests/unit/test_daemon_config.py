@@ -44,7 +44,7 @@ def test_the_shipped_configs_load(tmp_path: Path) -> None:
 def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_daemon_config(write(tmp_path, GOOD))
     assert config.journal == tmp_path / "state" / "journal.sqlite"
-    endpoint = config.broker_endpoint()
+    endpoint = config.broker_endpoints()[0]
     assert (endpoint.host, endpoint.port, endpoint.tls, endpoint.password) == (
         "broker.example.net",
         8883,
@@ -102,3 +102,18 @@ def test_broker_urls_that_are_refused(url: str) -> None:
 def test_credentials_in_the_url() -> None:
     endpoint = BrokerEndpoint.from_url("mqtt://ops:p%40ss@127.0.0.1:1884")
     assert (endpoint.username, endpoint.password, endpoint.port, endpoint.tls) == ("ops", "p@ss", 1884, False)
+
+
+def test_a_pair_of_brokers_is_tried_in_order_with_the_same_account(tmp_path: Path) -> None:
+    """Test ``broker.peer_urls``: the broker first, then each peer, one account for all; a peer that is not a
+    broker URL stops the config naming the key."""
+    pair = GOOD.replace(
+        'url = "mqtts://broker.example.net"',
+        'url = "mqtts://broker.example.net"\npeer_urls = ["mqtts://broker-2.example.net:8884"]',
+    )
+    endpoints = load_daemon_config(write(tmp_path, pair)).broker_endpoints()
+    assert [(e.host, e.port) for e in endpoints] == [("broker.example.net", 8883), ("broker-2.example.net", 8884)]
+    assert {(e.username, e.password) for e in endpoints} == {("orkney-07", "s3cret")}
+    bad = pair.replace("mqtts://broker-2.example.net:8884", "http://broker-2.example.net")
+    with pytest.raises(ConfigError, match=r"broker\.peer_urls"):
+        load_daemon_config(write(tmp_path, bad))

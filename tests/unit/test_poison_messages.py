@@ -140,7 +140,7 @@ async def test_the_relay_dead_letters_each_poison_message_and_takes_the_next_eve
     opened = await Registry.open(str(tmp_path / "registry.sqlite"))
     async with BuggyRegistry(opened._backend, opened.description) as registry:
         await registry.register("KWL-1", "customer-1", DRONE)
-        relay = StatusRelay(registry, BrokerEndpoint.from_url("mqtt://127.0.0.1:1"), name="relay-1")
+        relay = StatusRelay(registry, [BrokerEndpoint.from_url("mqtt://127.0.0.1:1")], name="relay-1")
         poison = [*RELAY_POISON.values(), *NOT_THIS_DRONES_EVENT.values()]
         for payload in poison:
             await relay.handle(message(payload))
@@ -179,7 +179,7 @@ async def test_the_relay_survives_ten_thousand_hostile_events(tmp_path: Path) ->
     hostile = HostilePayloads(state_event(), bounded, max_bytes=64 * 1024, seed=18).take(10_000)
     async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
         await registry.register("KWL-1", "customer-1", DRONE)
-        relay = StatusRelay(registry, BrokerEndpoint.from_url("mqtt://127.0.0.1:1"), name="relay-1")
+        relay = StatusRelay(registry, [BrokerEndpoint.from_url("mqtt://127.0.0.1:1")], name="relay-1")
         # A budget that does not refill while the test runs: exactly its burst is kept, however long it takes.
         budget = AnswerBudget(per_minute=1e-9, burst=60)
         relay.dead_letters = DeadLetterBox("relay-1", budget=budget, keep=relay.dead_letters.keep)

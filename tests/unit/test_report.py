@@ -36,7 +36,7 @@ _ids = itertools.count(1)
 
 
 def event(event_kind: EventKind, name: str, ms: int | None, /, **detail: Any) -> JournalEvent:
-    state = DeliveryState(name) if event_kind is EventKind.STATE else DeliveryState.ENROUTE
+    state = DeliveryState(name) if event_kind is EventKind.STATE else DeliveryState.PREFLIGHT
     return JournalEvent(next(_ids), PLAN.order_id, "2026-12-01T10:00:00+00:00", ms, event_kind, state, name, detail)
 
 
@@ -224,3 +224,25 @@ def test_the_json_is_json(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert data["energy"]["integrated_wh"] == pytest.approx(report.energy.integrated_wh)
     assert integrate_wh([(0.0, 12.0, 10.0)], 0.0, 10.0) is None, "one sample is no integral"
+
+
+def test_a_legs_plan_names_its_three_airstrips_and_its_fence(tmp_path: Path) -> None:
+    """Test the plan journaled for an island leg: its route, the three airstrips by role (the map labels them),
+    and the corridor as the operating area; and a leg report with no tlog draws and says what it lacks."""
+    from tests.unit.test_decide_leg import FLIGHT
+
+    record = plan_record(FLIGHT)
+    assert record["kind"] == "leg"
+    assert [place["name"].split("(")[1].rstrip(")") for place in record["places"]] == [
+        "EGPA, origin", "EGEN, destination", "EGES, alternate",
+    ]  # fmt: skip
+    assert len(record["route"]) > 10
+    assert record["operating_area"], "the leg's corridor"
+    assert json.loads(json.dumps(record)) == record
+    events = [
+        event(EventKind.STATE, "PREFLIGHT", BOOT_AT_START_MS),
+        event(EventKind.OBSERVATION, Observation.PLAN, BOOT_AT_START_MS, **record),
+    ]
+    report = flight_report("KWL-L1", events, None)
+    assert report.plan == record
+    assert any("journal ends at PREFLIGHT" in line for line in report.missing)

@@ -129,12 +129,13 @@ def relay_config(folder: Path, **overrides: str) -> Path:
         ({"share_group": '"re#lay"'}, "share_group"),
         ({"ops_port": "8080"}, "a listener of its own"),
         ({"url": '"mqtts://[::1:8883"'}, "Invalid IPv6 URL"),
+        ({"url": '"mqtts://127.0.0.1:9"\npeer_urls = ["ftp://127.0.0.1:10"]'}, "broker.peer_urls"),
         ({"ca_file": "CA"}, "not PEM certificates"),
         ({"http_port": "TAKEN"}, "Address already in use"),
     ],
     ids=[
         "registry-typo", "registry-password", "share-group-wildcard", "ops-on-customer-port", "ipv6-typo",
-        "ca-not-pem", "port-in-use",
+        "peer-not-a-broker", "ca-not-pem", "port-in-use",
     ],
 )  # fmt: skip
 def test_a_mistaken_relay_config_is_one_line_before_anything_starts(
@@ -185,4 +186,9 @@ def test_relative_paths_in_a_relay_config_are_relative_to_the_config(
     assert config.broker.ca_file == folder / "ca-good.pem"
     assert config.ops is not None
     assert config.ops.password_file == folder / "ops-password"
-    assert config.endpoint().password == "hunter2"
+    assert config.endpoints()[0].password == "hunter2"
+    pair = path.read_text().replace(
+        'url = "mqtts://127.0.0.1:9"', 'url = "mqtts://127.0.0.1:9"\npeer_urls = ["mqtts://127.0.0.1:10"]'
+    )
+    path.write_text(pair)
+    assert [e.port for e in load_relay_config(path).endpoints()] == [9, 10], "the relay reads both brokers of a pair"
