@@ -31,7 +31,7 @@ from flightctl.config import configs_dir
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 from flightctl.ground.registry import Registry
 from flightctl.mqtt.broker import make_client
-from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource, Topics, drone_client_id
 from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.mosquitto import Mosquitto
 from sitl.postgres import PostgresServer
@@ -82,7 +82,7 @@ async def measure(
         endpoint = BrokerEndpoint.from_url(
             broker.url, username=drone, password=passwords[drone], ca_file=broker.ca_file
         )
-        async with make_client(endpoint, client_id=f"bench-{drone}") as client:
+        async with make_client(endpoint, client_id=drone_client_id(drone)) as client:  # the one id its account may use
             for payload in events_of(drone):
                 await client.publish_confirmed(Topics(drone).events, payload, timeout_s=30)
                 total += 1

@@ -41,6 +41,7 @@ from flightctl.ground.registry_store import (
     RegistryError,
     RegistryUnavailable,
     SqliteBackend,
+    Taking,
     redacted,
     refuse_password_in_url,
     utc_text,
@@ -97,6 +98,31 @@ def token_hash(token: str) -> str:
 # Dead letters kept for the operator to look at: the newest this many. Someone with an account can send them
 # for months (each relay keeps only a budget a minute), and a registry must not grow without end.
 KEEP_DEAD_LETTERS = 10_000
+
+
+@dataclass(frozen=True)
+class EventToKeep:
+    """An event as the relay hands it to the registry (see ``Registry.record``)."""
+
+    drone_id: str
+    seq: int
+    order_id: str | None
+    update: StatusUpdate | None
+    flight: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+
+def _taking(event: EventToKeep) -> Taking:
+    entry = None
+    if event.flight is not None:
+        recorded = utc_text(datetime.now(UTC))
+        entry = LogbookEntry(event.drone_id, event.seq, event.order_id, recorded, event.flight[0], event.flight[1])
+    status = None
+    update, order_id = event.update, event.order_id
+    if update is not None and order_id is not None:
+        eta = utc_text(update.eta) if update.eta is not None else None
+        at = utc_text(update.at)
+        status = (order_id, update.status.value, event.drone_id, event.seq, at, update.step.value, eta, update.place)
+    return Taking((event.drone_id, event.seq), status, entry)
 
 
 class Registry:
@@ -184,16 +210,12 @@ class Registry:
         """Take event (drone, seq) once: False if some relay already took it. Its status is kept in the same
         transaction, once per order, and only for an order registered for that drone. ``flight``: a flight
         record (the aircraft's part, the ground's part), chained into the aircraft's logbook in that transaction."""
-        entry = None
-        if flight is not None:
-            recorded = utc_text(datetime.now(UTC))
-            entry = LogbookEntry(drone_id, seq, order_id, recorded, flight[0], flight[1])
-        status = None
-        if update is not None and order_id is not None:
-            eta = utc_text(update.eta) if update.eta is not None else None
-            at = utc_text(update.at)
-            status = (order_id, update.status.value, drone_id, seq, at, update.step.value, eta, update.place)
-        return await self._backend.record((drone_id, seq), status, entry)
+        return (await self.record_many([EventToKeep(drone_id, seq, order_id, update, flight)]))[0]
+
+    async def record_many(self, events: Sequence[EventToKeep]) -> list[bool]:
+        """``record`` for a batch, in one transaction: all kept, or none (then raises); for each, whether it was
+        new. A relay takes what has arrived in one go, so a fleet's backlog costs one commit per batch."""
+        return await self._backend.record([_taking(event) for event in events])
 
     async def keep_dead_letter(self, relay: str, letter: DeadLetter) -> None:
         await self._backend.execute(

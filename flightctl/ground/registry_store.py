@@ -101,6 +101,12 @@ ADDED_COLUMNS = [
     ("orders", "timezone", "TEXT"),  # the IANA zone of the order's site, for the times on the customer's page
 ]
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+# PostgreSQL: a batch's keys in one statement, which returns those it inserted (a key already there, or twice in
+# the batch, is inserted once: DO NOTHING also covers rows of the same statement).
+INSERT_SEEN_MANY = (
+    "INSERT INTO seen_events (drone_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) "
+    "ON CONFLICT DO NOTHING RETURNING drone_id, seq"
+)
 INSERT_STATUS = (
     "INSERT INTO statuses (order_id, status, drone_id, seq, at_utc, message, eta_utc, place) "
     "SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = $1 AND drone_id = $3) "
@@ -141,12 +147,23 @@ def utc_text(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class Taking:
+    """One event for the registry: its (drone, seq) key, the customer status it makes (or None), and the flight
+    record it chains into the logbook (or None)."""
+
+    seen: tuple[str, int]
+    status: tuple[Any, ...] | None = None
+    entry: LogbookEntry | None = None
+
+
 class Backend(Protocol):
     async def execute(self, sql: str, *args: Any) -> int: ...
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
-    async def record(
-        self, seen: tuple[Any, ...], status: tuple[Any, ...] | None, entry: LogbookEntry | None = None
-    ) -> bool: ...
+    async def record(self, takings: Sequence[Taking]) -> list[bool]:
+        """Take each event once, all in one transaction (or none of them); for each, whether it was new."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -223,25 +240,27 @@ class SqliteBackend:
         rows: list[Sequence[Any]] = await self._call(run)
         return rows
 
-    async def record(
-        self, seen: tuple[Any, ...], status: tuple[Any, ...] | None, entry: LogbookEntry | None = None
-    ) -> bool:
-        def run() -> bool:
+    async def record(self, takings: Sequence[Taking]) -> list[bool]:
+        def run() -> list[bool]:
             assert self._db is not None
-            with self._db:
+            with self._db:  # one transaction, one commit (one fsync) for the whole batch
                 self._db.execute("BEGIN IMMEDIATE")  # one writer at a time: the chain's last row stays the last
-                if self._db.execute(self._sql(INSERT_SEEN), seen).rowcount == 0:
-                    return False
-                if status is not None:
-                    self._db.execute(self._sql(INSERT_STATUS), self._args(INSERT_STATUS, status))
-                if entry is not None:
-                    last = self._db.execute(self._sql(LAST_LOGBOOK_ROW), (entry.drone_id,)).fetchone()
-                    row = entry.row(None if last is None else (int(last[0]), str(last[1])))
-                    self._db.execute(self._sql(INSERT_LOGBOOK), row.as_tuple())
-                return True
+                return [self._take(taking) for taking in takings]
 
-        new: bool = await self._call(run)
+        new: list[bool] = await self._call(run)
         return new
+
+    def _take(self, taking: Taking) -> bool:
+        assert self._db is not None
+        if self._db.execute(self._sql(INSERT_SEEN), taking.seen).rowcount == 0:
+            return False
+        if taking.status is not None:
+            self._db.execute(self._sql(INSERT_STATUS), self._args(INSERT_STATUS, taking.status))
+        if (entry := taking.entry) is not None:
+            last = self._db.execute(self._sql(LAST_LOGBOOK_ROW), (entry.drone_id,)).fetchone()
+            row = entry.row(None if last is None else (int(last[0]), str(last[1])))
+            self._db.execute(self._sql(INSERT_LOGBOOK), row.as_tuple())
+        return True
 
     async def close(self) -> None:
         if self._db is not None:
@@ -284,23 +303,32 @@ class PostgresBackend:
         with self._errors():
             return [tuple(row) for row in await self._pool.fetch(sql, *args)]
 
-    async def record(
-        self, seen: tuple[Any, ...], status: tuple[Any, ...] | None, entry: LogbookEntry | None = None
-    ) -> bool:
+    async def record(self, takings: Sequence[Taking]) -> list[bool]:
+        """The batch in one transaction and a few round trips: the keys in one INSERT (which says which were new),
+        the statuses of the new ones in one executemany, then any flight records, each in turn."""
         assert self._pool is not None
         with self._errors():
             async with self._pool.acquire() as connection, connection.transaction():
-                if (await connection.execute(INSERT_SEEN, *seen)).endswith(" 0"):
-                    return False
-                if status is not None:
-                    await connection.execute(INSERT_STATUS, *status)
-                if entry is not None:
-                    # Relays racing on one aircraft's records take turns, so each links to the one before it.
-                    await connection.execute("SELECT pg_advisory_xact_lock(7312, hashtext($1))", entry.drone_id)
-                    last = await connection.fetchrow(LAST_LOGBOOK_ROW, entry.drone_id)
-                    row = entry.row(None if last is None else (int(last[0]), str(last[1])))
-                    await connection.execute(INSERT_LOGBOOK, *row.as_tuple())
-                return True
+                drones = [taking.seen[0] for taking in takings]
+                seqs = [taking.seen[1] for taking in takings]
+                inserted = {
+                    (str(row[0]), int(row[1])) for row in await connection.fetch(INSERT_SEEN_MANY, drones, seqs)
+                }
+                new: list[bool] = []
+                for taking in takings:  # a key twice in one batch: the first is the new one
+                    new.append(taking.seen in inserted)
+                    inserted.discard(taking.seen)
+                statuses = [t.status for t, fresh in zip(takings, new, strict=True) if fresh and t.status is not None]
+                if statuses:
+                    await connection.executemany(INSERT_STATUS, statuses)
+                for taking, fresh in zip(takings, new, strict=True):
+                    if fresh and (entry := taking.entry) is not None:
+                        # Relays racing on one aircraft's records take turns, so each links to the one before it.
+                        await connection.execute("SELECT pg_advisory_xact_lock(7312, hashtext($1))", entry.drone_id)
+                        last = await connection.fetchrow(LAST_LOGBOOK_ROW, entry.drone_id)
+                        row = entry.row(None if last is None else (int(last[0]), str(last[1])))
+                        await connection.execute(INSERT_LOGBOOK, *row.as_tuple())
+                return new
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

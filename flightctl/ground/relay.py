@@ -26,7 +26,7 @@ from typing import Any
 
 from flightctl.ground.customer_status import customer_update, read_contract
 from flightctl.ground.logbook import NO_GROUND_DATA, LogbookGround
-from flightctl.ground.registry import Registry, RegistryUnavailable
+from flightctl.ground.registry import EventToKeep, Registry, RegistryUnavailable
 from flightctl.mqtt.broker import Message, MqttClient, keep_connected, make_client
 from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
 from flightctl.mqtt.contract import TOPIC_ROOT, MessageType, relay_client_id
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SHARE_GROUP = "relay"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 RECONNECT_MAX_S = 5.0
+BATCH_MAX = 500  # events taken in one registry transaction
 
 
 @dataclass
@@ -123,23 +124,61 @@ class StatusRelay:
         self.stats.connections_by_broker[where] = self.stats.connections_by_broker.get(where, 0) + 1
         log.info("relay %s following %s on %s", self.name, self.subscription, endpoint)
         async for message in client.messages:
-            await self.handle(message)
-            client.ack(message)
+            # What has arrived meanwhile goes with it: one transaction for the lot (a fleet's backlog after an
+            # outage is thousands of events), each acknowledged only once the registry has it.
+            batch = [message, *client.arrived(BATCH_MAX - 1)]
+            await self.handle_batch(batch)
+            for handled in batch:
+                client.ack(handled)
 
     async def handle(self, message: Message) -> None:
         """Take one event, or dead-letter it; raises only ``RegistryUnavailable`` (the message is not at fault)."""
-        topic = str(message.topic)
+        await self.handle_batch([message])
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        """Take each event, or dead-letter it, the events in one registry transaction; raises only
+        ``RegistryUnavailable`` (then none is taken, and none should be acknowledged)."""
+        readable: list[tuple[Message, EventToKeep]] = []
+        for message in messages:
+            topic = str(message.topic)
+            try:
+                readable.append((message, self._read(topic, message.payload)))
+            except NotAnEnvelope as exc:
+                await self._dead_letter(topic, message.payload, str(exc))
+            except Exception as exc:  # one message, whatever it sets off, never stops the relay
+                await self._dead_letter(topic, message.payload, _reason(exc), error=exc)
+        if not readable:
+            return
         try:
-            await self._take(topic, message.payload)
+            new = await self.registry.record_many([event for _message, event in readable])
         except RegistryUnavailable:
             raise
-        except NotAnEnvelope as exc:
-            await self._dead_letter(topic, message.payload, str(exc))
-        except Exception as exc:  # one message, whatever it sets off, never stops the relay
-            reason = f"could not be handled: {type(exc).__name__}: {exc}"
-            await self._dead_letter(topic, message.payload, reason, error=exc)
+        except Exception:
+            # The registry refused something in the batch: each on its own, so only that one is dead-lettered.
+            for message, event in readable:
+                await self._keep_one(message, event)
+            return
+        for (_message, event), fresh in zip(readable, new, strict=True):
+            self._count(event, fresh)
 
-    async def _take(self, topic: str, payload: Any) -> None:
+    async def _keep_one(self, message: Message, event: EventToKeep) -> None:
+        try:
+            self._count(event, (await self.registry.record_many([event]))[0])
+        except RegistryUnavailable:
+            raise
+        except Exception as exc:
+            await self._dead_letter(str(message.topic), message.payload, _reason(exc), error=exc)
+
+    def _count(self, event: EventToKeep, new: bool) -> None:
+        if new:
+            self.stats.taken += 1
+            self.stats.by_drone[event.drone_id] = self.stats.by_drone.get(event.drone_id, 0) + 1
+        else:
+            self.stats.duplicates += 1
+
+    def _read(self, topic: str, payload: Any) -> EventToKeep:
+        """The event in ``payload``, as the registry keeps it; ``NotAnEnvelope`` (or anything a bad message sets
+        off) if it is not an event of the drone whose topic it came on."""
         envelope = read_envelope(payload)
         if sender_of(topic) != envelope.drone:
             raise NotAnEnvelope(f"an event of {envelope.drone!r} on {topic}")
@@ -151,12 +190,7 @@ class StatusRelay:
             record = read_contract(FlightRecordData, envelope)
             ground = NO_GROUND_DATA if self.logbook is None else self.logbook.for_drone(envelope.drone)
             flight = (record.model_dump(mode="json", exclude_none=True), ground)
-        new = await self.registry.record(envelope.drone, envelope.seq, envelope.order_id, update, flight)
-        if new:
-            self.stats.taken += 1
-            self.stats.by_drone[envelope.drone] = self.stats.by_drone.get(envelope.drone, 0) + 1
-        else:
-            self.stats.duplicates += 1
+        return EventToKeep(envelope.drone, envelope.seq, envelope.order_id, update, flight)
 
     async def _dead_letter(self, topic: str, payload: Any, reason: str, error: Exception | None = None) -> None:
         """Counted always; logged (a bug with its traceback) and kept within the box's budget."""
@@ -165,3 +199,7 @@ class StatusRelay:
 
     async def _keep_dead_letter(self, letter: DeadLetter) -> None:
         await self.registry.keep_dead_letter(self.name, letter)
+
+
+def _reason(exc: Exception) -> str:
+    return f"could not be handled: {type(exc).__name__}: {exc}"

@@ -285,6 +285,18 @@ class MqttClient:
         """Messages in the order they arrived; ends with ``BrokerUnavailable`` when the connection does."""
         return self._messages()
 
+    def arrived(self, limit: int) -> list[Message]:
+        """Up to ``limit`` messages that have already arrived, without waiting (for a consumer that handles them
+        in batches: the first from ``messages``, the rest from here); none once the connection has ended."""
+        taken: list[Message] = []
+        while len(taken) < limit and not self._inbox.empty():
+            message = self._inbox.get_nowait()
+            if message is None:
+                self._inbox.put_nowait(None)  # the end stays for ``messages`` to raise
+                break
+            taken.append(message)
+        return taken
+
     async def _messages(self) -> AsyncIterator[Message]:
         while True:
             message = await self._inbox.get()

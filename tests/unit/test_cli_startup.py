@@ -33,6 +33,8 @@ HEAVY = (
     "flightctl.mqtt",
     "flightctl.ground",
     "flightctl.daemon",
+    "matplotlib",
+    "flightctl.report",
 )
 
 PROBE = """

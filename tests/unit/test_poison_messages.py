@@ -4,6 +4,7 @@ and an event whose handling sets off a bug is dead-lettered too. No broker (test
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate, customer_update
-from flightctl.ground.registry import Registry
+from flightctl.ground.registry import EventToKeep, Registry
 from flightctl.ground.relay import StatusRelay
 from flightctl.mqtt.answer_budget import AnswerBudget
 from flightctl.mqtt.broker import Message
@@ -114,19 +115,13 @@ def test_a_dead_letter_keeps_only_a_printable_excerpt() -> None:
 
 
 class BuggyRegistry(Registry):
-    """A registry whose record() sets off a bug for one order (what an unexpected exception looks like)."""
+    """A registry whose record_many() sets off a bug for one order (what an unexpected exception looks like): a
+    batch holding it fails whole, as a transaction would."""
 
-    async def record(
-        self,
-        drone_id: str,
-        seq: int,
-        order_id: str | None,
-        update: StatusUpdate | None,
-        flight: tuple[dict[str, Any], dict[str, Any]] | None = None,
-    ) -> bool:
-        if order_id == "KWL-BUG":
+    async def record_many(self, events: Sequence[EventToKeep]) -> list[bool]:
+        if any(event.order_id == "KWL-BUG" for event in events):
             raise RuntimeError("a bug this event sets off")
-        return await super().record(drone_id, seq, order_id, update, flight)
+        return await super().record_many(events)
 
 
 def message(payload: bytes, topic: str = TOPIC, mid: int = 1) -> Message:
@@ -157,6 +152,27 @@ async def test_the_relay_dead_letters_each_poison_message_and_takes_the_next_eve
 
         await relay.handle(message(text(state_event(seq=1))))
         assert relay.stats.taken == 1
+        assert [s.status for s in await registry.statuses("KWL-1")] == [CustomerStatus.DEPARTED]
+
+
+async def test_a_batch_with_one_event_the_registry_refuses_keeps_the_others(tmp_path: Path) -> None:
+    """Test a relay's batch (what arrived together, one transaction) holding one event that sets off a bug and one
+    that is not JSON: those two are dead-lettered, every other event of the batch is taken once, and a repeat of
+    one of them in the same batch is a duplicate."""
+    opened = await Registry.open(str(tmp_path / "registry.sqlite"))
+    async with BuggyRegistry(opened._backend, opened.description) as registry:
+        await registry.register("KWL-1", "customer-1", DRONE)
+        relay = StatusRelay(registry, [BrokerEndpoint.from_url("mqtt://127.0.0.1:1")], name="relay-1")
+        batch = [
+            message(text(state_event(seq=1)), mid=1),
+            message(b"not json", mid=2),
+            message(text(state_event(seq=2, order_id="KWL-BUG")), mid=3),
+            message(text(state_event(seq=3)), mid=4),
+            message(text(state_event(seq=1)), mid=5),
+        ]
+        await relay.handle_batch(batch)
+        assert (relay.stats.taken, relay.stats.duplicates, relay.stats.dead_letters) == (2, 1, 2)
+        assert await registry.missing_events(DRONE) == [2]
         assert [s.status for s in await registry.statuses("KWL-1")] == [CustomerStatus.DEPARTED]
 
 
