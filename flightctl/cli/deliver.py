@@ -161,14 +161,15 @@ async def _report(journal_path: Path, order_id: str) -> dict[str, str]:
     """The flight report's path, drawn off the event loop; a report that cannot be drawn costs the report (said
     in its place), never the delivery's outcome."""
     import asyncio
+    import logging
 
-    from flightctl.errors import FlightctlError
     from flightctl.report.build import load, write
 
     try:
         files = await asyncio.to_thread(write, await load(journal_path, order_id, None), journal_path.parent)
-    except (FlightctlError, OSError, ValueError) as exc:
-        return {"report_error": str(exc)}
+    except Exception as exc:  # the flight is over and journaled: whatever the drawing sets off is the report's
+        logging.getLogger(__name__).exception("the flight report could not be drawn")
+        return {"report_error": f"{type(exc).__name__}: {exc} (draw it again with: flightctl report {journal_path})"}
     return {"report": str(files.html)}
 
 

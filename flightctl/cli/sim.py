@@ -60,13 +60,31 @@ def up(
     run(lambda: run_sim_up(vehicle, instances, speedup, home, first_instance, console, watch=watch))
 
 
+def new_run_folder() -> Path:
+    """``flightctl-sim/<UTC time>/`` in the current directory: a run's journal, tlog and report outlive SITL's
+    own temporary folder, and a run never finds an earlier one's order in its journal."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    folder = Path("flightctl-sim") / stamp
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder.absolute()
+
+
 @sim_app.command("deliver")
 def deliver(
     order: Annotated[str, typer.Argument(help="Order file, or a name in configs/orders/.")],
     speedup: Annotated[float, typer.Option(min=0.1, max=100, help="Simulation speed.")] = 5.0,
     site: Annotated[str, typer.Option("--site", help="Site file or name; SITL starts at its depot.")] = "kirkwall",
     profile: Annotated[str, typer.Option("--profile", help="Vehicle profile file or name.")] = "sitl-quad",
-    journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: in SITL's folder).")] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal",
+            help="Journal file; the tlog and the report go beside it. Default: a new folder for this run, "
+            "flightctl-sim/<UTC time>/, kept after SITL stops.",
+        ),
+    ] = None,
     instance: Annotated[int, typer.Option("--instance", min=0, help="SITL -I.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     wind_m_s: Annotated[
@@ -102,7 +120,7 @@ def deliver(
             outcome = await run_delivery(
                 sim.vehicle,
                 plan,
-                journal or sim.workdir / "journal.sqlite",
+                journal or new_run_folder() / "journal.sqlite",
                 as_json=as_json,
                 ground_wind=ground_wind,
                 report=True,

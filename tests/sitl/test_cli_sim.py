@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -118,14 +119,20 @@ async def test_mission_upload_and_download_through_the_cli(sitl_copter: object, 
     assert "cleared mission" in await flightctl("mission", "clear", "--connect", url)
 
 
-async def test_sim_deliver_refuses_an_impossible_order() -> None:
+def report_at(path: str) -> str:
+    """The report's page, read (from a test: its path was printed by the command)."""
+    return Path(path).read_text()
+
+
+async def test_sim_deliver_refuses_an_impossible_order(tmp_path: Path) -> None:
     """Test the README's main job on an order beyond the battery: SITL starts at the depot, the go/no-go
-    refuses with the energy numbers, exit code 2, SITL stopped."""
+    refuses with the energy numbers, exit code 2, SITL stopped; the run's journal and its report (saying it
+    never took off) are kept in a folder of their own under flightctl-sim/, after SITL's is gone."""
     require_sitl("copter")
     instance = INSTANCE_BASE + 6
     process = await asyncio.create_subprocess_exec(
         *FLIGHTCTL, "sim", "deliver", "kirkwall-4500m-heavy", "--speedup", "5", "--instance", str(instance), "--json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), 300)
     assert process.returncode == 2, stderr.decode()
@@ -133,27 +140,30 @@ async def test_sim_deliver_refuses_an_impossible_order() -> None:
     assert record["outcome"] == "no-go"
     assert record["final_state"] == "FAILED"
     assert "NO-GO energy" in record["nogo"][0]
+    assert Path(record["report"]).parent.parent == tmp_path / "flightctl-sim", record
+    assert "it never took off" in report_at(record["report"]), "a NO-GO has its report too"
     stopped = await asyncio.create_subprocess_exec("pgrep", "-f", f"arducopter.*-I {instance} ")
     assert await stopped.wait() == 1
 
 
-async def test_sim_deliver_flies_with_remote_id_enforced(tmp_path: object) -> None:
+async def test_sim_deliver_flies_with_remote_id_enforced(tmp_path: Path) -> None:
     """Test the README's main job as a UK aircraft flies it: SITL enforces Remote ID (DID_OPTIONS), the harness
     is the companion sending the operator's part, the go/no-go's Remote ID check passes, and the parcel is
     delivered."""
-    from pathlib import Path
-
     from flightctl.delivery.journal import Journal
 
     require_sitl("copter")
-    journal = Path(str(tmp_path)) / "journal.sqlite"
+    journal = tmp_path / "journal.sqlite"
     process = await asyncio.create_subprocess_exec(
         *FLIGHTCTL, "sim", "deliver", "kirkwall-1500m-place", "--speedup", "10", "--instance", str(INSTANCE_BASE + 6),
         "--journal", str(journal), "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), 600)
     assert process.returncode == 0, stderr.decode()[-3000:]
-    assert json.loads(stdout.decode().strip().splitlines()[-1])["outcome"] == "delivered"
+    record = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert record["outcome"] == "delivered"
+    assert Path(record["report"]) == journal.parent / "KWL-0001-report.html", "sim deliver prints the report's path"
+    assert "delivered (LANDED)" in report_at(record["report"])
     async with await Journal.open(journal, reader=True) as opened:
         checks = [e for e in await opened.events("KWL-0001") if e.kind == "check" and e.name == "remote id"]
     assert len(checks) == 1, "the aircraft enforces Remote ID, so the go/no-go checks it"
