@@ -40,6 +40,8 @@ from sitl.relay_process import RelayProcess
 ROOT = Path(__file__).resolve().parents[1]
 DRONES, ORDERS, STATES = 10, 90, ("ENROUTE", "ON_STATION", "RELEASING", "RELEASED", "RETURNING", "LANDED")
 VIEWERS, LOADS = 500, 4
+# The open loop: each of the VIEWERS reloads every REFRESH_S, OPEN_LOOP_ROUNDS times (2,000 loads, about 20 s).
+REFRESH_S, OPEN_LOOP_ROUNDS = 5.0, 4
 console = Console(width=150)
 
 
@@ -119,18 +121,44 @@ async def measure(
             started = time.perf_counter()
             await asyncio.gather(*(viewer(t) for t in tokens[:VIEWERS]))
             pages_per_s = len(latencies) / (time.perf_counter() - started)
+
+            # Open loop, as customers load pages: each viewer every REFRESH_S, at a phase of its own, whether or
+            # not the server has answered the last one (a slow server is not let off by slower viewers).
+            open_loop: list[float] = []
+
+            async def customer(token: str, phase_s: float) -> None:
+                await asyncio.sleep(phase_s)
+                for _ in range(OPEN_LOOP_ROUNDS):
+                    due = time.perf_counter() + REFRESH_S
+                    began = time.perf_counter()
+                    async with client.get(f"/t/{token}") as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"page answered {response.status}")
+                    open_loop.append((time.perf_counter() - began) * 1000)
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+
+            phases = [REFRESH_S * n / VIEWERS for n in range(VIEWERS)]
+            await asyncio.gather(*(customer(t, phase) for t, phase in zip(tokens[:VIEWERS], phases, strict=True)))
     finally:
         await relay.stop()
     ordered = sorted(latencies)
+    opened = sorted(open_loop)
     return [
         name,
         f"{total}",
         f"{rate:,.0f}",
         f"{pages_per_s:,.0f}",
         f"{statistics.median(ordered):.1f}",
-        f"{ordered[round(0.99 * (len(ordered) - 1))]:.1f}",
-        f"{len(ordered)}",
+        f"{percentile(ordered, 0.99):.1f}",
+        f"{statistics.median(opened):.1f}",
+        f"{percentile(opened, 0.99):.1f}",
+        f"{len(ordered)} + {len(opened)}",
     ]
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[round(share * (len(ordered) - 1))]
 
 
 async def main() -> None:
@@ -146,8 +174,15 @@ async def main() -> None:
             rows.append(await measure("SQLite", str(folder / "registry.sqlite"), broker, passwords, folder))
             async with PostgresServer() as pg:
                 rows.append(await measure("PostgreSQL", pg.url, broker, passwords, folder))
-    table = Table(title=f"one `flightctl relay`: events through it, and its page at {VIEWERS} concurrent viewers")
-    for column in ("registry", "events", "events/s", "pages/s", "page median ms", "page p99 ms", "page loads"):
+    table = Table(
+        title=f"one `flightctl relay`: events through it; its page at {VIEWERS} viewers at once (closed loop) and "
+        f"{VIEWERS} viewers each reloading every {REFRESH_S:g} s (open loop)"
+    )
+    columns = (
+        "registry", "events", "events/s", "pages/s (closed)", "closed median ms", "closed p99 ms",
+        "open median ms", "open p99 ms", "page loads",
+    )  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*row)

@@ -21,6 +21,7 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
     from flightctl.ground.relay import StatusRelay
     from flightctl.ground.relay_settings import load_relay_config
     from flightctl.ground.serving import listening_socket, serving
+    from flightctl.ground.status_snapshots import StatusSnapshots
     from flightctl.ground.tracking import FailedLookups, tracking_app
     from flightctl.ground.tracking_words import load_words
 
@@ -46,8 +47,12 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 share_group=settings.share_group,
                 logbook=settings.logbook,
             )
+            # Pages read each order's statuses from a snapshot the registry's change notices keep current.
+            snapshots = StatusSnapshots(registry.statuses)
+            await servers.enter_async_context(registry.following_changes(snapshots.changed, snapshots.set_live))
             app = tracking_app(
                 registry,
+                snapshots=snapshots,
                 failed_lookups=FailedLookups(limit=settings.http.failed_lookups_per_minute),
                 trusted_proxies=frozenset(settings.http.trusted_proxies),
                 words=load_words(settings.tracking.words),

@@ -19,11 +19,13 @@ SQLite (one relay, a laptop) or PostgreSQL (several relays): the same SQL, writt
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +51,7 @@ from flightctl.ground.registry_store import (
 from flightctl.mqtt.consumer import SequenceTracker
 from flightctl.mqtt.contract import DRONE_ID_PATTERN, ORDER_ID_PATTERN
 from flightctl.mqtt.dead_letters import DeadLetter
+from flightctl.tasks import cancel_and_wait
 
 __all__ = [
     "REGISTRY_TABLES",
@@ -130,6 +133,7 @@ class Registry:
         self._backend = backend
         self.description = description
         self.keep_dead_letters = keep_dead_letters
+        self._change_listeners: list[Callable[[set[str]], None]] = []
 
     @classmethod
     async def open(cls, url: str, *, password: str | None = None) -> Registry:
@@ -215,7 +219,33 @@ class Registry:
     async def record_many(self, events: Sequence[EventToKeep]) -> list[bool]:
         """``record`` for a batch, in one transaction: all kept, or none (then raises); for each, whether it was
         new. A relay takes what has arrived in one go, so a fleet's backlog costs one commit per batch."""
-        return await self._backend.record([_taking(event) for event in events])
+        new = await self._backend.record([_taking(event) for event in events])
+        changed = {e.order_id for e, fresh in zip(events, new, strict=True) if fresh and e.order_id and e.update}
+        if changed:
+            for listener in self._change_listeners:
+                listener(changed)
+        return new
+
+    @contextlib.asynccontextmanager
+    async def following_changes(
+        self, on_change: Callable[[set[str]], None], on_live: Callable[[bool], None]
+    ) -> AsyncIterator[None]:
+        """While the block runs, ``on_change`` hears which orders' statuses changed: through this registry (a
+        SQLite one has no other writer of statuses), and for PostgreSQL through any relay (LISTEN). ``on_live``
+        says whether those notices are known to arrive; False when the block ends."""
+        self._change_listeners.append(on_change)
+        follower = None
+        if isinstance(self._backend, PostgresBackend):
+            follower = asyncio.create_task(self._backend.follow_changes(on_change, on_live))
+        else:
+            on_live(True)
+        try:
+            yield
+        finally:
+            self._change_listeners.remove(on_change)
+            if follower is not None:
+                await cancel_and_wait(follower)
+            on_live(False)
 
     async def keep_dead_letter(self, relay: str, letter: DeadLetter) -> None:
         await self._backend.execute(

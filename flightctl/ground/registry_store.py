@@ -7,11 +7,13 @@ these values).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,8 @@ import asyncpg
 from flightctl.errors import ConfigError, FlightctlError, Unavailable
 from flightctl.ground.logbook import LogbookRow, next_row
 from flightctl.sqlite_thread import SqliteThread
+
+log = logging.getLogger(__name__)
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS orders (
@@ -103,6 +107,10 @@ ADDED_COLUMNS = [
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 # PostgreSQL: a batch's keys in one statement, which returns those it inserted (a key already there, or twice in
 # the batch, is inserted once: DO NOTHING also covers rows of the same statement).
+# PostgreSQL: every relay's tracking page hears which orders' statuses a transaction changed (status_snapshots).
+STATUS_CHANNEL = "flightctl_statuses"
+NOTIFY_STATUSES = f"SELECT pg_notify('{STATUS_CHANNEL}', o) FROM unnest($1::text[]) AS o"
+FOLLOW_CHECK_S = 5.0  # the listening connection is checked this often: a silent one is not trusted
 INSERT_SEEN_MANY = (
     "INSERT INTO seen_events (drone_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) "
     "ON CONFLICT DO NOTHING RETURNING drone_id, seq"
@@ -321,6 +329,8 @@ class PostgresBackend:
                 statuses = [t.status for t, fresh in zip(takings, new, strict=True) if fresh and t.status is not None]
                 if statuses:
                     await connection.executemany(INSERT_STATUS, statuses)
+                    # Sent on commit, to every relay listening: their pages' snapshots of these orders go.
+                    await connection.execute(NOTIFY_STATUSES, sorted({str(status[0]) for status in statuses}))
                 for taking, fresh in zip(takings, new, strict=True):
                     if fresh and (entry := taking.entry) is not None:
                         # Relays racing on one aircraft's records take turns, so each links to the one before it.
@@ -340,6 +350,32 @@ class PostgresBackend:
             raise RegistryError(f"registry {redacted(self._url)}: {exc}") from exc
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise RegistryUnavailable(f"registry {redacted(self._url)}: {exc}") from exc
+
+    async def follow_changes(self, on_change: Callable[[set[str]], None], on_live: Callable[[bool], None]) -> None:
+        """Hear every relay's status changes (LISTEN, on a connection of its own) until cancelled. ``on_live``
+        says when notices are known to arrive and when they may have been missed (the connection lost or silent:
+        then it connects again)."""
+        while True:
+            try:
+                connection = await asyncpg.connect(self._url, password=self._password, timeout=10)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning(
+                    "registry %s: cannot listen for status changes (%s); again shortly", redacted(self._url), exc
+                )
+                await asyncio.sleep(FOLLOW_CHECK_S)
+                continue
+            try:
+                await connection.add_listener(STATUS_CHANNEL, lambda _c, _pid, _ch, order_id: on_change({order_id}))
+                on_live(True)
+                while True:
+                    await asyncio.sleep(FOLLOW_CHECK_S)
+                    await connection.fetchval("SELECT 1", timeout=FOLLOW_CHECK_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("registry %s: status change notices lost (%s)", redacted(self._url), exc)
+            finally:
+                on_live(False)
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=2)
 
     async def close(self) -> None:
         if self._pool is not None:

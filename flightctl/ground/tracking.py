@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flightctl.ground.customer_status import CustomerStatus
 from flightctl.ground.registry import Registry, TrackedOrder
+from flightctl.ground.status_snapshots import StatusSnapshots
 from flightctl.ground.tracking_page import page_html, status_event, unknown_html
 from flightctl.ground.tracking_words import Words, load_words
 
@@ -145,14 +146,17 @@ def tracking_app(
     trusted_proxies: frozenset[str] = frozenset(),
     words: Words | None = None,
     zone: ZoneInfo | None = None,
+    snapshots: StatusSnapshots | None = None,
 ) -> Starlette:
     """The customers' pages, in ``words`` (the shipped British English catalogue unless told) and each order's
     site's time zone, as dispatch registered it; ``zone`` for an order registered without one (Europe/London
-    unless told)."""
+    unless told). With ``snapshots`` (kept current by the registry's change notices), a view of an order whose
+    statuses have not changed reads no statuses from the database."""
     limiter = failed_lookups or FailedLookups()
     words = words or load_words()
     zone = zone or ZoneInfo(DEFAULT_ZONE)
     unknown = unknown_html(words)
+    statuses_of = snapshots.statuses if snapshots is not None else registry.statuses
     assets = {name: (STATIC / name).read_text() for name in ("track.js", "track.css")}
 
     def client_of(request: Request) -> str:
@@ -181,7 +185,7 @@ def tracking_app(
         if isinstance(found, Response):
             return found
         now, shown_in = datetime.now(UTC), found.zone or zone  # the order's site's zone, else the relay's
-        return HTMLResponse(page_html(found.order_id, await registry.statuses(found.order_id), words, shown_in, now))
+        return HTMLResponse(page_html(found.order_id, await statuses_of(found.order_id), words, shown_in, now))
 
     async def events(request: Request) -> Response:
         found = await lookup(request)
@@ -193,7 +197,7 @@ def tracking_app(
             last_seq = -1
             deadline = time.monotonic() + stream_max_s
             while time.monotonic() < deadline:
-                statuses = await registry.statuses(order_id)
+                statuses = await statuses_of(order_id)
                 for n, status in enumerate(statuses):
                     if status.seq > last_seq:
                         last_seq = status.seq
