@@ -30,6 +30,7 @@ class RelayProcess:
         password: str,
         registry_url: str,
         failed_lookups_per_minute: int = 20,
+        share_group: str | None = None,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "mqtt-password").write_text(password)
@@ -39,7 +40,9 @@ class RelayProcess:
         self.ops_port = free_port()
         self.config = folder / "relay.toml"
         self.config.write_text(
-            f'name = "{name}"\nregistry = "{registry_url}"\n\n[broker]\nurl = "{broker_url}"\n'
+            f'name = "{name}"\nregistry = "{registry_url}"\n'
+            + ("" if share_group is None else f'share_group = "{share_group}"\n')
+            + f'\n[broker]\nurl = "{broker_url}"\n'
             f'username = "{name}"\npassword_file = "{folder / "mqtt-password"}"\nca_file = "{ca_file}"\n\n'
             f"[http]\nport = {self.port}\nfailed_lookups_per_minute = {failed_lookups_per_minute}\n\n"
             f'[ops]\nusername = "ops"\npassword_file = "{folder / "ops-password"}"\nport = {self.ops_port}\n'

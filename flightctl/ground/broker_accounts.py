@@ -14,8 +14,8 @@ What each kind of account may do (the defaults deny everything else, ``$SYS`` an
 - drone ID: write its own events, telemetry and online; subscribe to and read its own orders and commands;
   connects only as client ``flightctl-ID``, so it can neither take another client's id (a relay's, another
   drone's: their session and the orders queued in it) nor be displaced by anyone else's account;
-- relay NAME: subscribe to every drone's events through a shared subscription (``$share/<any group>/...``) and
-  read them; connects only as ``flightctl-relay-NAME``;
+- relay NAME: subscribe to every drone's events, plainly or through a shared subscription
+  (``$share/<any group>/...``), and read them; connects only as ``flightctl-relay-NAME``;
 - dispatch: write every drone's orders; subscribe to and read every drone's events (the answers);
 - operator: subscribe to and read every drone's events, telemetry and online; write every drone's commands.
 
@@ -114,6 +114,7 @@ def rules_for(account: Account) -> list[dict[str, Any]]:
         ]  # fmt: skip
     if account.kind is AccountKind.RELAY:
         return [
+            _acl("subscribePattern", f"{every}/events"),
             _acl("subscribePattern", f"$share/+/{every}/events"),
             _acl("publishClientReceive", f"{every}/events"),
         ]

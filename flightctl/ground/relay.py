@@ -1,8 +1,11 @@
 """The status relay: every drone's events in, customer statuses out (into the registry the tracking page reads).
 
-Several relays share the work through one shared subscription (``$share/<group>/flightctl/v1/drones/+/events``,
-the group from the relay's configuration) and one registry (PostgreSQL), which takes each (drone, seq) once
-whichever relay got it, so together they neither lose nor duplicate. Each relay keeps a persistent session and
+Each relay reads every drone's events (``flightctl/v1/drones/+/events``) into one registry (PostgreSQL for several
+relays), which takes each (drone, seq) once whichever relay got it first, so together they neither lose nor
+duplicate. Relays may instead divide the events between them through a shared subscription
+(``$share/<group>/...``, ``share_group`` in the config), but mosquitto 2.0 does not route to a shared subscription
+restored from its persistence file: what drones send to a restarted broker before the relays have subscribed again
+is acknowledged to the drone and lost. A plain subscription's session gets it. Each relay keeps a persistent session and
 acknowledges a message only after the registry has it: a relay that dies mid-way gets its unacknowledged
 messages again when it comes back.
 
@@ -36,7 +39,6 @@ from flightctl.mqtt.messages import FlightRecordData
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SHARE_GROUP = "relay"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 RECONNECT_MAX_S = 5.0
 BATCH_MAX = 500  # events taken in one registry transaction
@@ -65,7 +67,7 @@ class StatusRelay:
         endpoints: Sequence[BrokerEndpoint],
         *,
         name: str,
-        share_group: str = DEFAULT_SHARE_GROUP,
+        share_group: str | None = None,
         session_expiry_s: int = 86400,
         logbook: LogbookGround | None = None,
     ):
@@ -82,7 +84,7 @@ class StatusRelay:
 
     @property
     def subscription(self) -> str:
-        return f"$share/{self.share_group}/{EVENTS_FILTER}"
+        return EVENTS_FILTER if self.share_group is None else f"$share/{self.share_group}/{EVENTS_FILTER}"
 
     async def run(self) -> None:
         """Read every broker, each connection kept up on its own, until cancelled."""

@@ -12,7 +12,6 @@ from flightctl.errors import ConfigError
 from flightctl.ground.broker_accounts import check_name
 from flightctl.ground.logbook import LogbookGround
 from flightctl.ground.registry import refuse_password_in_url
-from flightctl.ground.relay import DEFAULT_SHARE_GROUP
 from flightctl.ground.tracking_words import load_words
 from flightctl.mqtt.endpoint import BrokerEndpoint, checked_broker_url
 
@@ -71,9 +70,9 @@ class RelayConfig(StrictModel):
     # or a SQLite file path.
     registry: str
     registry_password_file: Path | None = None
-    # The shared subscription's group: relays in one group share the events; the broker account of a relay may
-    # join any group, a drone's none.
-    share_group: str = DEFAULT_SHARE_GROUP
+    # Unset: this relay reads every event (the registry keeps each once). Set: relays in this shared-subscription
+    # group divide the events between them, which mosquitto 2.0 breaks across a broker restart (README, "Broker").
+    share_group: str | None = None
     broker: RelayBroker
     http: RelayHttp = Field(default_factory=RelayHttp)
     ops: RelayOps | None = None
@@ -107,6 +106,8 @@ def load_relay_config(path: Path) -> RelayConfig:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {validation_problems(exc)}") from None
     for key, value in (("name", config.name), ("share_group", config.share_group)):
+        if value is None:
+            continue
         try:
             check_name(value)
         except ConfigError as exc:

@@ -1,4 +1,5 @@
-"""Two `flightctl relay` processes on one real PostgreSQL registry and the shipped broker config: 250 events from
+"""Two `flightctl relay` processes in one shared-subscription group on one real PostgreSQL registry and the shipped
+broker config: 250 events from
 each of 200 drones (50,000 events), one relay SIGKILLed half way and started again (as systemd would): every
 customer gets every status of its order once and in order, and no event is lost or taken twice."""
 
@@ -66,6 +67,7 @@ async def relays(fleet: Fleet, tmp_path: Path, registry_url: str) -> AsyncIterat
             ca_file=fleet.broker.ca_file,
             password=fleet.passwords[name],
             registry_url=registry_url,
+            share_group="relay",  # dividing the events between them (the default is each reading every one)
         )
         for name in ("relay-1", "relay-2")
     )

@@ -130,7 +130,7 @@ async def test_on_postgresql_another_relays_change_reaches_the_page_and_a_lost_l
             assert await shown(snapshots) == [CustomerStatus.DEPARTED]
             assert len(asked) == reads + 1, "the lost listener dropped the snapshot: the view read again"
             await eventually(lambda: snapshots.live, timeout_s=30)
-            assert said[-1] is True and said.count(True) == 2, "listening again on a new connection"
+            assert (said[-1], said.count(True)) == (True, 2), "listening again on a new connection"
             await other_relay.handle(event(2, "RELEASED"))
 
             async def delivered() -> bool:
