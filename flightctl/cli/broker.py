@@ -1,4 +1,5 @@
-"""``flightctl broker add-drone|add-relay|add-dispatch|add-operator``: broker accounts and their rules."""
+"""``flightctl broker add-drone|add-relay|add-dispatch|add-operator|refresh-rules``: broker accounts and their
+rules."""
 
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ def add_relay(
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """A status relay: reads every drone's events through a shared subscription, nothing else; connects only as
-    client flightctl-relay-NAME."""
+    """A status relay: reads every drone's events (plainly or through a shared subscription), nothing else;
+    connects only as client flightctl-relay-NAME."""
     _add("relay", name, folder, new_password, save, as_json)
 
 
@@ -122,3 +123,19 @@ def add_operator(
 ) -> None:
     """An operator: reads every drone's events, telemetry and online; sends commands (abort, status)."""
     _add("operator", name, folder, new_password, save, as_json)
+
+
+@broker_app.command("refresh-rules")
+def refresh_rules(folder: DirOption, as_json: JsonOption = False) -> None:
+    """Rewrite every account's rules as this version makes them (after an upgrade), passwords untouched."""
+    from flightctl.ground.broker_accounts import BrokerAccounts  # here: `--help` stays quick
+
+    accounts = BrokerAccounts(folder)
+    refreshed = run(accounts.refresh_rules)
+    if as_json:
+        names = [{"account": a.name, "kind": a.kind.value} for a in refreshed]
+        report(True, {"accounts_file": str(accounts.config_path), "accounts": names}, "")
+        return
+    errors.print(
+        Text(f"rules of {len(refreshed)} accounts rewritten in {accounts.config_path}; restart mosquitto to apply them")
+    )

@@ -176,6 +176,20 @@ class BrokerAccounts:
             self._write(self._document(records))
             return password
 
+    async def refresh_rules(self) -> list[Account]:
+        """Write every account's rules as this flightctl makes them, passwords and client ids untouched: how an
+        accounts file made by an older flightctl gets rules a newer one needs. The accounts, in name order."""
+        return await asyncio.to_thread(self._refresh_rules)
+
+    def _refresh_rules(self) -> list[Account]:
+        with self._locked():
+            if not self.config_path.exists():
+                raise AccountError(f"{self.config_path}: no accounts to refresh (make them: flightctl broker add-*)")
+            clients = self._clients(self._read())
+            records = {account.name: record | self._client(account) for account, record in clients}
+            self._write(self._document(records))
+            return sorted((account for account, _record in clients), key=lambda a: a.name)
+
     def _client(self, account: Account) -> dict[str, Any]:
         client: dict[str, Any] = {
             "username": account.name,

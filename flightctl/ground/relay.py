@@ -30,7 +30,7 @@ from typing import Any
 from flightctl.ground.customer_status import customer_update, read_contract
 from flightctl.ground.logbook import NO_GROUND_DATA, LogbookGround
 from flightctl.ground.registry import EventToKeep, Registry, RegistryUnavailable
-from flightctl.mqtt.broker import Message, MqttClient, keep_connected, make_client
+from flightctl.mqtt.broker import BrokerRefused, Message, MqttClient, keep_connected, make_client
 from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
 from flightctl.mqtt.contract import TOPIC_ROOT, MessageType, relay_client_id
 from flightctl.mqtt.dead_letters import DeadLetter, DeadLetterBox
@@ -120,7 +120,15 @@ class StatusRelay:
         )
 
     async def _serve(self, client: MqttClient, endpoint: BrokerEndpoint) -> None:
-        await client.subscribe(self.subscription, qos=1)
+        try:
+            await client.subscribe(self.subscription, qos=1)
+        except BrokerRefused:
+            log.warning(
+                "relay %s on %s: the broker refused %s: an accounts folder made by an older flightctl needs "
+                "`flightctl broker refresh-rules` and a broker restart",
+                self.name, endpoint, self.subscription,
+            )  # fmt: skip
+            raise
         self.stats.connections += 1
         where = f"{endpoint.host}:{endpoint.port}"
         self.stats.connections_by_broker[where] = self.stats.connections_by_broker.get(where, 0) + 1

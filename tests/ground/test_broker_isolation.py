@@ -215,3 +215,44 @@ async def test_concurrent_adds_lose_no_account_and_the_broker_takes_every_one(tm
         for name in names:
             async with fleet.client(name) as client:
                 await client.publish_confirmed(Topics(name).events, b"here", timeout_s=10)
+
+
+async def test_refresh_rules_gives_an_older_accounts_file_todays_rules_and_keeps_every_password(
+    tmp_path: Path,
+) -> None:
+    """Test `flightctl broker refresh-rules` on a file whose relay role is as older versions made it (shared
+    subscriptions only): refused a plain subscription before, granted it after, every password and client id as
+    it was, and the drone still refused everyone's events."""
+    folder = tmp_path / "accounts"
+    accounts = BrokerAccounts(folder)
+    passwords = {"relay-1": await accounts.add("relay-1", AccountKind.RELAY)}
+    passwords["drone-a"] = await accounts.add("drone-a", AccountKind.DRONE)
+    document = json.loads(accounts.config_path.read_text())
+    (relay_role,) = [role for role in document["roles"] if "relay" in role["rolename"]]
+    relay_role["acls"] = [acl for acl in relay_role["acls"] if acl["topic"] != "flightctl/v1/drones/+/events"
+                          or acl["acltype"] != "subscribePattern"]  # fmt: skip
+    accounts.config_path.write_text(json.dumps(document))
+    clients_before = document["clients"]
+    everyone = "flightctl/v1/drones/+/events"
+
+    async with Mosquitto(tmp_path / "broker", template=SHIPPED, accounts_folder=folder) as broker:
+        fleet = Fleet(broker, passwords, accounts)
+        async with fleet.client("relay-1") as relay:
+            with pytest.raises(BrokerRefused, match="0x87"):
+                await relay.subscribe(everyone, qos=1)
+
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flightctl", "broker", "refresh-rules", "--dir", str(folder), "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert [a["account"] for a in json.loads(out)["accounts"]] == ["drone-a", "relay-1"]
+        assert json.loads(accounts.config_path.read_text())["clients"] == clients_before
+        await broker.restart()
+
+        async with fleet.client("relay-1") as relay:
+            await relay.subscribe(everyone, qos=1)
+        async with fleet.client("drone-a") as drone:
+            with pytest.raises(BrokerRefused, match="0x87"):
+                await drone.subscribe(everyone, qos=1)
