@@ -98,6 +98,16 @@ class OutboxStore(JournalFile):
 
         await self._call(write)
 
+    async def outbox_seqs(self) -> list[int]:
+        """Every sequence number journaled for the ground, sent or not, in order: what the registry should hold."""
+
+        def read() -> list[int]:
+            assert self._db is not None
+            return [int(row[0]) for row in self._db.execute("SELECT seq FROM outbox ORDER BY seq")]
+
+        seqs: list[int] = await self._call(read)
+        return seqs
+
     async def outbox_backlog(self) -> int:
         def read() -> int:
             assert self._db is not None

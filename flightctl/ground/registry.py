@@ -268,12 +268,16 @@ class Registry:
         keys = ("at_utc", "relay", "topic", "sender", "reason", "excerpt")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    async def seen_seqs(self, drone_id: str) -> list[int]:
+        """Every sequence number taken for ``drone_id``, in order."""
+        rows = await self._backend.fetch("SELECT seq FROM seen_events WHERE drone_id = $1 ORDER BY seq", drone_id)
+        return [int(row[0]) for row in rows]
+
     async def missing_events(self, drone_id: str) -> list[int]:
         """Sequence numbers below the highest taken for ``drone_id`` that never came (since its first)."""
-        rows = await self._backend.fetch("SELECT seq FROM seen_events WHERE drone_id = $1 ORDER BY seq", drone_id)
         tracker = SequenceTracker()
-        for row in rows:
-            tracker.accept(int(row[0]))
+        for seq in await self.seen_seqs(drone_id):
+            tracker.accept(seq)
         return tracker.missing()
 
     # ---- the operator's logbook ------------------------------------------------------------------------------

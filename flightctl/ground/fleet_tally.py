@@ -1,0 +1,126 @@
+"""What a fleet is doing, from what its aircraft publish: each aircraft's state and the order it holds, each
+order's outcome, and the simulation's achieved speed. Pure: envelopes in, a view out (the live view, the
+fleet report and their tests read the same tally).
+
+An order ends delivered (LANDED after RELEASED, or ARRIVED/UNLOADED on a leg), aborted (LANDED without a
+release, or FAILED), refused (order_rejected) or, when the run ends first, unfinished. Events are taken once
+each by (aircraft, sequence number), whatever the broker delivered twice.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flightctl.mqtt.consumer import SequenceTracker
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"  # published, not answered yet
+    FLYING = "flying"  # accepted, not ended
+    DELIVERED = "delivered"
+    ABORTED = "aborted"
+    REFUSED = "refused"
+    UNSENT = "unsent"  # no broker took it (counted, never flown)
+
+
+ENDED = frozenset({Outcome.DELIVERED, Outcome.ABORTED, Outcome.REFUSED, Outcome.UNSENT})
+
+
+@dataclass
+class OrderView:
+    order_id: str
+    drone: str
+    destination: str
+    outcome: Outcome = Outcome.SENT
+    states: list[str] = field(default_factory=list)
+    reason: str | None = None  # a refusal's or an abort's first reason
+
+
+@dataclass
+class AircraftView:
+    drone: str
+    state: str | None = None  # the last delivery state it reported
+    holding: str | None = None  # the order it accepted and has not ended
+    events: int = 0  # distinct events (by sequence number)
+    overlaps: list[str] = field(default_factory=list)  # orders accepted while it held another: must stay empty
+    gps_first: tuple[datetime, float] | None = None  # (autopilot time, wall time) of its first GPS-timed sample
+    gps_last: tuple[datetime, float] | None = None
+
+    def speedup(self) -> float | None:
+        """Simulated seconds per wall second, from its GPS-timed telemetry (SITL's clock runs at the speedup)."""
+        if self.gps_first is None or self.gps_last is None or self.gps_last[1] - self.gps_first[1] < 1.0:
+            return None
+        return (self.gps_last[0] - self.gps_first[0]).total_seconds() / (self.gps_last[1] - self.gps_first[1])
+
+
+class FleetTally:
+    def __init__(self, drones: list[str]) -> None:
+        self.aircraft = {drone: AircraftView(drone) for drone in drones}
+        self.orders: dict[str, OrderView] = {}
+        self._sequences = {drone: SequenceTracker(start_after=0) for drone in drones}
+
+    def sent(self, order_id: str, drone: str, destination: str) -> None:
+        self.orders[order_id] = OrderView(order_id, drone, destination)
+
+    def unsent(self, order_id: str, reason: str) -> None:
+        self.orders[order_id].outcome, self.orders[order_id].reason = Outcome.UNSENT, reason
+
+    def idle(self) -> list[str]:
+        """Aircraft that hold no order and have no order on its way to them, in name order."""
+        waiting = {o.drone for o in self.orders.values() if o.outcome is Outcome.SENT}
+        return [d for d, a in sorted(self.aircraft.items()) if a.holding is None and d not in waiting]
+
+    def take(self, envelope: Envelope, wall_s: float) -> None:
+        """One envelope from an aircraft's events or telemetry topic, as it arrived (``wall_s``: when)."""
+        aircraft = self.aircraft.get(envelope.drone)
+        if aircraft is None:
+            return
+        if envelope.type is MessageType.TELEMETRY:
+            if envelope.time_source is TimeSource.GPS:
+                aircraft.gps_first = aircraft.gps_first or (envelope.time, wall_s)
+                aircraft.gps_last = (envelope.time, wall_s)
+            return
+        if envelope.seq is None or not self._sequences[envelope.drone].accept(envelope.seq):
+            return
+        aircraft.events += 1
+        order = self.orders.get(envelope.order_id or "")
+        if order is None or order.drone != envelope.drone:
+            return
+        if envelope.type is MessageType.ORDER_ACCEPTED and not envelope.data.get("duplicate"):
+            if aircraft.holding not in (None, order.order_id):
+                aircraft.overlaps.append(order.order_id)
+            aircraft.holding, order.outcome = order.order_id, Outcome.FLYING
+        elif envelope.type is MessageType.ORDER_REJECTED and order.outcome is Outcome.SENT:
+            reasons = envelope.data.get("reasons") or []
+            order.outcome, order.reason = Outcome.REFUSED, str(reasons[0]) if reasons else None
+        elif envelope.type is MessageType.STATE:
+            self._state(aircraft, order, str(envelope.data.get("state")), envelope.data.get("detail") or {})
+
+    @staticmethod
+    def _state(aircraft: AircraftView, order: OrderView, state: str, detail: dict[str, object]) -> None:
+        aircraft.state = state
+        order.states.append(state)
+        if state == "ABORTING" and order.reason is None:
+            order.reason = str(detail.get("reason") or detail.get("cause") or "aborted")
+        ended = None
+        if state in ("LANDED", "ARRIVED", "UNLOADED"):
+            released = "RELEASED" in order.states or state != "LANDED"
+            ended = Outcome.DELIVERED if released else Outcome.ABORTED
+        elif state == "FAILED":
+            ended = Outcome.ABORTED
+            order.reason = order.reason or str(detail.get("reason") or "failed")
+        if ended is not None:
+            order.outcome = ended
+            if aircraft.holding == order.order_id:
+                aircraft.holding = None
+
+    def counts(self) -> dict[str, int]:
+        tally = Counter(order.outcome.value for order in self.orders.values())
+        return {"dispatched": len(self.orders)} | {outcome.value: tally.get(outcome.value, 0) for outcome in Outcome}
+
+    def all_ended(self) -> bool:
+        return all(order.outcome in ENDED for order in self.orders.values())

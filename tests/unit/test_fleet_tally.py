@@ -1,0 +1,127 @@
+"""The fleet's demand model (seeded, Poisson, the destination mix and the parcel triangle) and its tally (each
+order's outcome, each aircraft's held order, events once by sequence number, the achieved speedup)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightctl.errors import ConfigError
+from flightctl.ground.demand import DemandModel, load_demand, schedule
+from flightctl.ground.fleet_tally import FleetTally, Outcome
+from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
+
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+def model(**changes: Any) -> DemandModel:
+    document = {
+        "orders_per_hour": 60,
+        "destinations": [
+            {"order": "kirkwall-1200m-height", "weight": 3},
+            {"order": "kirkwall-2000m-winch", "weight": 1},
+        ],
+        "parcel": {"min_kg": 0.5, "mode_kg": 1.0, "max_kg": 3.0},
+        "seed": 7,
+    } | changes
+    return DemandModel.model_validate(document)
+
+
+def test_a_seeded_day_is_the_same_day_and_follows_the_model() -> None:
+    day = schedule(model(), 100 * 3600)
+    assert day == schedule(model(), 100 * 3600), "the same seed, the same day"
+    assert day != schedule(model(seed=8), 100 * 3600)
+    assert 5400 <= len(day) <= 6600, "about 60 an hour for 100 hours"
+    assert [o.at_s for o in day] == sorted(o.at_s for o in day)
+    assert all(0 <= o.at_s < 100 * 3600 for o in day)
+    assert len({o.order_id for o in day}) == len(day)
+    mix = Counter(o.destination for o in day)
+    assert 2.6 <= mix["kirkwall-1200m-height"] / mix["kirkwall-2000m-winch"] <= 3.4
+    masses = [o.parcel_kg for o in day]
+    assert min(masses) >= 0.5
+    assert max(masses) <= 3.0
+    assert 1.35 <= sum(masses) / len(masses) <= 1.65, "a triangle's mean is (min + mode + max) / 3"
+
+
+def test_a_demand_file_with_a_mistake_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "demand.yaml"
+    path.write_text("orders_per_hour: 10\ndestinations: [{order: kirkwall-9km, weight: 1}]\n"
+                    "parcel: {min_kg: 1, mode_kg: 1, max_kg: 2}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="no order 'kirkwall-9km'"):
+        load_demand(path)
+    path.write_text("orders_per_hour: 10\ndestinations: [{order: kirkwall-1200m-height, weight: 1}]\n"
+                    "parcel: {min_kg: 2, mode_kg: 1, max_kg: 3}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="min_kg <= mode_kg <= max_kg"):
+        load_demand(path)
+    assert load_demand().orders_per_hour > 0, "the shipped model loads"
+
+
+def event(drone: str, seq: int, type_: MessageType, order_id: str | None, **data: Any) -> Envelope:
+    return Envelope(drone=drone, seq=seq, time=T0, time_source=TimeSource.GPS, type=type_, order_id=order_id, data=data)
+
+
+def states(drone: str, first_seq: int, order_id: str, *names: str) -> list[Envelope]:
+    return [event(drone, first_seq + n, MessageType.STATE, order_id, state=s, detail={}) for n, s in enumerate(names)]
+
+
+def test_each_order_ends_as_its_events_say_and_an_aircraft_is_free_again_after() -> None:
+    tally = FleetTally(["sim-01", "sim-02"])
+    tally.sent("A", "sim-01", "kirkwall-1200m-height")
+    tally.sent("B", "sim-02", "kirkwall-1200m-height")
+    assert tally.idle() == [], "an order on its way counts as held"
+    stream = [
+        event("sim-01", 1, MessageType.ORDER_ACCEPTED, "A", request_id="r1"),
+        *states("sim-01", 2, "A", "PREFLIGHT", "ENROUTE", "RELEASING", "RELEASED", "RETURNING", "LANDED"),
+        event("sim-02", 1, MessageType.ORDER_ACCEPTED, "B", request_id="r2"),
+        *states("sim-02", 2, "B", "PREFLIGHT", "ENROUTE", "ABORTING", "RETURNING", "LANDED"),
+    ]
+    for envelope in stream[:5]:
+        tally.take(envelope, 0.0)
+    assert tally.orders["A"].outcome is Outcome.FLYING
+    assert tally.aircraft["sim-01"].holding == "A"
+    for envelope in stream:  # the broker delivered the first five twice: taken once
+        tally.take(envelope, 0.0)
+    assert (tally.orders["A"].outcome, tally.orders["B"].outcome) == (Outcome.DELIVERED, Outcome.ABORTED)
+    assert tally.aircraft["sim-01"].events == 7
+    assert tally.idle() == ["sim-01", "sim-02"]
+    tally.sent("C", "sim-01", "kirkwall-2000m-winch")
+    tally.take(event("sim-01", 8, MessageType.ORDER_REJECTED, "C", request_id="r3", reasons=["parcel 2.9 kg ..."]), 0)
+    tally.sent("D", "sim-02", "kirkwall-2000m-winch")
+    tally.unsent("D", "no broker could be reached")
+    tally.sent("E", "sim-02", "kirkwall-2000m-winch")
+    tally.take(event("sim-02", 8, MessageType.ORDER_ACCEPTED, "E", request_id="r5"), 0)
+    tally.take(states("sim-02", 9, "E", "FAILED")[0], 0)
+    assert (tally.orders["C"].outcome, tally.orders["C"].reason) == (Outcome.REFUSED, "parcel 2.9 kg ...")
+    assert tally.counts() == {
+        "dispatched": 5, "sent": 0, "flying": 0, "delivered": 1, "aborted": 2, "refused": 1, "unsent": 1,
+    }  # fmt: skip
+    assert tally.all_ended()
+    assert all(not a.overlaps for a in tally.aircraft.values())
+
+
+def test_an_aircraft_that_accepts_a_second_order_while_holding_one_is_caught() -> None:
+    tally = FleetTally(["sim-01"])
+    tally.sent("A", "sim-01", "x")
+    tally.sent("B", "sim-01", "x")
+    tally.take(event("sim-01", 1, MessageType.ORDER_ACCEPTED, "A", request_id="r1"), 0)
+    tally.take(event("sim-01", 2, MessageType.ORDER_ACCEPTED, "A", request_id="r1", duplicate=True), 0)
+    assert tally.aircraft["sim-01"].overlaps == [], "the same order again is not a second one"
+    tally.take(event("sim-01", 3, MessageType.ORDER_ACCEPTED, "B", request_id="r2"), 0)
+    assert tally.aircraft["sim-01"].overlaps == ["B"]
+
+
+def test_the_achieved_speedup_is_simulated_time_over_wall_time() -> None:
+    tally = FleetTally(["sim-01"])
+    for wall_s in range(11):
+        at = T0 + timedelta(seconds=5 * wall_s)
+        tally.take(Envelope(drone="sim-01", time=at, time_source=TimeSource.GPS, type=MessageType.TELEMETRY, data={}),
+                   float(wall_s))  # fmt: skip
+    tally.take(Envelope(drone="sim-01", time=T0, time_source=TimeSource.COMPANION, type=MessageType.TELEMETRY, data={}),
+               99.0)  # fmt: skip  # not on the autopilot's clock: not counted
+    assert tally.aircraft["sim-01"].speedup() == pytest.approx(5.0)
+    tally.take(event("sim-09", 1, MessageType.ORDER_ACCEPTED, "A", request_id="r"), 0)  # not in this fleet
+    assert list(tally.aircraft) == ["sim-01"]
