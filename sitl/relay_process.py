@@ -1,5 +1,5 @@
 """`flightctl relay` as a process, as it is deployed, with a config file written for a broker and a registry: for
-tests and benches."""
+tests, benches and `sim fleet`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from sitl.errors import SitlError
 from sitl.mosquitto import free_port
@@ -85,6 +83,8 @@ class RelayProcess:
 
     async def ops_view(self) -> dict[str, Any] | None:
         """The relay's /ops view (this run's counts, the registry's dead letters); None when it does not answer."""
+        import httpx  # here: a test and bench dependency, which `sim fleet` (importing this module) does without
+
         try:
             async with httpx.AsyncClient(timeout=10) as client:
                 response = await client.get(f"http://127.0.0.1:{self.ops_port}/ops", auth=self.ops)

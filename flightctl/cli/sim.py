@@ -60,13 +60,13 @@ def up(
     run(lambda: run_sim_up(vehicle, instances, speedup, home, first_instance, console, watch=watch))
 
 
-def new_run_folder() -> Path:
+def new_run_folder(prefix: str = "") -> Path:
     """``flightctl-sim/<UTC time>/`` in the current directory: a run's journal, tlog and report outlive SITL's
     own temporary folder, and a run never finds an earlier one's order in its journal."""
     from datetime import UTC, datetime
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    folder = Path("flightctl-sim") / stamp
+    folder = Path("flightctl-sim") / f"{prefix}{stamp}"
     folder.mkdir(parents=True, exist_ok=False)
     return folder.absolute()
 
@@ -194,3 +194,66 @@ def leg(
 
     if not run(go):
         raise typer.Exit(NOT_DELIVERED_EXIT)
+
+
+@sim_app.command("fleet")
+def fleet(
+    aircraft: Annotated[int, typer.Option("--aircraft", min=1, max=40, help="How many simulated aircraft.")] = 4,
+    minutes: Annotated[
+        float, typer.Option("--minutes", min=1, max=24 * 60, help="Simulated minutes orders are dispatched for.")
+    ] = 15,
+    speedup: Annotated[float, typer.Option(min=0.5, max=50, help="Simulation speed of every SITL.")] = 5.0,
+    demand: Annotated[
+        Path | None, typer.Option("--demand", help="Demand model YAML (default: configs/fleet/demand.yaml).")
+    ] = None,
+    orders_per_hour: Annotated[
+        float | None, typer.Option("--orders-per-hour", min=0.1, help="Override the demand model's rate.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the demand model's seed.")] = None,
+    postgres: Annotated[bool, typer.Option("--postgres", help="A PostgreSQL registry instead of SQLite.")] = False,
+    first_instance: Annotated[int, typer.Option("--first-instance", min=0, help="-I of the first SITL.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for everything the run keeps (default: flightctl-sim/...).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fleet report as JSON.")] = False,
+) -> None:
+    """Fly a fleet: N SITL copters at Kirkwall, each with its own `flightctl run` daemon and broker account, one
+    broker, one relay and one registry, orders dispatched from the demand model for --minutes of simulated time.
+    Shows each aircraft live, then the fleet report (also fleet-report.json in the run's folder). Exit 0 when
+    the fleet held (every journaled event in the registry once, no aircraft with two orders, every order ended),
+    1 otherwise. Ctrl-C stops everything it started."""
+    import json
+    import sys
+
+    from rich.live import Live
+
+    from flightctl.cli.fleet_view import live_view, report_tables
+    from flightctl.errors import ConfigError
+    from flightctl.ground.demand import load_demand
+    from sitl.fleet import FleetProgress, FleetSpec, SimFleet
+
+    try:
+        model = load_demand(demand)
+    except ConfigError as exc:
+        raise fail(exc) from None
+    model = model.model_copy(
+        update={k: v for k, v in (("orders_per_hour", orders_per_hour), ("seed", seed)) if v is not None}
+    )
+    if first_instance + aircraft > 50:
+        raise fail(ConfigError(f"--first-instance {first_instance} + --aircraft {aircraft}: SITL -I stops at 50"))
+    folder = out.absolute() if out is not None else new_run_folder("fleet-")
+    spec = FleetSpec(folder, aircraft, minutes * 60, speedup, model, first_instance=first_instance, postgres=postgres)
+
+    with Live(console=console, refresh_per_second=2, transient=as_json) as live:
+
+        def show(progress: FleetProgress) -> None:
+            live.update(live_view(progress))
+
+        report = run(lambda: SimFleet(spec, on_progress=show).run())
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json()) + "\n")
+    else:
+        console.print()
+        console.print(report_tables(report))
+    if not report.holds():
+        raise typer.Exit(1)

@@ -31,12 +31,18 @@ DISPATCH = ["dispatch", "kirkwall-1500m-place", "--customer", "C-1", *BROKER]
         ([*DISPATCH, "--registry", "postgresq://flightctl:hunter2@db/flightctl"], "postgresq:// is not a registry"),
         ([*DISPATCH, "--registry", "mysql://flightctl:hunter2@db/flightctl"], "mysql:// is not a registry"),
         ([*DISPATCH, "--registry", "postgresql://flightctl:hunter2@db/flightctl"], "the URL carries a password"),
+        (["sim", "fleet", "--demand", "demand.yaml"], "no order 'kirkwall-9km'"),
+        (["sim", "fleet", "--aircraft", "4", "--first-instance", "48"], "SITL -I stops at 50"),
     ],
-    ids=["ca-without-tls", "wind-empty-time", "order-too-big", "registry-typo", "registry-mysql", "registry-password"],
+    ids=["ca-without-tls", "wind-empty-time", "order-too-big", "registry-typo", "registry-mysql", "registry-password",
+         "fleet-demand-unknown-order", "fleet-instances"],
 )  # fmt: skip
 def test_a_mistake_is_one_line_and_changes_nothing(tmp_path: Path, args: list[str], says: str) -> None:
     (tmp_path / "ca.pem").write_text("not a certificate\n")
     (tmp_path / "big.yaml").write_text("order_id: KWL-BIG\n" + "# padding\n" * 2_000)
+    (tmp_path / "demand.yaml").write_text(
+        "orders_per_hour: 10\ndestinations: [{order: kirkwall-9km, weight: 1}]\nparcel: {min_kg: 1, mode_kg: 1, max_kg: 2}\n"
+    )
     before = sorted(p.name for p in tmp_path.rglob("*"))
     result = flightctl(*args, cwd=tmp_path)
     assert result.returncode == 1, result.stderr

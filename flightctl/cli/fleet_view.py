@@ -1,0 +1,67 @@
+"""What `flightctl sim fleet` shows: the live view (each aircraft's state and the fleet's counts, redrawn about
+once a second) and the fleet report's tables. Pure: a progress or a report in, rich renderables out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from sitl.fleet import FleetProgress, FleetReport
+
+
+def live_view(progress: FleetProgress) -> Group:
+    tally = progress.tally
+    aircraft = Table(title=None, expand=False)
+    for column in ("aircraft", "state", "order", "events", "speedup"):
+        aircraft.add_column(column, justify="right" if column in ("events", "speedup") else "left")
+    for view in tally.aircraft.values():
+        speedup = view.speedup()
+        aircraft.add_row(
+            view.drone,
+            view.state or ("waiting for telemetry" if view.gps_first is None else "ready"),
+            view.holding or "",
+            str(view.events),
+            "" if speedup is None else f"{speedup:.1f}x",
+        )
+    counts = tally.counts()
+    minutes = f"{progress.sim_elapsed_s / 60:.1f} of {progress.sim_s / 60:.0f} simulated min"
+    line = Text(
+        f"{progress.phase}: {minutes}; orders {counts['dispatched']} dispatched, {counts['flying']} flying, "
+        f"{counts['delivered']} delivered, {counts['aborted']} aborted, {counts['refused']} refused, "
+        f"{progress.queued} waiting for an aircraft"
+    )
+    parts: list[Text | Table] = [line, aircraft]
+    if progress.ops_url:
+        parts.append(Text(f"ops page: {progress.ops_url}", style="dim"))
+    return Group(*parts)
+
+
+def report_tables(report: FleetReport) -> Group:
+    counts = report.counts
+    summary = Text(
+        f"{report.sim_s / 60:.0f} simulated min in {report.wall_s:.0f} s; speedup asked {report.speedup_asked:g}, "
+        f"achieved {report.speedup_achieved if report.speedup_achieved is not None else 'unknown'}\n"
+        f"orders: {counts['dispatched']} dispatched, {counts['delivered']} delivered, {counts['aborted']} aborted, "
+        f"{counts['refused']} refused, {counts['unsent']} unsent, {counts['sent'] + counts['flying']} unfinished; "
+        f"{report.unserved} unserved (no aircraft free in time)\n"
+        + ("holds: every journaled event in the registry once, no aircraft with two orders, every order ended"
+           if report.holds() else "DOES NOT HOLD: see the rows below")
+    )  # fmt: skip
+    aircraft = Table()
+    for column in ("aircraft", "orders", "journaled", "in registry", "missing", "two orders", "speedup"):
+        aircraft.add_column(column, justify="left" if column == "aircraft" else "right")
+    for a in report.aircraft:
+        aircraft.add_row(
+            a.drone, str(a.orders), str(a.journaled), str(a.in_registry), str(len(a.missing) + len(a.unknown)),
+            str(len(a.overlaps)), "" if a.speedup is None else f"{a.speedup:.1f}x",
+        )  # fmt: skip
+    costs = Table()
+    for column in ("process", "kind", "CPU (one core)", "memory"):
+        costs.add_column(column, justify="left" if column in ("process", "kind") else "right")
+    for cost in report.costs:
+        costs.add_row(cost.name, cost.kind, f"{100 * cost.cpu_share:.1f} %", f"{cost.rss_mb:.0f} MB")
+    return Group(summary, aircraft, costs, Text(f"report: {report.folder}/fleet-report.json"))

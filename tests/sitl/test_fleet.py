@@ -1,0 +1,107 @@
+"""A fleet of four SITL copters, each with its own `flightctl run` daemon and broker account, one mosquitto (the
+shipped config), one `flightctl relay` process and one registry, flying a seeded demand for ten simulated
+minutes: every order ends as it should, every event each aircraft journaled is in the registry once, no
+aircraft ever holds two orders, and the fleet report's numbers are the journals' numbers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flightctl.ground.demand import DemandModel, schedule
+from flightctl.ground.registry import Registry
+from sitl.fleet import FleetSpec, SimFleet
+from tests.mqtt.conftest import require_mosquitto
+from tests.sitl.conftest import INSTANCE_BASE, require_sitl
+
+pytestmark = [pytest.mark.sitl, pytest.mark.mqtt]
+
+AIRCRAFT = 4
+SIM_S = 600.0
+SPEEDUP = 5.0
+MAX_PAYLOAD_KG = 2.5  # configs/profiles/sitl-quad.yaml
+# Seed 30 of this model: six orders in ten minutes, the fourth (at 296 s) a 3.0 kg parcel the aircraft must
+# refuse, the others short deliveries in calm air that must be delivered.
+DEMAND = DemandModel.model_validate({
+    "orders_per_hour": 36,
+    "destinations": [{"order": "kirkwall-1200m-height", "weight": 2}, {"order": "kirkwall-1500m-place", "weight": 1}],
+    "parcel": {"min_kg": 0.3, "mode_kg": 1.0, "max_kg": 3.2},
+    "seed": 30,
+})  # fmt: skip
+
+
+def journal_rows(path: Path) -> list[tuple[int, str | None, str, dict[str, object]]]:
+    """The journal's outbox as the aircraft wrote it: (seq, order, type, data), read here on our own."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT seq, order_id, type, data FROM outbox ORDER BY seq").fetchall()
+    return [(int(seq), order_id, type_, json.loads(data)) for seq, order_id, type_, data in rows]
+
+
+def held_two_at_once(rows: list[tuple[int, str | None, str, dict[str, object]]]) -> list[str]:
+    """Orders accepted while the aircraft's previous order had not ended (LANDED or FAILED)."""
+    holding, overlaps = None, []
+    for _seq, order_id, type_, data in rows:
+        if type_ == "order_accepted" and not data.get("duplicate"):
+            if holding is not None and holding != order_id:
+                overlaps.append(str(order_id))
+            holding = order_id
+        elif type_ == "state" and data.get("state") in ("LANDED", "FAILED") and order_id == holding:
+            holding = None
+    return overlaps
+
+
+async def test_four_aircraft_fly_a_seeded_demand_and_the_report_is_the_journals(tmp_path: Path) -> None:
+    require_sitl("copter")
+    require_mosquitto()
+    planned = schedule(DEMAND, SIM_S)
+    heavy = {o.order_id for o in planned if o.parcel_kg > MAX_PAYLOAD_KG}
+    assert (len(planned), heavy) == (6, {"FLT-0004"}), "the seed's day, as the comment says"
+
+    spec = FleetSpec(tmp_path / "fleet", AIRCRAFT, SIM_S, SPEEDUP, DEMAND, first_instance=INSTANCE_BASE + 12)
+    report = await SimFleet(spec).run()
+
+    outcomes = {o["order_id"]: o["outcome"] for o in report.orders}
+    assert set(outcomes) == {o.order_id for o in planned}, f"every order dispatched: {report.counts}"
+    assert report.unserved == 0
+    for order_id, outcome in outcomes.items():
+        expected = "refused" if order_id in heavy else "delivered"
+        assert outcome == expected, (order_id, report.orders)
+    refusal = next(o for o in report.orders if o["order_id"] == "FLT-0004")
+    assert "payload limit" in str(refusal["reason"])
+    assert report.holds()
+
+    delivered_in_journals = 0
+    async with await Registry.open(str(spec.folder / "registry.sqlite")) as registry:
+        for record in report.aircraft:
+            rows = journal_rows(spec.folder / record.drone / "daemon" / "journal.sqlite")
+            seqs = [seq for seq, *_ in rows]
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert await registry.seen_seqs(record.drone) == seqs, f"{record.drone}: each journaled event once"
+            assert (record.journaled, record.in_registry, record.missing, record.unknown) == (
+                len(seqs),
+                len(seqs),
+                [],
+                [],
+            )
+            assert held_two_at_once(rows) == [] == record.overlaps
+            released = {o for _s, o, t, d in rows if t == "state" and d.get("state") == "RELEASED"}
+            landed = {o for _s, o, t, d in rows if t == "state" and d.get("state") == "LANDED"}
+            delivered_in_journals += len(released & landed)
+            accepted = {o for _s, o, t, d in rows if t in ("order_accepted", "order_rejected")}
+            assert record.orders == len(accepted), f"{record.drone}: the orders sent to it are the ones it answered"
+    assert report.counts["delivered"] == delivered_in_journals == 5
+    assert report.counts["refused"] == 1
+    assert sum(r.orders for r in report.aircraft) == report.counts["dispatched"] == 6
+
+    assert report.speedup_achieved is not None
+    assert report.speedup_achieved > 0.5 * SPEEDUP
+    assert {(c.name, c.kind) for c in report.costs} == {
+        (f"sim-{n:02d}", kind) for n in range(1, AIRCRAFT + 1) for kind in ("sitl", "daemon")
+    }
+    assert all(c.cpu_share > 0 and c.rss_mb > 1 for c in report.costs)
+    written = json.loads((spec.folder / "fleet-report.json").read_text())
+    assert written["counts"] == report.counts
+    assert written["holds"] is True
