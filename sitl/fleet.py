@@ -42,11 +42,13 @@ from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
 from flightctl.mqtt.contract import TOPIC_ROOT
 from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.daemon import DaemonProcess, write_daemon_config
+from sitl.fleet_faults import Fault, FaultKind, FaultPlan, timeline
 from sitl.instance import SitlInstance
 from sitl.locations import resolve_home
 from sitl.mosquitto import Mosquitto
 from sitl.postgres import PostgresServer
 from sitl.relay_process import RelayProcess
+from sitl.tcp_proxy import TcpProxy
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ SHIPPED_BROKER = configs_dir() / "mosquitto" / "flightctl.conf"
 ANSWER_TIMEOUT_S = 60.0
 SETTLE_SIM_S = 900.0  # simulated time the orders still in flight get to end after the last is dispatched
 CATCH_UP_S = 60.0  # wall time the registry gets to hold what the journals hold
+RESTART_DELAY_S = 2.0  # systemd's RestartSec for a killed daemon or relay (configs/systemd)
+METRES_PER_DEGREE_LAT = 111_320.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class FleetSpec:
     postgres: bool = False
     home: str = "kirkwall"
     settle_sim_s: float = SETTLE_SIM_S
+    faults: FaultPlan | None = None
 
     def drones(self) -> list[str]:
         return [f"sim-{n + 1:02d}" for n in range(self.aircraft)]
@@ -93,6 +98,16 @@ class AircraftRecord:
 
 
 @dataclass
+class FaultRecord:
+    at_min: float
+    kind: str
+    aircraft: str | None
+    held_order: str | None  # the order the aircraft held when struck
+    outcome: str | None = None  # that order's end
+    note: str = ""
+
+
+@dataclass
 class FleetReport:
     started_utc: str
     wall_s: float
@@ -104,6 +119,7 @@ class FleetReport:
     orders: list[dict[str, Any]]
     aircraft: list[AircraftRecord]
     costs: list[ProcessCost]
+    faults: list[FaultRecord]
     folder: str
 
     def holds(self) -> bool:
@@ -124,6 +140,7 @@ class Aircraft:
     sim: SitlInstance
     daemon: DaemonProcess
     folder: Path
+    radio: TcpProxy  # the daemon's link to its autopilot, which a radio_cut cuts
     sent: int = 0
 
 
@@ -161,6 +178,13 @@ class SimFleet:
         self._sim_elapsed_s = 0.0
         self._phase = "starting"
         self._ops_url: str | None = None
+        self._faults = timeline(spec.faults, spec.drones()) if spec.faults is not None else []
+        self.struck: list[FaultRecord] = []
+        self._cpu_spent: dict[tuple[str, str], float] = {}  # by processes since killed
+        self._cpu_base: dict[int, float] = {}  # each process's CPU when the flying began
+        self._broker: Mosquitto | None = None
+        self._relay: RelayProcess | None = None
+        self._postgres: PostgresServer | None = None
 
     async def run(self) -> FleetReport:
         started_utc = datetime.now(UTC).isoformat(timespec="seconds")
@@ -172,7 +196,7 @@ class SimFleet:
             passwords["relay-1"] = await accounts.add("relay-1", AccountKind.RELAY)
             passwords["dispatch-1"] = await accounts.add("dispatch-1", AccountKind.DISPATCH)
             passwords["operator-1"] = await accounts.add("operator-1", AccountKind.OPERATOR)
-            broker = await stack.enter_async_context(
+            broker = self._broker = await stack.enter_async_context(
                 Mosquitto(self.spec.folder / "broker", template=SHIPPED_BROKER, accounts_folder=accounts.folder)
             )
 
@@ -183,8 +207,9 @@ class SimFleet:
 
             registry_url = str(self.spec.folder / "registry.sqlite")
             if self.spec.postgres:
-                registry_url = (await stack.enter_async_context(PostgresServer())).url
-            relay = RelayProcess(
+                self._postgres = await stack.enter_async_context(PostgresServer())
+                registry_url = self._postgres.url
+            relay = self._relay = RelayProcess(
                 self.spec.folder / "relay",
                 "relay-1",
                 broker_url=broker.url,
@@ -206,12 +231,17 @@ class SimFleet:
             await self._until_ready()
 
             self._flying_since = time.monotonic()
-            cpu_before = _cpu_times(self.aircraft)
+            cpu_before = self._cpu_base = _cpu_times(self.aircraft)
             self._phase = "flying"
+            striking = asyncio.create_task(self._strike(), name="fleet faults")
+            stack.push_async_callback(_cancelled, striking)
             await self._dispatch(registry, [endpoint("dispatch-1")])
             self._phase = "settling"
             await self._settle()
-            costs = _costs(self.aircraft, cpu_before, time.monotonic() - self._flying_since)
+            striking.cancel()
+            costs = self._costs(cpu_before, time.monotonic() - self._flying_since)
+            self._phase = "catching up"
+            await self._caught_up(registry, CATCH_UP_S)
             self._phase = "stopping"
             for aircraft in self.aircraft:
                 await aircraft.daemon.stop()
@@ -229,6 +259,7 @@ class SimFleet:
             orders=[asdict(o) | {"outcome": o.outcome.value} for o in self.tally.orders.values()],
             aircraft=records,
             costs=costs,
+            faults=self._fault_outcomes(),
             folder=str(self.spec.folder),
         )
         write_report(report, self.spec.folder)
@@ -247,10 +278,12 @@ class SimFleet:
                 workdir=folder / "sitl",
             )
         )
+        host, port = sim.serial2_url.removeprefix("tcp:").rsplit(":", 1)
+        radio = await stack.enter_async_context(TcpProxy(host, int(port)))
         config = write_daemon_config(
             folder / "daemon",
             drone_id=drone,
-            autopilot_url=sim.serial2_url,
+            autopilot_url=f"tcp:127.0.0.1:{radio.port}",
             broker_url=broker.url,
             username=drone,
             password=password,
@@ -260,7 +293,7 @@ class SimFleet:
         daemon = DaemonProcess(config)
         await daemon.start()
         stack.push_async_callback(_stopped, daemon)
-        self.aircraft.append(Aircraft(drone, sim, daemon, folder / "daemon"))
+        self.aircraft.append(Aircraft(drone, sim, daemon, folder / "daemon", radio))
 
     async def _until_ready(self, timeout_s: float = 180) -> None:
         """Every daemon reporting its vehicle's position on GPS time: it can judge an order now."""
@@ -338,7 +371,11 @@ class SimFleet:
                 self._changed.set()
 
         await keep_connected(
-            lambda: make_client(endpoint, client_id="fleet-watcher"), serve, min_delay_s=0.5, max_delay_s=2
+            # A session the broker keeps (and restores after a restart): no event missed while reconnecting.
+            lambda: make_client(endpoint, client_id="fleet-watcher", session_expiry_s=3600),
+            serve,
+            min_delay_s=0.5,
+            max_delay_s=2,
         )
 
     async def _wait_change(self, at_most_s: float) -> None:
@@ -357,20 +394,136 @@ class SimFleet:
     def _progress(self) -> FleetProgress:
         return FleetProgress(self.tally, self._sim_elapsed_s, self.spec.sim_s, self._queued, self._ops_url, self._phase)
 
+    # ---- faults --------------------------------------------------------------------------------------------
+
+    async def _strike(self) -> None:
+        """Each fault when its simulated minute comes; those with a duration end on their own."""
+        assert self._flying_since is not None
+        async with asyncio.TaskGroup() as lasting:
+            for fault in self._faults:
+                due_wall = self._flying_since + fault.at_min * 60 / self.spec.speedup
+                await asyncio.sleep(max(0.0, due_wall - time.monotonic()))
+                aircraft = next((a for a in self.aircraft if a.drone == fault.aircraft), None)
+                held = None if aircraft is None else self.tally.aircraft[aircraft.drone].holding
+                record = FaultRecord(fault.at_min, fault.kind.value, fault.aircraft, held)
+                self.struck.append(record)
+                log.info("fault at %.1f simulated min: %s %s", fault.at_min, fault.kind.value, fault.aircraft or "")
+                try:
+                    ending = await self._begin(fault, aircraft, record)
+                except (FlightctlError, OSError) as exc:
+                    record.note = f"could not be struck: {exc}"
+                    continue
+                if ending is not None:
+                    lasting.create_task(self._end_after(fault, ending, record))
+
+    async def _begin(self, fault: Fault, aircraft: Aircraft | None, record: FaultRecord) -> Callable[[], Any] | None:
+        """Strike ``fault``; what ends it, when it lasts."""
+        kind = fault.kind
+        if aircraft is not None:
+            params = aircraft.sim.vehicle.params
+            if kind is FaultKind.RADIO_CUT:
+                aircraft.radio.cut()
+                return aircraft.radio.restore
+            if kind is FaultKind.DAEMON_KILL:
+                self._count_spent(aircraft.drone, "daemon", aircraft.daemon.pid)
+                await aircraft.daemon.kill()
+                await asyncio.sleep(RESTART_DELAY_S)
+                await aircraft.daemon.start()
+                record.note = "SIGKILL, started again"
+                return None
+            amount = fault.amount()
+            assert amount is not None
+            if kind is FaultKind.GPS_GLITCH:
+                await params.set("SIM_GPS1_GLTCH_X", amount / METRES_PER_DEGREE_LAT)
+                return lambda: params.set("SIM_GPS1_GLTCH_X", 0.0)
+            if kind is FaultKind.WIND:
+                await params.set("SIM_WIND_SPD", amount)
+                return lambda: params.set("SIM_WIND_SPD", 0.0)
+            await params.set("SIM_BATT_VOLTAGE", amount)  # BATTERY: stays (a pack does not recover in flight)
+            record.note = f"pack at {amount:g} V"
+            return None
+        if kind is FaultKind.BROKER_RESTART:
+            assert self._broker is not None
+            await self._broker.restart()
+            record.note = "stopped and started again"
+        elif kind is FaultKind.RELAY_KILL:
+            assert self._relay is not None
+            await self._relay.kill()
+            await asyncio.sleep(RESTART_DELAY_S)
+            await self._relay.start()
+            record.note = "SIGKILL, started again"
+        elif self._postgres is None:
+            record.note = "not struck: a SQLite registry is a file (--postgres for a server to restart)"
+        else:
+            await self._postgres.restart()
+            record.note = "stopped and started again"
+        return None
+
+    async def _end_after(self, fault: Fault, ending: Callable[[], Any], record: FaultRecord) -> None:
+        await asyncio.sleep(fault.for_s / self.spec.speedup)
+        try:
+            result = ending()
+            if asyncio.iscoroutine(result):
+                await result
+        except (FlightctlError, OSError) as exc:
+            record.note = f"for {fault.for_s:g} s; could not be ended: {exc}"
+            return
+        record.note = f"for {fault.for_s:g} s"
+
+    def _count_spent(self, drone: str, kind: str, pid: int | None) -> None:
+        """The CPU a process about to be killed spent since the flying began, kept for the report."""
+        if pid is not None:
+            spent = _cpu_times_of(pid)
+            if spent is not None:
+                key = (drone, kind)
+                self._cpu_spent[key] = self._cpu_spent.get(key, 0.0) + spent - self._cpu_base.pop(pid, 0.0)
+
+    def _costs(self, before: dict[int, float], wall_s: float) -> list[ProcessCost]:
+        """Each SITL's and daemon's CPU over the flying time (a restarted daemon's and its predecessors'), as a
+        share of one core, and its memory now."""
+        costs = []
+        for a in self.aircraft:
+            for kind, pid in (("sitl", a.sim.pid), ("daemon", a.daemon.pid)):
+                now = None if pid is None else _cpu_times_of(pid)
+                if pid is None or now is None:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    rss_mb = psutil.Process(pid).memory_info().rss / 2**20
+                    spent = now - before.get(pid, 0.0) + self._cpu_spent.get((a.drone, kind), 0.0)
+                    costs.append(ProcessCost(a.drone, kind, round(spent / max(wall_s, 1e-6), 4), round(rss_mb, 1)))
+        return costs
+
+    def _fault_outcomes(self) -> list[FaultRecord]:
+        for record in self.struck:
+            if record.held_order is not None:
+                record.outcome = self.tally.orders[record.held_order].outcome.value
+        return self.struck
+
     # ---- the end -------------------------------------------------------------------------------------------
 
-    async def _reconcile(self, registry: Registry) -> list[AircraftRecord]:
-        """Each aircraft's journal against the registry, once the registry has caught up (or ``CATCH_UP_S``)."""
+    async def _journaled(self) -> dict[str, list[int]]:
         journaled: dict[str, list[int]] = {}
         for aircraft in self.aircraft:
             async with await Journal.open(aircraft.folder / "journal.sqlite", reader=True) as journal:
                 journaled[aircraft.drone] = await journal.outbox_seqs()
-        deadline = time.monotonic() + CATCH_UP_S
+        return journaled
+
+    async def _caught_up(self, registry: Registry, timeout_s: float) -> dict[str, set[int]]:
+        """What the registry holds of each aircraft, once it holds all its journal does (or ``timeout_s``). Run
+        while the daemons are up: what an aircraft journaled as it landed (its state, its flight record) is still
+        on its way when the tally sees the landing."""
+        deadline = time.monotonic() + timeout_s
         while True:
+            journaled = await self._journaled()
             held = {d: set(await registry.seen_seqs(d)) for d in journaled}
             if all(held[d] >= set(seqs) for d, seqs in journaled.items()) or time.monotonic() > deadline:
-                break
+                return held
             await asyncio.sleep(0.5)
+
+    async def _reconcile(self, registry: Registry) -> list[AircraftRecord]:
+        """Each aircraft's journal against the registry (the daemons stopped: nothing more comes)."""
+        journaled = await self._journaled()
+        held = await self._caught_up(registry, timeout_s=5)
         records = []
         for aircraft in self.aircraft:
             seqs, view = journaled[aircraft.drone], self.tally.aircraft[aircraft.drone]
@@ -395,29 +548,21 @@ def write_report(report: FleetReport, folder: Path) -> Path:
     return path
 
 
+def _cpu_times_of(pid: int) -> float | None:
+    try:
+        cpu = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return cpu.user + cpu.system
+
+
 def _cpu_times(aircraft: list[Aircraft]) -> dict[int, float]:
     times = {}
     for a in aircraft:
         for pid in (a.sim.pid, a.daemon.pid):
-            if pid is not None:
-                with contextlib.suppress(psutil.Error):
-                    cpu = psutil.Process(pid).cpu_times()
-                    times[pid] = cpu.user + cpu.system
+            if pid is not None and (spent := _cpu_times_of(pid)) is not None:
+                times[pid] = spent
     return times
-
-
-def _costs(aircraft: list[Aircraft], before: dict[int, float], wall_s: float) -> list[ProcessCost]:
-    after = _cpu_times(aircraft)
-    costs = []
-    for a in aircraft:
-        for kind, pid in (("sitl", a.sim.pid), ("daemon", a.daemon.pid)):
-            if pid is None or pid not in before or pid not in after:
-                continue
-            with contextlib.suppress(psutil.Error):
-                rss_mb = psutil.Process(pid).memory_info().rss / 2**20
-                share = (after[pid] - before[pid]) / max(wall_s, 1e-6)
-                costs.append(ProcessCost(a.drone, kind, round(share, 4), round(rss_mb, 1)))
-    return costs
 
 
 def _median(values: list[float | None]) -> float | None:

@@ -53,10 +53,15 @@ class PostgresServer:
             owner = pwd.getpwnam("postgres")
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
             self._as_user = ["runuser", "-u", "postgres", "--"]
-        data = self.folder / "data"
-        await self._run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "flightctl", "--no-sync")
+        await self._run(str(binaries / "initdb"), "-D", str(self.folder / "data"), "-A", "trust", "-U", "flightctl",
+                        "--no-sync")  # fmt: skip
+        await self._start()
+        return self
+
+    async def _start(self) -> None:
+        binaries = postgres_bin()
         self._process = await asyncio.create_subprocess_exec(
-            *self._as_user, str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
+            *self._as_user, str(binaries / "postgres"), "-D", str(self.folder / "data"), "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
             "-c", "fsync=off", "-c", "max_connections=100",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -70,7 +75,12 @@ class PostgresServer:
         except TimeoutError:
             await self.__aexit__()
             raise PostgresError(f"PostgreSQL did not accept connections within {START_TIMEOUT_S:g} s") from None
-        return self
+
+    async def restart(self) -> None:
+        """Stop the server (a fast shutdown: every connection dropped) and start it again on the same data."""
+        process, self._process = self._process, None
+        await end_process(process, timeout_s=20)
+        await self._start()
 
     async def _accepts(self) -> bool:
         try:

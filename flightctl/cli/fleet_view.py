@@ -64,4 +64,13 @@ def report_tables(report: FleetReport) -> Group:
         costs.add_column(column, justify="left" if column in ("process", "kind") else "right")
     for cost in report.costs:
         costs.add_row(cost.name, cost.kind, f"{100 * cost.cpu_share:.1f} %", f"{cost.rss_mb:.0f} MB")
-    return Group(summary, aircraft, costs, Text(f"report: {report.folder}/fleet-report.json"))
+    struck = Table()
+    for column in ("simulated min", "fault", "aircraft", "its order", "that order ended", "note"):
+        struck.add_column(column)
+    for fault in report.faults:
+        struck.add_row(
+            f"{fault.at_min:g}", fault.kind, fault.aircraft or "fleet", fault.held_order or "",
+            fault.outcome or "", fault.note,
+        )  # fmt: skip
+    parts: list[Text | Table] = [summary, aircraft, costs, *([struck] if report.faults else [])]
+    return Group(*parts, Text(f"report: {report.folder}/fleet-report.json"))

@@ -210,6 +210,9 @@ def fleet(
         float | None, typer.Option("--orders-per-hour", min=0.1, help="Override the demand model's rate.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the demand model's seed.")] = None,
+    faults: Annotated[
+        Path | None, typer.Option("--faults", help="Faults on a schedule, YAML (see sitl/fleet_faults.py).")
+    ] = None,
     postgres: Annotated[bool, typer.Option("--postgres", help="A PostgreSQL registry instead of SQLite.")] = False,
     first_instance: Annotated[int, typer.Option("--first-instance", min=0, help="-I of the first SITL.")] = 0,
     out: Annotated[
@@ -231,9 +234,11 @@ def fleet(
     from flightctl.errors import ConfigError
     from flightctl.ground.demand import load_demand
     from sitl.fleet import FleetProgress, FleetSpec, SimFleet
+    from sitl.fleet_faults import FaultPlan, load_faults, timeline
 
     try:
         model = load_demand(demand)
+        plan = None if faults is None else load_faults(faults)
     except ConfigError as exc:
         raise fail(exc) from None
     model = model.model_copy(
@@ -242,7 +247,13 @@ def fleet(
     if first_instance + aircraft > 50:
         raise fail(ConfigError(f"--first-instance {first_instance} + --aircraft {aircraft}: SITL -I stops at 50"))
     folder = out.absolute() if out is not None else new_run_folder("fleet-")
-    spec = FleetSpec(folder, aircraft, minutes * 60, speedup, model, first_instance=first_instance, postgres=postgres)
+    spec = FleetSpec(
+        folder, aircraft, minutes * 60, speedup, model, first_instance=first_instance, postgres=postgres, faults=plan
+    )
+    try:
+        timeline(plan or FaultPlan(), spec.drones())  # faults on aircraft it does not have: said before anything starts
+    except ConfigError as exc:
+        raise fail(exc) from None
 
     with Live(console=console, refresh_per_second=2, transient=as_json) as live:
 

@@ -1,7 +1,8 @@
 """A fleet of four SITL copters, each with its own `flightctl run` daemon and broker account, one mosquitto (the
 shipped config), one `flightctl relay` process and one registry, flying a seeded demand for ten simulated
-minutes: every order ends as it should, every event each aircraft journaled is in the registry once, no
-aircraft ever holds two orders, and the fleet report's numbers are the journals' numbers."""
+minutes through faults (a daemon SIGKILLed in flight, the broker restarted, the relay SIGKILLed, an autopilot
+link cut): every order ends as its faults call for, every event each aircraft journaled is in the registry
+once, no aircraft ever holds two orders, and the fleet report's numbers are the journals' numbers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from flightctl.ground.demand import DemandModel, schedule
 from flightctl.ground.registry import Registry
 from sitl.fleet import FleetSpec, SimFleet
+from sitl.fleet_faults import FaultPlan
 from tests.mqtt.conftest import require_mosquitto
 from tests.sitl.conftest import INSTANCE_BASE, require_sitl
 
@@ -30,6 +32,15 @@ DEMAND = DemandModel.model_validate({
     "destinations": [{"order": "kirkwall-1200m-height", "weight": 2}, {"order": "kirkwall-1500m-place", "weight": 1}],
     "parcel": {"min_kg": 0.3, "mode_kg": 1.0, "max_kg": 3.2},
     "seed": 30,
+})  # fmt: skip
+# Sim-01 flies FLT-0001 from 77 s and sim-02 FLT-0002 from 183 s: both are struck in flight.
+FAULTS = FaultPlan.model_validate({
+    "faults": [
+        {"at_min": 2.0, "kind": "daemon_kill", "aircraft": "sim-01"},
+        {"at_min": 3.0, "kind": "broker_restart"},
+        {"at_min": 3.5, "kind": "radio_cut", "aircraft": "sim-02", "for_s": 20},
+        {"at_min": 4.0, "kind": "relay_kill"},
+    ]
 })  # fmt: skip
 
 
@@ -60,15 +71,27 @@ async def test_four_aircraft_fly_a_seeded_demand_and_the_report_is_the_journals(
     heavy = {o.order_id for o in planned if o.parcel_kg > MAX_PAYLOAD_KG}
     assert (len(planned), heavy) == (6, {"FLT-0004"}), "the seed's day, as the comment says"
 
-    spec = FleetSpec(tmp_path / "fleet", AIRCRAFT, SIM_S, SPEEDUP, DEMAND, first_instance=INSTANCE_BASE + 12)
+    spec = FleetSpec(
+        tmp_path / "fleet", AIRCRAFT, SIM_S, SPEEDUP, DEMAND, first_instance=INSTANCE_BASE + 12, faults=FAULTS
+    )
     report = await SimFleet(spec).run()
 
     outcomes = {o["order_id"]: o["outcome"] for o in report.orders}
     assert set(outcomes) == {o.order_id for o in planned}, f"every order dispatched: {report.counts}"
     assert report.unserved == 0
+    struck = {f.held_order: f for f in report.faults if f.held_order is not None}
+    assert [(f.kind, f.aircraft, f.held_order) for f in report.faults] == [
+        ("daemon_kill", "sim-01", "FLT-0001"), ("broker_restart", None, None), ("radio_cut", "sim-02", "FLT-0002"),
+        ("relay_kill", None, None),
+    ], report.faults  # fmt: skip
     for order_id, outcome in outcomes.items():
-        expected = "refused" if order_id in heavy else "delivered"
-        assert outcome == expected, (order_id, report.orders)
+        if order_id in heavy:
+            assert outcome == "refused", (order_id, report.orders)
+        elif order_id in struck:  # a delivery taken over by a restarted daemon, or flown blind for 20 s, ends
+            assert outcome in ("delivered", "aborted"), (order_id, report.orders)
+            assert struck[order_id].outcome == outcome
+        else:
+            assert outcome == "delivered", (order_id, report.orders)
     refusal = next(o for o in report.orders if o["order_id"] == "FLT-0004")
     assert "payload limit" in str(refusal["reason"])
     assert report.holds()
@@ -92,7 +115,8 @@ async def test_four_aircraft_fly_a_seeded_demand_and_the_report_is_the_journals(
             delivered_in_journals += len(released & landed)
             accepted = {o for _s, o, t, d in rows if t in ("order_accepted", "order_rejected")}
             assert record.orders == len(accepted), f"{record.drone}: the orders sent to it are the ones it answered"
-    assert report.counts["delivered"] == delivered_in_journals == 5
+    assert report.counts["delivered"] == delivered_in_journals
+    assert report.counts["delivered"] + report.counts["aborted"] == 5
     assert report.counts["refused"] == 1
     assert sum(r.orders for r in report.aircraft) == report.counts["dispatched"] == 6
 

@@ -125,3 +125,37 @@ def test_the_achieved_speedup_is_simulated_time_over_wall_time() -> None:
     assert tally.aircraft["sim-01"].speedup() == pytest.approx(5.0)
     tally.take(event("sim-09", 1, MessageType.ORDER_ACCEPTED, "A", request_id="r"), 0)  # not in this fleet
     assert list(tally.aircraft) == ["sim-01"]
+
+
+def test_a_fault_plan_gives_the_same_timeline_for_the_same_seed_and_names_its_mistakes(tmp_path: Path) -> None:
+    from sitl.fleet_faults import FaultKind, FaultPlan, load_faults, timeline
+
+    drones = ["sim-01", "sim-02", "sim-03"]
+    path = tmp_path / "faults.yaml"
+    path.write_text(
+        "seed: 3\nfaults:\n  - {at_min: 4, kind: broker_restart}\n  - {at_min: 1, kind: daemon_kill, aircraft: sim-02}\n"
+        "random:\n  - {count: 5, kinds: [gps_glitch, relay_kill], between_min: [2, 6]}\n"
+    )
+    plan = load_faults(path)
+    first = timeline(plan, drones)
+    assert first == timeline(plan, drones)
+    assert first != timeline(plan.model_copy(update={"seed": 4}), drones)
+    assert len(first) == 7
+    assert [f.at_min for f in first] == sorted(f.at_min for f in first)
+    assert first[0].kind is FaultKind.DAEMON_KILL
+    drawn = [f for f in first if f.kind in (FaultKind.GPS_GLITCH, FaultKind.RELAY_KILL)]
+    assert all(2 <= f.at_min <= 6 for f in drawn)
+    assert all((f.aircraft in drones) if f.kind is FaultKind.GPS_GLITCH else f.aircraft is None for f in drawn)
+    assert next(f for f in drawn if f.kind is FaultKind.GPS_GLITCH).amount() == 20.0, "metres, by default"
+
+    for text, says in [
+        ("faults: [{at_min: 1, kind: radio_cut}]", "strikes one aircraft"),
+        ("faults: [{at_min: 1, kind: broker_restart, aircraft: sim-01}]", "strikes the whole fleet"),
+        ("faults: [{at_min: 1, kind: meteor, aircraft: sim-01}]", "kind"),
+        ("random: [{count: 1, kinds: [wind], between_min: [5, 2]}]", "first <= last"),
+    ]:
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=says):
+            load_faults(path)
+    with pytest.raises(ConfigError, match="no aircraft sim-09"):
+        timeline(FaultPlan.model_validate({"faults": [{"at_min": 1, "kind": "wind", "aircraft": "sim-09"}]}), drones)
