@@ -158,6 +158,10 @@ async def test_a_controller_started_again_while_the_vtol_waits_on_the_ground_rel
     assert (sent.count("gripper_release"), sent.count("go_around")) == (1, 1)
     assert outcome.release_error_m is not None
     assert outcome.release_error_m <= the_order_radius(plan)
+    # The controller saw the disarm on its own link; the harness's link may hear it a moment later.
+    await vtol_sitl.vehicle.telemetry.wait_until(
+        lambda s: not s.armed, timeout_s=30, what="disarmed, as the harness sees it"
+    )
     assert_home_and_disarmed(vtol_sitl)
 
 
