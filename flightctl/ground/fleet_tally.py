@@ -95,24 +95,26 @@ class FleetTally:
                 aircraft.overlaps.append(order.order_id)
             aircraft.holding, order.outcome = order.order_id, Outcome.FLYING
         elif envelope.type is MessageType.ORDER_REJECTED and order.outcome is Outcome.SENT:
-            reasons = envelope.data.get("reasons") or []
-            order.outcome, order.reason = Outcome.REFUSED, str(reasons[0]) if reasons else None
+            reasons = envelope.data.get("reasons")
+            first = reasons[0] if isinstance(reasons, list) and reasons else None
+            order.outcome, order.reason = Outcome.REFUSED, None if first is None else str(first)[:200]
         elif envelope.type is MessageType.STATE:
-            self._state(aircraft, order, str(envelope.data.get("state")), envelope.data.get("detail") or {})
+            detail = envelope.data.get("detail")  # whatever an aircraft sent: only a mapping is read
+            self._state(aircraft, order, str(envelope.data.get("state")), detail if isinstance(detail, dict) else {})
 
     @staticmethod
     def _state(aircraft: AircraftView, order: OrderView, state: str, detail: dict[str, object]) -> None:
         aircraft.state = state
         order.states.append(state)
         if state == "ABORTING" and order.reason is None:
-            order.reason = str(detail.get("reason") or detail.get("cause") or "aborted")
+            order.reason = str(detail.get("reason") or detail.get("cause") or "aborted")[:200]
         ended = None
         if state in ("LANDED", "ARRIVED", "UNLOADED"):
             released = "RELEASED" in order.states or state != "LANDED"
             ended = Outcome.DELIVERED if released else Outcome.ABORTED
         elif state == "FAILED":
             ended = Outcome.ABORTED
-            order.reason = order.reason or str(detail.get("reason") or "failed")
+            order.reason = order.reason or str(detail.get("reason") or "failed")[:200]
         if ended is not None:
             order.outcome = ended
             if aircraft.holding == order.order_id:

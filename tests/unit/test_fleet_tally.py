@@ -159,3 +159,35 @@ def test_a_fault_plan_gives_the_same_timeline_for_the_same_seed_and_names_its_mi
             load_faults(path)
     with pytest.raises(ConfigError, match="no aircraft sim-09"):
         timeline(FaultPlan.model_validate({"faults": [{"at_min": 1, "kind": "wind", "aircraft": "sim-09"}]}), drones)
+
+
+def test_poison_from_an_aircraft_is_counted_as_nothing_and_the_next_event_is_taken() -> None:
+    """Test events whose data has the wrong types, deep nesting, huge numbers and NaN (as the contract lets
+    through the envelope): the tally neither fails nor takes a wrong outcome, and the next real event counts."""
+    from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
+
+    tally = FleetTally(["sim-01"])
+    tally.sent("A", "sim-01", "x")
+    nested: Any = {}
+    for _ in range(60):
+        nested = {"d": nested}
+    poison = [
+        event("sim-01", 1, MessageType.ORDER_REJECTED, "A", request_id="r", reasons="not a list"),
+        event("sim-01", 2, MessageType.STATE, "A", state={"not": "a state"}, detail=["not", "a", "mapping"]),
+        event("sim-01", 3, MessageType.STATE, "A", state="ABORTING", detail=nested),
+        event("sim-01", 4, MessageType.STATE, "A", state=1e308, detail={"reason": 10**30}),
+    ]
+    tally.take(poison[0], 0.0)
+    assert (tally.orders["A"].outcome, tally.orders["A"].reason) == (Outcome.REFUSED, None), "not a list: no reason"
+    for envelope in poison[1:]:
+        tally.take(envelope, 0.0)
+    assert tally.orders["A"].outcome is Outcome.REFUSED, "states after a refusal end nothing"
+    for payload in (b'{"schema": 1, "drone": "sim-01", "seq": NaN}', b"[" * 100_000, b'{"seq": 1e999}'):
+        with pytest.raises(NotAnEnvelope):
+            read_envelope(payload)
+    tally.sent("B", "sim-01", "x")
+    for envelope in [event("sim-01", 5, MessageType.ORDER_ACCEPTED, "B", request_id="r2"),
+                     *states("sim-01", 6, "B", "RELEASED", "LANDED")]:  # fmt: skip
+        tally.take(envelope, 0.0)
+    assert tally.aircraft["sim-01"].events == 7
+    assert tally.orders["B"].outcome is Outcome.DELIVERED
