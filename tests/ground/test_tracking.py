@@ -103,6 +103,8 @@ async def ground(fleet: Fleet, tmp_path: Path) -> AsyncIterator[Ground]:
         port = free_port()
         task = asyncio.create_task(relay.run())
         try:
+            # Subscribed before any test's drone speaks: a plain subscription made after a publish never sees it.
+            await eventually(lambda: relay.stats.connections > 0, timeout_s=30)
             async with serving(app, "127.0.0.1", port):
                 yield Ground(fleet, registry, relay, f"http://127.0.0.1:{port}")
         finally:
@@ -411,7 +413,6 @@ async def test_the_shipped_nginx_site_keeps_tokens_out_of_its_log_and_shows_only
     guessed, reaches the access log, which still records each request."""
     require_program("/usr/sbin/nginx", "nginx-light")
     token = await ground.registry.register("KWL-NGX", "customer-x", "drone-b")
-    await eventually(lambda: ground.relay.stats.connections > 0, timeout_s=30)
     async with ground.drone("drone-b") as drone:
         await drone.deliver("KWL-NGX")
     await eventually(lambda: ground.relay.stats.taken == 10, timeout_s=15)

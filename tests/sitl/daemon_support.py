@@ -21,6 +21,7 @@ from sitl.daemon import write_daemon_config
 from sitl.mosquitto import Mosquitto
 from tests.mqtt.clients import Collector, collecting, endpoint
 from tests.mqtt.conftest import ACCOUNTS
+from tests.support.conditions import eventually
 
 DRONE = "drone-a"
 TOPICS = Topics(DRONE)
@@ -216,6 +217,11 @@ async def relaying(relay: StatusRelay) -> AsyncIterator[StatusRelay]:
     """The relay, turning the drone's events into the customer's statuses, for as long as the block runs."""
     task = asyncio.create_task(relay.run())
     try:
+        # Subscribed on every broker before the drone speaks: a first subscription never sees what came before it.
+        await eventually(
+            lambda: len(relay.stats.connections_by_broker) == len(relay.endpoints) or task.done(), timeout_s=30
+        )
+        assert not task.done(), "the relay stopped before it subscribed"
         yield relay
         assert not task.done(), "the relay stopped"
     finally:
