@@ -9,6 +9,8 @@ so neither the user's Python nor flightctl's venv is touched.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -278,10 +280,47 @@ def install(
     install_packages: bool = True,
     progress: Progress = lambda phase, done, total: None,
 ) -> InstallResult:
-    """Build ``vehicles`` from ``source`` into ``prefix``, or return at once when that is already there."""
+    """Build ``vehicles`` from ``source`` into ``prefix``, or return at once when that is already there. Two
+    installs into one prefix take turns: the second waits, then finds the first one's build (or builds)."""
     prefix = prefix.expanduser().absolute()
     if not force and (stamp := check_installed(prefix, source, vehicles)) is not None:
         return InstallResult(prefix, stamp, built=False, log=None)
+    _check_replaceable(prefix, source, force)  # a refusal leaves nothing behind, not even a lock file
+    with one_install_at_a_time(prefix, progress):
+        if not force and (stamp := check_installed(prefix, source, vehicles)) is not None:
+            return InstallResult(prefix, stamp, built=False, log=None)
+        return _install(source, vehicles, prefix, jobs=jobs, force=force, install_packages=install_packages,
+                        progress=progress)  # fmt: skip
+
+
+@contextlib.contextmanager
+def one_install_at_a_time(prefix: Path, progress: Progress) -> Iterator[None]:
+    """Hold the prefix's install lock (waiting for another install's turn to end): two waf builds in one tree
+    delete each other's files mid-configure. The lock is the kernel's, so a killed install never leaves it held."""
+    state = state_dir(prefix)
+    state.mkdir(parents=True, exist_ok=True)
+    with (state / "install.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("waiting for another sim install into this prefix", 0, 0)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # an install ends (finished, failed or killed): never held forever
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _install(
+    source: Source,
+    vehicles: Sequence[VehicleKind],
+    prefix: Path,
+    *,
+    jobs: int,
+    force: bool,
+    install_packages: bool,
+    progress: Progress,
+) -> InstallResult:
     _check_replaceable(prefix, source, force)
     state = state_dir(prefix)
     state.mkdir(parents=True, exist_ok=True)

@@ -239,3 +239,46 @@ def test_a_git_server_that_accepts_and_never_answers_ends_by_a_deadline(tmp_path
             connection.close()
     assert time.monotonic() - started < 30
     assert "too slow" in log.read_text()
+
+
+def test_a_second_install_into_one_prefix_waits_its_turn_and_finds_the_first_ones_build(
+    pinned_snapshot: Path, tmp_path: Path
+) -> None:
+    """Test two installs into one prefix (two waf builds in one tree delete each other's files): the second says
+    it waits, builds nothing while the first holds the prefix, and then finds the first one's finished build."""
+    import fcntl
+
+    prefix = tmp_path / "ardupilot"
+    (tmp_path / "ardupilot.flightctl").mkdir()
+    phases: list[str] = []
+    waiting = threading.Event()
+    results: list[object] = []
+
+    def progress(phase: str, _done: int, _total: int) -> None:
+        phases.append(phase)
+        waiting.set()
+
+    with (tmp_path / "ardupilot.flightctl" / "install.lock").open("a") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)  # the first install, mid-build
+        second = threading.Thread(
+            target=lambda: results.append(
+                install(
+                    resolve_source(str(pinned_snapshot), []),
+                    ["copter"],
+                    prefix,
+                    jobs=1,
+                    progress=progress,
+                )
+            )
+        )
+        second.start()
+        assert waiting.wait(timeout=30), "the second install never said it waits"
+        assert phases == ["waiting for another sim install into this prefix"]
+        assert not prefix.exists(), "the second install touched the prefix while the first held it"
+        _fake_install(prefix, PINNED_COMMIT, ["copter", "plane"])  # what the first install leaves
+        fcntl.flock(first, fcntl.LOCK_UN)
+    second.join(timeout=60)
+    assert not second.is_alive()
+    (result,) = results
+    assert result.built is False  # type: ignore[attr-defined]
+    assert phases == ["waiting for another sim install into this prefix"]
