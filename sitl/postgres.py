@@ -10,8 +10,10 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -41,7 +43,10 @@ class PostgresServer:
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="flightctl-pg-"))
         self._process: asyncio.subprocess.Process | None = None
-        self._as_user: list[str] = []
+        # As root, the server runs as the postgres user (it refuses root), started as that user directly rather than
+        # through runuser: runuser turns every signal into SIGTERM, then SIGKILL 2 s later, which leaves a server
+        # that was asked for a fast shutdown half-stopped and its data folder unusable.
+        self._user: dict[str, Any] = {}
 
     @property
     def url(self) -> str:
@@ -52,7 +57,7 @@ class PostgresServer:
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
-            self._as_user = ["runuser", "-u", "postgres", "--"]
+            self._user = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
         await self._run(str(binaries / "initdb"), "-D", str(self.folder / "data"), "-A", "trust", "-U", "flightctl",
                         "--no-sync")  # fmt: skip
         await self._start()
@@ -61,10 +66,10 @@ class PostgresServer:
     async def _start(self) -> None:
         binaries = postgres_bin()
         self._process = await asyncio.create_subprocess_exec(
-            *self._as_user, str(binaries / "postgres"), "-D", str(self.folder / "data"), "-p", str(self.port),
+            str(binaries / "postgres"), "-D", str(self.folder / "data"), "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
             "-c", "fsync=off", "-c", "max_connections=100",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, **self._user,
         )  # fmt: skip
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -79,7 +84,9 @@ class PostgresServer:
     async def restart(self) -> None:
         """Stop the server (a fast shutdown: every connection dropped) and start it again on the same data."""
         process, self._process = self._process, None
-        await end_process(process, timeout_s=20)
+        # SIGINT is PostgreSQL's fast shutdown; SIGTERM's smart one waits for every client to leave, and a relay's
+        # pool never does: the new server would find the old one still holding the data folder.
+        await end_process(process, signal.SIGINT, timeout_s=20)
         await self._start()
 
     async def _accepts(self) -> bool:
@@ -92,7 +99,7 @@ class PostgresServer:
 
     async def _run(self, *command: str) -> None:
         process = await asyncio.create_subprocess_exec(
-            *self._as_user, *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, **self._user
         )
         output, _ = await process.communicate()
         if process.returncode != 0:
