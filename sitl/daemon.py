@@ -20,6 +20,7 @@ def write_daemon_config(
     drone_id: str,
     autopilot_url: str,
     broker_url: str,
+    peer_urls: Sequence[str] = (),
     username: str,
     password: str,
     ca_file: Path | None,
@@ -54,6 +55,7 @@ link_lost_timeout_s = {link_lost_timeout_s}
 
 [broker]
 url = "{broker_url}"
+peer_urls = {json.dumps(list(peer_urls))}
 username = "{username}"
 password_file = "mqtt-password"
 {ca_line}

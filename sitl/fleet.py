@@ -1,6 +1,7 @@
 """`flightctl sim fleet`: N simulated aircraft, each an ArduPilot SITL with its own `flightctl run` daemon (its own
 journal, broker account, system id and ports), one ground side (mosquitto with the shipped config and accounts,
-a `flightctl relay` process, a registry), and orders dispatched from a demand model for a given simulated time.
+or an active pair of them; a `flightctl relay` process; a registry), and orders dispatched from a demand model for
+a given simulated time. Each order's customer page is followed as a browser would (``sitl.fleet_pages``).
 
 Every part is the real one, run as it is deployed; this module only starts them, sends the orders and counts.
 Deciding lives in data elsewhere: which orders arrive when (``ground.demand``), what the fleet is doing
@@ -14,16 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import shutil
 import statistics
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -35,14 +38,17 @@ from flightctl.errors import FlightctlError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
 from flightctl.ground.demand import DemandModel, PlannedOrder, schedule
 from flightctl.ground.dispatch import send_order
-from flightctl.ground.fleet_tally import FleetTally
+from flightctl.ground.fleet_tally import FleetTally, Latency, page_delays, page_latency
 from flightctl.ground.registry import Registry
+from flightctl.ground.registry_store import RegistryUnavailable
 from flightctl.mqtt.broker import MqttClient, keep_connected, make_client
 from flightctl.mqtt.consumer import NotAnEnvelope, read_envelope
 from flightctl.mqtt.contract import TOPIC_ROOT
 from flightctl.mqtt.endpoint import BrokerEndpoint
 from sitl.daemon import DaemonProcess, write_daemon_config
 from sitl.fleet_faults import Fault, FaultKind, FaultPlan, timeline
+from sitl.fleet_pages import PageFollower
+from sitl.fleet_plots import write_plots
 from sitl.instance import SitlInstance
 from sitl.locations import resolve_home
 from sitl.mosquitto import Mosquitto
@@ -51,12 +57,16 @@ from sitl.relay_process import RelayProcess
 from sitl.tcp_proxy import TcpProxy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SHIPPED_BROKER = configs_dir() / "mosquitto" / "flightctl.conf"
 ANSWER_TIMEOUT_S = 60.0
 SETTLE_SIM_S = 900.0  # simulated time the orders still in flight get to end after the last is dispatched
 CATCH_UP_S = 60.0  # wall time the registry gets to hold what the journals hold
 RESTART_DELAY_S = 2.0  # systemd's RestartSec for a killed daemon or relay (configs/systemd)
+REGISTRY_WAIT_S = 60.0  # wall time a registry call rides out a registry restart for
+FAILOVER_WAIT_S = 60.0  # wall time a broker failover's aircraft get to be heard through the other broker
+BROKER_NAMES = ("a", "b")
 METRES_PER_DEGREE_LAT = 111_320.0
 
 
@@ -72,6 +82,7 @@ class FleetSpec:
     home: str = "kirkwall"
     settle_sim_s: float = SETTLE_SIM_S
     faults: FaultPlan | None = None
+    brokers: int = 1  # 2: an active pair (each aircraft on one at a time; the relay reads both)
 
     def drones(self) -> list[str]:
         return [f"sim-{n + 1:02d}" for n in range(self.aircraft)]
@@ -103,8 +114,12 @@ class FaultRecord:
     kind: str
     aircraft: str | None
     held_order: str | None  # the order the aircraft held when struck
+    held_state: str | None = None  # and the state it last reported then
     outcome: str | None = None  # that order's end
     note: str = ""
+    broker: str | None = None  # a broker fault: which broker
+    took_s: float | None = None  # a broker failover: wall seconds until every aircraft was heard through the other
+    pages_updated: int | None = None  # statuses that first showed on customers' pages while it lasted
 
 
 @dataclass
@@ -121,6 +136,10 @@ class FleetReport:
     costs: list[ProcessCost]
     faults: list[FaultRecord]
     folder: str
+    brokers: int = 1
+    latency: Latency | None = None  # an event reaching the broker to its status showing on the customer's page
+    latencies_s: list[float] | None = None  # each of those, for the plots
+    timeline: list[dict[str, Any]] | None = None  # each order's acceptance and end, in simulated minutes
 
     def holds(self) -> bool:
         """Nothing lost, nothing twice, no aircraft with two orders, every order ended."""
@@ -163,9 +182,19 @@ def order_for(planned: PlannedOrder) -> DeliveryOrder:
 
 
 class SimFleet:
-    def __init__(self, spec: FleetSpec, *, on_progress: Callable[[FleetProgress], None] = lambda _p: None) -> None:
+    def __init__(
+        self,
+        spec: FleetSpec,
+        *,
+        on_progress: Callable[[FleetProgress], None] = lambda _p: None,
+        postgres: PostgresServer | None = None,
+    ) -> None:
+        """``postgres``: a server the caller runs (and reads after the run) for a ``spec.postgres`` registry;
+        without one the fleet starts its own and stops it at the end."""
         if spec.aircraft < 1:
             raise FlightctlError("a fleet needs at least one aircraft")
+        if spec.brokers not in (1, 2):
+            raise FlightctlError(f"a fleet runs on one broker or an active pair of two, not {spec.brokers}")
         self.spec = spec
         self.on_progress = on_progress
         self.tally = FleetTally(spec.drones())
@@ -181,9 +210,10 @@ class SimFleet:
         self.struck: list[FaultRecord] = []
         self._cpu_spent: dict[tuple[str, str], float] = {}  # by processes since killed
         self._cpu_base: dict[int, float] = {}  # each process's CPU when the flying began
-        self._broker: Mosquitto | None = None
+        self._brokers: dict[str, Mosquitto] = {}  # by name: "a", and "b" for a pair
         self._relay: RelayProcess | None = None
-        self._postgres: PostgresServer | None = None
+        self._postgres: PostgresServer | None = postgres
+        self._pages: PageFollower | None = None
 
     async def run(self) -> FleetReport:
         started_utc = datetime.now(UTC).isoformat(timespec="seconds")
@@ -195,38 +225,46 @@ class SimFleet:
             passwords["relay-1"] = await accounts.add("relay-1", AccountKind.RELAY)
             passwords["dispatch-1"] = await accounts.add("dispatch-1", AccountKind.DISPATCH)
             passwords["operator-1"] = await accounts.add("operator-1", AccountKind.OPERATOR)
-            broker = self._broker = await stack.enter_async_context(
-                Mosquitto(self.spec.folder / "broker", template=SHIPPED_BROKER, accounts_folder=accounts.folder)
-            )
+            brokers = self._brokers = await self._start_brokers(stack, accounts.folder)
+            first = brokers["a"]
+            urls = [b.url for b in brokers.values()]
 
-            def endpoint(user: str) -> BrokerEndpoint:
-                return BrokerEndpoint.from_url(
-                    broker.url, username=user, password=passwords[user], ca_file=broker.ca_file
-                )
+            def endpoints(user: str) -> list[BrokerEndpoint]:
+                return [
+                    BrokerEndpoint.from_url(url, username=user, password=passwords[user], ca_file=first.ca_file)
+                    for url in urls
+                ]
 
             registry_url = str(self.spec.folder / "registry.sqlite")
             if self.spec.postgres:
-                self._postgres = await stack.enter_async_context(PostgresServer())
+                if self._postgres is None:
+                    self._postgres = await stack.enter_async_context(PostgresServer())
                 registry_url = self._postgres.url
+            else:
+                self._postgres = None
             relay = self._relay = RelayProcess(
                 self.spec.folder / "relay",
                 "relay-1",
-                broker_url=broker.url,
-                ca_file=broker.ca_file,
+                broker_url=urls[0],
+                peer_urls=urls[1:],
+                ca_file=first.ca_file,
                 password=passwords["relay-1"],
                 registry_url=registry_url,
             )
-            await relay.start()
+            await relay.start(brokers=len(urls))  # on every broker before any aircraft speaks
             stack.push_async_callback(relay.stop)
             self._ops_url = f"http://127.0.0.1:{relay.ops_port}/ops ({relay.ops[0]}:{relay.ops[1]})"
+            pages = self._pages = PageFollower(relay.url)
+            stack.push_async_callback(pages.close)
             registry = await stack.enter_async_context(await Registry.open(registry_url))
-            watching = asyncio.create_task(self._watch(endpoint("operator-1")), name="fleet watcher")
-            stack.push_async_callback(_cancelled, watching)
+            for name, watched in zip(brokers, endpoints("operator-1"), strict=True):
+                watching = asyncio.create_task(self._watch(watched, name), name=f"fleet watcher on {name}")
+                stack.push_async_callback(_cancelled, watching)
             showing = asyncio.create_task(self._show(), name="fleet live view")
             stack.push_async_callback(_cancelled, showing)
 
             for drone in self.spec.drones():
-                await self._launch(stack, drone, broker, passwords[drone])
+                await self._launch(stack, drone, urls, first.ca_file, passwords[drone])
             await self._until_ready()
 
             self._flying_since = time.monotonic()
@@ -234,7 +272,7 @@ class SimFleet:
             self._phase = "flying"
             striking = asyncio.create_task(self._strike(), name="fleet faults")
             stack.push_async_callback(_cancelled, striking)
-            await self._dispatch(registry, [endpoint("dispatch-1")])
+            await self._dispatch(registry, endpoints("dispatch-1"))
             self._phase = "settling"
             await self._settle()
             striking.cancel()
@@ -245,6 +283,8 @@ class SimFleet:
             for aircraft in self.aircraft:
                 await aircraft.daemon.stop()
             records = await self._reconcile(registry)
+            delays = page_delays(self.tally.arrived, pages.shown)
+            shown = page_latency(delays, never_shown=len(await self._statuses_held(registry) - pages.shown.keys()))
             self._phase = "done"
             self.on_progress(self._progress())
         report = FleetReport(
@@ -260,13 +300,58 @@ class SimFleet:
             costs=costs,
             faults=self._fault_outcomes(),
             folder=str(self.spec.folder),
+            brokers=self.spec.brokers,
+            latency=shown,
+            latencies_s=delays,
+            timeline=self._timeline(),
         )
         write_report(report, self.spec.folder)
+        write_plots(report, self.spec.folder / "plots")
         return report
+
+    async def _start_brokers(self, stack: contextlib.AsyncExitStack, accounts: Path) -> dict[str, Mosquitto]:
+        """One mosquitto, or an active pair sharing nothing but the accounts file and the TLS certificate (the
+        aircraft and relays trust one CA, as an operator's pair behind one name would)."""
+        started: dict[str, Mosquitto] = {}
+        for name in BROKER_NAMES[: self.spec.brokers]:
+            folder = self.spec.folder / f"broker-{name}"
+            if started:
+                folder.mkdir(parents=True, exist_ok=True)
+                for part in ("ca.pem", "server.pem", "server.key"):
+                    shutil.copy2(started["a"].folder / part, folder / part)
+            started[name] = await stack.enter_async_context(
+                Mosquitto(folder, template=SHIPPED_BROKER, accounts_folder=accounts)
+            )
+        return started
+
+    async def _statuses_held(self, registry: Registry) -> set[tuple[str, int]]:
+        """The (aircraft, seq) of every status the registry holds for the orders whose pages were followed."""
+        assert self._pages is not None
+        held = set()
+        for followed in self._pages.orders.values():
+            statuses = await patiently("statuses", functools.partial(registry.statuses, followed.order_id))
+            held |= {(followed.drone, s.seq) for s in statuses}
+        return held
+
+    def _timeline(self) -> list[dict[str, Any]]:
+        """Each order's acceptance and end, in simulated minutes from the start of the flying: the plots' bars."""
+        assert self._flying_since is not None
+        start, rate = self._flying_since, self.spec.speedup / 60
+
+        def sim_min(wall: float | None) -> float | None:
+            return None if wall is None else round((wall - start) * rate, 2)
+
+        return [
+            {"order_id": o.order_id, "drone": o.drone, "outcome": o.outcome.value,
+             "accepted_min": sim_min(o.accepted_s), "ended_min": sim_min(o.ended_s)}
+            for o in self.tally.orders.values()
+        ]  # fmt: skip
 
     # ---- starting ------------------------------------------------------------------------------------------
 
-    async def _launch(self, stack: contextlib.AsyncExitStack, drone: str, broker: Mosquitto, password: str) -> None:
+    async def _launch(
+        self, stack: contextlib.AsyncExitStack, drone: str, urls: list[str], ca_file: Path, password: str
+    ) -> None:
         n = len(self.aircraft)
         folder = self.spec.folder / drone
         sim = await stack.enter_async_context(
@@ -283,10 +368,11 @@ class SimFleet:
             folder / "daemon",
             drone_id=drone,
             autopilot_url=f"tcp:127.0.0.1:{radio.port}",
-            broker_url=broker.url,
+            broker_url=urls[0],
+            peer_urls=urls[1:],
             username=drone,
             password=password,
-            ca_file=broker.ca_file,
+            ca_file=ca_file,
             rate_hz=1,
         )
         daemon = DaemonProcess(config)
@@ -332,8 +418,12 @@ class SimFleet:
         self, registry: Registry, endpoints: list[BrokerEndpoint], drone: str, planned: PlannedOrder
     ) -> None:
         order = order_for(planned)
-        await registry.register(order.order_id, f"customer-{order.order_id}", drone)
+        token = await patiently(
+            "an order's registration", lambda: registry.register(order.order_id, f"customer-{order.order_id}", drone)
+        )
         self.tally.sent(order.order_id, drone, planned.destination)
+        assert self._pages is not None
+        self._pages.follow(order.order_id, drone, token)  # the customer opens the page as dispatch tells them
         sent = False
 
         def on_sent() -> None:
@@ -345,7 +435,7 @@ class SimFleet:
             await send_order(endpoints, drone, order, wind=wind, timeout_s=ANSWER_TIMEOUT_S, on_sent=on_sent)
         except FlightctlError as exc:
             if not sent:
-                await registry.forget(order.order_id)
+                await patiently("an order's removal", lambda: registry.forget(order.order_id))
                 self.tally.unsent(order.order_id, str(exc))
             log.warning("order %s to %s: %s", order.order_id, drone, exc)  # sent: its events will tell
 
@@ -355,7 +445,7 @@ class SimFleet:
         while not self.tally.all_ended() and time.monotonic() < deadline:
             await self._wait_change(1.0)
 
-    async def _watch(self, endpoint: BrokerEndpoint) -> None:
+    async def _watch(self, endpoint: BrokerEndpoint, broker: str) -> None:
         async def serve(client: MqttClient) -> None:
             await client.subscribe(f"{TOPIC_ROOT}/+/events", qos=1)
             await client.subscribe(f"{TOPIC_ROOT}/+/telemetry", qos=0)
@@ -366,14 +456,14 @@ class SimFleet:
                     log.warning("fleet watcher: %s on %s", exc, message.topic)
                     continue
                 try:  # one odd message costs its own count, never the watcher
-                    self.tally.take(envelope, time.monotonic())
+                    self.tally.take(envelope, time.monotonic(), via=broker)
                 except (ValueError, TypeError, KeyError, AttributeError) as exc:
                     log.warning("fleet watcher: %s on %s not counted: %s", envelope.type, message.topic, exc)
                 self._changed.set()
 
         await keep_connected(
             # A session the broker keeps (and restores after a restart): no event missed while reconnecting.
-            lambda: make_client(endpoint, client_id="fleet-watcher", session_expiry_s=3600),
+            lambda: make_client(endpoint, client_id=f"fleet-watcher-{broker}", session_expiry_s=3600),
             serve,
             min_delay_s=0.5,
             max_delay_s=2,
@@ -405,19 +495,24 @@ class SimFleet:
                 due_wall = self._flying_since + fault.at_min * 60 / self.spec.speedup
                 await asyncio.sleep(max(0.0, due_wall - time.monotonic()))
                 aircraft = next((a for a in self.aircraft if a.drone == fault.aircraft), None)
-                held = None if aircraft is None else self.tally.aircraft[aircraft.drone].holding
-                record = FaultRecord(fault.at_min, fault.kind.value, fault.aircraft, held)
+                view = None if aircraft is None else self.tally.aircraft[aircraft.drone]
+                held = None if view is None else view.holding
+                state = None if view is None or held is None else view.state
+                record = FaultRecord(fault.at_min, fault.kind.value, fault.aircraft, held, state)
                 self.struck.append(record)
                 log.info("fault at %.1f simulated min: %s %s", fault.at_min, fault.kind.value, fault.aircraft or "")
+                begun = time.monotonic()
                 try:
-                    ending = await self._begin(fault, aircraft, record)
+                    ending = await self._begin(fault, aircraft, record, lasting)
                 except (FlightctlError, OSError) as exc:
                     record.note = f"could not be struck: {exc}"
                     continue
                 if ending is not None:
-                    lasting.create_task(self._end_after(fault, ending, record))
+                    lasting.create_task(self._end_after(fault, ending, record, begun))
 
-    async def _begin(self, fault: Fault, aircraft: Aircraft | None, record: FaultRecord) -> Callable[[], Any] | None:
+    async def _begin(
+        self, fault: Fault, aircraft: Aircraft | None, record: FaultRecord, lasting: asyncio.TaskGroup
+    ) -> Callable[[], Any] | None:
         """Strike ``fault``; what ends it, when it lasts."""
         kind = fault.kind
         if aircraft is not None:
@@ -444,9 +539,19 @@ class SimFleet:
             record.note = f"pack at {amount:g} V"
             return None
         if kind is FaultKind.BROKER_RESTART:
-            assert self._broker is not None
-            await self._broker.restart()
+            record.broker, broker = self._busiest_broker()
+            await broker.restart()
             record.note = "stopped and started again"
+        elif kind is FaultKind.BROKER_FAILOVER:
+            if len(self._brokers) < 2:
+                record.note = "not struck: one broker (--brokers 2 for an active pair)"
+                return None
+            record.broker, broker = self._busiest_broker()
+            other = next(name for name in self._brokers if name != record.broker)
+            stopped = time.monotonic()
+            await broker.stop()
+            lasting.create_task(self._moved(record, other, stopped))
+            return broker.start
         elif kind is FaultKind.RELAY_KILL:
             assert self._relay is not None
             await self._relay.kill()
@@ -460,16 +565,35 @@ class SimFleet:
             record.note = "stopped and started again"
         return None
 
-    async def _end_after(self, fault: Fault, ending: Callable[[], Any], record: FaultRecord) -> None:
+    async def _end_after(self, fault: Fault, ending: Callable[[], Any], record: FaultRecord, begun: float) -> None:
         await asyncio.sleep(fault.for_s / self.spec.speedup)
+        lasted = f"for {fault.for_s:g} s"
         try:
             result = ending()
             if asyncio.iscoroutine(result):
                 await result
         except (FlightctlError, OSError) as exc:
-            record.note = f"for {fault.for_s:g} s; could not be ended: {exc}"
-            return
-        record.note = f"for {fault.for_s:g} s"
+            lasted += f"; could not be ended: {exc}"
+        record.note = "; ".join(part for part in (lasted, record.note) if part)
+        assert self._pages is not None
+        record.pages_updated = self._pages.shown_between(begun, time.monotonic())
+
+    def _busiest_broker(self) -> tuple[str, Mosquitto]:
+        """The broker most aircraft were last heard through (the first, before any was heard)."""
+        heard = Counter(a.broker for a in self.tally.aircraft.values() if a.broker is not None)
+        name = max(self._brokers, key=lambda n: (heard.get(n, 0), n == BROKER_NAMES[0]))
+        return name, self._brokers[name]
+
+    async def _moved(self, record: FaultRecord, other: str, stopped: float) -> None:
+        """How long until every aircraft was heard through ``other`` after its broker stopped at ``stopped``."""
+        deadline = stopped + FAILOVER_WAIT_S
+        while (behind := self.tally.moved_to(other, stopped)) and time.monotonic() < deadline:
+            await self._wait_change(1.0)
+        if behind:
+            record.note = f"not heard through {other} within {FAILOVER_WAIT_S:g} s: {', '.join(behind)}"
+        else:  # when the last of them was first heard there, whenever this woke to see it
+            heard = [a.broker_since for a in self.tally.aircraft.values() if a.broker_since is not None]
+            record.took_s = round(max(heard) - stopped, 2)
 
     def _count_spent(self, drone: str, kind: str, pid: int | None) -> None:
         """The CPU a process about to be killed spent since the flying began, kept for the report."""
@@ -516,7 +640,7 @@ class SimFleet:
         deadline = time.monotonic() + timeout_s
         while True:
             journaled = await self._journaled()
-            held = {d: set(await registry.seen_seqs(d)) for d in journaled}
+            held = {d: set(await patiently("events seen", functools.partial(registry.seen_seqs, d))) for d in journaled}
             if all(held[d] >= set(seqs) for d, seqs in journaled.items()) or time.monotonic() > deadline:
                 return held
             await asyncio.sleep(0.5)
@@ -541,6 +665,21 @@ class SimFleet:
                 )
             )
         return records
+
+
+async def patiently(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """A registry call through a registry restart (a fault the fleet strikes), as the relay rides one out: tried
+    again until ``REGISTRY_WAIT_S``, then a FlightctlError saying what did not happen."""
+    deadline = time.monotonic() + REGISTRY_WAIT_S
+    while True:
+        try:
+            return await call()
+        except RegistryUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise FlightctlError(
+                    f"the registry did not answer ({what}) within {REGISTRY_WAIT_S:g} s: {exc}"
+                ) from exc
+            await asyncio.sleep(0.5)
 
 
 def write_report(report: FleetReport, folder: Path) -> Path:

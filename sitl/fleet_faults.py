@@ -13,7 +13,9 @@ fleet, and random ones drawn from a seed (the same seed, the same faults). Pure:
 Per aircraft: ``radio_cut`` (its autopilot link cut for ``for_s``), ``daemon_kill`` (SIGKILL, started again as
 systemd would), ``gps_glitch`` (its GPS jumps ``value`` metres north for ``for_s``), ``wind`` (``value`` m/s
 for ``for_s``), ``battery`` (the pack's voltage set to ``value``). Fleet-wide: ``broker_restart``,
-``relay_kill`` (started again), ``registry_restart`` (PostgreSQL only: a SQLite registry is a file).
+``relay_kill`` (started again), ``registry_restart`` (PostgreSQL only: a SQLite registry is a file),
+``broker_failover`` (a broker of the active pair stopped for ``for_s``: its aircraft move to the other; with
+``--brokers 2`` only). A broker fault strikes the broker that carries the most aircraft.
 ``for_s`` is simulated seconds, like ``at_min``.
 """
 
@@ -38,6 +40,7 @@ class FaultKind(enum.StrEnum):
     BROKER_RESTART = "broker_restart"
     RELAY_KILL = "relay_kill"
     REGISTRY_RESTART = "registry_restart"
+    BROKER_FAILOVER = "broker_failover"
 
 
 ON_AIRCRAFT = frozenset(

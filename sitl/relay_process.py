@@ -4,9 +4,11 @@ tests, benches and `sim fleet`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ class RelayProcess:
         name: str,
         *,
         broker_url: str,
+        peer_urls: Sequence[str] = (),
         ca_file: Path,
         password: str,
         registry_url: str,
@@ -40,7 +43,7 @@ class RelayProcess:
         self.config.write_text(
             f'name = "{name}"\nregistry = "{registry_url}"\n'
             + ("" if share_group is None else f'share_group = "{share_group}"\n')
-            + f'\n[broker]\nurl = "{broker_url}"\n'
+            + f'\n[broker]\nurl = "{broker_url}"\npeer_urls = {json.dumps(list(peer_urls))}\n'
             f'username = "{name}"\npassword_file = "{folder / "mqtt-password"}"\nca_file = "{ca_file}"\n\n'
             f"[http]\nport = {self.port}\nfailed_lookups_per_minute = {failed_lookups_per_minute}\n\n"
             f'[ops]\nusername = "ops"\npassword_file = "{folder / "ops-password"}"\nport = {self.ops_port}\n'
@@ -55,9 +58,9 @@ class RelayProcess:
     def _subscriptions(self) -> int:
         return self.log.read_text(errors="replace").count("following") if self.log.exists() else 0
 
-    async def start(self) -> None:
-        """Start it and return once it follows the drones' events (its log says so)."""
-        before = self._subscriptions()
+    async def start(self, *, brokers: int = 1) -> None:
+        """Start it and return once it follows the drones' events on ``brokers`` brokers (its log says so)."""
+        before = self._subscriptions() + brokers - 1
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "flightctl", "relay", "--config", str(self.config), stdout=log, stderr=log

@@ -3,20 +3,22 @@ once a second) and the fleet report's tables. Pure: a progress or a report in, r
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from sitl.fleet import FleetProgress, FleetReport
+    from sitl.fleet import FaultRecord, FleetProgress, FleetReport
 
 
 def live_view(progress: FleetProgress) -> Group:
     tally = progress.tally
     aircraft = Table(title=None, expand=False)
-    for column in ("aircraft", "state", "order", "events", "speedup"):
+    for column in ("aircraft", "state", "order", "events", "broker", "speedup"):
         aircraft.add_column(column, justify="right" if column in ("events", "speedup") else "left")
     for view in tally.aircraft.values():
         speedup = view.speedup()
@@ -25,6 +27,7 @@ def live_view(progress: FleetProgress) -> Group:
             view.state or ("waiting for telemetry" if view.gps_first is None else "ready"),
             view.holding or "",
             str(view.events),
+            view.broker or "",
             "" if speedup is None else f"{speedup:.1f}x",
         )
     counts = tally.counts()
@@ -48,6 +51,7 @@ def report_tables(report: FleetReport) -> Group:
         f"orders: {counts['dispatched']} dispatched, {counts['delivered']} delivered, {counts['aborted']} aborted, "
         f"{counts['refused']} refused, {counts['unsent']} unsent, {counts['sent'] + counts['flying']} unfinished; "
         f"{report.unserved} unserved (no aircraft free in time)\n"
+        + f"{latency_line(report)}\n"
         + ("holds: every journaled event in the registry once, no aircraft with two orders, every order ended"
            if report.holds() else "DOES NOT HOLD: see the rows below")
     )  # fmt: skip
@@ -69,8 +73,36 @@ def report_tables(report: FleetReport) -> Group:
         struck.add_column(column)
     for fault in report.faults:
         struck.add_row(
-            f"{fault.at_min:g}", fault.kind, fault.aircraft or "fleet", fault.held_order or "",
-            fault.outcome or "", fault.note,
+            f"{fault.at_min:g}", fault.kind, fault.aircraft or (f"broker {fault.broker}" if fault.broker else "fleet"),
+            fault.held_order or "", fault.outcome or "", fault_note(fault),
         )  # fmt: skip
     parts: list[Text | Table] = [summary, aircraft, costs, *([struck] if report.faults else [])]
-    return Group(*parts, Text(f"report: {report.folder}/fleet-report.json"))
+    return Group(*parts, Text(f"report: {report.folder}/fleet-report.json, plots in {report.folder}/plots"))
+
+
+def latency_line(report: FleetReport) -> str:
+    shown = report.latency
+    if shown is None or shown.count == 0:
+        return "event latency to the tracking page: no status reached a page"
+    missed = f"; {shown.never_shown} statuses never shown" if shown.never_shown else ""
+    return (
+        f"event latency, broker to tracking page: p50 {shown.p50_s:.2f} s, p99 {shown.p99_s:.2f} s, "
+        f"worst {shown.max_s:.2f} s over {shown.count} statuses{missed}"
+    )
+
+
+def fault_note(fault: FaultRecord) -> str:
+    parts = [fault.note] if fault.note else []
+    if fault.took_s is not None:
+        parts.append(f"every aircraft on the other broker after {fault.took_s:.1f} s")
+    if fault.pages_updated is not None:
+        parts.append(f"{fault.pages_updated} page updates meanwhile")
+    return "; ".join(parts)
+
+
+def save_view_svg(view: RenderableType, path: Path, *, title: str, width: int = 110) -> str:
+    """``view`` drawn as an SVG picture at ``path`` (rich's own export); the path."""
+    recorder = Console(record=True, width=width, file=io.StringIO())
+    recorder.print(view)
+    path.write_text(recorder.export_svg(title=title))
+    return str(path)

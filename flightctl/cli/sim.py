@@ -214,6 +214,9 @@ def fleet(
         Path | None, typer.Option("--faults", help="Faults on a schedule, YAML (see sitl/fleet_faults.py).")
     ] = None,
     postgres: Annotated[bool, typer.Option("--postgres", help="A PostgreSQL registry instead of SQLite.")] = False,
+    brokers: Annotated[
+        int, typer.Option("--brokers", min=1, max=2, help="1, or 2 for an active pair (aircraft fail over).")
+    ] = 1,
     first_instance: Annotated[int, typer.Option("--first-instance", min=0, help="-I of the first SITL.")] = 0,
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for everything the run keeps (default: flightctl-sim/...).")
@@ -221,8 +224,9 @@ def fleet(
     as_json: Annotated[bool, typer.Option("--json", help="Print the fleet report as JSON.")] = False,
 ) -> None:
     """Fly a fleet: N SITL copters at Kirkwall, each with its own `flightctl run` daemon and broker account, one
-    broker, one relay and one registry, orders dispatched from the demand model for --minutes of simulated time.
-    Shows each aircraft live, then the fleet report (also fleet-report.json in the run's folder). Exit 0 when
+    broker (or an active pair), one relay and one registry, orders dispatched from the demand model for --minutes
+    of simulated time, each order's customer page followed. Shows each aircraft live, then the fleet report (also
+    fleet-report.json and plots/ in the run's folder). Exit 0 when
     the fleet held (every journaled event in the registry once, no aircraft with two orders, every order ended),
     1 otherwise. Ctrl-C stops everything it started."""
     import json
@@ -230,7 +234,7 @@ def fleet(
 
     from rich.live import Live
 
-    from flightctl.cli.fleet_view import live_view, report_tables
+    from flightctl.cli.fleet_view import live_view, report_tables, save_view_svg
     from flightctl.errors import ConfigError
     from flightctl.ground.demand import load_demand
     from sitl.fleet import FleetProgress, FleetSpec, SimFleet
@@ -248,17 +252,22 @@ def fleet(
         raise fail(ConfigError(f"--first-instance {first_instance} + --aircraft {aircraft}: SITL -I stops at 50"))
     folder = out.absolute() if out is not None else new_run_folder("fleet-")
     spec = FleetSpec(
-        folder, aircraft, minutes * 60, speedup, model, first_instance=first_instance, postgres=postgres, faults=plan
-    )
+        folder, aircraft, minutes * 60, speedup, model,
+        first_instance=first_instance, postgres=postgres, faults=plan, brokers=brokers,
+    )  # fmt: skip
     try:
         timeline(plan or FaultPlan(), spec.drones())  # faults on aircraft it does not have: said before anything starts
     except ConfigError as exc:
         raise fail(exc) from None
 
+    pictured: list[str] = []
     with Live(console=console, refresh_per_second=2, transient=as_json) as live:
 
         def show(progress: FleetProgress) -> None:
-            live.update(live_view(progress))
+            view = live_view(progress)
+            live.update(view)
+            if progress.phase == "settling" and not pictured:  # the view as the dispatching ends, kept as a picture
+                pictured.append(save_view_svg(view, folder / "live-view.svg", title="flightctl sim fleet"))
 
         report = run(lambda: SimFleet(spec, on_progress=show).run())
     if as_json:

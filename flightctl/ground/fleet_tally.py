@@ -10,7 +10,9 @@ each by (aircraft, sequence number), whatever the broker delivered twice.
 from __future__ import annotations
 
 import enum
+import statistics
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,6 +40,8 @@ class OrderView:
     outcome: Outcome = Outcome.SENT
     states: list[str] = field(default_factory=list)
     reason: str | None = None  # a refusal's or an abort's first reason
+    accepted_s: float | None = None  # wall time its acceptance arrived
+    ended_s: float | None = None  # wall time its end arrived
 
 
 @dataclass
@@ -49,6 +53,8 @@ class AircraftView:
     overlaps: list[str] = field(default_factory=list)  # orders accepted while it held another: must stay empty
     gps_first: tuple[datetime, float] | None = None  # (autopilot time, wall time) of its first GPS-timed sample
     gps_last: tuple[datetime, float] | None = None
+    broker: str | None = None  # the broker its telemetry last came through (of an active pair)
+    broker_since: float | None = None  # wall time of its first sample through that broker, this time
 
     def speedup(self) -> float | None:
         """Simulated seconds per wall second, from its GPS-timed telemetry (SITL's clock runs at the speedup)."""
@@ -62,6 +68,7 @@ class FleetTally:
         self.aircraft = {drone: AircraftView(drone) for drone in drones}
         self.orders: dict[str, OrderView] = {}
         self._sequences = {drone: SequenceTracker(start_after=0) for drone in drones}
+        self.arrived: dict[tuple[str, int], float] = {}  # (aircraft, seq): wall time an event first arrived
 
     def sent(self, order_id: str, drone: str, destination: str) -> None:
         self.orders[order_id] = OrderView(order_id, drone, destination)
@@ -74,8 +81,9 @@ class FleetTally:
         waiting = {o.drone for o in self.orders.values() if o.outcome is Outcome.SENT}
         return [d for d, a in sorted(self.aircraft.items()) if a.holding is None and d not in waiting]
 
-    def take(self, envelope: Envelope, wall_s: float) -> None:
-        """One envelope from an aircraft's events or telemetry topic, as it arrived (``wall_s``: when)."""
+    def take(self, envelope: Envelope, wall_s: float, via: str | None = None) -> None:
+        """One envelope from an aircraft's events or telemetry topic, as it arrived (``wall_s``: when; ``via``:
+        through which broker, when there are several)."""
         aircraft = self.aircraft.get(envelope.drone)
         if aircraft is None:
             return
@@ -83,9 +91,12 @@ class FleetTally:
             if envelope.time_source is TimeSource.GPS:
                 aircraft.gps_first = aircraft.gps_first or (envelope.time, wall_s)
                 aircraft.gps_last = (envelope.time, wall_s)
+            if via is not None and via != aircraft.broker:
+                aircraft.broker, aircraft.broker_since = via, wall_s
             return
         if envelope.seq is None or not self._sequences[envelope.drone].accept(envelope.seq):
             return
+        self.arrived[(envelope.drone, envelope.seq)] = wall_s
         aircraft.events += 1
         order = self.orders.get(envelope.order_id or "")
         if order is None or order.drone != envelope.drone:
@@ -94,13 +105,17 @@ class FleetTally:
             if aircraft.holding not in (None, order.order_id):
                 aircraft.overlaps.append(order.order_id)
             aircraft.holding, order.outcome = order.order_id, Outcome.FLYING
+            order.accepted_s = order.accepted_s or wall_s
         elif envelope.type is MessageType.ORDER_REJECTED and order.outcome is Outcome.SENT:
             reasons = envelope.data.get("reasons")
             first = reasons[0] if isinstance(reasons, list) and reasons else None
             order.outcome, order.reason = Outcome.REFUSED, None if first is None else str(first)[:200]
+            order.ended_s = wall_s
         elif envelope.type is MessageType.STATE:
             detail = envelope.data.get("detail")  # whatever an aircraft sent: only a mapping is read
             self._state(aircraft, order, str(envelope.data.get("state")), detail if isinstance(detail, dict) else {})
+            if order.outcome in ENDED and order.ended_s is None:
+                order.ended_s = wall_s
 
     @staticmethod
     def _state(aircraft: AircraftView, order: OrderView, state: str, detail: dict[str, object]) -> None:
@@ -126,3 +141,40 @@ class FleetTally:
 
     def all_ended(self) -> bool:
         return all(order.outcome in ENDED for order in self.orders.values())
+
+    def moved_to(self, broker: str, since: float) -> list[str]:
+        """Aircraft not yet heard through ``broker`` since wall time ``since`` (all of them moved: empty)."""
+        return [
+            d
+            for d, a in sorted(self.aircraft.items())
+            if a.broker != broker or a.broker_since is None or a.broker_since < since
+        ]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long events took from reaching the broker to showing on the customer's page."""
+
+    count: int  # events both seen arriving and shown on a page
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    never_shown: int  # statuses the registry holds for a followed order that its page never showed
+
+
+def page_delays(arrived: Mapping[tuple[str, int], float], shown: Mapping[tuple[str, int], float]) -> list[float]:
+    """From when each event arrived at the broker (``arrived``, by aircraft and seq) to when a customer's page
+    first showed the status it made (``shown``), in seconds, in order. The fleet's watcher can hear an event a
+    moment after the relay did, on another connection: such a delay counts as none, not as negative."""
+    return sorted(round(max(0.0, shown[key] - arrived[key]), 4) for key in shown if key in arrived)
+
+
+def page_latency(delays: list[float], never_shown: int = 0) -> Latency:
+    """``delays`` (from ``page_delays``) summed up: p50, p99 and the worst."""
+    ordered = sorted(delays)
+    if not ordered:
+        return Latency(0, None, None, None, never_shown)
+    if len(ordered) == 1:
+        return Latency(1, ordered[0], ordered[0], ordered[0], never_shown)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return Latency(len(ordered), round(cuts[49], 3), round(cuts[98], 3), round(ordered[-1], 3), never_shown)

@@ -8,6 +8,7 @@ import contextlib
 import random
 import secrets
 import string
+import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
@@ -442,3 +443,42 @@ async def test_the_shipped_nginx_site_keeps_tokens_out_of_its_log_and_shows_only
     assert log.count('"GET /t/<token>"') == 2
     assert '"GET /t/<token>/events"' in log
     assert '"GET /ops"' in log
+
+
+async def test_the_fleets_page_follower_sees_each_status_once_through_a_tracking_server_restart(
+    ground: Ground,
+) -> None:
+    """Test `sim fleet`'s customer (sitl.fleet_pages) on a real tracking server: it follows an order's event
+    stream, keeps following when the server stops and starts again mid-delivery, takes each status once by the
+    (aircraft, seq) of its event, whatever a reopened stream replays, and stops at the final status."""
+    from sitl.fleet_pages import PageFollower
+
+    token = await ground.registry.register("KWL-PF1", "customer-pf", "drone-a")
+    app = tracking_app(ground.registry, poll_s=0.1)
+    port = free_port()
+    follower = PageFollower(f"http://127.0.0.1:{port}")
+    try:
+        async with ground.drone("drone-a") as drone:
+            async with serving(app, "127.0.0.1", port):
+                follower.follow("KWL-PF1", "drone-a", token)
+                sent_at = time.monotonic()
+                await drone.emit(MessageType.ORDER_ACCEPTED, "KWL-PF1", {"request_id": "r-pf1"})
+                await eventually(lambda: len(follower.shown) == 1, timeout_s=15)
+            for state in ("PREFLIGHT", "ENROUTE", "ON_STATION"):  # while no page is served
+                await drone.state("KWL-PF1", state, outbound_time_s=60)
+            await eventually(lambda: ground.relay.stats.taken == 4, timeout_s=15)
+            async with serving(app, "127.0.0.1", port):
+                await eventually(lambda: len(follower.shown) == 3, timeout_s=30)
+                for state in ("RELEASING", "RELEASED", "RETURNING", "LANDED"):
+                    await drone.state("KWL-PF1", state, released=True)
+                await eventually(lambda: follower.orders["KWL-PF1"].final, timeout_s=30)
+    finally:
+        await follower.close()
+    followed = follower.orders["KWL-PF1"]
+    held = await ground.registry.statuses("KWL-PF1")
+    assert [status for status, _at in followed.shown] == [s.status.value for s in held]
+    assert set(follower.shown) == {("drone-a", s.seq) for s in held}
+    assert followed.reconnects >= 1, "the stream was opened again after the server stopped"
+    times = [at for _status, at in followed.shown]
+    assert times == sorted(times)
+    assert times[0] > sent_at, "shown after it was sent"

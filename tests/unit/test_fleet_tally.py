@@ -191,3 +191,55 @@ def test_poison_from_an_aircraft_is_counted_as_nothing_and_the_next_event_is_tak
         tally.take(envelope, 0.0)
     assert tally.aircraft["sim-01"].events == 7
     assert tally.orders["B"].outcome is Outcome.DELIVERED
+
+
+def telemetry(drone: str) -> Envelope:
+    return Envelope(drone=drone, time=T0, time_source=TimeSource.GPS, type=MessageType.TELEMETRY, data={})
+
+
+def test_a_broker_failover_is_over_when_every_aircraft_is_heard_through_the_other_broker_after_it_began() -> None:
+    tally = FleetTally(["sim-01", "sim-02"])
+    tally.take(telemetry("sim-01"), 1.0, via="a")
+    tally.take(telemetry("sim-02"), 1.5, via="a")
+    assert tally.moved_to("b", since=2.0) == ["sim-01", "sim-02"]
+    tally.take(telemetry("sim-01"), 4.0, via="b")
+    tally.take(telemetry("sim-01"), 5.0, via="b")  # still on b: since stays when it moved
+    assert tally.moved_to("b", since=2.0) == ["sim-02"]
+    assert tally.aircraft["sim-01"].broker_since == 4.0
+    tally.take(telemetry("sim-02"), 6.5, via="b")
+    assert tally.moved_to("b", since=2.0) == []
+    assert tally.moved_to("b", since=5.0) == ["sim-01"], "on b from before: not a move after 5.0"
+
+
+def test_each_orders_acceptance_and_end_and_each_events_arrival_are_kept_once() -> None:
+    tally = FleetTally(["sim-01"])
+    tally.sent("A", "sim-01", "x")
+    tally.sent("B", "sim-01", "x")
+    tally.take(event("sim-01", 1, MessageType.ORDER_ACCEPTED, "A", request_id="r1"), 10.0)
+    tally.take(event("sim-01", 1, MessageType.ORDER_ACCEPTED, "A", request_id="r1"), 11.0)  # again: not later
+    for n, envelope in enumerate(states("sim-01", 2, "A", "ENROUTE", "RELEASED", "LANDED")):
+        tally.take(envelope, 20.0 + n)
+    tally.take(event("sim-01", 5, MessageType.ORDER_REJECTED, "B", request_id="r2", reasons=["too heavy"]), 30.0)
+    assert (tally.orders["A"].accepted_s, tally.orders["A"].ended_s) == (10.0, 22.0)
+    assert (tally.orders["B"].accepted_s, tally.orders["B"].ended_s) == (None, 30.0)
+    assert tally.arrived == {("sim-01", 1): 10.0, ("sim-01", 2): 20.0, ("sim-01", 3): 21.0, ("sim-01", 4): 22.0,
+                             ("sim-01", 5): 30.0}  # fmt: skip
+
+
+def test_page_latency_is_from_the_broker_to_the_page_with_its_percentiles() -> None:
+    from flightctl.ground.fleet_tally import page_delays, page_latency
+
+    arrived = {("sim-01", n): float(n) for n in range(1, 101)}
+    shown = {("sim-01", n): n + n / 100 for n in range(1, 101)}  # event n took n/100 s
+    shown[("sim-02", 1)] = 5.0  # shown, but its arrival was never heard: not counted
+    delays = page_delays(arrived, shown)
+    assert len(delays) == 100
+    assert delays[0] == pytest.approx(0.01)
+    summary = page_latency(delays, never_shown=2)
+    assert summary.count == 100
+    assert summary.p50_s == pytest.approx(0.505, abs=1e-3)
+    assert summary.p99_s == pytest.approx(0.99, abs=1e-2)
+    assert (summary.max_s, summary.never_shown) == (1.0, 2)
+    assert page_delays({("sim-01", 1): 5.0}, {("sim-01", 1): 4.9}) == [0.0], "the watcher heard it a moment late"
+    assert page_latency([]).p50_s is None
+    assert page_latency([0.3]).p99_s == 0.3
