@@ -66,7 +66,11 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                     registry,
                     credentials=credentials,
                     failed_logins=FailedLookups(limit=settings.ops.failed_logins_per_minute),
-                    extra=lambda: {"relay": settings.name, **asdict(status_relay.stats)},
+                    extra=lambda: {
+                        "relay": settings.name,
+                        **asdict(status_relay.stats),
+                        "aircraft": status_relay.aircraft.view(),
+                    },
                 )
                 await servers.enter_async_context(serving(ops, settings.ops.host, settings.ops.port, sock=ops_socket))
                 errors.print(

@@ -1,7 +1,8 @@
-"""The operators' view of a relay (``GET /ops``): drones, their missing events, orders, dead letters. On a listener
-of its own, never the customers' (nginx exposes only the customers' paths, and an operator's address is not a
-customer's), behind its own credentials, with failed logins limited per client: a password guesser gets 429
-long before a guess could matter."""
+"""The operators' view of a relay (``GET /ops``): drones, their missing events, orders and their counts by status,
+dead letters, and (from the relay) each aircraft's newest state. On a listener of its own, never the customers'
+(nginx exposes only the customers' paths, and an operator's address is not a customer's), behind its own
+credentials, with failed logins limited per client: a password guesser gets 429 long before a guess could
+matter."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from flightctl.ground.aircraft_states import order_counts
 from flightctl.ground.registry import Registry
 from flightctl.ground.tracking import FailedLookups, PrivateHeaders, not_found
 
@@ -42,9 +44,11 @@ def ops_app(
             return PlainTextResponse(
                 "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Basic realm="flightctl ops"'}
             )
+        orders = await registry.overview()
         body = {
             "drones": await registry.drones(),
-            "orders": await registry.overview(),
+            "order_counts": order_counts(orders),
+            "orders": orders,
             "recent_dead_letters": await registry.dead_letters(),
             **extra(),
         }

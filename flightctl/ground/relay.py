@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flightctl.ground.aircraft_states import AircraftStates
 from flightctl.ground.customer_status import customer_update, read_contract
 from flightctl.ground.logbook import NO_GROUND_DATA, LogbookGround
 from flightctl.ground.registry import EventToKeep, Registry, RegistryUnavailable
@@ -80,6 +81,7 @@ class StatusRelay:
         self.share_group = share_group
         self.session_expiry_s = session_expiry_s
         self.stats = RelayStats()
+        self.aircraft = AircraftStates()  # each aircraft's newest state, for the ops view
         self.dead_letters = DeadLetterBox(f"relay {name}", keep=self._keep_dead_letter)
 
     @property
@@ -195,6 +197,7 @@ class StatusRelay:
         if envelope.seq is None:
             raise NotAnEnvelope("an event without a sequence number")
         update = customer_update(envelope)
+        self.aircraft.take(envelope)
         flight = None
         if envelope.type is MessageType.FLIGHT_RECORD:
             record = read_contract(FlightRecordData, envelope)

@@ -323,18 +323,28 @@ async def test_guessed_and_mangled_tokens_never_open_a_page_and_the_limit_bites(
 
 
 async def test_the_operator_view_is_apart_and_limits_failed_logins(ground: Ground) -> None:
-    """Test the operators' view on a listener of its own: its credentials, dead letters shown, no /ops on the
-    customers' listener, and a password guesser stopped (429) after the limit of failed logins, even when it
-    then guesses right."""
+    """Test the operators' view on a listener of its own: its credentials, orders counted by status, each
+    aircraft's newest state as the relay read it, dead letters shown, no /ops on the customers' listener, and a
+    password guesser stopped (429) after the limit of failed logins, even when it then guesses right."""
     await ground.registry.register("KWL-OPS", "customer-o", "drone-b")
+    await ground.registry.register("KWL-OPS2", "customer-p", "drone-b")
+    async with ground.drone("drone-b") as drone:
+        await drone.deliver("KWL-OPS2")
+        await drone.state("KWL-OPS3", "PREFLIGHT")  # its next order's first step: the aircraft's newest state
+    await eventually(lambda: ground.relay.stats.taken == 11, timeout_s=15)
     port = free_port()
-    app = ops_app(ground.registry, credentials=OPS, failed_logins=FailedLookups(limit=5), extra=lambda: {"x": 1})
+    app = ops_app(ground.registry, credentials=OPS, failed_logins=FailedLookups(limit=5),
+                  extra=lambda: {"x": 1, "aircraft": ground.relay.aircraft.view()})  # fmt: skip
     async with serving(app, "127.0.0.1", port), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         response = await client.get("/ops", auth=OPS)
         assert response.status_code == 200
         assert response.headers["cache-control"] == "no-store, private"
         body = response.json()
         assert any(o["order_id"] == "KWL-OPS" for o in body["orders"])
+        assert body["order_counts"] == {"DELIVERED": 1, "REGISTERED": 1}
+        assert [(a["drone_id"], a["state"], a["order_id"], a["seq"]) for a in body["aircraft"]] == [
+            ("drone-b", "PREFLIGHT", "KWL-OPS3", 11)
+        ]
         assert body["recent_dead_letters"] == []
         assert body["x"] == 1
         assert (await client.get("/t/anything")).status_code == 404
