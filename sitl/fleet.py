@@ -140,6 +140,7 @@ class FleetReport:
     latency: Latency | None = None  # an event reaching the broker to its status showing on the customer's page
     latencies_s: list[float] | None = None  # each of those, for the plots
     timeline: list[dict[str, Any]] | None = None  # each order's acceptance and end, in simulated minutes
+    ops: dict[str, Any] | None = None  # the relay's ops page at the end: each aircraft's newest state, order counts
 
     def holds(self) -> bool:
         """Nothing lost, nothing twice, no aircraft with two orders, every order ended."""
@@ -279,6 +280,7 @@ class SimFleet:
             costs = self._costs(cpu_before, time.monotonic() - self._flying_since)
             self._phase = "catching up"
             await self._caught_up(registry, CATCH_UP_S)
+            ops = await relay.ops_view()
             self._phase = "stopping"
             for aircraft in self.aircraft:
                 await aircraft.daemon.stop()
@@ -304,6 +306,7 @@ class SimFleet:
             latency=shown,
             latencies_s=delays,
             timeline=self._timeline(),
+            ops=None if ops is None else {key: ops.get(key) for key in ("aircraft", "order_counts")},
         )
         write_report(report, self.spec.folder)
         write_plots(report, self.spec.folder / "plots")

@@ -135,6 +135,8 @@ async def test_four_aircraft_fly_a_seeded_demand_through_every_fault_and_the_rep
     assert sorted(p.name for p in (spec.folder / "plots").iterdir()) == ["costs.png", "latency.png", "orders.png"]
 
     delivered_in_journals = 0
+    assert report.ops is not None, "the relay's ops page answered"
+    ops_states = {a["drone_id"]: (a["state"], a["seq"]) for a in report.ops["aircraft"]}
     for record in report.aircraft:
         rows = journal_rows(spec.folder / record.drone / "daemon" / "journal.sqlite")
         seqs = [seq for seq, *_ in rows]
@@ -145,12 +147,16 @@ async def test_four_aircraft_fly_a_seeded_demand_through_every_fault_and_the_rep
         released = {o for _s, o, t, d in rows if t == "state" and d.get("state") == "RELEASED"}
         landed = {o for _s, o, t, d in rows if t == "state" and d.get("state") == "LANDED"}
         delivered_in_journals += len(released & landed)
+        last_state = [(d["state"], seq) for seq, _o, t, d in rows if t == "state"][-1]
+        assert ops_states[record.drone] == last_state, f"{record.drone}: the ops page shows its newest state"
         accepted = {o for _s, o, t, d in rows if t in ("order_accepted", "order_rejected")}
         assert record.orders == len(accepted), f"{record.drone}: the orders sent to it are the ones it answered"
     assert report.counts["delivered"] == delivered_in_journals
     assert report.counts["delivered"] + report.counts["aborted"] + report.counts["refused"] == 8
     assert report.counts["refused"] == 1 + len(flat_pack)
     assert sum(r.orders for r in report.aircraft) == report.counts["dispatched"] == 8
+    assert sum(report.ops["order_counts"].values()) == 8
+    assert report.ops["order_counts"].get("DELIVERED", 0) == report.counts["delivered"]
 
     assert report.speedup_achieved is not None
     assert report.speedup_achieved > 0.5 * SPEEDUP
