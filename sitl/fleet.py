@@ -547,7 +547,7 @@ class SimFleet:
             record.note = "stopped and started again"
         elif kind is FaultKind.BROKER_FAILOVER:
             if len(self._brokers) < 2:
-                record.note = "not struck: one broker (--brokers 2 for an active pair)"
+                record.note = "not struck: one broker (--pair for an active pair)"
                 return None
             record.broker, broker = self._busiest_broker()
             other = next(name for name in self._brokers if name != record.broker)

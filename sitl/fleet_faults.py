@@ -15,7 +15,7 @@ systemd would), ``gps_glitch`` (its GPS jumps ``value`` metres north for ``for_s
 for ``for_s``), ``battery`` (the pack's voltage set to ``value``). Fleet-wide: ``broker_restart``,
 ``relay_kill`` (started again), ``registry_restart`` (PostgreSQL only: a SQLite registry is a file),
 ``broker_failover`` (a broker of the active pair stopped for ``for_s``: its aircraft move to the other; with
-``--brokers 2`` only). A broker fault strikes the broker that carries the most aircraft.
+``--pair`` only). A broker fault strikes the broker that carries the most aircraft.
 ``for_s`` is simulated seconds, like ``at_min``.
 """
 

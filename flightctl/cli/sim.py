@@ -214,9 +214,9 @@ def fleet(
         Path | None, typer.Option("--faults", help="Faults on a schedule, YAML (see sitl/fleet_faults.py).")
     ] = None,
     postgres: Annotated[bool, typer.Option("--postgres", help="A PostgreSQL registry instead of SQLite.")] = False,
-    brokers: Annotated[
-        int, typer.Option("--brokers", min=1, max=2, help="1, or 2 for an active pair (aircraft fail over).")
-    ] = 1,
+    pair: Annotated[
+        bool, typer.Option("--pair", help="Two brokers as an active pair, not one (aircraft fail over).")
+    ] = False,
     first_instance: Annotated[int, typer.Option("--first-instance", min=0, help="-I of the first SITL.")] = 0,
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for everything the run keeps (default: flightctl-sim/...).")
@@ -253,7 +253,7 @@ def fleet(
     folder = out.absolute() if out is not None else new_run_folder("fleet-")
     spec = FleetSpec(
         folder, aircraft, minutes * 60, speedup, model,
-        first_instance=first_instance, postgres=postgres, faults=plan, brokers=brokers,
+        first_instance=first_instance, postgres=postgres, faults=plan, brokers=2 if pair else 1,
     )  # fmt: skip
     try:
         timeline(plan or FaultPlan(), spec.drones())  # faults on aircraft it does not have: said before anything starts
