@@ -83,10 +83,18 @@ class PostgresServer:
 
     async def restart(self) -> None:
         """Stop the server (a fast shutdown: every connection dropped) and start it again on the same data."""
+        await self.stop()
+        await self._start()
+
+    async def stop(self) -> None:
+        """Stop the server, keeping its data (``start`` brings it back): a registry outage."""
         process, self._process = self._process, None
         # SIGINT is PostgreSQL's fast shutdown; SIGTERM's smart one waits for every client to leave, and a relay's
         # pool never does: the new server would find the old one still holding the data folder.
         await end_process(process, signal.SIGINT, timeout_s=20)
+
+    async def start(self) -> None:
+        """Start a stopped server again on the same data and port."""
         await self._start()
 
     async def _accepts(self) -> bool:

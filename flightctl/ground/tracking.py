@@ -170,12 +170,15 @@ def tracking_app(
         client = client_of(request)
         if not limiter.admit(client):
             return PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": "60"})
-        found = None
+        found, answered = None, False
         try:
             token = str(request.path_params.get("token", ""))[:MAX_TOKEN_CHARS]
             found = await registry.tracked_order(token)
+            answered = True
         finally:
-            limiter.done(client, failed=found is None)
+            # Only a look-up the registry answered "no such token" is a failed guess: a view during a registry
+            # outage is the customer's bad luck, not theirs, and must not lock them out once it is back.
+            limiter.done(client, failed=answered and found is None)
         if found is None:
             return HTMLResponse(unknown, status_code=404)  # unknown, expired, revoked: one page, naming none
         return found
