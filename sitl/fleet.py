@@ -438,6 +438,7 @@ class SimFleet:
             await send_order(endpoints, drone, order, wind=wind, timeout_s=ANSWER_TIMEOUT_S, on_sent=on_sent)
         except FlightctlError as exc:
             if not sent:
+                self._pages.unfollow(order.order_id)
                 await patiently("an order's removal", lambda: registry.forget(order.order_id))
                 self.tally.unsent(order.order_id, str(exc))
             log.warning("order %s to %s: %s", order.order_id, drone, exc)  # sent: its events will tell
@@ -591,7 +592,7 @@ class SimFleet:
         """How long until every aircraft was heard through ``other`` after its broker stopped at ``stopped``."""
         deadline = stopped + FAILOVER_WAIT_S
         while (behind := self.tally.moved_to(other, stopped)) and time.monotonic() < deadline:
-            await self._wait_change(1.0)
+            await self._wait_change(1.0)  # a wake-up a moment late costs nothing: the time comes from the tally
         if behind:
             record.note = f"not heard through {other} within {FAILOVER_WAIT_S:g} s: {', '.join(behind)}"
         else:  # when the last of them was first heard there, whenever this woke to see it

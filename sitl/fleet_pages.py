@@ -44,6 +44,19 @@ class PageFollower:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def following(self) -> int:
+        """Pages being followed now."""
+        return len(self._tasks)
+
+    def unfollow(self, order_id: str) -> None:
+        """Stop following an order whose page went (never sent: its registration undone). Its 404s would count as
+        failed guesses from this one address, which every followed page shares."""
+        for task in self._tasks:
+            if task.get_name() == f"page of {order_id}":
+                task.cancel()
+        self.orders.pop(order_id, None)
+
     def shown_between(self, start: float, end: float) -> int:
         """Statuses that first showed on some page within wall times [start, end]."""
         return sum(1 for at in self.shown.values() if start <= at <= end)
@@ -75,7 +88,7 @@ class PageFollower:
         try:
             update = json.loads(data)
             seq, status, final = int(update["seq"]), str(update["status"]), bool(update.get("final"))
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:  # NaN, 1e999, a list, nesting
             log.warning("page of %s: an update it cannot read (%s)", order.order_id, exc)
             return
         key = (order.drone, seq)

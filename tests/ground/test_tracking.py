@@ -489,6 +489,25 @@ async def test_the_fleets_page_follower_sees_each_status_once_through_a_tracking
     assert [status for status, _at in followed.shown] == [s.status.value for s in held]
     assert set(follower.shown) == {("drone-a", s.seq) for s in held}
     assert followed.reconnects >= 1, "the stream was opened again after the server stopped"
+    assert follower.following == 0, "it stopped at the final status"
     times = [at for _status, at in followed.shown]
     assert times == sorted(times)
     assert times[0] > sent_at, "shown after it was sent"
+
+
+async def test_the_fleets_page_follower_stops_following_an_order_whose_page_went(ground: Ground) -> None:
+    """Test that an order the fleet never sent (its registration undone) stops being followed at once: its page's
+    404s, every few hundred milliseconds, would count as failed guesses from the one address all pages share."""
+    from sitl.fleet_pages import PageFollower
+
+    token = await ground.registry.register("KWL-PF2", "customer-pf", "drone-a")
+    await ground.registry.forget("KWL-PF2")
+    follower = PageFollower(ground.base_url)
+    try:
+        follower.follow("KWL-PF2", "drone-a", token)
+        await eventually(lambda: follower.orders["KWL-PF2"].reconnects >= 1, timeout_s=15)  # a 404, retried
+        follower.unfollow("KWL-PF2")
+        await eventually(lambda: follower.following == 0, timeout_s=5)
+        assert "KWL-PF2" not in follower.orders
+    finally:
+        await follower.close()

@@ -84,3 +84,23 @@ def test_the_live_view_shows_each_aircraft_with_its_broker_and_is_kept_as_an_svg
     assert "event latency, broker to tracking page: p50 0.45 s, p99 1.08 s, worst 1.10 s over 4 statuses" in text
     assert "broker a" in text
     assert "every aircraft on the other broker after 4.2 s; 3 page updates meanwhile" in text
+
+
+async def test_the_page_follower_skips_an_update_it_cannot_read_and_takes_the_next() -> None:
+    """Test poison on a followed page's stream (deep nesting, NaN, huge numbers, wrong types): each is skipped,
+    nothing is recorded for it, and the next good update counts."""
+    from sitl.fleet_pages import FollowedOrder, PageFollower
+
+    follower = PageFollower("http://127.0.0.1:9")
+    order = FollowedOrder("FLT-0001", "sim-01")
+    try:
+        for poison in ("[" * 100_000, '{"seq": NaN, "status": "ACCEPTED"}', '{"seq": [1], "status": "X"}',
+                       '{"status": "ACCEPTED"}', "not json", '{"seq": 1e999, "status": "ACCEPTED"}'):  # fmt: skip
+            follower._take(order, poison)
+        assert follower.shown == {}
+        follower._take(order, '{"seq": 12345678901234567890, "status": "ACCEPTED", "final": false}')
+        follower._take(order, '{"seq": 4, "status": "DELIVERED", "final": true}')
+        assert list(follower.shown) == [("sim-01", 12345678901234567890), ("sim-01", 4)]
+        assert order.final
+    finally:
+        await follower.close()
