@@ -33,6 +33,7 @@ from flightctl.cli.order import (
 
 if TYPE_CHECKING:
     from flightctl.delivery.order import Site
+    from flightctl.ground.logbook import LogbookRow
 
 
 def dispatch(
@@ -86,6 +87,7 @@ def dispatch(
     async def go() -> dict[str, Any]:
         password = read_secret(registry_password_file, "--registry-password-file") if registry_password_file else None
         async with await Registry.open(registry, password=password) as the_registry:
+            refuse_if_defective(drone, await the_registry.open_defects(drone))
             token = await the_registry.register(the_order.order_id, customer, drone, timezone=timezone)
             sent.link = f"{tracking_url.rstrip('/')}/t/{token}"
             sent.customer = customer
@@ -109,6 +111,20 @@ def dispatch(
     else:
         show_answer(answer, the_order.order_id, drone)
     exit_unless_accepted(answer)
+
+
+def refuse_if_defective(drone: str, defects: list[LogbookRow]) -> None:
+    """An aircraft with an open defect in the logbook is sent no order (nothing is registered): the crew's repair
+    closes it first. Fails closed: the registry that cannot say is an error, not a yes."""
+    if defects:
+        from flightctl.errors import ConfigError
+
+        said = "; ".join(f"record {row.n}: {row.kept().get('text')} ({row.kept().get('by')}, {row.recorded_utc})"
+                         for row in defects)  # fmt: skip
+        raise ConfigError(
+            f"NO-GO: {drone} has an open defect in the logbook ({said}); nothing was sent. "
+            f"Once mended: flightctl logbook repair {drone} --defect N --text ... --by ..."
+        )
 
 
 def site_or_exit(name: str) -> Site:

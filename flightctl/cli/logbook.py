@@ -1,5 +1,6 @@
 """``flightctl logbook``: the operator's flight logbook, as the relays keep it in the registry: check its chain,
-list each aircraft's totals, show an aircraft's flights, export them as CSV."""
+list each aircraft's totals, show an aircraft's flights, export them as CSV, and enter the defects the crew finds
+and the repairs that close them."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import csv
 import io
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -88,15 +90,16 @@ def list_totals(
         sys.stdout.write(json.dumps([t.__dict__ for t in totals]) + "\n")
         return
     table = Table(title="Logbook: totals per aircraft")
-    for column in ("aircraft", "flights", "hours", "cycles", "delivered", "last landing (UTC)"):
+    for column in ("aircraft", "flights", "hours", "cycles", "delivered", "last landing (UTC)", "open defects"):
         table.add_column(column)
     for t in totals:
         table.add_row(t.drone_id, str(t.flights), f"{t.hours:.2f}", str(t.cycles), str(t.delivered),
-                      t.last_landing_utc or "")  # fmt: skip
+                      t.last_landing_utc or "", ", ".join(map(str, t.open_defects)) or "none")  # fmt: skip
     console.print(table)
 
 
-SHOWN = ("n", "order_id", "takeoff_utc", "landing_utc", "duration_s", "outcome", "operation", "remote_pilot")
+SHOWN = ("n", "entry", "order_id", "takeoff_utc", "landing_utc", "duration_s", "outcome", "operation",
+         "remote_pilot", "text", "by", "defect_n")  # fmt: skip
 
 
 @logbook_app.command("show")
@@ -123,7 +126,8 @@ def show(
 CSV_COLUMNS = (
     "drone_id", "registration", "n", "order_id", "takeoff_utc", "takeoff_lat_deg", "takeoff_lon_deg", "landing_utc",
     "landing_lat_deg", "landing_lon_deg", "landing_airstrip", "duration_s", "operator_id", "remote_pilot",
-    "operation", "preflight", "occurrences", "outcome", "delivered", "energy_used_wh", "recorded_utc", "sha256",
+    "operation", "preflight", "occurrences", "outcome", "delivered", "energy_used_wh", "entry", "text", "by",
+    "defect_n", "recorded_utc", "sha256",
 )  # fmt: skip
 
 
@@ -148,6 +152,83 @@ def export(
     for record in records:
         writer.writerow({column: _text(record.get(column)) for column in CSV_COLUMNS})
     sys.stdout.write(out.getvalue())
+
+
+TextOption = Annotated[str, typer.Option("--text", help="What was found, or what was done: one line.")]
+ByOption = Annotated[str, typer.Option("--by", help="Who found it, or did it.")]
+
+
+@logbook_app.command("defect")
+def defect(
+    drone: Annotated[str, typer.Argument(help="The aircraft's drone id.")],
+    text: TextOption,
+    by: ByOption,
+    registry: RegistryOption = "flightctl-registry.sqlite",
+    registry_password_file: RegistryPasswordOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enter a defect found on an aircraft: a record of its own in the aircraft's chain, open until a repair
+    names it."""
+    _enter(drone, "defect", text, by, None, registry, registry_password_file, as_json)
+
+
+@logbook_app.command("repair")
+def repair(
+    drone: Annotated[str, typer.Argument(help="The aircraft's drone id.")],
+    defect_n: Annotated[int, typer.Option("--defect", help="The record number of the open defect it closes.")],
+    text: TextOption,
+    by: ByOption,
+    registry: RegistryOption = "flightctl-registry.sqlite",
+    registry_password_file: RegistryPasswordOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enter the repair that closes an aircraft's open defect."""
+    _enter(drone, "repair", text, by, defect_n, registry, registry_password_file, as_json)
+
+
+def _enter(
+    drone: str,
+    kind: Literal["defect", "repair"],
+    text: str,
+    by: str,
+    defect_n: int | None,
+    registry: str,
+    password_file: Path | None,
+    as_json: bool,
+) -> None:
+    from pydantic import ValidationError
+
+    from flightctl.config import read_secret
+    from flightctl.ground.logbook import MaintenanceEntry
+    from flightctl.ground.registry import Registry
+
+    at_utc = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        entry = MaintenanceEntry(entry=kind, text=text, by=by, at_utc=at_utc, defect_n=defect_n)
+    except ValidationError as exc:
+        raise fail(ConfigError(f"{kind} not entered: {'; '.join(map(_problem, exc.errors()))}")) from None
+
+    async def add() -> LogbookRow:
+        password = read_secret(password_file, "--registry-password-file") if password_file else None
+        async with await Registry.open(registry, password=password) as the_registry:
+            return await the_registry.add_maintenance(drone, entry)
+
+    row = run(add)
+    if as_json:
+        sys.stdout.write(json.dumps(row.fields()) + "\n")
+    else:
+        console.print(Text(f"{drone} record {row.n}: {kind} entered", style="green"))
+
+
+OPTION_OF = {"text": "--text", "by": "--by", "defect_n": "--defect"}
+
+
+def _problem(error: Any) -> str:
+    """A refused entry's problem, named by its option and said in words (not the pattern)."""
+    where = OPTION_OF.get(str(error["loc"][0]), "entry") if error["loc"] else "entry"
+    if error["type"] == "string_pattern_mismatch":
+        return f"{where}: one line of printable text (no control characters or line breaks)"
+    return f"{where}: {error['msg']}"
 
 
 def _text(value: Any) -> str:

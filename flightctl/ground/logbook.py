@@ -8,6 +8,11 @@ its hash, a deleted one leaves the next row pointing at a hash that is not there
 chain where they stand; ``verify`` names the first row of each aircraft's chain that is not what was written.
 The aircraft's part of a row (``record``) is what it sent (``FlightRecordData``); the ground's part (``ground``:
 operator, remote pilot, registration, VLOS or BVLOS) comes from the relay's config, never from the aircraft.
+
+AMC1 also asks for the aircraft's defects and repairs. No aircraft knows those: the crew enters them
+(``flightctl logbook defect`` and ``repair``) as rows of the same chain, so they are as tamper-evident as the
+flights and read in the order they happened. Such a row's ``record`` is a ``MaintenanceEntry`` (its ``entry``
+key says which); a flight's never has that key, because the relay keeps only the contract's fields.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, model_validator
 
 from flightctl.config import StrictModel
+from flightctl.errors import ConfigError
 
 GENESIS = "0" * 64  # the "previous hash" of an aircraft's first record
 RETENTION_YEARS = 3
@@ -52,13 +58,24 @@ class LogbookRow:
         return (self.drone_id, self.n, self.seq, self.order_id, self.recorded_utc, self.record, self.ground,
                 self.prev_sha256, self.sha256)  # fmt: skip
 
+    def kept(self) -> dict[str, Any]:
+        """What the row holds (the aircraft's part, or a maintenance entry), read back."""
+        kept: dict[str, Any] = json.loads(self.record)
+        return kept
+
+    @property
+    def entry(self) -> str:
+        """``flight``, ``defect`` or ``repair``."""
+        return str(self.kept().get("entry", "flight"))
+
     def fields(self) -> dict[str, Any]:
         """The row for people and CSV: the aircraft's fields and the ground's, side by side."""
         return {
             "drone_id": self.drone_id,
             "n": self.n,
+            "entry": "flight",
             "order_id": self.order_id,
-            **json.loads(self.record),
+            **self.kept(),
             **json.loads(self.ground),
             "recorded_utc": self.recorded_utc,
             "sha256": self.sha256,
@@ -128,24 +145,80 @@ class Totals:
     cycles: int  # take-off and landing: one a flight
     delivered: int
     last_landing_utc: str | None
+    open_defects: list[int]  # the record numbers of its defects no repair has closed
 
 
 def totals(rows: Iterable[LogbookRow]) -> list[Totals]:
-    """Each aircraft's flights, hours and cycles, from its records."""
-    by_drone: dict[str, list[dict[str, Any]]] = {}
+    """Each aircraft's flights, hours and cycles, from its flight records, and its open defects."""
+    by_drone: dict[str, list[LogbookRow]] = {}
     for row in rows:
-        by_drone.setdefault(row.drone_id, []).append(json.loads(row.record))
-    return [
-        Totals(
-            drone_id,
-            flights=len(records),
-            hours=round(sum(float(r.get("duration_s") or 0.0) for r in records) / 3600.0, 3),
-            cycles=len(records),
-            delivered=sum(1 for r in records if r.get("delivered")),
-            last_landing_utc=max((str(r.get("landing_utc")) for r in records), default=None),
+        by_drone.setdefault(row.drone_id, []).append(row)
+    summed = []
+    for drone_id, chain in sorted(by_drone.items()):
+        flights = [row.kept() for row in chain if row.entry == "flight"]
+        summed.append(
+            Totals(
+                drone_id,
+                flights=len(flights),
+                hours=round(sum(float(r.get("duration_s") or 0.0) for r in flights) / 3600.0, 3),
+                cycles=len(flights),
+                delivered=sum(1 for r in flights if r.get("delivered")),
+                last_landing_utc=max((str(r.get("landing_utc")) for r in flights), default=None),
+                open_defects=open_defects(chain),
+            )
         )
-        for drone_id, records in sorted(by_drone.items())
-    ]
+    return summed
+
+
+# ---- defects and repairs: the crew's entries -------------------------------------------------------------------
+
+# Printable text on one line: a defect's words end up in CSV files, terminals and logs, where a control character
+# could forge a line or a colour.
+ONE_LINE = r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$"
+OneLine = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=ONE_LINE)]
+
+
+class MaintenanceEntry(StrictModel):
+    """A defect found on an aircraft, or the repair that closes one: what the crew enters, as a logbook row."""
+
+    entry: Literal["defect", "repair"]
+    text: Annotated[OneLine, StringConstraints(max_length=2000)] = Field(description="what was found, or done")
+    by: Annotated[OneLine, StringConstraints(max_length=80)] = Field(description="who found it, or did it")
+    at_utc: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+    defect_n: int | None = Field(default=None, ge=1, le=2**62, description="the defect's record a repair closes")
+
+    @model_validator(mode="after")
+    def _a_repair_names_its_defect(self) -> MaintenanceEntry:
+        if (self.entry == "repair") != (self.defect_n is not None):
+            raise ValueError("a repair names the defect it closes (its record number), and only a repair does")
+        return self
+
+
+class NotOpen(ConfigError):
+    """A repair of a record that is not an open defect of that aircraft."""
+
+
+def open_defects(chain: Iterable[LogbookRow]) -> list[int]:
+    """The record numbers of one aircraft's defects that no repair has closed, in order."""
+    found: list[int] = []
+    closed: set[int] = set()
+    for row in chain:
+        kept = row.kept()
+        if row.entry == "defect":
+            found.append(row.n)
+        elif row.entry == "repair" and isinstance(kept.get("defect_n"), int):
+            closed.add(kept["defect_n"])
+    return [n for n in found if n not in closed]
+
+
+def check_repair(chain: Sequence[LogbookRow], entry: MaintenanceEntry) -> None:
+    """Raise ``NotOpen`` unless ``entry`` (a repair) closes an open defect in ``chain``, one aircraft's rows."""
+    if entry.defect_n is None:
+        return
+    if entry.defect_n not in open_defects(chain):
+        drone = chain[0].drone_id if chain else "this aircraft"
+        raise NotOpen(f"repair not entered: record {entry.defect_n} of {drone} is not an open defect (open: "
+                      f"{', '.join(map(str, open_defects(chain))) or 'none'})")  # fmt: skip
 
 
 class LogbookGround(StrictModel):

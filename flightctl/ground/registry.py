@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
-from flightctl.ground.logbook import LogbookRow
+from flightctl.ground.logbook import LogbookRow, MaintenanceEntry, check_repair, open_defects
 from flightctl.ground.registry_store import (
     REGISTRY_TABLES,
     Backend,
@@ -290,6 +290,30 @@ class Registry:
         else:
             rows = await self._backend.fetch(f"SELECT {columns} FROM logbook WHERE drone_id = $1 ORDER BY n", drone_id)
         return [_logbook_row(row) for row in rows]
+
+    async def open_defects(self, drone_id: str) -> list[LogbookRow]:
+        """``drone_id``'s defects that no repair has closed, in order: dispatch sends it nothing while one is."""
+        columns = "drone_id, n, seq, order_id, recorded_utc, record, ground, prev_sha256, sha256"
+        # Only the crew's rows have an "entry" key; in canonical JSON a quote inside a text is always escaped, so
+        # no flight's words can look like one. The rows are read back and judged in Python all the same.
+        rows = await self._backend.fetch(
+            f"SELECT {columns} FROM logbook WHERE drone_id = $1 AND record LIKE $2 ORDER BY n", drone_id, '%"entry":%'
+        )
+        chain = [_logbook_row(row) for row in rows]
+        still_open = set(open_defects(chain))
+        return [row for row in chain if row.n in still_open]
+
+    async def add_maintenance(self, drone_id: str, entry: MaintenanceEntry) -> LogbookRow:
+        """A defect or a repair the crew entered, chained into ``drone_id``'s logbook. A repair must close an open
+        defect of that aircraft (``NotOpen`` otherwise). Two repairs of one defect entered at once are both kept:
+        the second closes nothing more, and the chain holds both in the order written."""
+        if not re.fullmatch(DRONE_ID_PATTERN, drone_id):
+            raise ConfigError(f"drone id {drone_id!r} is not one (letters, digits, '_' and '-', 1 to 64)")
+        if entry.entry == "repair":
+            check_repair(await self.logbook(drone_id), entry)
+        return await self._backend.append(
+            LogbookEntry(drone_id, 0, None, entry.at_utc, entry.model_dump(mode="json", exclude_none=True), {})
+        )
 
     # ---- the tracking page -----------------------------------------------------------------------------------
 

@@ -172,6 +172,8 @@ class Backend(Protocol):
         """Take each event once, all in one transaction (or none of them); for each, whether it was new."""
         ...
 
+    async def append(self, entry: LogbookEntry) -> LogbookRow: ...
+
     async def close(self) -> None: ...
 
 
@@ -265,10 +267,29 @@ class SqliteBackend:
         if taking.status is not None:
             self._db.execute(self._sql(INSERT_STATUS), self._args(INSERT_STATUS, taking.status))
         if (entry := taking.entry) is not None:
-            last = self._db.execute(self._sql(LAST_LOGBOOK_ROW), (entry.drone_id,)).fetchone()
-            row = entry.row(None if last is None else (int(last[0]), str(last[1])))
-            self._db.execute(self._sql(INSERT_LOGBOOK), row.as_tuple())
+            self._chain(entry)
         return True
+
+    def _chain(self, entry: LogbookEntry) -> LogbookRow:
+        """``entry`` as its aircraft's next logbook row, in the transaction under way (which holds the writer's
+        lock, so the last row stays the last)."""
+        assert self._db is not None
+        last = self._db.execute(self._sql(LAST_LOGBOOK_ROW), (entry.drone_id,)).fetchone()
+        row = entry.row(None if last is None else (int(last[0]), str(last[1])))
+        self._db.execute(self._sql(INSERT_LOGBOOK), row.as_tuple())
+        return row
+
+    async def append(self, entry: LogbookEntry) -> LogbookRow:
+        """A logbook row that came with no event (a defect, a repair), chained in a transaction of its own."""
+
+        def run() -> LogbookRow:
+            assert self._db is not None
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return self._chain(entry)
+
+        row: LogbookRow = await self._call(run)
+        return row
 
     async def close(self) -> None:
         if self._db is not None:
@@ -333,12 +354,25 @@ class PostgresBackend:
                     await connection.execute(NOTIFY_STATUSES, sorted({str(status[0]) for status in statuses}))
                 for taking, fresh in zip(takings, new, strict=True):
                     if fresh and (entry := taking.entry) is not None:
-                        # Relays racing on one aircraft's records take turns, so each links to the one before it.
-                        await connection.execute("SELECT pg_advisory_xact_lock(7312, hashtext($1))", entry.drone_id)
-                        last = await connection.fetchrow(LAST_LOGBOOK_ROW, entry.drone_id)
-                        row = entry.row(None if last is None else (int(last[0]), str(last[1])))
-                        await connection.execute(INSERT_LOGBOOK, *row.as_tuple())
+                        await self._chain(connection, entry)
                 return new
+
+    @staticmethod
+    async def _chain(connection: asyncpg.Connection, entry: LogbookEntry) -> LogbookRow:
+        """``entry`` as its aircraft's next logbook row, in the connection's transaction."""
+        # Relays (and the crew's entries) racing on one aircraft's rows take turns, so each links to the one before.
+        await connection.execute("SELECT pg_advisory_xact_lock(7312, hashtext($1))", entry.drone_id)
+        last = await connection.fetchrow(LAST_LOGBOOK_ROW, entry.drone_id)
+        row = entry.row(None if last is None else (int(last[0]), str(last[1])))
+        await connection.execute(INSERT_LOGBOOK, *row.as_tuple())
+        return row
+
+    async def append(self, entry: LogbookEntry) -> LogbookRow:
+        """A logbook row that came with no event (a defect, a repair), chained in a transaction of its own."""
+        assert self._pool is not None
+        with self._errors():
+            async with self._pool.acquire() as connection, connection.transaction():
+                return await self._chain(connection, entry)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

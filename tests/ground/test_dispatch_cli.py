@@ -1,6 +1,7 @@
 """`flightctl dispatch` never loses a customer's tracking link: an order that went out but got no answer in time
 (the drone away) still prints its link, as text and as JSON, and the link finds the order; an order that never
-reached the broker leaves no registration behind, so it may be dispatched again."""
+reached the broker leaves no registration behind, so it may be dispatched again; an aircraft with an open defect
+in the logbook is sent nothing until its repair is entered."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flightctl.ground.logbook import MaintenanceEntry
 from flightctl.ground.registry import Registry
 from tests.ground.conftest import Fleet
 from tests.sitl.deliveries import order
@@ -75,3 +77,28 @@ async def test_an_order_that_never_reached_the_broker_leaves_no_registration(fle
     assert "tracking link" not in out
     async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
         assert await registry.overview() == []
+
+
+async def test_an_aircraft_with_an_open_defect_is_sent_nothing_until_it_is_repaired(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
+        defect = await registry.add_maintenance("drone-a", MaintenanceEntry(
+            entry="defect", text="motor 3 runs hot", by="J. Rendall", at_utc="2026-12-02T04:00:00Z"))  # fmt: skip
+    code, out, err = await dispatch(fleet, tmp_path, "KWL-DEFECT-1")
+    assert code == 1
+    said = " ".join(err.split())
+    assert "NO-GO: drone-a has an open defect in the logbook (record 1: motor 3 runs hot (J. Rendall," in said
+    assert "nothing was sent" in said
+    assert "tracking link" not in out
+    async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
+        assert await registry.overview() == [], "nothing registered for the customer"
+        await registry.add_maintenance("drone-a", MaintenanceEntry(
+            entry="repair", text="motor 3 replaced", by="J. Rendall", at_utc="2026-12-02T05:00:00Z",
+            defect_n=defect.n))  # fmt: skip
+        assert await registry.open_defects("drone-a") == []
+    code, out, err = await dispatch(fleet, tmp_path, "KWL-DEFECT-1")
+    assert code == 1, err
+    assert "did not answer" in err, "sent this time (the drone is away)"
+    (line,) = [x for x in out.splitlines() if "tracking link for C-1042" in x]
+    assert await order_of_link(tmp_path, line.split(": ", 1)[1]) == "KWL-DEFECT-1"

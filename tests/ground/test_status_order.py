@@ -175,3 +175,35 @@ async def test_relays_racing_on_postgresql_keep_one_logbook_chain_that_refuses_c
             assert [b.n for b in verify(await one.logbook())] == [13]
         finally:
             await connection.close()
+
+
+async def test_the_crews_entries_racing_the_relays_on_postgresql_join_the_one_chain() -> None:
+    """Test defects and repairs on PostgreSQL: entered while two relays add flight records of the same aircraft,
+    every row links to the one before it; the open defects are read back, a repair closes one, and a repair of a
+    flight is refused."""
+    from flightctl.ground.logbook import MaintenanceEntry, NotOpen, verify
+
+    require_program("/usr/lib/postgresql", "postgresql")
+    record = {"takeoff_utc": "2026-12-01T10:00:00Z", "landing_utc": "2026-12-01T10:10:00Z", "duration_s": 600.0}
+
+    def defect(n: int) -> MaintenanceEntry:
+        return MaintenanceEntry(entry="defect", text=f"defect {n}", by="J. Rendall", at_utc="2026-12-02T04:00:00Z")
+
+    async with PostgresServer() as pg, await Registry.open(pg.url) as one, await Registry.open(pg.url) as two:
+        await asyncio.gather(
+            *((one if n % 2 else two).record("d-1", n, f"KWL-{n}", None, (record, {})) for n in range(1, 11)),
+            *((two if n % 2 else one).add_maintenance("d-1", defect(n)) for n in range(3)),
+        )
+        rows = await one.logbook("d-1")
+        assert [row.n for row in rows] == list(range(1, 14))
+        assert verify(rows) == []
+        defects = await two.open_defects("d-1")
+        assert sorted(row.kept()["text"] for row in defects) == ["defect 0", "defect 1", "defect 2"]
+        flight = next(row.n for row in rows if row.entry == "flight")
+        with pytest.raises(NotOpen, match=f"record {flight} of d-1 is not an open defect"):
+            await one.add_maintenance("d-1", MaintenanceEntry(
+                entry="repair", text="x", by="J. Rendall", at_utc="2026-12-02T05:00:00Z", defect_n=flight))  # fmt: skip
+        await one.add_maintenance("d-1", MaintenanceEntry(
+            entry="repair", text="done", by="J. Rendall", at_utc="2026-12-02T05:00:00Z", defect_n=defects[0].n))  # fmt: skip
+        assert [row.n for row in await two.open_defects("d-1")] == [row.n for row in defects[1:]]
+        assert verify(await two.logbook("d-1")) == []

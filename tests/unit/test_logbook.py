@@ -1,6 +1,6 @@
 """The operator's logbook as data, and as the registry keeps it on SQLite: a flight's record from its journal,
 the hash chain and what checking it finds after an edit, a deletion or a swap, the totals, the database refusing
-to change or drop a record, and `flightctl logbook`."""
+to change or drop a record, the crew's defects and repairs, and `flightctl logbook`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,17 @@ from flightctl.delivery.events import CheckStage, DeliveryState, EventKind, Obse
 from flightctl.delivery.flight_record import flight_record
 from flightctl.delivery.journal import JournalEvent
 from flightctl.geo import AltFrame, Location
-from flightctl.ground.logbook import GENESIS, LogbookGround, next_row, totals, verify
+from flightctl.ground.logbook import (
+    GENESIS,
+    LogbookGround,
+    MaintenanceEntry,
+    NotOpen,
+    check_repair,
+    next_row,
+    open_defects,
+    totals,
+    verify,
+)
 from flightctl.ground.registry import Registry
 from flightctl.mqtt.messages import FlightRecordData
 
@@ -150,7 +160,7 @@ def test_the_registry_chains_records_refuses_to_change_them_and_verify_names_tam
     assert logbook("verify", "--registry", str(path)).exit_code == 0
     listed = json.loads(logbook("list", "--registry", str(path), "--json").output)
     assert listed == [{"drone_id": "drone-a", "flights": 4, "hours": round(4 * 750 / 3600, 3), "cycles": 4,
-                       "delivered": 0, "last_landing_utc": "2026-12-01T10:12:42Z"}]  # fmt: skip
+                       "delivered": 0, "last_landing_utc": "2026-12-01T10:12:42Z", "open_defects": []}]  # fmt: skip
     exported = list(csv.DictReader(io.StringIO(logbook("export", "--csv", "--registry", str(path)).output)))
     assert [row["order_id"] for row in exported] == ["KWL-1", "KWL-2", "KWL-3", "KWL-4"]
     assert exported[0]["registration"] == "UAS-KWL-0007"
@@ -221,3 +231,104 @@ def test_the_shipped_relay_config_names_the_operators_part_and_a_wrong_one_is_re
     wrong = {**shipped, "logbook": {**shipped["logbook"], "operation": "IFR"}}  # type: ignore[dict-item]
     with pytest.raises(ValidationError, match=r"logbook\.operation"):
         RelayConfig.model_validate(wrong)
+
+
+def crew_entry(last: Any, n: int, entry: str, text: str, defect_n: int | None = None) -> Any:
+    kept = MaintenanceEntry.model_validate(
+        {"entry": entry, "text": text, "by": "J. Rendall", "at_utc": f"2026-12-0{n}T12:00:00Z", "defect_n": defect_n}
+    )
+    return next_row((last.n, last.sha256), drone_id=last.drone_id, seq=0, order_id=None,
+                    recorded_utc=kept.at_utc, record=kept.model_dump(exclude_none=True), ground={})  # fmt: skip
+
+
+def test_defects_and_repairs_are_rows_of_the_chain_and_only_flights_count_as_hours() -> None:
+    rows = chain(2)
+    rows.append(crew_entry(rows[-1], 3, "defect", "front-left prop chipped"))
+    rows.append(crew_entry(rows[-1], 4, "defect", "gripper slow to close"))
+    assert open_defects(rows) == [3, 4]
+    check_repair(rows, MaintenanceEntry(entry="repair", text="x", by="y", at_utc="2026-12-05T00:00:00Z", defect_n=3))
+    with pytest.raises(NotOpen, match="record 2 of drone-a is not an open defect \\(open: 3, 4\\)"):
+        check_repair(rows, MaintenanceEntry(entry="repair", text="x", by="y", at_utc="2026-12-05T00:00:00Z",
+                                            defect_n=2))  # a flight  # fmt: skip
+    rows.append(crew_entry(rows[-1], 5, "repair", "prop replaced, balanced", defect_n=3))
+    assert open_defects(rows) == [4]
+    with pytest.raises(NotOpen, match="open: 4"):
+        check_repair(rows, MaintenanceEntry(entry="repair", text="x", by="y", at_utc="2026-12-06T00:00:00Z",
+                                            defect_n=3))  # mended already  # fmt: skip
+    assert verify(rows) == []
+    (a,) = totals(rows)
+    assert (a.flights, a.hours, a.cycles, a.open_defects) == (2, 1.0, 2, [4])
+    assert [row.entry for row in rows] == ["flight", "flight", "defect", "defect", "repair"]
+    assert rows[2].fields()["entry"] == "defect"
+    assert rows[0].fields()["entry"] == "flight"
+    edited = list(rows)
+    edited[2] = replace(rows[2], record=rows[2].record.replace("chipped", "fine"))
+    assert [b.text() for b in verify(edited)] == [
+        "drone-a record 3 (order -): edited: its content no longer matches its hash"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "by", "says"),
+    [
+        ("prop cracked\nBROKEN drone-b record 1", "J. Rendall", "--text: one line of printable text"),
+        ("ok", "J. Rendall\x1b[31m", "--by: one line of printable text"),
+        ("  ", "J. Rendall", "--text: String should have at least 1 character"),
+        ("x" * 2001, "J. Rendall", "--text: String should have at most 2000 characters"),
+        ("ok", "", "--by: String should have at least 1 character"),
+    ],
+)
+def test_a_mistaken_or_hostile_entry_is_refused_saying_why_and_changes_nothing(
+    tmp_path: Path, text: str, by: str, says: str
+) -> None:
+    path = tmp_path / "registry.sqlite"
+    asyncio.run(keep_flights(path, 1))
+    refused = logbook("defect", "drone-a", "--text", text, "--by", by, "--registry", str(path))
+    assert refused.exit_code == 1
+    assert f"defect not entered: {says}" in " ".join(refused.output.split())
+    assert "Traceback" not in refused.output
+    unchanged = logbook("defect", "drone a/../b", "--text", "ok", "--by", "x", "--registry", str(path))
+    assert unchanged.exit_code == 1
+    assert "drone id 'drone a/../b' is not one" in " ".join(unchanged.output.split())
+    assert [row["n"] for row in json.loads(logbook("show", "drone-a", "--registry", str(path), "--json").output)] == [1]
+
+
+def test_the_crew_enters_a_defect_and_its_repair_and_the_logbook_keeps_both(tmp_path: Path) -> None:
+    """Test `flightctl logbook defect` and `repair` on SQLite: each a row of the aircraft's chain (verify still
+    intact), the open defect in `list`, a repair of a record that is not an open defect refused naming the open
+    ones, the repair closing it, both in the CSV export, and an edited defect named by verify."""
+    path = tmp_path / "registry.sqlite"
+    registry = ["--registry", str(path)]
+    asyncio.run(keep_flights(path, 2))
+    entered = logbook("defect", "drone-a", "--text", "front-left prop chipped", "--by", "J. Rendall", *registry,
+                      "--json")  # fmt: skip
+    assert entered.exit_code == 0, entered.output
+    defect = json.loads(entered.output)
+    assert (defect["n"], defect["entry"], defect["text"], defect["by"]) == (3, "defect", "front-left prop chipped",
+                                                                            "J. Rendall")  # fmt: skip
+    (listed,) = json.loads(logbook("list", *registry, "--json").output)
+    assert (listed["flights"], listed["open_defects"]) == (2, [3])
+    assert "3" in logbook("list", *registry).output.splitlines()[-2]  # the table's open defects column
+
+    wrong = logbook("repair", "drone-a", "--defect", "2", "--text", "prop replaced", "--by", "J. Rendall", *registry)
+    assert wrong.exit_code == 1
+    assert "repair not entered: record 2 of drone-a is not an open defect (open: 3)" in " ".join(wrong.output.split())
+    mended = logbook("repair", "drone-a", "--defect", "3", "--text", "prop replaced", "--by", "J. Rendall", *registry)
+    assert mended.exit_code == 0, mended.output
+    assert "drone-a record 4: repair entered" in mended.output
+    (listed,) = json.loads(logbook("list", *registry, "--json").output)
+    assert listed["open_defects"] == []
+    again = logbook("repair", "drone-a", "--defect", "3", "--text", "twice", "--by", "J. Rendall", *registry)
+    assert again.exit_code == 1
+
+    assert logbook("verify", *registry).exit_code == 0
+    exported = list(csv.DictReader(io.StringIO(logbook("export", "--csv", *registry).output)))
+    assert [(row["n"], row["entry"], row["text"], row["defect_n"]) for row in exported] == [
+        ("1", "flight", "", ""), ("2", "flight", "", ""), ("3", "defect", "front-left prop chipped", ""),
+        ("4", "repair", "prop replaced", "3"),
+    ]  # fmt: skip
+    tamper(path, "UPDATE logbook SET record = replace(record, 'chipped', 'fine') WHERE n = 3")
+    broken = logbook("verify", *registry, "--json")
+    assert broken.exit_code == 2
+    (found,) = json.loads(broken.output)["breaks"]
+    assert (found["n"], found["order_id"]) == (3, None)
