@@ -23,6 +23,7 @@ from flightctl.dialect import MAVLinkMessage, enum_name, mavlink
 from flightctl.errors import LinkClosed, VehicleTimeout
 from flightctl.link.codec import CodecStats, MavCodec, SigningKey
 from flightctl.link.inbox import Inbox, InboxScope, Predicate
+from flightctl.link.rtt import RttEstimator
 from flightctl.link.transport import Transport, TransportStats
 from flightctl.tasks import cancel_and_wait
 
@@ -112,6 +113,7 @@ class MavConnection:
         self._seq_received = 0
         self._seq_lost = 0
         self._quality_window: deque[tuple[int, int]] = deque(maxlen=6)
+        self._rtts: dict[str, RttEstimator] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -378,6 +380,23 @@ class MavConnection:
         """Seconds since the vehicle's last heartbeat (infinite before the first): is it still talking?"""
         heard = self._last_vehicle_heartbeat_at
         return float("inf") if heard is None else asyncio.get_running_loop().time() - heard
+
+    def rtt(self, protocol: str, *, min_timeout_s: float, max_timeout_s: float) -> RttEstimator:
+        """This link's round-trip estimate for one sub-protocol ("mission", "ftp", "command"), kept across
+        transfers so the second one starts from what the first measured. The bounds are the caller's policy.
+
+        Each sub-protocol keeps its own: ArduPilot answers MAVFTP from a worker thread that queues five
+        requests and the mission protocol from its main loop, so their round trips differ. One not measured
+        yet starts from the link's others, which share the radio."""
+        estimator = self._rtts.get(protocol)
+        if estimator is None:
+            estimator = self._rtts[protocol] = RttEstimator(min_timeout_s=min_timeout_s, max_timeout_s=max_timeout_s)
+        estimator.min_timeout_s, estimator.max_timeout_s = min_timeout_s, max_timeout_s
+        for other in self._rtts.values():
+            if estimator.measured:
+                break
+            estimator.start_from(other)
+        return estimator
 
     def stats(self) -> LinkStats:
         quality: float | None = None

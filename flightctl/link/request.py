@@ -6,6 +6,7 @@ its own typed error, raised by the caller from ``NoReply``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from flightctl.link.connection import MavConnection
 from flightctl.link.inbox import Inbox
 
 log = logging.getLogger(__name__)
+
+COMMAND_RTT = "command"  # the round trip of single requests (commands, parameters), sampled for the others
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,22 @@ async def request(
     ``message`` may be built per attempt (commands count their resends in ``confirmation``). ``replies`` must
     be registered before this is called, so a reply cannot arrive before anyone listens.
     """
+    loop = asyncio.get_running_loop()
     for attempt in range(policy.attempts):
         connection.send(message(attempt) if callable(message) else message)
+        sent_at = loop.time()
         try:
-            return await replies.next(policy.reply_timeout_s), attempt
+            reply = await replies.next(policy.reply_timeout_s)
         except VehicleTimeout:
             log.info("%s: no reply to attempt %d/%d", replies.what, attempt + 1, policy.attempts)
+            continue
+        if attempt == 0:
+            # A sample of the link's round trip (Karn: only a first sending's), which the transfers that
+            # follow (mission, MAVFTP) start from instead of probing: connecting asks a few of these.
+            connection.rtt(COMMAND_RTT, min_timeout_s=0.0, max_timeout_s=policy.reply_timeout_s).sample(
+                loop.time() - sent_at
+            )
+        return reply, attempt
     raise NoReply(replies.what, policy)
 
 

@@ -11,7 +11,6 @@ from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.errors import VehicleTimeout
 from flightctl.link.connection import MavConnection
 from flightctl.link.inbox import Inbox
-from flightctl.link.rtt import RttEstimator
 from flightctl.missions.model import MissionItem, MissionType
 from flightctl.vehicle.mission_transfer import (
     ListChanged,
@@ -19,6 +18,7 @@ from flightctl.vehicle.mission_transfer import (
     MissionTimeout,
     Progress,
     TransferPolicy,
+    mission_rtt,
     transfer_deadline_s,
 )
 
@@ -37,6 +37,8 @@ async def read_count(
     waited for, with a growing pause."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    rtt = mission_rtt(connection, policy)
+    resends = 0  # of the request now outstanding: its wait backs off with them (and Karn's rule)
     with connection.inbox(("MISSION_COUNT", "MISSION_ACK"), for_us, what="mission count") as replies:
         for attempt in itertools.count():
             if (silent_s := connection.silent_s()) >= policy.vehicle_silent_s:
@@ -46,16 +48,21 @@ async def read_count(
                 detail = f"no MISSION_COUNT within {policy.deadline_base_s:g} s on this link"
                 raise MissionTimeout(mission_type, "download count", detail)
             connection.send(request_list)
-            deadline = loop.time() + policy.reply_timeout_s
+            sent_at = loop.time()
+            deadline = sent_at + rtt.timeout_s(resends)
+            resends += 1
             while (remaining := deadline - loop.time()) > 0:
                 try:
                     reply = await replies.next(remaining)
                 except VehicleTimeout:
                     break
                 if reply.get_type() == "MISSION_COUNT":
+                    if resends == 1:
+                        rtt.sample(loop.time() - sent_at)
                     return int(reply.count)
                 if reply.type == mavlink.MAV_MISSION_DENIED:  # someone is uploading: wait for them
                     await asyncio.sleep(policy.restart_delay_s * (attempt + 1))
+                    resends = 0
                     break
                 if reply.type == mavlink.MAV_MISSION_UNSUPPORTED:
                     raise MissionRejected(mission_type, "download count", "", result=reply.type)
@@ -96,7 +103,7 @@ async def _fetch_items(
     """Request items with up to ``download_window`` requests in flight: on a link with latency or loss,
     waiting out each lost reply one at a time is what makes downloads slow."""
     loop = asyncio.get_running_loop()
-    rtt = RttEstimator(min_timeout_s=policy.min_reply_timeout_s, max_timeout_s=policy.reply_timeout_s)
+    rtt = mission_rtt(connection, policy)
     items: dict[int, MissionItem] = {}
     in_flight: dict[int, float] = {}  # seq -> when last requested
     attempts: dict[int, int] = {}
@@ -126,15 +133,14 @@ async def _fetch_items(
         while next_seq < count and len(in_flight) < policy.download_window:
             request(next_seq)
             next_seq += 1
-        timeout_s = rtt.timeout_s()
-        wait_s = max(0.0, min(in_flight.values()) + timeout_s - loop.time())
+        # Each request's own wait, backing off (boundedly) with how often it was already sent.
+        due = {seq: asked_at + rtt.timeout_s(attempts[seq] - 1) for seq, asked_at in in_flight.items()}
         try:
-            reply = await inbox.next(wait_s)
+            reply = await inbox.next(max(0.0, min(due.values()) - loop.time()))
         except VehicleTimeout:
             now = loop.time()
-            for seq, asked_at in sorted(in_flight.items()):
-                if now - asked_at >= timeout_s:
-                    request(seq)
+            for seq in sorted(seq for seq, at in due.items() if at <= now):
+                request(seq)
             continue
         kind = reply.get_type()
         if kind == "MISSION_COUNT":

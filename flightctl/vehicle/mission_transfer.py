@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from flightctl.dialect import enum_name, mavlink
 from flightctl.errors import FlightctlError, Refused, VehicleTimeout
+from flightctl.link.connection import MavConnection
+from flightctl.link.rtt import RttEstimator
 from flightctl.missions.model import MissionType
 
 Progress = Callable[[MissionType, int, int], None]
@@ -48,6 +50,15 @@ class TransferPolicy:
     # handled on the main loop.
     ftp_types: frozenset[MissionType] = frozenset({MissionType.MISSION})
     ftp_rest_s: float = 60.0  # after MAVFTP went unanswered, use the mission protocol alone for this long
+
+
+MISSION_RTT = "mission"
+
+
+def mission_rtt(connection: MavConnection, policy: TransferPolicy) -> RttEstimator:
+    """The link's mission-protocol round trip, shared by uploads, downloads and count reads: a transfer
+    starts from what the last one measured instead of from the slowest radio's timeout."""
+    return connection.rtt(MISSION_RTT, min_timeout_s=policy.min_reply_timeout_s, max_timeout_s=policy.reply_timeout_s)
 
 
 def transfer_deadline_s(policy: TransferPolicy, items: int) -> float:

@@ -135,3 +135,19 @@ async def test_failing_predicate_does_not_stop_the_reader(peer: ScriptedPeer, co
         assert (await fine.next(1.0)).command == 7
     assert connection.stats().listener_errors == 1
     assert connection.is_open
+
+
+async def test_round_trip_is_kept_per_link_and_protocol_and_seeds_the_unmeasured(connection: MavConnection) -> None:
+    """Test that each sub-protocol keeps its own estimate across calls (a second transfer starts from the
+    first one's), that one never measured starts from the link's others, and that the bounds are the
+    caller's."""
+    command = connection.rtt("command", min_timeout_s=0.0, max_timeout_s=1.5)
+    command.sample(0.03)
+    mission = connection.rtt("mission", min_timeout_s=0.1, max_timeout_s=1.5)
+    assert mission.srtt_s == pytest.approx(0.03)  # seeded from the commands
+    mission.sample(0.2)
+    again = connection.rtt("mission", min_timeout_s=0.2, max_timeout_s=3.0)
+    assert again is mission
+    assert (again.min_timeout_s, again.max_timeout_s) == (0.2, 3.0)
+    assert command.srtt_s == pytest.approx(0.03)  # its own samples stay its own
+    assert connection.rtt("ftp", min_timeout_s=0.1, max_timeout_s=1.0).measured
