@@ -16,6 +16,7 @@ from flightctl.missions.model import MissionItem, MissionType
 
 MAGIC = 0x763D  # AP_Filesystem_Mission.h mission_magic
 _HEADER = struct.Struct("<HHHHH")  # magic, data_type, options, start, num_items
+HEADER_SIZE: int = _HEADER.size
 _ITEM = mavlink.MAVLink_mission_item_int_message
 ITEM_SIZE: int = _ITEM.unpacker.size
 

@@ -22,9 +22,9 @@ from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.errors import ConditionTimeout, VehicleTimeout
 from flightctl.link.connection import MavConnection
 from flightctl.link.request import NoReply, RetryPolicy, explanation, request
-from flightctl.link.rtt import RttEstimator
 from flightctl.missions import ardupilot_files
 from flightctl.missions.ardupilot import Firmware
+from flightctl.missions.formats.errors import MissionFileError
 from flightctl.missions.model import MissionItem, MissionPlan, MissionType
 from flightctl.missions.upload_transfer import (
     Done,
@@ -49,6 +49,7 @@ from flightctl.vehicle.mission_transfer import (
     TransferEnded,
     TransferPolicy,
     UploadReport,
+    mission_rtt,
     transfer_deadline_s,
 )
 
@@ -56,6 +57,11 @@ log = logging.getLogger(__name__)
 
 _ACCEPTED = mavlink.MAV_MISSION_ACCEPTED
 _CAPACITY = re.compile(r"Only (\d+) items are supported")
+
+
+def _items_in(file_bytes: int) -> int:
+    """Whole items in the first ``file_bytes`` of an @MISSION file."""
+    return max(file_bytes - ardupilot_files.HEADER_SIZE, 0) // ardupilot_files.ITEM_SIZE
 
 
 def at_capacity(texts: str) -> bool:
@@ -177,12 +183,7 @@ class MissionProtocol:
         all-zero item), which ours is not once every write was acknowledged under MAVLink's CRC, and any
         item it refuses after clearing the list leaves it shorter. ``upload_plan`` reads everything back.
         """
-        if self._ftp is None or not self.mission_files or not self.policy.use_ftp:
-            return False
-        if mission_type not in self.policy.ftp_types:
-            return False
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._ftp_rest_until:
+        if self._ftp is None or not self._ftp_usable(mission_type):
             return False
         data = ardupilot_files.encode(items, mission_type)
         header = len(data) - len(items) * ardupilot_files.ITEM_SIZE
@@ -197,13 +198,7 @@ class MissionProtocol:
             await self._ftp.write_file(path, data, progress=written, first_chunk_last=True)
             held = await self.count(mission_type)
         except FtpTimeout as exc:
-            # A server that stopped answering (ArduPilot's FTP worker can stall on another link's full
-            # buffer) would cost every upload its timeouts: leave it alone for a while.
-            self._ftp_rest_until = loop.time() + self.policy.ftp_rest_s
-            log.warning(
-                "%s upload as %s failed (%s); using the mission protocol, and only it for %g s",
-                mission_type.label, path, exc, self.policy.ftp_rest_s,
-            )  # fmt: skip
+            self._rest_ftp(f"{mission_type.label} upload as {path}", exc)
             return False
         except (FtpError, MissionError) as exc:
             log.warning("%s upload as %s failed (%s); using the mission protocol", mission_type.label, path, exc)
@@ -216,6 +211,52 @@ class MissionProtocol:
             return False
         self._report(progress, mission_type, len(items), len(items))
         return True
+
+    def _ftp_usable(self, mission_type: MissionType) -> bool:
+        return (
+            self.mission_files
+            and self.policy.use_ftp
+            and mission_type in self.policy.ftp_types
+            and asyncio.get_running_loop().time() >= self._ftp_rest_until
+        )
+
+    def _rest_ftp(self, what: str, exc: FtpTimeout) -> None:
+        """A server that stopped answering (ArduPilot's FTP worker can stall on another link's full buffer)
+        would cost every transfer its timeouts: leave it alone for a while."""
+        self._ftp_rest_until = asyncio.get_running_loop().time() + self.policy.ftp_rest_s
+        log.warning(
+            "%s failed (%s); using the mission protocol, and only it for %g s", what, exc, self.policy.ftp_rest_s
+        )
+
+    async def _download_as_file(self, mission_type: MissionType, progress: Progress | None) -> list[MissionItem] | None:
+        """The list read as ArduPilot's @MISSION file (one burst read, then only the chunks the radio lost),
+        or None (after a warning) when that cannot be done and the caller uses the mission protocol.
+
+        ArduPilot writes the file's header when it is opened and each item as it is read, from the same
+        storage the mission protocol reads (AP_Filesystem_Mission.cpp); an item count that does not match
+        the bytes that follow means the list changed underneath."""
+        if self._ftp is None or not self._ftp_usable(mission_type):
+            return None
+        path = ardupilot_files.PATHS[mission_type]
+
+        def read(done: int, total: int | None) -> None:
+            if total is not None:
+                self._report(progress, mission_type, _items_in(done), _items_in(total))
+
+        try:
+            data = await self._ftp.read_file(path, progress=read)
+            kind, items = ardupilot_files.decode(data, path)
+        except FtpTimeout as exc:
+            self._rest_ftp(f"{mission_type.label} download as {path}", exc)
+            return None
+        except (FtpError, MissionFileError) as exc:
+            log.warning("%s download as %s failed (%s); using the mission protocol", mission_type.label, path, exc)
+            return None
+        if kind is not mission_type:
+            log.warning("%s download: %s holds a %s list; using the mission protocol", mission_type.label, path, kind)
+            return None
+        self._report(progress, mission_type, len(items), len(items))
+        return items
 
     async def _upload_once(
         self,
@@ -234,7 +275,7 @@ class MissionProtocol:
         transfer = UploadTransfer(count, limits)
         # How long to wait for the next request before resending follows the link's round trip: the time
         # from an item sent once to the request for the next (Karn: a resent item gives no sample).
-        rtt = RttEstimator(min_timeout_s=self.policy.min_reply_timeout_s, max_timeout_s=self.policy.reply_timeout_s)
+        rtt = mission_rtt(connection, self.policy)
         item_sent_at: float | None = None
         heard_at = loop.time()
         types = ("MISSION_REQUEST_INT", "MISSION_REQUEST", "MISSION_ACK")
@@ -306,6 +347,8 @@ class MissionProtocol:
     async def download(self, mission_type: MissionType, *, progress: Progress | None = None) -> list[MissionItem]:
         """Read the vehicle's ``mission_type`` list. Restarts if the list changes underneath (another GCS)."""
         async with self._lock:
+            if (items := await self._download_as_file(mission_type, progress)) is not None:
+                return items
             for _attempt in range(self.policy.transfer_attempts):
                 try:
                     count = await self.count(mission_type)

@@ -3,7 +3,8 @@
 It follows libraries/GCS_MAVLink/GCS_FTP.cpp and AP_Filesystem_Mission.cpp where they matter to a client:
 one open file, requests queued five deep and answered in order by a worker, the last answer replayed for a
 repeated request, TerminateSession acknowledged even when the file is then refused, a refused item leaving
-the list cleared up to it. Items land in the MissionPeer's store, so both protocols see one vehicle.
+the list cleared up to it; reads as GCS_FTP's OpenFileRO, ReadFile and BurstReadFile answer them (a made-up
+size of 1 MiB, chunks numbered on from a burst request, an end-of-file NACK after the last). Items land in the MissionPeer's store, so both protocols see one vehicle.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pymavlink.mavftp import FtpError as FtpCode
 from flightctl.dialect import MAVLinkMessage, mavlink
 from flightctl.missions import ardupilot_files
 from flightctl.missions.formats.errors import MissionFileError
+from flightctl.missions.model import MissionItem
 from tests.support.mission_peer import MissionPeer
 
 _HEADER = struct.Struct("<HBBBBBBI")
@@ -39,6 +41,9 @@ class FtpPeer:
         self._last_reply: tuple[tuple[int, int], int, int, bytes] | None = None  # sender, session, seq, payload
         self._open: tuple[int, int, str] | None = None  # session, mission type, path
         self._buffer = bytearray()
+        self._reading: bytes | None = None  # the file open for reading, as it was when opened
+        self.bursts = 0
+        self.reads = 0
         self.peer.on("FILE_TRANSFER_PROTOCOL", self._request)
         self._worker = asyncio.get_running_loop().create_task(self._work_forever())
 
@@ -67,8 +72,15 @@ class FtpPeer:
         if last is not None and last[:2] == (sender, session) and (seq + 1) % 0x10000 == last[2]:
             self._send(sender, last[3])  # a repeated request gets the same answer
             return
+        if opcode == op.OP_BurstReadFile:
+            self._burst(sender, seq, session, offset, size)
+            return
         if opcode == op.OP_None:
             reply = (op.OP_Ack, b"")
+        elif opcode == op.OP_OpenFileRO:
+            reply = self._open_read(session, data)
+        elif opcode == op.OP_ReadFile:
+            reply = self._read(session, offset, size)
         elif opcode == op.OP_CreateFile:
             reply = self._create(session, data)
         elif opcode == op.OP_WriteFile:
@@ -82,6 +94,59 @@ class FtpPeer:
         out = (header + reply_data).ljust(251, b"\0")
         self._last_reply = (sender, session, (seq + 1) % 0x10000, out)
         self._send(sender, out)
+
+    def _reply(self, sender: tuple[int, int], seq: int, session: int, answer: int, data: bytes, **header: int) -> None:
+        """Send one answer numbered ``seq`` and keep it for a repeated request."""
+        out = (
+            _HEADER.pack(
+                seq % 0x10000, session, answer, len(data), header["req"], header.get("burst", 0), 0, header["offset"]
+            )
+            + data
+        ).ljust(251, b"\0")
+        self._last_reply = (sender, session, seq % 0x10000, out)
+        self._send(sender, out)
+
+    def _burst(self, sender: tuple[int, int], seq: int, session: int, offset: int, size: int) -> None:
+        """GCS_FTP's BurstReadFile: up to 500 chunks, each numbered on, then an end-of-file NACK."""
+        self.bursts += 1
+        if self._reading is None or self._open is None or self._open[0] != session:
+            self._reply(sender, seq + 1, session, op.OP_Nack, bytes([FtpCode.FileNotFound]), req=15, offset=offset)
+            return
+        max_read = size or 239
+        for i in range(500):
+            at = offset + i * max_read
+            chunk = self._reading[at : at + min(239, max_read)]
+            if not chunk:
+                at -= max_read if i else 0  # ArduPilot leaves the NACK at the last chunk's offset
+                break
+            done = len(chunk) < max_read or i == 499
+            self._reply(sender, seq + 1 + i, session, op.OP_Ack, chunk, req=15, offset=at, burst=int(done))
+            if len(chunk) < max_read:
+                at += len(chunk)  # the NACK that follows is at the file's end
+                i += 1
+                break
+        else:
+            return
+        self._reply(sender, seq + 1 + i, session, op.OP_Nack, bytes([FtpCode.EndOfFile]), req=15, offset=at)
+
+    def _open_read(self, session: int, data: bytes) -> tuple[int, bytes]:
+        if self._open is not None or self.busy:
+            return op.OP_Nack, bytes([FtpCode.Fail])
+        path = data.split(b"\0")[0].decode()
+        types = {path: kind for kind, path in ardupilot_files.PATHS.items()}
+        if path not in types:
+            return op.OP_Nack, bytes([FtpCode.FailErrno, 2])
+        stored = [MissionItem.from_message(m) for m in self.mission_peer.stored[int(types[path])]]
+        self._reading = ardupilot_files.encode(stored, types[path])
+        self._open = (session, int(types[path]), path)
+        return op.OP_Ack, struct.pack("<I", 1024 * 1024)  # AP_Filesystem_Mission::stat's fixed size
+
+    def _read(self, session: int, offset: int, size: int) -> tuple[int, bytes]:
+        self.reads += 1
+        if self._reading is None or self._open is None or self._open[0] != session:
+            return op.OP_Nack, bytes([FtpCode.FileNotFound])
+        chunk = self._reading[offset : offset + min(size, 239)]
+        return (op.OP_Ack, chunk) if chunk else (op.OP_Nack, bytes([FtpCode.EndOfFile]))
 
     def _send(self, sender: tuple[int, int], payload: bytes) -> None:
         self.peer.send(mavlink.MAVLink_file_transfer_protocol_message(0, sender[0], sender[1], list(payload)))
@@ -118,6 +183,9 @@ class FtpPeer:
             return op.OP_Ack, b""
         mission_type = self._open[1]
         self._open = None
+        if self._reading is not None:
+            self._reading = None
+            return op.OP_Ack, b""
         self.files_closed += 1
         try:
             _type, items = ardupilot_files.decode(bytes(self._buffer))

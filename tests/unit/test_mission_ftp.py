@@ -9,6 +9,7 @@ import struct
 from collections.abc import AsyncIterator
 
 import pytest
+from pymavlink import mavftp_op as op
 
 from flightctl.dialect import mavlink
 from flightctl.geo import AltFrame
@@ -26,7 +27,7 @@ from tests.support.mission_peer import MissionPeer
 from tests.support.peer import ScriptedPeer
 from tests.unit.test_mission_protocol import FAST, KIRKWALL, route, stored_items
 
-FAST_FTP = FtpPolicy(reply_timeout_s=0.05, attempts=30)
+FAST_FTP = FtpPolicy(min_reply_timeout_s=0.01, reply_timeout_s=0.05, silent_s=2.0)
 
 
 @pytest.fixture
@@ -139,18 +140,22 @@ async def test_refused_item_falls_back_to_the_mission_protocol_which_names_it(
 async def test_vehicle_that_never_answers_ftp_still_gets_its_mission(
     peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
 ) -> None:
-    """Test that with FTP not answering at all the mission protocol uploads it, and the next upload does
-    not wait on FTP again."""
+    """Test that with FTP not answering at all the mission protocol uploads it after the open is given up
+    (one request repeated with its sequence number, waits growing), and the next upload does not wait on
+    FTP again."""
     vehicle_side.silent = True
     items = route(30)
     await protocol.upload(items, MissionType.MISSION)
     assert stored_items(vehicle_side.mission_peer) == items
     assert items_sent(peer) == 30
-    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == 3  # the open, tried three times, then given up
-    rally = [MissionItem.rally_point(KIRKWALL.with_alt(60, AltFrame.RELATIVE))]
-    await protocol.upload(rally, MissionType.RALLY)
-    assert stored_items(vehicle_side.mission_peer, MissionType.RALLY) == rally
-    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == 3
+    opens = peer.sent("FILE_TRANSFER_PROTOCOL")
+    headers = {struct.unpack_from("<HBB", bytes(m.payload)) for m in opens}
+    assert len(opens) >= 3
+    assert len(headers) == 1  # the same request (seq, session, CreateFile) every time
+    assert next(iter(headers))[2] == op.OP_CreateFile
+    await protocol.upload(route(20), MissionType.MISSION)
+    assert stored_items(vehicle_side.mission_peer) == route(20)
+    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == len(opens)  # FTP rests after going unanswered
 
 
 async def test_file_held_by_another_client_falls_back(
@@ -178,10 +183,10 @@ async def test_ping_tells_an_answering_server_from_a_silent_one(
     connection: MavConnection, vehicle_side: FtpPeer
 ) -> None:
     """Test that ping returns when the server answers and is a typed timeout when it does not."""
-    ftp = MavFtp(connection, FtpPolicy(reply_timeout_s=0.05, attempts=2))
+    ftp = MavFtp(connection, FtpPolicy(min_reply_timeout_s=0.01, reply_timeout_s=0.05, silent_s=0.3))
     await ftp.ping()
     vehicle_side.silent = True
-    with pytest.raises(FtpTimeout, match=r"MAVFTP ping \(server\): no answer to 2 requests"):
+    with pytest.raises(FtpTimeout, match=r"MAVFTP ping \(server\): no answer in 0.3 s \(\d+ requests\)"):
         await ftp.ping()
 
 
@@ -211,3 +216,60 @@ async def test_cancelled_file_upload_frees_waiters_and_the_vehicles_file(
     await protocol.upload(items, MissionType.MISSION)
     assert stored_items(vehicle_side.mission_peer) == items
     assert items_sent(peer) == 0
+
+
+async def test_download_as_file_survives_30_percent_loss_both_ways(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that a 300-item mission is read back as one file through 30 % loss each way: one burst read,
+    the lost chunks read again, nothing asked by the mission protocol, and progress ends at 300/300."""
+    items = route(300)
+    await protocol.upload(items, MissionType.MISSION)
+    counts_read = len(peer.sent("MISSION_REQUEST_LIST"))  # the upload's own check of what the vehicle holds
+    peer.loss_to_flightctl = peer.loss_from_flightctl = 0.3
+    progress: list[tuple[int, int]] = []
+    read = await protocol.download(MissionType.MISSION, progress=lambda _t, done, total: progress.append((done, total)))
+    assert read == items
+    assert progress[-1] == (300, 300)
+    assert len(peer.sent("MISSION_REQUEST_LIST")) == counts_read
+    assert vehicle_side.bursts == 1
+    assert vehicle_side.reads > 0, "the chunks lost from the burst were read again"
+    assert vehicle_side._open is None, "the file was closed for the next client"
+
+
+@pytest.mark.parametrize("items", [0, 1, 6, 12])
+async def test_download_as_file_reads_every_length(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol, items: int
+) -> None:
+    """Test that lists whose file ends mid-chunk, on a chunk boundary (6 items: 10 + 6 * 38 = 238 bytes is
+    one byte short; 12 items is two chunks and then some) or after the header alone read back exactly."""
+    vehicle_side.mission_peer.stored[0] = [item.message(seq, 0) for seq, item in enumerate(route(items))]
+    assert await protocol.download(MissionType.MISSION) == route(items)
+    assert peer.sent("MISSION_REQUEST_LIST") == []
+
+
+async def test_download_falls_back_to_the_mission_protocol_when_ftp_is_silent(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that a vehicle whose FTP does not answer is read by the mission protocol, and that the next
+    read does not wait on FTP again."""
+    items = route(20)
+    await protocol.upload(items, MissionType.MISSION)
+    vehicle_side.silent = True
+    before = len(peer.sent("FILE_TRANSFER_PROTOCOL"))
+    assert await protocol.download(MissionType.MISSION) == items
+    tried = len(peer.sent("FILE_TRANSFER_PROTOCOL"))
+    assert tried > before
+    assert len(peer.sent("MISSION_REQUEST_LIST")) >= 1
+    assert await protocol.download(MissionType.MISSION) == items
+    assert len(peer.sent("FILE_TRANSFER_PROTOCOL")) == tried
+
+
+async def test_fence_is_read_by_the_mission_protocol(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that lists not in ``ftp_types`` are never read as files (ArduPilot's FTP thread would read the
+    fence while its main loop may rebuild it)."""
+    await protocol.download(MissionType.FENCE)
+    assert peer.sent("FILE_TRANSFER_PROTOCOL") == []
+    assert len(peer.sent("MISSION_REQUEST_LIST")) >= 1
