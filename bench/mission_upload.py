@@ -7,9 +7,16 @@ trip, and confirms the count) and with the mission protocol alone (one item per 
 
     python bench/mission_upload.py [--rounds 7] [--speedup 1] [--loss 0.1,0.3]
 
-With ``--loss``, each contender also uploads 100 items through ``sitl.relay.LossyRelay`` (UDP to the client,
-whole datagrams dropped at that rate each way, as a radio loses them), each upload with a fresh relay and a
-120 s limit: the table then gives the completion rate and the median time of the uploads that completed.
+With ``--loss``, each contender also uploads 100 and 500 items through ``sitl.relay.LossyRelay`` (UDP to the
+client, whole datagrams dropped at that rate each way, as a radio loses them), each upload with a fresh relay
+and a 120 s limit, and every upload is then read back by flightctl through another fresh relay at the same
+loss and compared item by item with what ArduPilot stores: an upload counts as done only when it verified.
+The table gives the rounds done and the median time of each, and flightctl's download times.
+``--rounds 0 --loss 0.1,0.3 --lossy-rounds 10`` runs the lossy rounds alone.
+
+With MAVSDK installed, ``--process-rounds`` (default 5) also times whole processes, start to exit, as a user
+runs them: ``flightctl mission upload`` of 500 items, with its readback and verification, against a
+MAVSDK-Python script that only uploads them.
 
 Needs ArduPilot SITL (see README) and, for the MAVSDK column, ``pip install mavsdk``. Prints medians and
 ratios to the fastest; no assertion anywhere: this measures, it does not test.
@@ -21,10 +28,14 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 os.environ.setdefault("MAVLINK20", "1")  # before pymavlink's mavutil is imported: MAVLink 2 for the plain loop
 
@@ -32,7 +43,9 @@ from rich.console import Console
 from rich.table import Table
 
 from flightctl.geo import AltFrame, offset
-from flightctl.missions.model import MissionItem, MissionType
+from flightctl.missions.formats import save_plan
+from flightctl.missions.model import MissionItem, MissionPlan, MissionType
+from flightctl.missions.verify import compare_plans, expected_on_vehicle
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.instance import SitlInstance
 from sitl.locations import resolve_home
@@ -122,43 +135,156 @@ async def pymavlink_upload(url: str, items: list[MissionItem]) -> float:
     return await asyncio.to_thread(_pymavlink_upload_blocking, url, items)
 
 
-LOSSY_ITEMS = 100
+LOSSY_SIZES = (100, 500)
 LOSSY_LIMIT_S = 120.0
 
 
-async def lossy_upload(
+@dataclasses.dataclass
+class LossyRound:
+    upload_s: float | None = None  # None: failed or out of time
+    download_s: float | None = None  # flightctl's readback of what was uploaded, verified item by item
+    failure: str = ""
+
+
+async def readback(url: str, items: list[MissionItem]) -> float:
+    """Read the mission back with flightctl through ``url`` and compare it with what ArduPilot stores for
+    ``items``: the verification every lossy round gets, whoever uploaded. Returns the download's time."""
+    async with Vehicle.connect(url, options=LinkOptions(system_id=1), rates_hz=None) as vehicle:
+        plan = MissionPlan().with_items(MissionType.MISSION, items)
+        expected = expected_on_vehicle(plan, vehicle.firmware)
+        started = time.perf_counter()
+        downloaded = await vehicle.mission.download(MissionType.MISSION)
+        seconds = time.perf_counter() - started
+    held = MissionPlan().with_items(MissionType.MISSION, downloaded)
+    mismatches = compare_plans(expected, held, [MissionType.MISSION])
+    if mismatches:
+        raise RuntimeError(f"readback differs: {mismatches[0]}")
+    return seconds
+
+
+async def lossy_round(
     sim: SitlInstance, upload: Uploader, items: list[MissionItem], loss: float, seed: int
-) -> float | None:
-    """One upload through a fresh lossy relay to SITL's SERIAL2; None when it failed or ran out of time."""
+) -> LossyRound:
+    """One upload, then flightctl's verified readback, each through a fresh lossy relay to SITL's SERIAL2 and
+    each within the limit."""
+    result = LossyRound()
     host, port = sim.serial2_url.removeprefix("tcp:").rsplit(":", 1)
-    async with LossyRelay(host, int(port), loss=loss, seed=seed) as relay:
-        try:
+    try:
+        async with LossyRelay(host, int(port), loss=loss, seed=seed) as relay:
             async with asyncio.timeout(LOSSY_LIMIT_S):
-                return await upload(relay.url, items)
-        except Exception as exc:  # a failed upload is a result here: counted, not raised
-            console.print(f"  failed: {type(exc).__name__}: {str(exc)[:120]}", markup=False)
-            return None
+                result.upload_s = await upload(relay.url, items)
+        async with LossyRelay(host, int(port), loss=loss, seed=seed + 1000) as relay:
+            async with asyncio.timeout(LOSSY_LIMIT_S):
+                result.download_s = await readback(relay.url, items)
+    except Exception as exc:  # a failed round is a result here: counted, not raised
+        result.failure = f"{type(exc).__name__}: {str(exc)[:120]}"
+        console.print(f"  failed: {result.failure}", markup=False)
+    return result
 
 
-def lossy_table(losses: list[float], results: dict[tuple[str, float], list[float | None]], names: list[str]) -> Table:
+def _done(runs: list[float | None]) -> str:
+    done = [seconds for seconds in runs if seconds is not None]
+    return f"{len(done)}/{len(runs)}, " + (f"{statistics.median(done):.1f} s" if done else "-")
+
+
+def lossy_table(
+    losses: list[float], results: dict[tuple[str, float, int], list[LossyRound]], names: list[str]
+) -> Table:
     table = Table(
-        title=f"{LOSSY_ITEMS}-item upload through a relay losing whole datagrams each way (limit {LOSSY_LIMIT_S:g} s)"
+        title="Through a relay losing whole datagrams each way: uploads done and their median, then flightctl's "
+        f"download of what each uploaded, verified (limit {LOSSY_LIMIT_S:g} s each)"
     )
     table.add_column("loss", justify="right")
+    table.add_column("items", justify="right")
     for name in names:
-        table.add_column(f"{name} done", justify="right")
-        table.add_column("median s", justify="right")
+        table.add_column(f"{name} upload", justify="right")
+    table.add_column(f"flightctl download + verify ({names[0]} upload)", justify="right")
     for loss in losses:
-        row = [f"{loss:.0%}"]
-        for name in names:
-            runs = results[(name, loss)]
-            done = [seconds for seconds in runs if seconds is not None]
-            row += [f"{len(done)}/{len(runs)}", f"{statistics.median(done):.1f}" if done else "-"]
-        table.add_row(*row)
+        for size in LOSSY_SIZES:
+            row = [f"{loss:.0%}", str(size)]
+            for name in names:
+                rounds = results[(name, loss, size)]
+                row.append(_done([r.upload_s if r.download_s is not None else None for r in rounds]))
+            row.append(_done([r.download_s for r in results[(names[0], loss, size)]]))
+            table.add_row(*row)
     return table
 
 
-async def main(rounds: int, speedup: float, instance: int, losses: list[float]) -> None:
+PROCESS_ITEMS = 500
+_MAVSDK_SCRIPT = """
+import asyncio, json, sys
+from mavsdk.asyncio.mavsdk import Configuration, Mavsdk
+from mavsdk.asyncio.plugins.mission_raw import MissionRawAsync
+from mavsdk.component_type import ComponentType
+from mavsdk.plugins.mission_raw import MissionItem
+
+async def main(url, path):
+    raw = [MissionItem(*fields) for fields in json.load(open(path))]
+    async with Mavsdk(Configuration.create_with_component_type(ComponentType.GROUND_STATION)) as mavsdk:
+        await mavsdk.add_any_connection(url)
+        system = await mavsdk.first_autopilot(timeout_s=20.0)
+        await MissionRawAsync(system).upload_mission(raw)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def timed_process(*argv: str) -> float:
+    """A whole process, start to exit, as a user runs it; a failure is raised with what it printed."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {process.returncode}: {out.decode(errors='replace')[-400:]}")
+    return seconds
+
+
+async def process_rounds(sim: SitlInstance, rounds: int, folder: Path) -> Table:
+    """``flightctl mission upload`` (with its readback and verification) against a MAVSDK-Python script that
+    uploads the same 500 items and nothing else, each as a whole process on SITL's SERIAL1."""
+    items = mission(PROCESS_ITEMS)
+    plan_file = folder / "bench.waypoints"
+    save_plan(MissionPlan().with_items(MissionType.MISSION, items), plan_file)
+    raw_file = folder / "bench-mavsdk.json"
+    raw_file.write_text(
+        json.dumps(
+            [
+                [seq, i.frame, i.command, int(seq == 0), int(i.autocontinue), *i.params, i.x, i.y, i.z, 0]
+                for seq, i in enumerate(items)
+            ]
+        )
+    )
+    scheme, host, port = sim.serial1_url.split(":")
+    flightctl = [sys.executable, "-m", "flightctl", "mission", "upload", str(plan_file), "-c", sim.serial1_url]
+    mavsdk = [sys.executable, "-c", _MAVSDK_SCRIPT, f"{'tcpout' if scheme == 'tcp' else 'udpout'}://{host}:{port}"]
+    times: dict[str, list[float]] = {"flightctl upload + verify": [], "MAVSDK script, upload alone": []}
+    for round_number in range(rounds):
+        order = [("flightctl upload + verify", flightctl), ("MAVSDK script, upload alone", [*mavsdk, str(raw_file)])]
+        for name, argv in order if round_number % 2 == 0 else reversed(order):
+            times[name].append(await timed_process(*argv))
+            await asyncio.sleep(0.5)  # let SITL's TCP port settle between clients
+    table = Table(title=f"{PROCESS_ITEMS} items, whole processes start to exit ({rounds} rounds, medians)")
+    table.add_column("process")
+    table.add_column("median s", justify="right")
+    table.add_column("ratio to MAVSDK", justify="right")
+    mavsdk_s = statistics.median(times["MAVSDK script, upload alone"])
+    for name, runs in times.items():
+        table.add_row(name, f"{statistics.median(runs):.2f}", f"{statistics.median(runs) / mavsdk_s:.2f}")
+    return table
+
+
+async def main(
+    rounds: int,
+    speedup: float,
+    instance: int,
+    losses: list[float],
+    lossy_rounds: int,
+    process_rounds_wanted: int,
+    only: set[str],
+) -> None:
     contenders: dict[str, Uploader] = {
         "flightctl": flightctl_upload,
         "flightctl mission protocol": flightctl_mission_protocol_upload,
@@ -170,6 +296,8 @@ async def main(rounds: int, speedup: float, instance: int, losses: list[float]) 
         contenders["MAVSDK mission_raw"] = mavsdk_upload
     except ImportError:
         console.print("[yellow]mavsdk not installed (pip install mavsdk): its column is left out[/]")
+    if only:
+        contenders = {name: upload for name, upload in contenders.items() if name in only}
     sizes = (100, 500)
     results: dict[tuple[str, int], list[float]] = {(name, size): [] for name in contenders for size in sizes}
     async with SitlInstance(home=resolve_home("kirkwall"), instance=instance, speedup=speedup) as sim:
@@ -185,15 +313,33 @@ async def main(rounds: int, speedup: float, instance: int, losses: list[float]) 
                     results[(name, size)].append(seconds)
                     await asyncio.sleep(0.5)  # let SITL's TCP port settle between clients
             console.print(f"round {round_number + 1}/{rounds} done")
-        lossy: dict[tuple[str, float], list[float | None]] = {
-            (name, loss): [] for name in contenders for loss in losses
+        lossy: dict[tuple[str, float, int], list[LossyRound]] = {
+            (name, loss, size): [] for name in contenders for loss in losses for size in LOSSY_SIZES
         }
-        for round_number in range(rounds if losses else 0):
+        for round_number in range(lossy_rounds if losses else 0):
             for loss in losses:
-                for name, upload in contenders.items():
-                    console.print(f"lossy round {round_number + 1}: {name} at {loss:.0%}", markup=False)
-                    seconds = await lossy_upload(sim, upload, mission(LOSSY_ITEMS), loss, seed=round_number)
-                    lossy[(name, loss)].append(seconds)
+                for size in LOSSY_SIZES:
+                    for name, upload in contenders.items():
+                        what = f"lossy round {round_number + 1}: {name}, {size} items at {loss:.0%}"
+                        console.print(what, markup=False)
+                        result = await lossy_round(sim, upload, mission(size), loss, seed=round_number)
+                        lossy[(name, loss, size)].append(result)
+        processes: Table | None = None
+        if process_rounds_wanted and "MAVSDK mission_raw" in contenders:
+            with tempfile.TemporaryDirectory() as folder:
+                processes = await process_rounds(sim, process_rounds_wanted, Path(folder))
+    if rounds:
+        console.print(clean_table(results, list(contenders), sizes, speedup, rounds))
+    if processes is not None:
+        console.print(processes)
+    if losses:
+        console.print(lossy_table(losses, lossy, list(contenders)))
+
+
+def clean_table(
+    results: dict[tuple[str, int], list[float]], names: list[str], sizes: tuple[int, ...], speedup: float, rounds: int
+) -> Table:
+    contenders = names
     table = Table(title=f"Mission upload to ArduCopter SITL over TCP (speedup {speedup:g}, {rounds} rounds, medians)")
     table.add_column("items", justify="right")
     for name in contenders:
@@ -206,9 +352,7 @@ async def main(rounds: int, speedup: float, instance: int, losses: list[float]) 
         for name in contenders:
             row += [f"{medians[name]:.3f}", f"{medians[name] / fastest:.2f}"]
         table.add_row(*row)
-    console.print(table)
-    if losses:
-        console.print(lossy_table(losses, lossy, list(contenders)))
+    return table
 
 
 if __name__ == "__main__":
@@ -217,7 +361,15 @@ if __name__ == "__main__":
     parser.add_argument("--speedup", type=float, default=1.0)
     parser.add_argument("--instance", type=int, default=9)
     parser.add_argument("--loss", default="", help="comma-separated datagram loss rates, e.g. 0.1,0.3")
+    parser.add_argument("--lossy-rounds", type=int, help="rounds through the lossy relay (default: --rounds)")
+    parser.add_argument("--only", default="", help="comma-separated contender names (default: all)")
+    parser.add_argument(
+        "--process-rounds", type=int, default=5, help="whole-process rounds against a MAVSDK script (0: none)"
+    )
     arguments = parser.parse_args()
     losses = [float(part) for part in arguments.loss.split(",") if part.strip()]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(arguments.rounds, arguments.speedup, arguments.instance, losses))
+        lossy_rounds = arguments.rounds if arguments.lossy_rounds is None else arguments.lossy_rounds
+        a = arguments
+        only = {name.strip() for name in a.only.split(",") if name.strip()}
+        asyncio.run(main(a.rounds, a.speedup, a.instance, losses, lossy_rounds, a.process_rounds, only))
