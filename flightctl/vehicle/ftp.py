@@ -64,6 +64,9 @@ class FtpPolicy:
     # about one 500-item upload in five at 30 % loss each way).
     silent_s: float = 6.0
     write_window: int = 5  # writes in flight: ArduPilot queues five requests and drops the sixth
+    # A stale session (its close lost) is dropped by ArduPilot once it has sent nothing for this long
+    # (GCS_FTP.cpp FTP_SESSION_TIMEOUT, 3 s) and another session asks: the wait before asking again.
+    stale_session_wait_s: float = 3.2
 
 
 class FtpError(FlightctlError):
@@ -151,15 +154,11 @@ class MavFtp:
             with self._connection.inbox(
                 "FILE_TRANSFER_PROTOCOL", self._for_us, what=f"MAVFTP {path}", maxsize=64
             ) as replies:
-                # Soon given up: a vehicle with FTP switched off never answers, and the caller has another way.
-                await self._exchange(replies, session, op.OP_CreateFile, path, data=name, give_up_s=3.0)
+                await self._open(replies, session, op.OP_CreateFile, path, name)
                 try:
                     await self._write_all(replies, session, path, data, progress, first_chunk_last=first_chunk_last)
                 except BaseException:
-                    # Free the vehicle's one file for the next transfer, briefly: a dead link must not hold
-                    # up a cancellation. Left open, ArduPilot drops it 3 s after another session starts.
-                    with contextlib.suppress(FlightctlError):
-                        await self._exchange(replies, session, op.OP_TerminateSession, path, give_up_s=1.0)
+                    await self._close_briefly(replies, session, path)
                     raise
                 await self._exchange(replies, session, op.OP_TerminateSession, path)
 
@@ -180,14 +179,16 @@ class MavFtp:
             with self._connection.inbox(
                 "FILE_TRANSFER_PROTOCOL", self._for_us, what=f"MAVFTP {path}", maxsize=600
             ) as replies:
-                await self._exchange(replies, session, op.OP_OpenFileRO, path, data=name, give_up_s=3.0)
+                await self._open(replies, session, op.OP_OpenFileRO, path, name)
+                chunks = FileChunks(MAX_DATA)
                 try:
-                    chunks = FileChunks(MAX_DATA)
                     await self._burst(replies, session, path, chunks, progress)
                     await self._fill_gaps(replies, session, path, chunks, progress)
-                finally:
-                    with contextlib.suppress(FlightctlError):
-                        await self._exchange(replies, session, op.OP_TerminateSession, path, give_up_s=1.0)
+                except BaseException:
+                    await self._close_briefly(replies, session, path)
+                    raise
+                # Closed as surely as a write: a session left open refuses the next client for 3 s.
+                await self._exchange(replies, session, op.OP_TerminateSession, path)
         return chunks.whole()
 
     async def ping(self) -> None:
@@ -195,6 +196,30 @@ class MavFtp:
         async with self._lock:
             with self._connection.inbox("FILE_TRANSFER_PROTOCOL", self._for_us, what="MAVFTP ping") as replies:
                 await self._exchange(replies, next(self._sessions) % 256, op.OP_None, "(server)")
+
+    async def _open(self, replies: Inbox, session: int, opcode: int, path: str, name: bytes) -> None:
+        """Open ``path`` (create it, or open it to read) in a fresh ``session``.
+
+        Soon given up: a vehicle with FTP switched off never answers, and the caller has another way. A
+        refusal for InvalidSession is the previous client's session, still open because its close was lost
+        (a radio, a killed process): ArduPilot closes it when a new session asks after 3 s in which it sent
+        nothing, and every refusal it sends restarts that clock, so this waits the 3 s out in silence and
+        asks once more."""
+        try:
+            await self._exchange(replies, session, opcode, path, data=name, give_up_s=3.0)
+        except FtpError as refused:
+            if refused.code != FtpCode.InvalidSession:
+                raise
+            wait_s = self.policy.stale_session_wait_s
+            log.info("MAVFTP %s: another session holds the file; waiting %g s for the server to drop it", path, wait_s)
+            await asyncio.sleep(wait_s)
+            await self._exchange(replies, session, opcode, path, data=name, give_up_s=3.0)
+
+    async def _close_briefly(self, replies: Inbox, session: int, path: str) -> None:
+        """Free the vehicle's one file after a failure, briefly: a dead link must not hold up a cancellation.
+        Left open, ArduPilot drops it 3 s after another session asks."""
+        with contextlib.suppress(FlightctlError):
+            await self._exchange(replies, session, op.OP_TerminateSession, path, give_up_s=1.0)
 
     def _for_us(self, message: MAVLinkMessage) -> bool:
         codec = self._connection.codec

@@ -24,6 +24,7 @@ from tests.support.mission_peer import MissionPeer
 
 _HEADER = struct.Struct("<HBBBBBBI")
 _QUEUE_DEPTH = 5
+_ENDING = (op.OP_TerminateSession, op.OP_ResetSessions)
 
 
 class FtpPeer:
@@ -44,6 +45,9 @@ class FtpPeer:
         self._reading: bytes | None = None  # the file open for reading, as it was when opened
         self.bursts = 0
         self.reads = 0
+        self.session_timeout_s = 3.0  # GCS_FTP.cpp FTP_SESSION_TIMEOUT
+        self.invalid_sessions = 0  # requests refused because another session holds the file
+        self._last_send = 0.0  # loop time of the server's last answer (ftp.last_send_ms)
         self.peer.on("FILE_TRANSFER_PROTOCOL", self._request)
         self._worker = asyncio.get_running_loop().create_task(self._work_forever())
 
@@ -72,6 +76,13 @@ class FtpPeer:
         if last is not None and last[:2] == (sender, session) and (seq + 1) % 0x10000 == last[2]:
             self._send(sender, last[3])  # a repeated request gets the same answer
             return
+        now = asyncio.get_running_loop().time()
+        if self._open is not None and session != self._open[0] and opcode not in _ENDING:
+            if now - self._last_send < self.session_timeout_s:  # IO on the wrong file is refused
+                self.invalid_sessions += 1
+                self._reply(sender, seq + 1, session, op.OP_Nack, bytes([FtpCode.InvalidSession]), req=opcode, offset=0)
+                return
+            self._open, self._reading = None, None  # a new session after the old one went quiet: closed
         if opcode == op.OP_BurstReadFile:
             self._burst(sender, seq, session, offset, size)
             return
@@ -149,6 +160,7 @@ class FtpPeer:
         return (op.OP_Ack, chunk) if chunk else (op.OP_Nack, bytes([FtpCode.EndOfFile]))
 
     def _send(self, sender: tuple[int, int], payload: bytes) -> None:
+        self._last_send = asyncio.get_running_loop().time()
         self.peer.send(mavlink.MAVLink_file_transfer_protocol_message(0, sender[0], sender[1], list(payload)))
 
     def _create(self, session: int, data: bytes) -> tuple[int, bytes]:

@@ -273,3 +273,30 @@ async def test_fence_is_read_by_the_mission_protocol(
     await protocol.download(MissionType.FENCE)
     assert peer.sent("FILE_TRANSFER_PROTOCOL") == []
     assert len(peer.sent("MISSION_REQUEST_LIST")) >= 1
+
+
+async def test_a_stale_session_is_waited_out_and_the_file_still_goes_by_ftp(
+    connection: MavConnection, peer: ScriptedPeer, vehicle_side: FtpPeer
+) -> None:
+    """Test that when the last client's session is still open (its close was lost), the open refused with
+    InvalidSession is asked again after the server's session timeout, in silence, and the upload and its
+    readback still go by MAVFTP."""
+    vehicle_side.session_timeout_s = 0.3
+    ftp = MavFtp(connection, dataclasses.replace(FAST_FTP, stale_session_wait_s=0.4))
+    protocol = MissionProtocol(connection, Commands(connection), FAST, ftp=ftp)
+    protocol.mission_files = True
+    vehicle_side._open = (99, 0, "@MISSION/mission.dat")  # a reader whose close never arrived
+    vehicle_side._reading = b"stale"
+    vehicle_side._last_send = asyncio.get_running_loop().time()
+    items = route(40)
+    await protocol.upload(items, MissionType.MISSION)
+    assert stored_items(vehicle_side.mission_peer) == items
+    assert items_sent(peer) == 0, "the mission protocol was not needed"
+    assert vehicle_side.invalid_sessions >= 1
+    refused = vehicle_side.invalid_sessions
+    vehicle_side._open = (98, 0, "@MISSION/mission.dat")
+    vehicle_side._reading = b"stale"
+    vehicle_side._last_send = asyncio.get_running_loop().time()
+    assert await protocol.download(MissionType.MISSION) == items
+    assert peer.sent("MISSION_REQUEST_INT") == []
+    assert vehicle_side.invalid_sessions > refused
