@@ -28,7 +28,7 @@ import itertools
 import logging
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from pymavlink import mavftp_op as op
@@ -147,21 +147,8 @@ class MavFtp:
         file the server checks by its header (ArduPilot's @MISSION files) an interrupted transfer then
         never leaves a file that looks whole but has holes in it.
         """
-        name = path.encode() + b"\0"
-        if len(name) > MAX_DATA:
-            raise FtpError("create", path, f"a path is at most {MAX_DATA - 1} bytes")
-        async with self._lock:
-            session = next(self._sessions) % 256
-            with self._connection.inbox(
-                "FILE_TRANSFER_PROTOCOL", self._for_us, what=f"MAVFTP {path}", maxsize=64
-            ) as replies:
-                await self._open(replies, session, op.OP_CreateFile, path, name)
-                try:
-                    await self._write_all(replies, session, path, data, progress, first_chunk_last=first_chunk_last)
-                except BaseException:
-                    await self._close_briefly(replies, session, path)
-                    raise
-                await self._exchange(replies, session, op.OP_TerminateSession, path)
+        async with self._file(path, op.OP_CreateFile) as (replies, session):
+            await self._write_all(replies, session, path, data, progress, first_chunk_last=first_chunk_last)
 
     async def read_file(self, path: str, *, progress: ReadProgress | None = None) -> bytes:
         """The whole of ``path`` on the vehicle. Raises ``FtpError``.
@@ -172,25 +159,11 @@ class MavFtp:
         ArduPilot's @MISSION files report a made-up size (1 MiB), so the end is where a read finds it: a
         short chunk, or an end-of-file refusal.
         """
-        name = path.encode() + b"\0"
-        if len(name) > MAX_DATA:
-            raise FtpError("open", path, f"a path is at most {MAX_DATA - 1} bytes")
-        async with self._lock:
-            session = next(self._sessions) % 256
-            with self._connection.inbox(
-                "FILE_TRANSFER_PROTOCOL", self._for_us, what=f"MAVFTP {path}", maxsize=600
-            ) as replies:
-                await self._open(replies, session, op.OP_OpenFileRO, path, name)
-                chunks = FileChunks(MAX_DATA)
-                try:
-                    if self.policy.burst_read:
-                        await self._burst(replies, session, path, chunks, progress)
-                    await self._fill_gaps(replies, session, path, chunks, progress)
-                except BaseException:
-                    await self._close_briefly(replies, session, path)
-                    raise
-                # Closed as surely as a write: a session left open refuses the next client for 3 s.
-                await self._exchange(replies, session, op.OP_TerminateSession, path)
+        chunks = FileChunks(MAX_DATA)
+        async with self._file(path, op.OP_OpenFileRO) as (replies, session):
+            if self.policy.burst_read:
+                await self._burst(replies, session, path, chunks, progress)
+            await self._fill_gaps(replies, session, path, chunks, progress)
         return chunks.whole()
 
     async def ping(self) -> None:
@@ -198,6 +171,27 @@ class MavFtp:
         async with self._lock:
             with self._connection.inbox("FILE_TRANSFER_PROTOCOL", self._for_us, what="MAVFTP ping") as replies:
                 await self._exchange(replies, next(self._sessions) % 256, op.OP_None, "(server)")
+
+    @contextlib.asynccontextmanager
+    async def _file(self, path: str, opcode: int) -> AsyncIterator[tuple[Inbox, int]]:
+        """``path`` open (``opcode``: create, or open to read) in a fresh session, for one transfer at a time.
+        Closed as surely as the transfer went on when it succeeds (a session left open refuses the next
+        client for 3 s), and briefly when it failed or was cancelled."""
+        name = path.encode() + b"\0"
+        if len(name) > MAX_DATA:
+            raise FtpError(_OPERATION_NAMES[opcode], path, f"a path is at most {MAX_DATA - 1} bytes")
+        async with self._lock:
+            session = next(self._sessions) % 256
+            with self._connection.inbox(
+                "FILE_TRANSFER_PROTOCOL", self._for_us, what=f"MAVFTP {path}", maxsize=600
+            ) as replies:
+                await self._open(replies, session, opcode, path, name)
+                try:
+                    yield replies, session
+                except BaseException:
+                    await self._close_briefly(replies, session, path)
+                    raise
+                await self._exchange(replies, session, op.OP_TerminateSession, path)
 
     async def _open(self, replies: Inbox, session: int, opcode: int, path: str, name: bytes) -> None:
         """Open ``path`` (create it, or open it to read) in a fresh ``session``.
