@@ -101,8 +101,12 @@ async def mavsdk_upload(url: str, items: list[MissionItem]) -> float:
         return time.perf_counter() - started
 
 
-def _pymavlink_upload_blocking(url: str, items: list[MissionItem]) -> float:
+def _pymavlink_upload_blocking(url: str, items: list[MissionItem], limit_s: float) -> float:
+    """A thread is not cancelled by the caller's timeout, so the loop keeps its own: an upload left running past
+    the limit would still be talking to the vehicle when the next contender starts."""
     from pymavlink import mavutil
+
+    deadline = time.monotonic() + limit_s
 
     link = mavutil.mavlink_connection(url, source_system=1, source_component=191)
     try:
@@ -114,6 +118,8 @@ def _pymavlink_upload_blocking(url: str, items: list[MissionItem]) -> float:
         started = time.perf_counter()
         link.mav.mission_count_send(link.target_system, link.target_component, len(items), 0)
         while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"plain pymavlink: not done within {limit_s:g} s")
             wanted = ["MISSION_REQUEST", "MISSION_REQUEST_INT", "MISSION_ACK"]
             message = link.recv_match(type=wanted, blocking=True, timeout=5)
             if message is None:
@@ -132,11 +138,11 @@ def _pymavlink_upload_blocking(url: str, items: list[MissionItem]) -> float:
 
 
 async def pymavlink_upload(url: str, items: list[MissionItem]) -> float:
-    return await asyncio.to_thread(_pymavlink_upload_blocking, url, items)
+    return await asyncio.to_thread(_pymavlink_upload_blocking, url, items, LOSSY_LIMIT_S)
 
 
 LOSSY_SIZES = (100, 500)
-LOSSY_LIMIT_S = 120.0
+LOSSY_LIMIT_S = 120.0  # per upload and per readback; --limit changes it
 
 
 @dataclasses.dataclass
@@ -324,6 +330,7 @@ async def main(
                         console.print(what, markup=False)
                         result = await lossy_round(sim, upload, mission(size), loss, seed=round_number)
                         lossy[(name, loss, size)].append(result)
+            console.print(lossy_table(losses, lossy, list(contenders)))  # so far: a long run shows as it goes
         processes: Table | None = None
         if process_rounds_wanted and "MAVSDK mission_raw" in contenders:
             with tempfile.TemporaryDirectory() as folder:
@@ -366,7 +373,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--process-rounds", type=int, default=5, help="whole-process rounds against a MAVSDK script (0: none)"
     )
+    parser.add_argument("--limit", type=float, default=LOSSY_LIMIT_S, help="seconds allowed each lossy upload")
     arguments = parser.parse_args()
+    LOSSY_LIMIT_S = arguments.limit
     losses = [float(part) for part in arguments.loss.split(",") if part.strip()]
     with contextlib.suppress(KeyboardInterrupt):
         lossy_rounds = arguments.rounds if arguments.lossy_rounds is None else arguments.lossy_rounds
