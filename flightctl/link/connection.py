@@ -303,6 +303,12 @@ class MavConnection:
                 log.warning("%s: vehicle heartbeat back, link recovered", self.transport.url)
             self._set_state(LinkState.CONNECTED)
 
+    @property
+    def frames_lost(self) -> int:
+        """Frames from the vehicle this link never received, by the gaps in their sequence numbers, since it
+        opened: whether the radio has shown loss at all."""
+        return self._seq_lost
+
     def _count_sequence(self, seq: int) -> None:
         if self._last_seq is not None:
             self._seq_lost += (seq - self._last_seq - 1) % 256

@@ -101,9 +101,12 @@ class ScriptedPeer:
     # ---- what the peer says ----------------------------------------------------------------------------
 
     def send(self, message: MAVLinkMessage) -> None:
-        if self.silent or self._rng.random() < self.loss_to_flightctl:
+        if self.silent:
             return
+        # Encoded before it is lost, as a radio loses what the vehicle sent: its sequence number goes missing.
         data = self.codec.encode(message)
+        if self._rng.random() < self.loss_to_flightctl:
+            return
         copies = 2 if self._rng.random() < self.duplicate_to_flightctl else 1
         for _ in range(copies):
             if self._rng.random() < self.delay_to_flightctl:

@@ -221,12 +221,13 @@ async def test_cancelled_file_upload_frees_waiters_and_the_vehicles_file(
 async def test_download_as_file_survives_30_percent_loss_both_ways(
     peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
 ) -> None:
-    """Test that a 300-item mission is read back as one file through 30 % loss each way: one burst read,
-    the lost chunks read again, nothing asked by the mission protocol, and progress ends at 300/300."""
+    """Test that a 300-item mission is read back as one file through 30 % loss each way: one burst read (the
+    link has lost frames by then), the lost chunks read again, nothing asked by the mission protocol, and
+    progress ends at 300/300."""
     items = route(300)
+    peer.loss_to_flightctl = peer.loss_from_flightctl = 0.3
     await protocol.upload(items, MissionType.MISSION)
     counts_read = len(peer.sent("MISSION_REQUEST_LIST"))  # the upload's own check of what the vehicle holds
-    peer.loss_to_flightctl = peer.loss_from_flightctl = 0.3
     progress: list[tuple[int, int]] = []
     read = await protocol.download(MissionType.MISSION, progress=lambda _t, done, total: progress.append((done, total)))
     assert read == items
@@ -235,6 +236,26 @@ async def test_download_as_file_survives_30_percent_loss_both_ways(
     assert vehicle_side.bursts == 1
     assert vehicle_side.reads > 0, "the chunks lost from the burst were read again"
     assert vehicle_side._open is None, "the file was closed for the next client"
+
+
+async def test_a_read_bursts_only_once_the_link_has_lost_a_frame(
+    connection: MavConnection, peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test the default read: on a link that has lost nothing the file is read five chunks in flight, no burst
+    (ArduPilot paces a burst to a third of the port's bandwidth); once a frame from the vehicle has gone
+    missing, the same read starts with one burst."""
+    items = route(120)
+    await protocol.upload(items, MissionType.MISSION)
+    assert connection.frames_lost == 0
+    assert await protocol.download(MissionType.MISSION) == items
+    assert (vehicle_side.bursts, vehicle_side.reads > 0) == (0, True)
+    peer.loss_to_flightctl = 0.5
+    await eventually(lambda: connection.frames_lost > 0)  # heartbeats lost on the way
+    peer.loss_to_flightctl = 0.0
+    reads_before = vehicle_side.reads
+    assert await protocol.download(MissionType.MISSION) == items
+    assert vehicle_side.bursts == 1
+    assert vehicle_side.reads == reads_before, "a burst through a clean link leaves no gap to read again"
 
 
 @pytest.mark.parametrize("items", [0, 1, 6, 12])
