@@ -15,22 +15,26 @@ import signal
 import sys
 
 # What each command group imports when it runs, imported before it runs (see the module's docstring).
+# ``MODES`` (pymavlink's mavutil, which brings numpy) is imported by the first flight mode named; commands that
+# fly or show modes take it here, and ``mission``, which names none, never pays for it.
+MODES = "pymavlink.mavutil"
 NEEDS: dict[str, tuple[str, ...]] = {
-    "status": ("flightctl.vehicle.vehicle",),
-    "deliver": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
-    "run": ("flightctl.daemon.daemon",),
+    "status": ("flightctl.vehicle.vehicle", MODES),
+    "deliver": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer", MODES),
+    "run": ("flightctl.daemon.daemon", MODES),
     "order": ("flightctl.ground.dispatch", "flightctl.mqtt.requests"),
     "events": ("flightctl.mqtt.broker",),
-    "telemetry": ("flightctl.vehicle.vehicle", "flightctl.daemon.telemetry_feed", "flightctl.mqtt.broker"),
-    "mission": ("flightctl.vehicle.vehicle", "flightctl.missions.formats", "flightctl.missions.geofence"),
+    "telemetry": ("flightctl.vehicle.vehicle", "flightctl.daemon.telemetry_feed", "flightctl.mqtt.broker", MODES),
+    "mission": ("flightctl.vehicle.vehicle", "flightctl.missions.formats"),
     "leg": (
         "flightctl.delivery.leg_preflight",
         "flightctl.missions.formats",
         "flightctl.vehicle.vehicle",
         "flightctl.ground.dispatch",
+        MODES,
     ),
-    "sim": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer"),
-    "signing": ("flightctl.vehicle.signing", "flightctl.vehicle.vehicle"),
+    "sim": ("flightctl.vehicle.vehicle", "flightctl.delivery.sequencer", MODES),
+    "signing": ("flightctl.vehicle.signing", "flightctl.vehicle.vehicle", MODES),
     "broker": ("flightctl.ground.broker_accounts",),
     "dispatch": ("flightctl.ground.dispatch", "flightctl.ground.registry"),
     "relay": ("flightctl.ground.relay", "flightctl.ground.tracking", "flightctl.ground.ops"),

@@ -28,7 +28,7 @@ from flightctl.config import configs_dir, load_telemetry_config
 from flightctl.errors import FlightctlError
 from flightctl.tasks import cancel_and_wait
 from flightctl.vehicle.ftp import FtpError
-from flightctl.vehicle.remote_id import RemoteIdSettings
+from flightctl.vehicle.remote_id_settings import RemoteIdSettings
 from flightctl.vehicle.telemetry import stream_rates
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 from sitl.errors import SitlError

@@ -30,7 +30,7 @@ from flightctl.errors import ConfigError, FlightctlError
 from flightctl.link.codec import MavCodec
 from flightctl.link.transport import Transport, transport_for_url
 from flightctl.tasks import cancel_and_wait
-from flightctl.vehicle.remote_id import RemoteIdSettings
+from flightctl.vehicle.remote_id_settings import RemoteIdSettings
 
 log = logging.getLogger(__name__)
 

@@ -262,11 +262,14 @@ def load_or_exit(loader: Callable[[Path], T], path: Path) -> T:
 async def connect_vehicle(
     url: str, signing_key: Path | None = None, *, timeout_s: float = 30.0, telemetry: bool = True
 ) -> AsyncIterator[Vehicle]:
-    from flightctl.config import load_telemetry_config
-    from flightctl.vehicle.telemetry import stream_rates
     from flightctl.vehicle.vehicle import LinkOptions, Vehicle
 
-    rates = stream_rates(load_telemetry_config().rates_hz) if telemetry else None
+    rates = None
+    if telemetry:  # the config's reader brings PyYAML and the settings models: only for commands that stream
+        from flightctl.config import load_telemetry_config
+        from flightctl.vehicle.telemetry import stream_rates
+
+        rates = stream_rates(load_telemetry_config().rates_hz)
     options = LinkOptions(signing_key_file=signing_key, open_timeout_s=timeout_s)
     async with Vehicle.connect(url, options=options, heartbeat_timeout_s=timeout_s, rates_hz=rates) as vehicle:
         yield vehicle

@@ -18,7 +18,7 @@ from flightctl.errors import ConfigError, TransportError
 from flightctl.link.transport import transport_for_url
 from flightctl.mqtt.contract import DRONE_ID_PATTERN
 from flightctl.mqtt.endpoint import BrokerEndpoint, checked_broker_url
-from flightctl.vehicle.remote_id import RemoteIdSettings
+from flightctl.vehicle.remote_id_settings import RemoteIdSettings
 
 
 class BrokerSection(StrictModel):

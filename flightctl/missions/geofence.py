@@ -7,14 +7,15 @@ count in param1; circles are one item with the radius in param1; the breach retu
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from shapely.geometry import Polygon
-from shapely.validation import explain_validity
+from typing import TYPE_CHECKING
 
 from flightctl.dialect import mavlink
 from flightctl.errors import ConfigError
 from flightctl.geo import Location
 from flightctl.missions.model import MissionItem
+
+if TYPE_CHECKING:  # shapely (and numpy under it) is imported when a polygon is checked, not by every plan reader
+    from shapely.geometry import Polygon
 
 _VERTEX = {
     True: mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
@@ -31,6 +32,8 @@ class FencePolygon:
 
     def shape(self) -> Polygon:
         """In (lon, lat) degrees, the order shapely's x/y expects."""
+        from shapely.geometry import Polygon
+
         return Polygon([(lon / 1e7, lat / 1e7) for lat, lon in self.vertices_e7])
 
 
@@ -53,6 +56,8 @@ def check_polygon(polygon: FencePolygon, where: str) -> None:
         raise ConfigError(f"{where}: a fence polygon needs at least 3 vertices, it has {len(polygon.vertices_e7)}")
     if len(polygon.vertices_e7) > 255:
         raise ConfigError(f"{where}: a fence polygon may have at most 255 vertices")
+    from shapely.validation import explain_validity
+
     shape = polygon.shape()
     if not shape.is_valid:
         raise ConfigError(f"{where}: fence polygon is not a simple polygon ({explain_validity(shape)})")

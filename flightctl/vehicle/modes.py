@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from pymavlink import mavutil
+import functools
+from collections.abc import Mapping
 
 from flightctl.errors import ModeError
 
 
-def mode_table(mav_type: int) -> dict[int, str]:
+@functools.cache
+def mode_table(mav_type: int) -> Mapping[int, str]:
+    # mavutil brings numpy (through its expression helpers): imported at the first mode named, not by every
+    # command that links to a vehicle.
+    from pymavlink import mavutil
+
     table = mavutil.mode_mapping_bynumber(mav_type)
     if table is None:
         raise ModeError(f"no flight mode table for MAV_TYPE {mav_type}")

@@ -23,7 +23,7 @@ from flightctl.delivery.planner import plan_delivery
 from flightctl.delivery.sequencer import DeliverySequencer
 from flightctl.geo import distance_m
 from flightctl.tasks import cancel_and_wait
-from flightctl.vehicle.remote_id import RemoteIdSettings
+from flightctl.vehicle.remote_id_settings import RemoteIdSettings
 from flightctl.vehicle.telemetry import Clock
 from flightctl.vehicle.vehicle import Vehicle
 from sitl.instance import SitlInstance

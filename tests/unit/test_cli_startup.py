@@ -7,8 +7,10 @@ it runs instead.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +118,54 @@ def test_a_ctrl_c_typer_would_swallow_still_says_stopped() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 130
     assert done.stderr.strip() == "stopped"
+
+
+# What `flightctl mission upload plan.waypoints` needs is the link, the dialect and the WPL reader. These came
+# with it before (0.35 s of its start): numpy through pymavlink's mavutil (the mode tables) and mavftp (the error
+# names), shapely through the .plan format, PyYAML and our pydantic models through the YAML format, the
+# telemetry config and Remote ID's settings. (Typer itself now imports pydantic to read a command's options.)
+NOT_FOR_A_WPL_UPLOAD = (
+    "numpy",
+    "shapely",
+    "yaml",
+    "pymavlink.mavutil",
+    "pymavlink.mavftp",
+    "flightctl.config",
+    "flightctl.vehicle.remote_id_settings",
+    "flightctl.missions.formats.yaml_plan",
+    "flightctl.missions.formats.qgc",
+)
+
+RUN_PROBE = """
+import sys
+sys.argv = ["flightctl", *sys.argv[1:]]
+try:
+    from flightctl.entry import main
+    main()
+except SystemExit as done:
+    print("exit", done.code)
+print("\\n".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_a_waypoints_upload_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """Test that uploading a .waypoints file, as far as linking to the vehicle (a closed port here, so the
+    command fails there), imports the vehicle, the dialect and the WPL reader, and none of the libraries only other
+    formats, flight modes or Remote ID need: a whole-process upload's time is mostly its imports otherwise."""
+    plan = tmp_path / "plan.waypoints"
+    plan.write_text("QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t58.98\t-2.96\t10\t1\n")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    argv = ["mission", "upload", str(plan), "--connect", f"tcp:127.0.0.1:{port}", "--timeout", "1"]
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+    modules = set(result.stderr.split())
+    assert "exit 1" in result.stdout, result.stdout + result.stderr[-2000:]  # refused at the link, as arranged
+    for needed in ("flightctl.vehicle.vehicle", "flightctl.missions.formats.wpl", "flightctl.dialect"):
+        assert needed in modules, f"the probe did not get as far as {needed}"
+    unused = sorted(
+        name for name in modules if any(name == x or name.startswith(f"{x}.") for x in NOT_FOR_A_WPL_UPLOAD)
+    )
+    assert unused == [], f"a .waypoints upload imported {unused[:10]}"

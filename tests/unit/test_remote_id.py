@@ -18,7 +18,8 @@ from flightctl.delivery.order import RemoteIdLossRule, VehicleProfile
 from flightctl.delivery.preflight import remote_id_check
 from flightctl.dialect import mavlink
 from flightctl.errors import ConfigError
-from flightctl.vehicle.remote_id import RemoteIdSettings, RemoteIdStatus, luhn_mod36, public_operator_id
+from flightctl.vehicle.remote_id import RemoteIdStatus
+from flightctl.vehicle.remote_id_settings import RemoteIdSettings, luhn_mod36, public_operator_id
 from flightctl.vehicle.telemetry import VehicleState
 from sitl.remote_id_tx import SimulatedTransmitter
 

@@ -10,9 +10,6 @@ from pathlib import Path
 from flightctl.errors import ConfigError
 from flightctl.files import write_atomically
 from flightctl.missions.formats.errors import MissionFileError, check_item_fits
-from flightctl.missions.formats.qgc import format_qgc_plan, parse_qgc_plan
-from flightctl.missions.formats.wpl import format_wpl, parse_wpl
-from flightctl.missions.formats.yaml_plan import format_yaml_plan, parse_yaml_plan
 from flightctl.missions.model import MissionPlan, MissionType
 
 __all__ = [
@@ -25,26 +22,45 @@ __all__ = [
     "save_plan",
 ]
 
-_PARSERS: dict[str, Callable[[str, Path | str], MissionPlan]] = {
-    ".waypoints": parse_wpl,
-    ".txt": parse_wpl,
-    ".plan": parse_qgc_plan,
-    ".yaml": parse_yaml_plan,
-    ".yml": parse_yaml_plan,
-}
-_FORMATTERS: dict[str, Callable[[MissionPlan], str]] = {
-    ".waypoints": format_wpl,
-    ".txt": format_wpl,
-    ".plan": format_qgc_plan,
-    ".yaml": format_yaml_plan,
-    ".yml": format_yaml_plan,
-}
-_KNOWN = ", ".join(sorted(_PARSERS))
+# Each format is imported when a file of its kind is read or written: the YAML format brings pydantic and the
+# .plan format shapely (with numpy), a third of a second that `flightctl mission upload x.waypoints` need not pay.
+_WPL = frozenset({".waypoints", ".txt"})
+_QGC = frozenset({".plan"})
+_YAML = frozenset({".yaml", ".yml"})
+_KNOWN = ", ".join(sorted(_WPL | _QGC | _YAML))
+
+
+def _parser(suffix: str) -> Callable[[str, Path | str], MissionPlan]:
+    if suffix in _WPL:
+        from flightctl.missions.formats.wpl import parse_wpl
+
+        return parse_wpl
+    if suffix in _QGC:
+        from flightctl.missions.formats.qgc import parse_qgc_plan
+
+        return parse_qgc_plan
+    from flightctl.missions.formats.yaml_plan import parse_yaml_plan
+
+    return parse_yaml_plan
+
+
+def _formatter(suffix: str) -> Callable[[MissionPlan], str]:
+    if suffix in _WPL:
+        from flightctl.missions.formats.wpl import format_wpl
+
+        return format_wpl
+    if suffix in _QGC:
+        from flightctl.missions.formats.qgc import format_qgc_plan
+
+        return format_qgc_plan
+    from flightctl.missions.formats.yaml_plan import format_yaml_plan
+
+    return format_yaml_plan
 
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix not in _PARSERS:
+    if suffix not in _WPL | _QGC | _YAML:
         raise MissionFileError(path, "", f"unknown mission file type {suffix or '(none)'!r}; use one of {_KNOWN}")
     return suffix
 
@@ -52,12 +68,12 @@ def _suffix(path: Path) -> str:
 def check_writable_format(path: Path, types: list[MissionType]) -> None:
     """Refuse, before any work, a file type that cannot hold what would be written to it."""
     suffix = _suffix(path)
-    if _FORMATTERS[suffix] is format_wpl and any(t is not MissionType.MISSION for t in types):
+    if suffix in _WPL and any(t is not MissionType.MISSION for t in types):
         raise MissionFileError(path, "", "a WPL file holds only the mission; use .plan or .yaml, or --type mission")
 
 
 def parse_plan(text: str, path: Path) -> MissionPlan:
-    return _checked(_PARSERS[_suffix(path)](text, path), path)
+    return _checked(_parser(_suffix(path))(text, path), path)
 
 
 def _checked(plan: MissionPlan, path: Path) -> MissionPlan:
@@ -88,16 +104,16 @@ def load_plan(path: Path) -> MissionPlan:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise MissionFileError(path, "", f"cannot read: {exc}") from None
-    return _checked(_PARSERS[suffix](text, path), path)
+    return _checked(_parser(suffix)(text, path), path)
 
 
 def format_plan(plan: MissionPlan, path: Path) -> str:
     suffix = _suffix(path)
-    if _FORMATTERS[suffix] is format_wpl and (plan.fence or plan.rally):
+    if suffix in _WPL and (plan.fence or plan.rally):
         raise ConfigError(
             f"{path}: a WPL file holds only the mission; the fence and rally points would be lost. Use .plan or .yaml"
         )
-    return _FORMATTERS[suffix](plan)
+    return _formatter(suffix)(plan)
 
 
 def check_destination(path: Path, types: list[MissionType]) -> None:
