@@ -138,11 +138,14 @@ def _pymavlink_upload_blocking(url: str, items: list[MissionItem], limit_s: floa
 
 
 async def pymavlink_upload(url: str, items: list[MissionItem]) -> float:
-    return await asyncio.to_thread(_pymavlink_upload_blocking, url, items, LOSSY_LIMIT_S)
+    return await asyncio.to_thread(_pymavlink_upload_blocking, url, items, OTHERS_LIMIT_S)
 
 
 LOSSY_SIZES = (100, 500)
-LOSSY_LIMIT_S = 120.0  # per upload and per readback; --limit changes it
+LOSSY_LIMIT_S = 120.0  # flightctl's, per upload and per readback (the issue's bounds are far inside it)
+# The other contenders' uploads: --limit shortens it, so ten rounds of theirs (most running out of time at 30 %
+# loss) fit in well under an hour; what they did within it is still measured, and a cut-off shows as such.
+OTHERS_LIMIT_S = LOSSY_LIMIT_S
 
 
 @dataclasses.dataclass
@@ -169,7 +172,7 @@ async def readback(url: str, items: list[MissionItem]) -> float:
 
 
 async def lossy_round(
-    sim: SitlInstance, upload: Uploader, items: list[MissionItem], loss: float, seed: int
+    sim: SitlInstance, upload: Uploader, items: list[MissionItem], loss: float, seed: int, limit_s: float
 ) -> LossyRound:
     """One upload, then flightctl's verified readback, each through a fresh lossy relay to SITL's SERIAL2 and
     each within the limit."""
@@ -177,7 +180,7 @@ async def lossy_round(
     host, port = sim.serial2_url.removeprefix("tcp:").rsplit(":", 1)
     try:
         async with LossyRelay(host, int(port), loss=loss, seed=seed) as relay:
-            async with asyncio.timeout(LOSSY_LIMIT_S):
+            async with asyncio.timeout(limit_s):
                 result.upload_s = await upload(relay.url, items)
         async with LossyRelay(host, int(port), loss=loss, seed=seed + 1000) as relay:
             async with asyncio.timeout(LOSSY_LIMIT_S):
@@ -198,7 +201,8 @@ def lossy_table(
 ) -> Table:
     table = Table(
         title="Through a relay losing whole datagrams each way: uploads done and their median, then flightctl's "
-        f"download of what each uploaded, verified (limit {LOSSY_LIMIT_S:g} s each)"
+        f"download of what each uploaded, verified (limit {LOSSY_LIMIT_S:g} s each for flightctl, "
+        f"{OTHERS_LIMIT_S:g} s for the others' uploads)"
     )
     table.add_column("loss", justify="right")
     table.add_column("items", justify="right")
@@ -328,7 +332,8 @@ async def main(
                     for name, upload in contenders.items():
                         what = f"lossy round {round_number + 1}: {name}, {size} items at {loss:.0%}"
                         console.print(what, markup=False)
-                        result = await lossy_round(sim, upload, mission(size), loss, seed=round_number)
+                        limit_s = LOSSY_LIMIT_S if name.startswith("flightctl") else OTHERS_LIMIT_S
+                        result = await lossy_round(sim, upload, mission(size), loss, round_number, limit_s)
                         lossy[(name, loss, size)].append(result)
             console.print(lossy_table(losses, lossy, list(contenders)))  # so far: a long run shows as it goes
         processes: Table | None = None
@@ -373,9 +378,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--process-rounds", type=int, default=5, help="whole-process rounds against a MAVSDK script (0: none)"
     )
-    parser.add_argument("--limit", type=float, default=LOSSY_LIMIT_S, help="seconds allowed each lossy upload")
+    parser.add_argument(
+        "--limit", type=float, default=OTHERS_LIMIT_S, help="seconds allowed the other contenders' lossy uploads"
+    )
     arguments = parser.parse_args()
-    LOSSY_LIMIT_S = arguments.limit
+    OTHERS_LIMIT_S = arguments.limit
     losses = [float(part) for part in arguments.loss.split(",") if part.strip()]
     with contextlib.suppress(KeyboardInterrupt):
         lossy_rounds = arguments.rounds if arguments.lossy_rounds is None else arguments.lossy_rounds
