@@ -146,6 +146,7 @@ LOSSY_LIMIT_S = 120.0  # flightctl's, per upload and per readback (the issue's b
 # The other contenders' uploads: --limit shortens it, so ten rounds of theirs (most running out of time at 30 %
 # loss) fit in well under an hour; what they did within it is still measured, and a cut-off shows as such.
 OTHERS_LIMIT_S = LOSSY_LIMIT_S
+ABANDONED_UPLOAD_S = 9.0
 
 
 @dataclasses.dataclass
@@ -188,6 +189,10 @@ async def lossy_round(
     except Exception as exc:  # a failed round is a result here: counted, not raised
         result.failure = f"{type(exc).__name__}: {str(exc)[:120]}"
         console.print(f"  failed: {result.failure}", markup=False)
+        # An upload cut off mid-transfer leaves ArduPilot receiving from that client, and it denies every other
+        # client until 8 s pass with nothing from it (MissionItemProtocol.h upload_timeout_ms, cancel_upload):
+        # without this wait the next contender's upload would be DENIED for the last one's failure.
+        await asyncio.sleep(ABANDONED_UPLOAD_S)
     return result
 
 
