@@ -48,7 +48,8 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 logbook=settings.logbook,
             )
             # Pages read each order's statuses from a snapshot the registry's change notices keep current.
-            snapshots = StatusSnapshots(registry.statuses)
+            lookup = registry.tracked_order if registry.notices_cover_orders else None
+            snapshots = StatusSnapshots(registry.statuses, lookup=lookup)
             await servers.enter_async_context(registry.following_changes(snapshots.changed, snapshots.set_live))
             app = tracking_app(
                 registry,

@@ -26,7 +26,7 @@ import hmac
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from flightctl.errors import ConfigError
 from flightctl.ground.customer_status import CustomerStatus, StatusUpdate
 from flightctl.ground.logbook import LogbookRow, MaintenanceEntry, check_repair, open_defects
 from flightctl.ground.registry_store import (
+    FORGET_AND_NOTIFY,
     REGISTRY_TABLES,
     Backend,
     LogbookEntry,
@@ -84,6 +85,7 @@ class ShownStatus:
 class TrackedOrder:
     order_id: str
     zone: ZoneInfo | None  # the order's site's time zone; None: the relay's
+    expires_utc: str = field(default="", compare=False)  # when its token stops working (as stored)
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -198,8 +200,22 @@ class Registry:
         return token
 
     async def forget(self, order_id: str) -> None:
-        """Undo a registration whose order never reached the broker (so dispatching it again works)."""
-        await self._backend.execute("DELETE FROM orders WHERE order_id = $1", order_id)
+        """Undo a registration whose order never reached the broker (so dispatching it again works). A page
+        that kept the order's token drops it: this process's at once, every relay's on PostgreSQL by a notice
+        sent with the deletion's commit (one statement: the row is never gone without the notice)."""
+        if isinstance(self._backend, PostgresBackend):
+            await self._backend.execute(FORGET_AND_NOTIFY, order_id)
+        else:
+            await self._backend.execute("DELETE FROM orders WHERE order_id = $1", order_id)
+        for listener in self._change_listeners:
+            listener({order_id})
+
+    @property
+    def notices_cover_orders(self) -> bool:
+        """Whether ``following_changes`` hears of every order forgotten, whoever forgets it, so a token's order
+        may be kept between page views: on PostgreSQL (NOTIFY); not on SQLite, where dispatch forgets in a
+        process of its own."""
+        return isinstance(self._backend, PostgresBackend)
 
     # ---- the relay -------------------------------------------------------------------------------------------
 
@@ -333,7 +349,7 @@ class Registry:
         order_id, stored, expires, zone = rows[0]
         if not hmac.compare_digest(str(stored), wanted) or str(expires) <= utc_text(datetime.now(UTC)):
             return None
-        return TrackedOrder(str(order_id), _zone(zone) if zone is not None else None)
+        return TrackedOrder(str(order_id), _zone(zone) if zone is not None else None, str(expires))
 
     async def statuses(self, order_id: str) -> list[ShownStatus]:
         rows = await self._backend.fetch(

@@ -105,12 +105,17 @@ ADDED_COLUMNS = [
     ("orders", "timezone", "TEXT"),  # the IANA zone of the order's site, for the times on the customer's page
 ]
 INSERT_SEEN = "INSERT INTO seen_events (drone_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-# PostgreSQL: a batch's keys in one statement, which returns those it inserted (a key already there, or twice in
-# the batch, is inserted once: DO NOTHING also covers rows of the same statement).
 # PostgreSQL: every relay's tracking page hears which orders' statuses a transaction changed (status_snapshots).
 STATUS_CHANNEL = "flightctl_statuses"
 NOTIFY_STATUSES = f"SELECT pg_notify('{STATUS_CHANNEL}', o) FROM unnest($1::text[]) AS o"
+# An order forgotten (dispatch could not send it): its token's pages go, on the same channel.
+FORGET_AND_NOTIFY = (
+    "WITH gone AS (DELETE FROM orders WHERE order_id = $1 RETURNING order_id) "
+    f"SELECT pg_notify('{STATUS_CHANNEL}', order_id) FROM gone"
+)
 FOLLOW_CHECK_S = 5.0  # the listening connection is checked this often: a silent one is not trusted
+# PostgreSQL: a batch's keys in one statement, which returns those it inserted (a key already there, or twice in
+# the batch, is inserted once: DO NOTHING also covers rows of the same statement).
 INSERT_SEEN_MANY = (
     "INSERT INTO seen_events (drone_id, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) "
     "ON CONFLICT DO NOTHING RETURNING drone_id, seq"

@@ -151,12 +151,13 @@ def tracking_app(
     """The customers' pages, in ``words`` (the shipped British English catalogue unless told) and each order's
     site's time zone, as dispatch registered it; ``zone`` for an order registered without one (Europe/London
     unless told). With ``snapshots`` (kept current by the registry's change notices), a view of an order whose
-    statuses have not changed reads no statuses from the database."""
+    statuses have not changed reads no statuses from the database, and, where they keep tokens, no token."""
     limiter = failed_lookups or FailedLookups()
     words = words or load_words()
     zone = zone or ZoneInfo(DEFAULT_ZONE)
     unknown = unknown_html(words)
     statuses_of = snapshots.statuses if snapshots is not None else registry.statuses
+    tracked = snapshots.tracked_order if snapshots is not None and snapshots.keeps_tokens else registry.tracked_order
     assets = {name: (STATIC / name).read_text() for name in ("track.js", "track.css")}
 
     def client_of(request: Request) -> str:
@@ -173,7 +174,7 @@ def tracking_app(
         found, answered = None, False
         try:
             token = str(request.path_params.get("token", ""))[:MAX_TOKEN_CHARS]
-            found = await registry.tracked_order(token)
+            found = await tracked(token)
             answered = True
         finally:
             # Only a look-up the registry answered "no such token" is a failed guess: a view during a registry

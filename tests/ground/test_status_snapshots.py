@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -137,3 +138,71 @@ async def test_on_postgresql_another_relays_change_reaches_the_page_and_a_lost_l
                 return CustomerStatus.DELIVERED in await shown(snapshots)
 
             await eventually_true(delivered, timeout_s=10, every_s=0.05)
+
+
+async def test_on_postgresql_a_token_is_looked_up_once_and_goes_when_its_order_is_forgotten_anywhere() -> None:
+    """Test the token side of the snapshots on PostgreSQL: repeat views of a live token ask the registry once; a
+    wrong token is asked every time (a guess is never kept); the order forgotten through another registry (as
+    dispatch does when it cannot send an order) makes the token unknown on this relay's next views; a token
+    past its expiry is refused without asking; a lost listener keeps no token."""
+    require_program("/usr/lib/postgresql", "postgresql")
+    async with PostgresServer() as pg, await Registry.open(pg.url) as ours, await Registry.open(pg.url) as dispatch:
+        assert ours.notices_cover_orders
+        token = await dispatch.register("KWL-1", "customer-1", DRONE)
+        other = await dispatch.register("KWL-2", "customer-2", DRONE)
+        snapshots = StatusSnapshots(ours.statuses, lookup=ours.tracked_order)
+        said: list[bool] = []  # the follower may lose and regain its connection within milliseconds
+
+        def set_live(live: bool) -> None:
+            said.append(live)
+            snapshots.set_live(live)
+
+        async with ours.following_changes(snapshots.changed, set_live):
+            await eventually(lambda: snapshots.live, timeout_s=10)
+            found = [await snapshots.tracked_order(token) for _ in range(5)]
+            assert {order.order_id if order else None for order in found} == {"KWL-1"}
+            assert snapshots.lookups == 1, "five views, one look-up"
+            assert (await snapshots.tracked_order(other)) is not None
+            assert snapshots.lookups == 2
+
+            for _ in range(3):
+                assert await snapshots.tracked_order("not-a-token") is None
+            assert snapshots.lookups == 5, "a wrong token is asked every time"
+
+            await dispatch.forget("KWL-1")  # another process: only the notice can tell this relay
+
+            async def unknown() -> bool:
+                return await snapshots.tracked_order(token) is None
+
+            await eventually_true(unknown, timeout_s=10, every_s=0.05)
+            assert (await snapshots.tracked_order(other)) is not None, "only the forgotten order's token went"
+
+            short = await dispatch.register("KWL-3", "customer-3", DRONE, ttl=timedelta(seconds=2))
+            assert (await snapshots.tracked_order(short)) is not None
+            asked = snapshots.lookups
+
+            async def expired() -> bool:
+                return await snapshots.tracked_order(short) is None
+
+            await eventually_true(expired, timeout_s=10, every_s=0.1)
+            assert snapshots.lookups == asked, "the kept expiry refused it, with no look-up"
+
+            connection = await asyncpg.connect(pg.url)
+            try:
+                await connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'"
+                )
+            finally:
+                await connection.close()
+            await eventually(lambda: False in said, timeout_s=15)
+            asked = snapshots.lookups
+            assert (await snapshots.tracked_order(other)) is not None
+            assert snapshots.lookups == asked + 1, "the lost listener dropped the kept token: the view asked again"
+
+
+async def test_on_sqlite_no_token_is_kept(tmp_path: Path) -> None:
+    """Test that a SQLite registry says its notices do not cover orders forgotten (dispatch forgets them in a
+    process of its own), which is what keeps the relay from keeping tokens there."""
+    async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
+        assert not registry.notices_cover_orders
