@@ -3,18 +3,21 @@
 For each registry, one `flightctl relay` process (as deployed) behind the shipped mosquitto config (TLS,
 passwords, per-account rules):
 
-- events per second: the relay's session is made, the relay stopped, 5,400 events from 10 drones queued for it
-  by the broker, the relay started again; from its first event taken to its last (read from its /ops view);
+- events per second: the relay's session is made, the relay stopped, a backlog from 10 drones queued for it by
+  the broker (``--orders`` each, six events an order: 5,400 by default; ``--orders 900`` is the 54,000 of a
+  fleet's outage, long enough for a steady rate), the relay started again; from its first event taken to its
+  last (read from its /ops view);
 - the page's latency at 500 concurrent viewers: 500 customers' tokens, each viewer loading its page 4 times
   in a row, all 500 at once, from this process; median and p99 of the 2,000 page loads.
 
-    python bench/relay.py
+    python bench/relay.py [--orders 90]
 
 Needs mosquitto and PostgreSQL's server (Debian: mosquitto, postgresql). Prints a table; no assertion anywhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import statistics
@@ -38,16 +41,16 @@ from sitl.postgres import PostgresServer
 from sitl.relay_process import RelayProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-DRONES, ORDERS, STATES = 10, 90, ("ENROUTE", "ON_STATION", "RELEASING", "RELEASED", "RETURNING", "LANDED")
+DRONES, STATES = 10, ("ENROUTE", "ON_STATION", "RELEASING", "RELEASED", "RETURNING", "LANDED")
 VIEWERS, LOADS = 500, 4
 # The open loop: each of the VIEWERS reloads every REFRESH_S, OPEN_LOOP_ROUNDS times (2,000 loads, about 20 s).
 REFRESH_S, OPEN_LOOP_ROUNDS = 5.0, 4
 console = Console(width=150)
 
 
-def events_of(drone: str) -> list[bytes]:
+def events_of(drone: str, orders: int) -> list[bytes]:
     payloads, seq = [], 0
-    for n in range(ORDERS):
+    for n in range(orders):
         for state in STATES:
             seq += 1
             payloads.append(
@@ -65,12 +68,12 @@ def events_of(drone: str) -> list[bytes]:
 
 
 async def measure(
-    name: str, registry_url: str, broker: Mosquitto, passwords: dict[str, str], folder: Path
+    name: str, registry_url: str, broker: Mosquitto, passwords: dict[str, str], folder: Path, orders: int
 ) -> list[str]:
     tokens = []
     async with await Registry.open(registry_url) as registry:
         for d in range(DRONES):
-            for n in range(ORDERS):
+            for n in range(orders):
                 tokens.append(await registry.register(f"drone-{d}-{n}", f"customer-{d}-{n}", f"drone-{d}"))
     relay = RelayProcess(
         folder / name, "relay-1", broker_url=broker.url, ca_file=broker.ca_file, password=passwords["relay-1"],
@@ -85,7 +88,7 @@ async def measure(
             broker.url, username=drone, password=passwords[drone], ca_file=broker.ca_file
         )
         async with make_client(endpoint, client_id=drone_client_id(drone)) as client:  # the one id its account may use
-            for payload in events_of(drone):
+            for payload in events_of(drone, orders):
                 await client.publish_confirmed(Topics(drone).events, payload, timeout_s=30)
                 total += 1
     await relay.start()
@@ -107,12 +110,12 @@ async def measure(
         latencies: list[float] = []
         # aiohttp's client, not httpx: with hundreds of connections httpx's pool costs more than the server does.
         connector = aiohttp.TCPConnector(limit=VIEWERS)
-        async with aiohttp.ClientSession(relay.url, connector=connector) as client:
+        async with aiohttp.ClientSession(relay.url, connector=connector) as http:
 
             async def viewer(token: str) -> None:
                 for _ in range(LOADS):
                     started = time.perf_counter()
-                    async with client.get(f"/t/{token}") as response:
+                    async with http.get(f"/t/{token}") as response:
                         await response.read()
                         if response.status != 200:
                             raise RuntimeError(f"page answered {response.status}")
@@ -131,7 +134,7 @@ async def measure(
                 for _ in range(OPEN_LOOP_ROUNDS):
                     due = time.perf_counter() + REFRESH_S
                     began = time.perf_counter()
-                    async with client.get(f"/t/{token}") as response:
+                    async with http.get(f"/t/{token}") as response:
                         await response.read()
                         if response.status != 200:
                             raise RuntimeError(f"page answered {response.status}")
@@ -161,7 +164,7 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[round(share * (len(ordered) - 1))]
 
 
-async def main() -> None:
+async def main(orders: int) -> None:
     with tempfile.TemporaryDirectory(prefix="flightctl-relay-bench-") as tmp:
         folder = Path(tmp)
         accounts = BrokerAccounts(folder / "accounts")
@@ -171,9 +174,9 @@ async def main() -> None:
         template = configs_dir() / "mosquitto" / "flightctl.conf"
         rows = []
         async with Mosquitto(folder / "broker", template=template, accounts_folder=accounts.folder) as broker:
-            rows.append(await measure("SQLite", str(folder / "registry.sqlite"), broker, passwords, folder))
+            rows.append(await measure("SQLite", str(folder / "registry.sqlite"), broker, passwords, folder, orders))
             async with PostgresServer() as pg:
-                rows.append(await measure("PostgreSQL", pg.url, broker, passwords, folder))
+                rows.append(await measure("PostgreSQL", pg.url, broker, passwords, folder, orders))
     table = Table(
         title=f"one `flightctl relay`: events through it; its page at {VIEWERS} viewers at once (closed loop) and "
         f"{VIEWERS} viewers each reloading every {REFRESH_S:g} s (open loop)"
@@ -190,5 +193,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=90, help="orders per drone in the backlog (six events each)")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        asyncio.run(main(parser.parse_args().orders))
