@@ -28,6 +28,7 @@ import itertools
 import logging
 import random
 import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -123,8 +124,14 @@ class _Reply:
         return code, reason
 
 
+def ardupilot_crc32(data: bytes) -> int:
+    """What ``MavFtp.crc32`` answers for a file holding ``data``."""
+    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
 _OPERATION_NAMES = {
     op.OP_None: "ping",
+    op.OP_CalcFileCRC32: "crc32",
     op.OP_CreateFile: "create",
     op.OP_OpenFileRO: "open",
     op.OP_WriteFile: "write",
@@ -172,6 +179,20 @@ class MavFtp:
                 await self._burst(replies, session, path, chunks, progress)
             await self._fill_gaps(replies, session, path, chunks, progress)
         return chunks.whole()
+
+    async def crc32(self, path: str) -> int:
+        """ArduPilot's CRC-32 of the whole of ``path``, worked out on the vehicle (CalcFileCRC32: one round trip,
+        however long the file). ArduPilot's is the reflected CRC-32 table started from 0 with no final
+        inversion (AP_Filesystem::crc32, crc_crc32): ``ardupilot_crc32`` gives the same of local bytes."""
+        name = path.encode() + b"\0"
+        if len(name) > MAX_DATA:
+            raise FtpError("crc32", path, f"a path is at most {MAX_DATA - 1} bytes")
+        async with self._lock:
+            with self._connection.inbox("FILE_TRANSFER_PROTOCOL", self._for_us, what=f"MAVFTP crc32 {path}") as replies:
+                reply = await self._exchange(replies, next(self._sessions) % 256, op.OP_CalcFileCRC32, path, data=name)
+        if len(reply.data) < 4:
+            raise FtpError("crc32", path, f"answered with {len(reply.data)} bytes, not a 4-byte checksum")
+        return int.from_bytes(reply.data[:4], "little")
 
     async def ping(self) -> None:
         """An empty request the server acknowledges: is it answering? Raises ``FtpTimeout`` if not."""

@@ -37,8 +37,8 @@ from flightctl.missions.upload_transfer import (
 )
 from flightctl.missions.verify import MissionVerifyError, compare_plans, expected_on_vehicle
 from flightctl.vehicle.commands import Commands
-from flightctl.vehicle.ftp import FtpError, FtpTimeout, MavFtp
-from flightctl.vehicle.mission_download import download_items, read_count
+from flightctl.vehicle.ftp import FtpError, FtpTimeout, MavFtp, ardupilot_crc32
+from flightctl.vehicle.mission_download import download_items, read_count, read_first_item
 from flightctl.vehicle.mission_transfer import (
     RETRYABLE,
     ListChanged,
@@ -258,6 +258,34 @@ class MissionProtocol:
         self._report(progress, mission_type, len(items), len(items))
         return items
 
+    async def held_if_checksum_matches(
+        self, expected: list[MissionItem], mission_type: MissionType
+    ) -> list[MissionItem] | None:
+        """The vehicle's list, when ArduPilot's CRC-32 of its @MISSION file shows it is ``expected`` byte for
+        byte (home aside: the vehicle's own, read as item 0); None when that cannot be shown, and the caller
+        reads the list back. Two round trips however long the list: the vehicle works the checksum out from
+        the same storage a read would (AP_Filesystem::crc32 reads the file ArduPilot generates), and the file
+        it generates is byte for byte the one ``ardupilot_files.encode`` makes of the items it holds."""
+        if self._ftp is None or not self._ftp_usable(mission_type) or not expected:
+            return None
+        path = ardupilot_files.PATHS[mission_type]
+        try:
+            held = list(expected)
+            if mission_type is MissionType.MISSION:
+                held[0] = await read_first_item(self._connection, self._for_us(mission_type), mission_type, self.policy)
+            wanted = ardupilot_crc32(ardupilot_files.encode(held, mission_type))
+            checksum = await self._ftp.crc32(path)
+        except FtpTimeout as exc:
+            self._rest_ftp(f"{mission_type.label} checksum of {path}", exc)
+            return None
+        except (FtpError, MissionError) as exc:
+            log.warning("%s checksum of %s failed (%s); reading the list back", mission_type.label, path, exc)
+            return None
+        if checksum != wanted:
+            log.info("%s: the vehicle's checksum differs from the plan's; reading the list back", mission_type.label)
+            return None
+        return held
+
     async def _upload_once(
         self,
         items: list[MissionItem],
@@ -414,11 +442,19 @@ class MissionProtocol:
             report.transfers += await self.upload(items, mission_type, progress=progress)
             report.items[mission_type] = len(items)
         if verify:
-            downloaded = await self.download_plan(types, progress=verify_progress)
-            mismatches = compare_plans(expected, downloaded, types)
+            # A list whose checksum shows it is the plan needs no reading back; any other is read and compared
+            # item by item, which names what differs.
+            held = MissionPlan()
+            for mission_type in types:
+                checked = await self.held_if_checksum_matches(expected.items(mission_type), mission_type)
+                if checked is not None:
+                    self._report(verify_progress, mission_type, len(checked), len(checked))
+                items = checked if checked is not None else await self.download(mission_type, progress=verify_progress)
+                held = held.with_items(mission_type, items)
+            mismatches = compare_plans(expected, held, types)
             if mismatches:
                 raise MissionVerifyError(mismatches)
-            report.vehicle_hash = downloaded.content_hash() if set(types) == set(MissionType) else None
+            report.vehicle_hash = held.content_hash() if set(types) == set(MissionType) else None
         return report
 
     async def download_plan(

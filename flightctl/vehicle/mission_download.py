@@ -92,6 +92,19 @@ async def download_items(
     return items
 
 
+async def read_first_item(
+    connection: MavConnection,
+    for_us: Callable[[MAVLinkMessage], bool],
+    mission_type: MissionType,
+    policy: TransferPolicy,
+) -> MissionItem:
+    """Item 0 alone (for the mission: home, as the vehicle holds it), asked without a list request: ArduPilot
+    answers any item while no upload is under way (MissionItemProtocol::handle_mission_request_int)."""
+    types = ("MISSION_ITEM_INT", "MISSION_ACK", "MISSION_COUNT")
+    with connection.inbox(types, for_us, what=f"{mission_type.label} item 0") as inbox:
+        return (await _fetch_items(connection, inbox, 1, mission_type, policy, None))[0]
+
+
 async def _fetch_items(
     connection: MavConnection,
     inbox: Inbox,

@@ -4,7 +4,10 @@ It follows libraries/GCS_MAVLink/GCS_FTP.cpp and AP_Filesystem_Mission.cpp where
 one open file, requests queued five deep and answered in order by a worker, the last answer replayed for a
 repeated request, TerminateSession acknowledged even when the file is then refused, a refused item leaving
 the list cleared up to it; reads as GCS_FTP's OpenFileRO, ReadFile and BurstReadFile answer them (a made-up
-size of 1 MiB, chunks numbered on from a burst request, an end-of-file NACK after the last). Items land in the MissionPeer's store, so both protocols see one vehicle.
+size of 1 MiB, chunks numbered on from a burst request, an end-of-file NACK after the last); CalcFileCRC32 as
+AP_Filesystem::crc32 works it out (ArduPilot's crc_crc32: the reflected table from 0, no final inversion),
+written here from crc.cpp rather than borrowed from the code under test. Items land in the MissionPeer's store,
+so both protocols see one vehicle.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ _QUEUE_DEPTH = 5
 _ENDING = (op.OP_TerminateSession, op.OP_ResetSessions)
 
 
+def _crc32_entry(n: int) -> int:
+    for _ in range(8):
+        n = (n >> 1) ^ 0xEDB88320 if n & 1 else n >> 1
+    return n
+
+
+_CRC32_TABLE = [_crc32_entry(n) for n in range(256)]  # crc.cpp's crc32_tab: the reflected 0xEDB88320 table
+
+
 class FtpPeer:
     def __init__(self, mission_peer: MissionPeer) -> None:
         self.mission_peer = mission_peer
@@ -45,6 +57,8 @@ class FtpPeer:
         self._reading: bytes | None = None  # the file open for reading, as it was when opened
         self.bursts = 0
         self.reads = 0
+        self.checksums = 0
+        self.crc_supported = True  # False: an older server, which answers CalcFileCRC32 UnknownCommand
         self.session_timeout_s = 3.0  # GCS_FTP.cpp FTP_SESSION_TIMEOUT
         self.invalid_sessions = 0  # requests refused because another session holds the file
         self._last_send = 0.0  # loop time of the server's last answer (ftp.last_send_ms)
@@ -98,6 +112,8 @@ class FtpPeer:
             reply = self._write(session, offset, data)
         elif opcode in (op.OP_TerminateSession, op.OP_ResetSessions):
             reply = self._close(session)
+        elif opcode == op.OP_CalcFileCRC32 and self.crc_supported:
+            reply = self._checksum(data)
         else:
             reply = (op.OP_Nack, bytes([FtpCode.UnknownCommand]))
         answer, reply_data = reply
@@ -151,6 +167,18 @@ class FtpPeer:
         self._reading = ardupilot_files.encode(stored, types[path])
         self._open = (session, int(types[path]), path)
         return op.OP_Ack, struct.pack("<I", 1024 * 1024)  # AP_Filesystem_Mission::stat's fixed size
+
+    def _checksum(self, data: bytes) -> tuple[int, bytes]:
+        self.checksums += 1
+        path = data.split(b"\0")[0].decode()
+        types = {path: kind for kind, path in ardupilot_files.PATHS.items()}
+        if path not in types:
+            return op.OP_Nack, bytes([FtpCode.FailErrno, 2])
+        stored = [MissionItem.from_message(m) for m in self.mission_peer.stored[int(types[path])]]
+        crc = 0
+        for byte in ardupilot_files.encode(stored, types[path]):
+            crc = _CRC32_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+        return op.OP_Ack, struct.pack("<I", crc)
 
     def _read(self, session: int, offset: int, size: int) -> tuple[int, bytes]:
         self.reads += 1

@@ -61,6 +61,7 @@ class ScriptedPeer:
         self.received: list[MAVLinkMessage] = []
         self.loss_to_flightctl = 0.0
         self.loss_from_flightctl = 0.0
+        self.lost: list[MAVLinkMessage] = []  # what flightctl sent that loss_from_flightctl dropped
         self.duplicate_to_flightctl = 0.0  # chance a message arrives twice
         self.delay_to_flightctl = 0.0  # chance a message is held back (and so overtaken by later ones)
         self.silent = False
@@ -76,6 +77,7 @@ class ScriptedPeer:
     def _from_flightctl(self, data: bytes) -> None:
         for message in self.codec.feed(data):
             if self._rng.random() < self.loss_from_flightctl:
+                self.lost.append(message)  # flightctl sent it; the radio lost it
                 continue
             self.received.append(message)
             responder = self._responders.get(message.get_type())

@@ -15,8 +15,10 @@ from flightctl.dialect import mavlink
 from flightctl.geo import AltFrame
 from flightctl.link.connection import MavConnection
 from flightctl.missions import ardupilot_files
+from flightctl.missions.ardupilot import Firmware
 from flightctl.missions.formats.errors import MissionFileError
-from flightctl.missions.model import MissionItem, MissionType
+from flightctl.missions.model import MissionItem, MissionPlan, MissionType
+from flightctl.missions.verify import MissionVerifyError, expected_on_vehicle
 from flightctl.vehicle.commands import Commands
 from flightctl.vehicle.ftp import FtpError, FtpPolicy, FtpTimeout, MavFtp
 from flightctl.vehicle.mission import MissionProtocol
@@ -233,7 +235,8 @@ async def test_download_as_file_survives_30_percent_loss_both_ways(
     assert read == items
     assert progress[-1] == (300, 300)
     assert len(peer.sent("MISSION_REQUEST_LIST")) == counts_read
-    assert vehicle_side.bursts == 1
+    sent = [m for m in [*peer.received, *peer.lost] if m.get_type() == "FILE_TRANSFER_PROTOCOL"]
+    assert [m.payload[3] for m in sent].count(op.OP_BurstReadFile) == 1, "one burst asked (the radio may lose it)"
     assert vehicle_side.reads > 0, "the chunks lost from the burst were read again"
     assert vehicle_side._open is None, "the file was closed for the next client"
 
@@ -321,3 +324,74 @@ async def test_a_stale_session_is_waited_out_and_the_file_still_goes_by_ftp(
     assert await protocol.download(MissionType.MISSION) == items
     assert peer.sent("MISSION_REQUEST_INT") == []
     assert vehicle_side.invalid_sessions > refused
+
+
+def as_stored(items: list[MissionItem]) -> list[MissionItem]:
+    """The items as ArduPilot stores them (frames as it answers them): what the scripted vehicle, which keeps
+    what it is sent, then holds exactly, so its checksum can match the plan's."""
+    plan = MissionPlan().with_items(MissionType.MISSION, items)
+    return expected_on_vehicle(plan, Firmware.COPTER).items(MissionType.MISSION)
+
+
+async def test_upload_plan_verifies_by_the_vehicles_checksum_without_reading_the_list(
+    peer: ScriptedPeer, vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that after a 300-item upload the verification is one CalcFileCRC32 and item 0 (the vehicle's home),
+    with no file read and no list download: two round trips however long the list."""
+    plan = MissionPlan().with_items(MissionType.MISSION, as_stored(route(300)))
+    report = await protocol.upload_plan(plan, firmware=Firmware.COPTER, types=[MissionType.MISSION])
+    assert report.items == {MissionType.MISSION: 300}
+    assert vehicle_side.checksums == 1
+    assert (vehicle_side.bursts, vehicle_side.reads) == (0, 0), "nothing read back as a file"
+    assert [m.seq for m in peer.sent("MISSION_REQUEST_INT")] == [0], "only home was asked for"
+
+
+async def test_a_checksum_tells_a_list_that_differs_in_one_field(
+    vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that the vehicle's checksum matches the list it holds and nothing else: one altitude a centimetre
+    off, one item missing, and the list in another order all give None (the caller then reads the list and
+    names the difference)."""
+    items = as_stored(route(50))
+    await protocol.upload(items, MissionType.MISSION)
+    assert await protocol.held_if_checksum_matches(items, MissionType.MISSION) == items
+    moved = items[7].location()
+    assert moved is not None
+    nudged = [*items[:7], items[7].with_location(moved.with_alt(moved.alt_m + 0.01, moved.frame)), *items[8:]]
+    for wrong in (nudged, items[:-1], [items[0], *reversed(items[1:])]):
+        assert await protocol.held_if_checksum_matches(wrong, MissionType.MISSION) is None
+    assert vehicle_side.checksums == 4
+
+
+async def test_a_server_without_checksums_is_verified_by_reading_back(
+    vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that a server that answers CalcFileCRC32 UnknownCommand (an older ArduPilot) still gets a verified
+    upload: the list is read back as a file and compared item by item."""
+    vehicle_side.crc_supported = False
+    plan = MissionPlan().with_items(MissionType.MISSION, as_stored(route(60)))
+    await protocol.upload_plan(plan, firmware=Firmware.COPTER, types=[MissionType.MISSION])
+    assert vehicle_side.checksums == 0
+    assert vehicle_side.reads + vehicle_side.bursts > 0, "read back instead"
+
+
+async def test_a_list_changed_behind_the_upload_is_read_back_and_named(
+    vehicle_side: FtpPeer, protocol: MissionProtocol
+) -> None:
+    """Test that when the vehicle holds something other than the plan (another client changed item 12 after
+    our upload), the checksum differs, the list is read back, and the error names item 12."""
+    items = as_stored(route(40))
+    plan = MissionPlan().with_items(MissionType.MISSION, items)
+    original = protocol.upload
+
+    async def upload_then_changed(*args: object, **kwargs: object) -> int:
+        done = await original(*args, **kwargs)  # type: ignore[arg-type]
+        stored = vehicle_side.mission_peer.stored[int(MissionType.MISSION)]
+        stored[12] = dataclasses.replace(items[12], param1=9.0).message(12, int(MissionType.MISSION))
+        return done
+
+    protocol.upload = upload_then_changed  # type: ignore[method-assign]
+    with pytest.raises(MissionVerifyError, match="item 12"):
+        await protocol.upload_plan(plan, firmware=Firmware.COPTER, types=[MissionType.MISSION])
+    assert vehicle_side.checksums == 1
+    assert vehicle_side.reads + vehicle_side.bursts > 0, "read back to name the difference"
