@@ -153,7 +153,7 @@ def show(
 def upload(
     file: Annotated[Path, typer.Argument(help="Mission file to upload.")],
     connect: ConnectOption,
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Read back and compare.")] = True,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check what the vehicle holds.")] = True,
     kind: Annotated[TypeChoice | None, typer.Option("--type", help="Which lists (default: those in the file).")] = None,
     mavftp: Annotated[
         bool,
@@ -167,7 +167,8 @@ def upload(
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     as_json: JsonOption = False,
 ) -> None:
-    """Upload a plan, then read it back and compare it with what ArduPilot can hold."""
+    """Upload a plan, then check that the vehicle holds it as ArduPilot can hold it: by the checksum ArduPilot
+    works out of its mission file where it offers one, else by reading every item back."""
     from flightctl.missions.formats import load_plan
 
     plan = load_or_exit(load_plan, file)  # a bad file stops here: nothing is sent
@@ -187,7 +188,7 @@ def upload(
                     verify_progress=bars.stage("verify"),
                 )
         counts = ", ".join(f"{t.label} {n}" for t, n in uploaded.items.items())
-        verdict = "read back and verified" if verify else "NOT verified (--no-verify)"
+        verdict = "verified on the vehicle" if verify else "NOT verified (--no-verify)"
         record = {
             "uploaded": {t.label: n for t, n in uploaded.items.items()},
             "verified": verify,

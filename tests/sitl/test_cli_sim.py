@@ -97,7 +97,7 @@ async def test_mission_upload_and_download_through_the_cli(sitl_copter: object, 
         assert process.returncode == 0, output.decode()
         return output.decode()
 
-    assert "read back and verified" in await flightctl("mission", "upload", str(source), "--connect", url)
+    assert "verified on the vehicle" in await flightctl("mission", "upload", str(source), "--connect", url)
     assert "wrote" in await flightctl(
         "mission", "download", "--connect", url, "--out", str(target), "--type", "mission"
     )
