@@ -3,10 +3,11 @@
 For each rate (default 1 Hz and 10 Hz) one `flightctl run` flies the same short delivery on a fresh ArduCopter
 SITL through a real mosquitto (TLS, passwords), while a subscriber on the same machine takes each telemetry
 message's latency: from the moment the daemon received the MAVLink message the sample was taken from
-(``received_unix_s``, the companion's clock) to the moment the subscriber received it. The daemon's CPU is its
-process's user+system time over the delivery's wall time (psutil), as a share of one core. Latency sampling
-goes on after the landing, the daemon still publishing, until each rate has ``--samples`` (default 2000):
-at 1 Hz that is over half an hour.
+(``received_unix_s``, the companion's clock) to the moment the subscriber received it. "GC > 10 ms" counts the
+garbage collections the daemon logged as holding its loop for longer (``flightctl/gc_pauses.py``). The
+daemon's CPU is its process's user+system time over the delivery's wall time (psutil), as a share of one
+core. Latency sampling goes on after the landing, the daemon still publishing, until each rate has
+``--samples`` (default 2000): at 1 Hz that is over half an hour.
 
     python bench/telemetry.py [--rates 1,10] [--speedup 1] [--samples 2000]
 
@@ -58,6 +59,7 @@ class Result:
     cpu_share: float
     wall_s: float
     delivered: bool
+    gc_pauses: int  # collections that held the daemon's loop over 10 ms (its log: flightctl/gc_pauses.py)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -150,16 +152,19 @@ async def one_rate(rate_hz: float, speedup: float, folder: Path, instance: int, 
                 with contextlib.suppress(asyncio.CancelledError):
                     await receiver
                 await daemon.stop()
+        gc_pauses = daemon.log_tail(lines=10**7).count("held the event loop")
         if rejected:
             raise SystemExit(f"the daemon rejected the bench order: {rejected[0]}")
         cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         delivered = outcome.get("delivered", False)
-        return Result(rate_hz, len(latencies), latencies, in_flight, cpu_s / wall_s, wall_s, delivered)
+        return Result(rate_hz, len(latencies), latencies, in_flight, cpu_s / wall_s, wall_s, delivered, gc_pauses)
 
 
 def table(results: list[Result], speedup: float) -> Table:
     out = Table(title=f"telemetry: MAVLink receipt -> MQTT subscriber, and the daemon's CPU (SITL speedup {speedup:g})")
-    for column in ("rate", "messages", "median ms", "p99 ms", "max ms", "p99 in flight", "daemon CPU", "delivery"):
+    columns = ["rate", "messages", "median ms", "p99 ms", "max ms", "p99 in flight", "daemon CPU", "GC > 10 ms"]
+    columns.append("delivery")
+    for column in columns:
         out.add_column(column, justify="right")
     for r in results:
         flying = r.latencies_ms[: r.in_flight]
@@ -171,6 +176,7 @@ def table(results: list[Result], speedup: float) -> Table:
             f"{max(r.latencies_ms):.2f}" if r.latencies_ms else "-",
             f"{percentile(flying, 0.99):.2f} of {len(flying)}" if flying else "-",
             f"{100 * r.cpu_share:.1f} % over {r.wall_s:.0f} s",
+            str(r.gc_pauses),
             "delivered" if r.delivered else "NOT delivered",
         )
     return out

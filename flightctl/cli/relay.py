@@ -16,6 +16,7 @@ from flightctl.cli.common import errors, load_or_exit, run_service
 def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.toml).")]) -> None:
     """Turn every drone's events into customer statuses (shared subscription, de-duplicated by drone and sequence
     number) and serve the tracking pages; SIGTERM or Ctrl-C stops it (exit 0)."""
+    from flightctl.gc_pauses import GcPauses, freeze_startup
     from flightctl.ground.ops import ops_app
     from flightctl.ground.registry import Registry
     from flightctl.ground.relay import StatusRelay
@@ -77,6 +78,10 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
                 errors.print(
                     f"relay {settings.name}: operators' view on http://{settings.ops.host}:{settings.ops.port}/ops"
                 )
+            # Start-up is over: no collection walks what it built again (gc_pauses.py), so no page view or event
+            # waits out a full collection of the imports.
+            freeze_startup()
+            servers.callback(GcPauses().install().remove)
             await status_relay.run()
 
     run_service(serve)

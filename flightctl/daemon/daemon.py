@@ -26,6 +26,7 @@ from flightctl.delivery.journal import Journal
 from flightctl.delivery.leg_files import LegSite
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import LinkError, VehicleTimeout
+from flightctl.gc_pauses import GcPauses, freeze_startup
 from flightctl.mqtt.answer_budget import AnswerBudget
 from flightctl.mqtt.contract import Topics
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
@@ -122,16 +123,23 @@ class Daemon:
         worker.on_change = link.order_changed.set
         worker.extra_status = link.status
         remove = vehicle.connection.add_listener("GLOBAL_POSITION_INT", sampler.on_position)
+        pauses = GcPauses()
         try:
             await worker.resume_open_order()
+            # Start-up is over: what it built is never walked by a collection again (gc_pauses.py: a full
+            # collection of it held the loop for tens of milliseconds, and telemetry waited it out).
+            frozen = freeze_startup()
+            pauses.install()
             log.info(
-                "flightctl daemon for drone %s: autopilot %s, broker %s",
+                "flightctl daemon for drone %s: autopilot %s, broker %s (%d start-up objects frozen)",
                 config.drone_id,
                 vehicle,
                 " or ".join(map(str, self.endpoints)),
+                frozen,
             )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(worker.run(), name="deliveries")
                 tasks.create_task(link.run(), name="broker")
         finally:
+            pauses.remove()
             remove()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,8 @@ async def test_an_order_over_mqtt_is_flown_and_delivered_through_a_broker_outage
     [flight_log] = tlogs_of(rig.folder / "daemon", first.order_id)
     flown = {name for name, _ in read_tlog(flight_log)}
     assert {"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "STATUSTEXT"} <= flown
+    # Start-up's objects were frozen before the work began: no collection walks them under a telemetry sample.
+    assert re.search(r"\(\d{4,} start-up objects frozen\)", rig.daemon.log_tail(lines=100_000)), "not frozen"
 
 
 async def test_rejected_orders_say_why_and_leave_the_vehicle_untouched(rig: Rig) -> None:
