@@ -339,6 +339,8 @@ async def main(
                         console.print(what, markup=False)
                         limit_s = LOSSY_LIMIT_S if name.startswith("flightctl") else OTHERS_LIMIT_S
                         result = await lossy_round(sim, upload, mission(size), loss, round_number, limit_s)
+                        if result.upload_s is not None and result.download_s is not None:
+                            console.print(f"  up {result.upload_s:.2f} s, down {result.download_s:.2f} s")
                         lossy[(name, loss, size)].append(result)
             console.print(lossy_table(losses, lossy, list(contenders)))  # so far: a long run shows as it goes
         processes: Table | None = None
