@@ -275,12 +275,14 @@ class MavFtp:
         operation = _OPERATION_NAMES[opcode]
         give_up_s = min(give_up_s or self.policy.silent_s, self.policy.silent_s)
         seq = next(self._seq) % 0x10000
-        rtt = self._rtt()
         loop = asyncio.get_running_loop()
         first_sent = loop.time()
         for resends in itertools.count():
             self._send(seq, session, opcode, data=data)
             sent_at = loop.time()
+            # Asked afresh each sending: a link measured meanwhile (the TIMESYNC probe while a first open
+            # waits) sets the next wait.
+            rtt = self._rtt()
             deadline = min(sent_at + rtt.timeout_s(resends), first_sent + give_up_s)
             while (remaining := deadline - loop.time()) > 0:
                 try:

@@ -13,6 +13,7 @@ from flightctl.dialect import mavlink
 from flightctl.errors import FlightctlError, NotConnected, VehicleTimeout
 from flightctl.link.codec import SigningKey
 from flightctl.link.connection import MavConnection
+from flightctl.link.rtt_probe import probe_round_trip
 from flightctl.link.transport import Transport, transport_for_url
 from flightctl.missions.ardupilot import Firmware
 from flightctl.tasks import cancel_and_wait
@@ -76,6 +77,7 @@ class Vehicle:
         # Telemetry rates, asked for in the background (a lossy link must not fail the connection for them).
         self.rates: StreamRates | None = None
         self._rates_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[int] | None = None
 
     @property
     def firmware(self) -> Firmware:
@@ -142,12 +144,17 @@ class Vehicle:
             raise VehicleTimeout(
                 f"{self.connection.transport.url}: no autopilot heartbeat within {heartbeat_timeout_s:g} s"
             ) from None
+        # The link's round trip, measured while the rest starts (link/rtt_probe.py): a first transfer on a lossy
+        # radio then waits for answers as long as the radio needs, not its bound.
+        self._probe_task = asyncio.create_task(probe_round_trip(self.connection), name="round-trip probe")
         await self._learn_capabilities()
         if rates_hz:
             self.rates = StreamRates(self.connection, self.commands, rates_hz)
             self._rates_task = asyncio.create_task(self.rates.run(), name="stream rates")
 
     async def _stop(self) -> None:
+        if self._probe_task is not None:
+            await cancel_and_wait(self._probe_task)  # a link closed under it is all it can fail with: nothing to do
         if self._rates_task is not None:
             failed = await cancel_and_wait(self._rates_task)
             if failed is not None:
