@@ -3,7 +3,9 @@
 CPython's oldest-generation collection walks every object the process holds. After the imports a daemon holds
 about 90,000 (pymavlink's dialect, pydantic's schemas, the config), and a full collection of them took 24 ms on
 this 2-core machine: the event loop stands still for that long, and a telemetry sample or a page view that
-arrives then waits it out (the 40 ms outlier in ``bench/telemetry.py``). ``gc.freeze()`` once start-up is done
+arrives then waits it out. (It is not what the one ~40 ms telemetry sample at 10 Hz waits for: with start-up
+frozen the daemon logged no collection over 10 ms in a whole ``bench/telemetry.py`` run, and that sample
+remained.) ``gc.freeze()`` once start-up is done
 moves those objects to the permanent generation, which no collection walks again; collections then cost what
 the process has made since. ``GcPauses`` times every collection and logs any that held the loop for longer
 than ``warn_ms``, so a pause that returns has a name in the log.
