@@ -47,6 +47,17 @@ def counting(
     return asked, counted
 
 
+async def kill_the_listener(url: str) -> None:
+    """End the relay's LISTEN connection from the server's side, as a restart or a network fault would."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'"
+        )
+    finally:
+        await connection.close()
+
+
 async def shown(snapshots: StatusSnapshots) -> list[CustomerStatus]:
     return [s.status for s in await snapshots.statuses("KWL-1")]
 
@@ -118,14 +129,7 @@ async def test_on_postgresql_another_relays_change_reaches_the_page_and_a_lost_l
 
             await eventually_true(departed, timeout_s=10, every_s=0.05)
 
-            connection = await asyncpg.connect(pg.url)
-            try:  # the listening connection killed: what it would have heard is unknown
-                await connection.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'"
-                )
-            finally:
-                await connection.close()
+            await kill_the_listener(pg.url)  # what it would have heard is unknown
             await eventually(lambda: False in said, timeout_s=15)
             reads = len(asked)
             assert await shown(snapshots) == [CustomerStatus.DEPARTED]
@@ -187,14 +191,7 @@ async def test_on_postgresql_a_token_is_looked_up_once_and_goes_when_its_order_i
             await eventually_true(expired, timeout_s=10, every_s=0.1)
             assert snapshots.lookups == asked, "the kept expiry refused it, with no look-up"
 
-            connection = await asyncpg.connect(pg.url)
-            try:
-                await connection.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'"
-                )
-            finally:
-                await connection.close()
+            await kill_the_listener(pg.url)
             await eventually(lambda: False in said, timeout_s=15)
             asked = snapshots.lookups
             assert (await snapshots.tracked_order(other)) is not None

@@ -45,8 +45,8 @@ sys.argv = ["flightctl", *sys.argv[1:]]
 try:
     from flightctl.entry import main
     main()
-except SystemExit:
-    pass
+except SystemExit as done:
+    print("exit", done.code)
 print("\\n".join(sorted(sys.modules)), file=sys.stderr)
 """
 
@@ -136,17 +136,6 @@ NOT_FOR_A_WPL_UPLOAD = (
     "flightctl.missions.formats.qgc",
 )
 
-RUN_PROBE = """
-import sys
-sys.argv = ["flightctl", *sys.argv[1:]]
-try:
-    from flightctl.entry import main
-    main()
-except SystemExit as done:
-    print("exit", done.code)
-print("\\n".join(sorted(sys.modules)), file=sys.stderr)
-"""
-
 
 def test_a_waypoints_upload_imports_only_what_it_uses(tmp_path: Path) -> None:
     """Test that uploading a .waypoints file, as far as linking to the vehicle (a closed port here, so the
@@ -159,7 +148,7 @@ def test_a_waypoints_upload_imports_only_what_it_uses(tmp_path: Path) -> None:
         port = closed.getsockname()[1]
     argv = ["mission", "upload", str(plan), "--connect", f"tcp:127.0.0.1:{port}", "--timeout", "1"]
     result = subprocess.run(
-        [sys.executable, "-c", RUN_PROBE, *argv], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=60, check=False
     )
     modules = set(result.stderr.split())
     assert "exit 1" in result.stdout, result.stdout + result.stderr[-2000:]  # refused at the link, as arranged

@@ -17,6 +17,17 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()  # the rest of the test run collects as before
 
 
+def collected_under(pauses: GcPauses, caplog: pytest.LogCaptureFixture) -> GcPauses:
+    """One full collection with ``pauses`` installed (and removed after), its warnings captured."""
+    pauses.install()
+    try:
+        with caplog.at_level(logging.WARNING, logger="flightctl.gc_pauses"):
+            gc.collect()
+    finally:
+        pauses.remove()
+    return pauses
+
+
 def test_freezing_start_up_leaves_a_full_collection_nothing_of_it_to_walk(unfrozen: None) -> None:
     """Test that after freeze_startup every object alive is in the permanent generation: a full collection
     then walks none of them (gc.get_objects for the oldest generation holds only what came after)."""
@@ -30,12 +41,7 @@ def test_freezing_start_up_leaves_a_full_collection_nothing_of_it_to_walk(unfroz
 def test_every_collection_is_timed_and_a_long_one_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     """Test that GcPauses counts collections per generation and keeps the longest, and logs one that took
     longer than its threshold (0 here, so every collection is 'long'), naming the generation."""
-    pauses = GcPauses(warn_ms=0.0).install()
-    try:
-        with caplog.at_level(logging.WARNING, logger="flightctl.gc_pauses"):
-            gc.collect()
-    finally:
-        pauses.remove()
+    pauses = collected_under(GcPauses(warn_ms=0.0), caplog)
     assert pauses.collections[2] >= 1
     assert pauses.longest_ms > 0
     assert pauses.over_warn >= 1
@@ -46,12 +52,7 @@ def test_every_collection_is_timed_and_a_long_one_is_logged(caplog: pytest.LogCa
 
 
 def test_a_pause_under_the_threshold_is_counted_not_logged(caplog: pytest.LogCaptureFixture) -> None:
-    pauses = GcPauses(warn_ms=60_000.0).install()
-    try:
-        with caplog.at_level(logging.WARNING, logger="flightctl.gc_pauses"):
-            gc.collect()
-    finally:
-        pauses.remove()
+    pauses = collected_under(GcPauses(warn_ms=60_000.0), caplog)
     assert pauses.collections[2] >= 1
     assert pauses.over_warn == 0
     assert caplog.records == []
