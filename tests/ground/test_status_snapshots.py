@@ -203,3 +203,21 @@ async def test_on_sqlite_no_token_is_kept(tmp_path: Path) -> None:
     process of its own), which is what keeps the relay from keeping tokens there."""
     async with await Registry.open(str(tmp_path / "registry.sqlite")) as registry:
         assert not registry.notices_cover_orders
+
+
+async def test_on_postgresql_hostile_tokens_are_unknown_and_the_next_view_is_served() -> None:
+    """Test hostile look-ups through the kept tokens: NUL bytes, a megabyte, deep brackets, NaN and numbers as
+    text, non-ASCII: each is an unknown token (nothing kept), and the live token's next view is served."""
+    require_program("/usr/lib/postgresql", "postgresql")
+    async with PostgresServer() as pg, await Registry.open(pg.url) as registry:
+        token = await registry.register("KWL-1", "customer-1", DRONE)
+        snapshots = StatusSnapshots(registry.statuses, lookup=registry.tracked_order)
+        async with registry.following_changes(snapshots.changed, snapshots.set_live):
+            await eventually(lambda: snapshots.live, timeout_s=10)
+            hostile = ["\0", "x" * 1_000_000, "[" * 10_000, "NaN", "1e999", "-0", "ñ\u202e💥", token + "\0", ""]
+            for bad in hostile:
+                assert await snapshots.tracked_order(bad) is None
+            found = await snapshots.tracked_order(token)
+            assert found is not None
+            assert found.order_id == "KWL-1"
+            assert snapshots.lookups == len(hostile) + 1, "no hostile token was kept"
