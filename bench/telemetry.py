@@ -4,7 +4,9 @@ For each rate (default 1 Hz and 10 Hz) one `flightctl run` flies the same short 
 SITL through a real mosquitto (TLS, passwords), while a subscriber on the same machine takes each telemetry
 message's latency: from the moment the daemon received the MAVLink message the sample was taken from
 (``received_unix_s``, the companion's clock) to the moment the subscriber received it. "GC > 10 ms" counts the
-garbage collections the daemon logged as holding its loop for longer (``flightctl/gc_pauses.py``). The
+garbage collections the daemon logged as holding its loop for longer (``flightctl/gc_pauses.py``); "loop held >
+20 ms" counts anything else it logged as holding its loop (``flightctl/loop_stalls.py``), each printed after the
+table with where the loop was. The
 daemon's CPU is its process's user+system time over the delivery's wall time (psutil), as a share of one
 core. Latency sampling goes on after the landing, the daemon still publishing, until each rate has
 ``--samples`` (default 2000): at 1 Hz that is over half an hour.
@@ -60,6 +62,7 @@ class Result:
     wall_s: float
     delivered: bool
     gc_pauses: int  # collections that held the daemon's loop over 10 ms (its log: flightctl/gc_pauses.py)
+    stalls: list[str]  # anything else that held its loop over 20 ms, with where (flightctl/loop_stalls.py)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -152,17 +155,22 @@ async def one_rate(rate_hz: float, speedup: float, folder: Path, instance: int, 
                 with contextlib.suppress(asyncio.CancelledError):
                     await receiver
                 await daemon.stop()
-        gc_pauses = daemon.log_tail(lines=10**7).count("held the event loop")
+        logged = daemon.log_tail(lines=10**7)
+        gc_pauses = logged.count("held the event loop")
+        stalls = [line.split(": ", 1)[-1] for line in logged.splitlines() if "the event loop was held for" in line]
         if rejected:
             raise SystemExit(f"the daemon rejected the bench order: {rejected[0]}")
         cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
         delivered = outcome.get("delivered", False)
-        return Result(rate_hz, len(latencies), latencies, in_flight, cpu_s / wall_s, wall_s, delivered, gc_pauses)
+        return Result(
+            rate_hz, len(latencies), latencies, in_flight, cpu_s / wall_s, wall_s, delivered, gc_pauses, stalls
+        )
 
 
 def table(results: list[Result], speedup: float) -> Table:
     out = Table(title=f"telemetry: MAVLink receipt -> MQTT subscriber, and the daemon's CPU (SITL speedup {speedup:g})")
     columns = ["rate", "messages", "median ms", "p99 ms", "max ms", "p99 in flight", "daemon CPU", "GC > 10 ms"]
+    columns.append("loop held > 20 ms")
     columns.append("delivery")
     for column in columns:
         out.add_column(column, justify="right")
@@ -177,6 +185,7 @@ def table(results: list[Result], speedup: float) -> Table:
             f"{percentile(flying, 0.99):.2f} of {len(flying)}" if flying else "-",
             f"{100 * r.cpu_share:.1f} % over {r.wall_s:.0f} s",
             str(r.gc_pauses),
+            str(len(r.stalls)),
             "delivered" if r.delivered else "NOT delivered",
         )
     return out
@@ -195,6 +204,9 @@ async def main() -> None:
             console.print(f"flying at {rate:g} Hz telemetry ...")
             results.append(await one_rate(rate, args.speedup, Path(folder), args.instance, args.samples))
     console.print(table(results, args.speedup))
+    for r in results:  # what held the daemon's loop, as it logged it: the slow samples' likeliest cause
+        for stall in r.stalls:
+            console.print(f"{r.rate_hz:g} Hz: {stall}", soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
     from flightctl.ground.status_snapshots import StatusSnapshots
     from flightctl.ground.tracking import FailedLookups, tracking_app
     from flightctl.ground.tracking_words import load_words
+    from flightctl.loop_stalls import LoopStalls
 
     settings = load_or_exit(load_relay_config, config)
     if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -82,6 +83,7 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
             # waits out a full collection of the imports.
             freeze_startup()
             servers.callback(GcPauses().install().remove)
+            servers.callback(LoopStalls().start().stop)  # anything else holding the loop, named in the log
             await status_relay.run()
 
     run_service(serve)

@@ -27,6 +27,7 @@ from flightctl.delivery.leg_files import LegSite
 from flightctl.delivery.order import Site, VehicleProfile
 from flightctl.errors import LinkError, VehicleTimeout
 from flightctl.gc_pauses import GcPauses, freeze_startup
+from flightctl.loop_stalls import LoopStalls
 from flightctl.mqtt.answer_budget import AnswerBudget
 from flightctl.mqtt.contract import Topics
 from flightctl.vehicle.vehicle import LinkOptions, Vehicle
@@ -124,12 +125,14 @@ class Daemon:
         worker.extra_status = link.status
         remove = vehicle.connection.add_listener("GLOBAL_POSITION_INT", sampler.on_position)
         pauses = GcPauses()
+        stalls = LoopStalls()
         try:
             await worker.resume_open_order()
             # Start-up is over: what it built is never walked by a collection again (gc_pauses.py: a full
             # collection of it held the loop for tens of milliseconds, and telemetry waited it out).
             frozen = freeze_startup()
             pauses.install()
+            stalls.start()  # anything else that holds the loop is named in the log (loop_stalls.py)
             log.info(
                 "flightctl daemon for drone %s: autopilot %s, broker %s (%d start-up objects frozen)",
                 config.drone_id,
@@ -141,5 +144,6 @@ class Daemon:
                 tasks.create_task(worker.run(), name="deliveries")
                 tasks.create_task(link.run(), name="broker")
         finally:
+            stalls.stop()
             pauses.remove()
             remove()
