@@ -7,7 +7,7 @@ against the wall clock), each SITL's and each daemon's CPU as a share of one cor
 the fleet held. The largest N that kept an achieved speedup of at least 0.98 with every daemon under 5 % of a
 core is the answer; the per-aircraft cost projects 200 and 500 aircraft (cores and memory, ground side apart).
 
-    python bench/fleet.py [--max 12] [--minutes 3]
+    python bench/fleet.py [--min 2] [--max 12] [--minutes 3]
 
 Needs SITL built (`flightctl sim install`) and mosquitto. Prints a table; no assertion anywhere.
 """
@@ -49,10 +49,10 @@ def mean_of(report: FleetReport, kind: str, what: str) -> float:
     return statistics.fmean(values) if values else float("nan")
 
 
-async def main(max_aircraft: int, minutes: float) -> None:
+async def main(min_aircraft: int, max_aircraft: int, minutes: float) -> None:
     rows: list[tuple[int, FleetReport]] = []
     with tempfile.TemporaryDirectory(prefix="flightctl-fleet-bench-") as tmp:
-        for aircraft in range(2, max_aircraft + 1, 2):
+        for aircraft in range(min_aircraft, max_aircraft + 1, 2):
             console.print(f"{aircraft} aircraft for {minutes:g} simulated minutes ...")
             report = await fly(aircraft, minutes, Path(tmp))
             rows.append((aircraft, report))
@@ -93,8 +93,9 @@ async def main(max_aircraft: int, minutes: float) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--min", type=int, default=2, help="the smallest fleet tried (then every second size)")
     parser.add_argument("--max", type=int, default=12, help="the largest fleet tried")
     parser.add_argument("--minutes", type=float, default=3.0, help="simulated minutes each fleet flies")
     arguments = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(arguments.max, arguments.minutes))
+        asyncio.run(main(arguments.min, arguments.max, arguments.minutes))

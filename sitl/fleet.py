@@ -21,7 +21,7 @@ import logging
 import shutil
 import statistics
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -32,11 +32,12 @@ import psutil
 
 from flightctl.config import configs_dir, named_config, read_yaml_model
 from flightctl.delivery.journal import Journal
-from flightctl.delivery.order import DeliveryOrder
+from flightctl.delivery.order import DeliveryOrder, VehicleKind, VehicleProfile
+from flightctl.delivery.planner import kind_problem
 from flightctl.delivery.wind import GroundWind
 from flightctl.errors import FlightctlError
 from flightctl.ground.broker_accounts import AccountKind, BrokerAccounts
-from flightctl.ground.demand import DemandModel, PlannedOrder, schedule
+from flightctl.ground.demand import DemandModel, PlannedOrder, assign, schedule
 from flightctl.ground.dispatch import send_order
 from flightctl.ground.fleet_tally import FleetTally, Latency, page_delays, page_latency
 from flightctl.ground.registry import Registry
@@ -67,6 +68,7 @@ RESTART_DELAY_S = 2.0  # systemd's RestartSec for a killed daemon or relay (conf
 REGISTRY_WAIT_S = 60.0  # wall time a registry call rides out a registry restart for
 FAILOVER_WAIT_S = 60.0  # wall time a broker failover's aircraft get to be heard through the other broker
 BROKER_NAMES = ("a", "b")
+COPTER, VTOL = "sitl-quad", "sitl-vtol"  # the profiles a simulated aircraft flies under
 METRES_PER_DEGREE_LAT = 111_320.0
 
 
@@ -83,9 +85,15 @@ class FleetSpec:
     settle_sim_s: float = SETTLE_SIM_S
     faults: FaultPlan | None = None
     brokers: int = 1  # 2: an active pair (each aircraft on one at a time; the relay reads both)
+    vtol: int = 0  # how many of the aircraft (the last ones) are VTOLs: ArduPlane's QuadPlane, profile sitl-vtol
 
     def drones(self) -> list[str]:
         return [f"sim-{n + 1:02d}" for n in range(self.aircraft)]
+
+    def profiles(self) -> dict[str, str]:
+        """Each aircraft's profile (configs/profiles/): copters first, then the VTOLs."""
+        copters = self.aircraft - self.vtol
+        return {drone: COPTER if n < copters else VTOL for n, drone in enumerate(self.drones())}
 
 
 @dataclass
@@ -106,6 +114,7 @@ class AircraftRecord:
     orders: int
     overlaps: list[str]  # orders it accepted while holding another
     speedup: float | None
+    profile: str = COPTER
 
 
 @dataclass
@@ -161,6 +170,7 @@ class Aircraft:
     daemon: DaemonProcess
     folder: Path
     radio: TcpProxy  # the daemon's link to its autopilot, which a radio_cut cuts
+    profile: VehicleProfile
     sent: int = 0
 
 
@@ -178,8 +188,18 @@ class FleetProgress:
 
 def order_for(planned: PlannedOrder) -> DeliveryOrder:
     """The shipped order the demand picked, as this order (its id, its parcel)."""
-    template = read_yaml_model(named_config("orders", planned.destination), DeliveryOrder)
+    template = _shipped_order(planned.destination)
     return template.model_copy(update={"order_id": planned.order_id, "parcel_kg": planned.parcel_kg})
+
+
+@functools.cache
+def _shipped_order(name: str) -> DeliveryOrder:
+    return read_yaml_model(named_config("orders", name), DeliveryOrder)
+
+
+@functools.cache
+def shipped_profile(name: str) -> VehicleProfile:
+    return read_yaml_model(named_config("profiles", name), VehicleProfile)
 
 
 class SimFleet:
@@ -196,6 +216,8 @@ class SimFleet:
             raise FlightctlError("a fleet needs at least one aircraft")
         if spec.brokers not in (1, 2):
             raise FlightctlError(f"a fleet runs on one broker or an active pair of two, not {spec.brokers}")
+        if not 0 <= spec.vtol <= spec.aircraft:
+            raise FlightctlError(f"{spec.vtol} VTOLs in a fleet of {spec.aircraft} aircraft")
         self.spec = spec
         self.on_progress = on_progress
         self.tally = FleetTally(spec.drones())
@@ -264,8 +286,18 @@ class SimFleet:
             showing = asyncio.create_task(self._show(), name="fleet live view")
             stack.push_async_callback(_cancelled, showing)
 
-            for drone in self.spec.drones():
-                await self._launch(stack, drone, urls, first.ca_file, passwords[drone])
+            # All at once: most of a SITL's start is waiting for its simulated GPS and EKF (about 40 s at speedup
+            # 1), so one after another a fleet of 14 took ten minutes to start. A launch that fails cancels the
+            # rest; what any of them started is stopped by the stack.
+            try:
+                async with asyncio.TaskGroup() as launching:
+                    for n, drone in enumerate(self.spec.drones()):
+                        launching.create_task(
+                            self._launch(stack, n, drone, urls, first.ca_file, passwords[drone]), name=f"launch {drone}"
+                        )
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # the first that failed, as a start one by one would say
+            self.aircraft.sort(key=lambda a: a.drone)
             await self._until_ready()
 
             self._flying_since = time.monotonic()
@@ -353,13 +385,17 @@ class SimFleet:
     # ---- starting ------------------------------------------------------------------------------------------
 
     async def _launch(
-        self, stack: contextlib.AsyncExitStack, drone: str, urls: list[str], ca_file: Path, password: str
+        self, stack: contextlib.AsyncExitStack, n: int, drone: str, urls: list[str], ca_file: Path, password: str
     ) -> None:
-        n = len(self.aircraft)
         folder = self.spec.folder / drone
+        profile_name = self.spec.profiles()[drone]
+        profile = shipped_profile(profile_name)
+        vtol = profile.kind is VehicleKind.VTOL
         sim = await stack.enter_async_context(
             SitlInstance(
                 home=resolve_home(self.spec.home),
+                vehicle="plane" if vtol else "copter",
+                model="quadplane" if vtol else None,
                 instance=self.spec.first_instance + n,
                 speedup=self.spec.speedup,
                 workdir=folder / "sitl",
@@ -377,11 +413,12 @@ class SimFleet:
             password=password,
             ca_file=ca_file,
             rate_hz=1,
+            profile=profile_name,
         )
         daemon = DaemonProcess(config)
         await daemon.start()
         stack.push_async_callback(_stopped, daemon)
-        self.aircraft.append(Aircraft(drone, sim, daemon, folder / "daemon", radio))
+        self.aircraft.append(Aircraft(drone, sim, daemon, folder / "daemon", radio, profile))
 
     async def _until_ready(self, timeout_s: float = 180) -> None:
         """Every daemon reporting its vehicle's position on GPS time: it can judge an order now."""
@@ -396,24 +433,30 @@ class SimFleet:
     # ---- flying --------------------------------------------------------------------------------------------
 
     async def _dispatch(self, registry: Registry, endpoints: list[BrokerEndpoint]) -> None:
-        """Each order when it is due, to the free aircraft that has flown least; orders wait for a free one, and
-        those still waiting when the simulated time is up are counted as unserved."""
+        """Each order when it is due, to the free aircraft able to fly it that has flown least (``assign``);
+        orders wait for such an aircraft, and those still waiting when the simulated time is up are counted as
+        unserved."""
         assert self._flying_since is not None
-        waiting = deque(schedule(self.spec.demand, self.spec.sim_s))
+        waiting = schedule(self.spec.demand, self.spec.sim_s)
+        fleet = {a.drone: a for a in self.aircraft}
+
+        def able(planned: PlannedOrder, drone: str) -> bool:
+            return kind_problem(order_for(planned), fleet[drone].profile) is None
+
         while waiting:
             self._sim_elapsed_s = (time.monotonic() - self._flying_since) * self.spec.speedup
             if self._sim_elapsed_s >= self.spec.sim_s:
                 break
             due = [o for o in waiting if o.at_s <= self._sim_elapsed_s]
             self._queued = len(due)
-            free = self.tally.idle()
-            if not due or not free:
+            choice = assign(due, {d: fleet[d].sent for d in self.tally.idle()}, able)
+            if choice is None:
                 await self._wait_change(0.5)
                 continue
-            planned = waiting.popleft()
-            aircraft = min((a for a in self.aircraft if a.drone in free), key=lambda a: (a.sent, a.drone))
-            aircraft.sent += 1
-            await self._send(registry, endpoints, aircraft.drone, planned)
+            planned, drone = choice
+            waiting.remove(planned)
+            fleet[drone].sent += 1
+            await self._send(registry, endpoints, drone, planned)
         self._unserved = len(waiting)  # the schedule holds only orders due within the run
         self._queued = 0
 
@@ -666,6 +709,7 @@ class SimFleet:
                     orders=aircraft.sent,
                     overlaps=list(view.overlaps),
                     speedup=None if (s := view.speedup()) is None else round(s, 2),
+                    profile=self.spec.profiles()[aircraft.drone],
                 )
             )
         return records

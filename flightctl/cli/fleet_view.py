@@ -50,18 +50,19 @@ def report_tables(report: FleetReport) -> Group:
         f"achieved {report.speedup_achieved if report.speedup_achieved is not None else 'unknown'}\n"
         f"orders: {counts['dispatched']} dispatched, {counts['delivered']} delivered, {counts['aborted']} aborted, "
         f"{counts['refused']} refused, {counts['unsent']} unsent, {counts['sent'] + counts['flying']} unfinished; "
-        f"{report.unserved} unserved (no aircraft free in time)\n"
+        f"{report.unserved} unserved (no aircraft free, or able, in time)\n"
         + f"{latency_line(report)}\n"
         + ("holds: every journaled event in the registry once, no aircraft with two orders, every order ended"
            if report.holds() else "DOES NOT HOLD: see the rows below")
     )  # fmt: skip
     aircraft = Table()
-    for column in ("aircraft", "orders", "journaled", "in registry", "missing", "two orders", "speedup"):
-        aircraft.add_column(column, justify="left" if column == "aircraft" else "right")
+    for column in ("aircraft", "profile", "orders", "journaled", "in registry", "missing", "two orders", "speedup"):
+        aircraft.add_column(column, justify="left" if column in ("aircraft", "profile") else "right")
     for a in report.aircraft:
         aircraft.add_row(
-            a.drone, str(a.orders), str(a.journaled), str(a.in_registry), str(len(a.missing) + len(a.unknown)),
-            str(len(a.overlaps)), "" if a.speedup is None else f"{a.speedup:.1f}x",
+            a.drone, a.profile, str(a.orders), str(a.journaled), str(a.in_registry),
+            str(len(a.missing) + len(a.unknown)), str(len(a.overlaps)),
+            "" if a.speedup is None else f"{a.speedup:.1f}x",
         )  # fmt: skip
     costs = Table()
     for column in ("process", "kind", "CPU (one core)", "memory"):

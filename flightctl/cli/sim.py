@@ -199,6 +199,12 @@ def leg(
 @sim_app.command("fleet")
 def fleet(
     aircraft: Annotated[int, typer.Option("--aircraft", min=1, max=40, help="How many simulated aircraft.")] = 4,
+    vtol: Annotated[
+        int,
+        typer.Option(
+            "--vtol", min=0, max=40, help="How many of them are VTOLs (ArduPlane QuadPlane, profile sitl-vtol)."
+        ),
+    ] = 0,
     minutes: Annotated[
         float, typer.Option("--minutes", min=1, max=24 * 60, help="Simulated minutes orders are dispatched for.")
     ] = 15,
@@ -223,12 +229,13 @@ def fleet(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fleet report as JSON.")] = False,
 ) -> None:
-    """Fly a fleet: N SITL copters at Kirkwall, each with its own `flightctl run` daemon and broker account, one
-    broker (or an active pair), one relay and one registry, orders dispatched from the demand model for --minutes
-    of simulated time, each order's customer page followed. Shows each aircraft live, then the fleet report (also
-    fleet-report.json and plots/ in the run's folder). Exit 0 when
-    the fleet held (every journaled event in the registry once, no aircraft with two orders, every order ended),
-    1 otherwise. Ctrl-C stops everything it started."""
+    """Fly a fleet: N SITL aircraft at Kirkwall (copters, and --vtol of them QuadPlanes), each with its own
+    `flightctl run` daemon and broker account, one broker (or an active pair), one relay and one registry, orders
+    dispatched from the demand model for --minutes of simulated time (each to a free aircraft able to fly it:
+    no winch drop to a VTOL), each order's customer page followed. Shows each aircraft live, then the fleet
+    report (also fleet-report.json and plots/ in the run's folder). Exit 0 when the fleet held (every
+    journaled event in the registry once, no aircraft with two orders, every order ended), 1 otherwise. Ctrl-C
+    stops everything it started."""
     import json
     import sys
 
@@ -248,12 +255,14 @@ def fleet(
     model = model.model_copy(
         update={k: v for k, v in (("orders_per_hour", orders_per_hour), ("seed", seed)) if v is not None}
     )
+    if vtol > aircraft:
+        raise fail(ConfigError(f"--vtol {vtol} of --aircraft {aircraft}: no more VTOLs than aircraft"))
     if first_instance + aircraft > 50:
         raise fail(ConfigError(f"--first-instance {first_instance} + --aircraft {aircraft}: SITL -I stops at 50"))
     folder = out.absolute() if out is not None else new_run_folder("fleet-")
     spec = FleetSpec(
         folder, aircraft, minutes * 60, speedup, model,
-        first_instance=first_instance, postgres=postgres, faults=plan, brokers=2 if pair else 1,
+        first_instance=first_instance, postgres=postgres, faults=plan, brokers=2 if pair else 1, vtol=vtol,
     )  # fmt: skip
     try:
         timeline(plan or FaultPlan(), spec.drones())  # faults on aircraft it does not have: said before anything starts

@@ -101,21 +101,25 @@ def _transition(state: int) -> MissionItem:
     return MissionItem(mavlink.MAV_CMD_DO_VTOL_TRANSITION, param1=state)
 
 
-def _check_kind(order: DeliveryOrder, profile: VehicleProfile) -> None:
+def kind_problem(order: DeliveryOrder, profile: VehicleProfile) -> str | None:
+    """Why an aircraft of this kind cannot deliver this order at all, whatever its state; None if it can. What
+    a dispatcher asks before choosing the aircraft, and the planner before planning."""
     if profile.kind is VehicleKind.FIXED_WING:
-        raise PlanningError(
+        return (
             f"profile {profile.name!r} is a fixed-wing: it delivers by landing at an airstrip (flightctl leg), "
             "not at a drop point"
         )
     if profile.kind is VehicleKind.VTOL and order.method is DeliveryMethod.WINCH:
-        raise PlanningError(
+        return (
             "a VTOL (ArduPlane QuadPlane) delivers by payload_place or release_at_height, not winch: ArduPlane has "
             "no winch driver (AP_Winch is built for Copter only)"
         )
+    return None
 
 
 def plan_delivery(order: DeliveryOrder, site: Site, profile: VehicleProfile) -> DeliveryPlan:
-    _check_kind(order, profile)
+    if (problem := kind_problem(order, profile)) is not None:
+        raise PlanningError(problem)
     vtol = profile.kind is VehicleKind.VTOL
     home = site.home()
     cruise = profile.cruise_alt_m

@@ -9,6 +9,7 @@ would a real one, and the fleet report counts the refusal.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +75,17 @@ def load_demand(path: Path | None = None) -> DemandModel:
         if not named_config("orders", destination.order).is_file():
             raise ConfigError(f"{path}: destinations: no order {destination.order!r} (configs/orders/, or a file)")
     return model
+
+
+def assign(
+    due: Sequence[PlannedOrder], free: Mapping[str, int], able: Callable[[PlannedOrder, str], bool]
+) -> tuple[PlannedOrder, str] | None:
+    """The next order to send and the aircraft to send it to: the first due order (in time order) that a free
+    aircraft can fly, to the one of those that has flown the fewest orders (by name on a tie). ``free``: each
+    free aircraft and the orders it has flown. An order no free aircraft can fly (a winch drop while only VTOLs
+    are free) waits for one that can, without holding up the orders behind it."""
+    for planned in due:
+        able_now = [drone for drone in free if able(planned, drone)]
+        if able_now:
+            return planned, min(able_now, key=lambda drone: (free[drone], drone))
+    return None

@@ -167,3 +167,55 @@ async def test_four_aircraft_fly_a_seeded_demand_through_every_fault_and_the_rep
     written = json.loads((spec.folder / "fleet-report.json").read_text())
     assert written["counts"] == report.counts
     assert written["holds"] is True
+
+
+# Seed 182 of this model: a winch drop at 144 s, another at 247 s, a release at height at 322 s, in six minutes.
+MIXED_DEMAND = DemandModel.model_validate({
+    "orders_per_hour": 15,
+    "destinations": [{"order": "kirkwall-1200m-height", "weight": 1}, {"order": "kirkwall-2000m-winch", "weight": 1}],
+    "parcel": {"min_kg": 0.3, "mode_kg": 1.0, "max_kg": 2.0},
+    "seed": 182,
+})  # fmt: skip
+MIXED_SIM_S = 360.0
+
+
+async def test_a_copter_and_a_vtol_each_fly_what_they_can_and_a_winch_drop_waits_for_the_copter(
+    tmp_path: Path,
+) -> None:
+    """Test a mixed fleet: sim-01 an ArduCopter SITL under sitl-quad, sim-02 ArduPlane's QuadPlane under
+    sitl-vtol, each with its own daemon. The first winch drop goes to the copter; the second comes due while the
+    copter flies the first and waits for it, the VTOL idle beside it (ArduPlane has no winch), and is still
+    waiting when the six minutes end (unserved); the release at height goes to the VTOL, which delivers it on
+    its wing. Every event of both aircraft is in the registry once."""
+    require_sitl("copter")
+    require_sitl("plane")
+    require_mosquitto()
+    planned = schedule(MIXED_DEMAND, MIXED_SIM_S)
+    assert [(o.order_id, o.destination) for o in planned] == [
+        ("FLT-0001", "kirkwall-2000m-winch"), ("FLT-0002", "kirkwall-2000m-winch"),
+        ("FLT-0003", "kirkwall-1200m-height"),
+    ], "the seed's day, as the comment says"  # fmt: skip
+
+    spec = FleetSpec(
+        tmp_path / "fleet", 2, MIXED_SIM_S, SPEEDUP, MIXED_DEMAND, first_instance=INSTANCE_BASE + 16, vtol=1
+    )
+    report = await SimFleet(spec).run()
+
+    assert [(a.drone, a.profile) for a in report.aircraft] == [("sim-01", "sitl-quad"), ("sim-02", "sitl-vtol")]
+    flown = {o["order_id"]: (o["drone"], o["outcome"]) for o in report.orders}
+    assert flown == {"FLT-0001": ("sim-01", "delivered"), "FLT-0003": ("sim-02", "delivered")}, report.orders
+    assert report.unserved == 1, "the second winch drop waited for the copter, never sent to the idle VTOL"
+    assert report.holds(), report.aircraft
+    for record in report.aircraft:
+        rows = journal_rows(spec.folder / record.drone / "daemon" / "journal.sqlite")
+        assert (record.journaled, record.in_registry) == (len(rows), len(rows))
+        released = [o for _s, o, t, d in rows if t == "state" and d.get("state") == "RELEASED"]
+        assert released == [next(o for o, (drone, _) in flown.items() if drone == record.drone)]
+    # What each daemon flew, from the autopilot's heartbeat: ArduPlane reports a QuadPlane as a fixed wing, and
+    # only a QuadPlane hovers to release at a drop point.
+    for drone, heard in (("sim-01", "vehicle QUADROTOR"), ("sim-02", "vehicle FIXED_WING")):
+        logs = "".join(p.read_text() for p in (spec.folder / drone / "daemon").glob("daemon-*.log"))
+        assert heard in logs, (drone, logs[-2000:])
+    assert {(c.name, c.kind) for c in report.costs} == {
+        (d, k) for d in ("sim-01", "sim-02") for k in ("sitl", "daemon")
+    }

@@ -33,9 +33,10 @@ DISPATCH = ["dispatch", "kirkwall-1500m-place", "--customer", "C-1", *BROKER]
         ([*DISPATCH, "--registry", "postgresql://flightctl:hunter2@db/flightctl"], "the URL carries a password"),
         (["sim", "fleet", "--demand", "demand.yaml"], "no order 'kirkwall-9km'"),
         (["sim", "fleet", "--aircraft", "4", "--first-instance", "48"], "SITL -I stops at 50"),
+        (["sim", "fleet", "--aircraft", "2", "--vtol", "3"], "--vtol 3 of --aircraft 2: no more VTOLs than aircraft"),
     ],
     ids=["ca-without-tls", "wind-empty-time", "order-too-big", "registry-typo", "registry-mysql", "registry-password",
-         "fleet-demand-unknown-order", "fleet-instances"],
+         "fleet-demand-unknown-order", "fleet-instances", "fleet-vtol-over-aircraft"],
 )  # fmt: skip
 def test_a_mistake_is_one_line_and_changes_nothing(tmp_path: Path, args: list[str], says: str) -> None:
     (tmp_path / "ca.pem").write_text("not a certificate\n")

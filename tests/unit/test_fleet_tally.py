@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from flightctl.config import named_config, read_yaml_model
+from flightctl.delivery.order import DeliveryOrder, VehicleProfile
+from flightctl.delivery.planner import kind_problem
 from flightctl.errors import ConfigError
-from flightctl.ground.demand import DemandModel, load_demand, schedule
+from flightctl.ground.demand import DemandModel, PlannedOrder, assign, load_demand, schedule
 from flightctl.ground.fleet_tally import FleetTally, Outcome
 from flightctl.mqtt.contract import Envelope, MessageType, TimeSource
 
@@ -45,6 +48,37 @@ def test_a_seeded_day_is_the_same_day_and_follows_the_model() -> None:
     assert min(masses) >= 0.5
     assert max(masses) <= 3.0
     assert 1.35 <= sum(masses) / len(masses) <= 1.65, "a triangle's mean is (min + mode + max) / 3"
+
+
+def shipped(kind: type[Any], folder: str, name: str) -> Any:
+    return read_yaml_model(named_config(folder, name), kind)
+
+
+def test_each_order_goes_to_a_free_aircraft_able_to_fly_it_and_a_winch_drop_never_to_a_vtol() -> None:
+    """Test the dispatcher's choice, with the planner's own rule for what a kind can fly: a winch drop due first
+    while only a VTOL is free waits, without holding up the release-at-height drop behind it, which the VTOL
+    takes; once a copter is free the winch drop goes to it; among able aircraft the least flown is chosen, by
+    name on a tie; with nobody free, or nobody able, nothing is sent."""
+    profiles = {
+        "sim-01": shipped(VehicleProfile, "profiles", "sitl-quad"),
+        "sim-02": shipped(VehicleProfile, "profiles", "sitl-vtol"),
+    }
+    orders = {
+        name: shipped(DeliveryOrder, "orders", name) for name in ("kirkwall-2000m-winch", "kirkwall-1200m-height")
+    }
+
+    def able(planned: PlannedOrder, drone: str) -> bool:
+        return kind_problem(orders[planned.destination], profiles[drone]) is None
+
+    winch = PlannedOrder(10.0, "FLT-0001", "kirkwall-2000m-winch", 1.0)
+    height = PlannedOrder(20.0, "FLT-0002", "kirkwall-1200m-height", 1.0)
+    assert assign([winch, height], {"sim-02": 0}, able) == (height, "sim-02")
+    assert assign([winch], {"sim-02": 0}, able) is None, "a winch drop is never sent to a VTOL"
+    assert assign([winch, height], {"sim-01": 3, "sim-02": 0}, able) == (winch, "sim-01")
+    assert assign([height], {"sim-01": 3, "sim-02": 1}, able) == (height, "sim-02"), "the least flown"
+    assert assign([height], {"sim-02": 1, "sim-01": 1}, able) == (height, "sim-01"), "by name on a tie"
+    assert assign([winch, height], {}, able) is None
+    assert assign([], {"sim-01": 0}, able) is None
 
 
 def test_a_demand_file_with_a_mistake_is_refused_naming_it(tmp_path: Path) -> None:
