@@ -5,8 +5,8 @@ SITL through a real mosquitto (TLS, passwords), while a subscriber on the same m
 message's latency: from the moment the daemon received the MAVLink message the sample was taken from
 (``received_unix_s``, the companion's clock) to the moment the subscriber received it. "GC > 10 ms" counts the
 garbage collections the daemon logged as holding its loop for longer (``flightctl/gc_pauses.py``); "loop held >
-20 ms" counts anything else it logged as holding its loop (``flightctl/loop_stalls.py``), each printed after the
-table with where the loop was. The
+20 ms" counts anything else it logged as holding its loop (``flightctl/loop_stalls.py``, watched every 10 ms
+here through ``FLIGHTCTL_LOOP_STALL_MS=20``), each printed after the table with where the loop was. The
 daemon's CPU is its process's user+system time over the delivery's wall time (psutil), as a share of one
 core. Latency sampling goes on after the landing, the daemon still publishing, until each rate has
 ``--samples`` (default 2000): at 1 Hz that is over half an hour.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -198,6 +199,8 @@ async def main() -> None:
     parser.add_argument("--instance", type=int, default=7, help="SITL -I (ports)")
     parser.add_argument("--samples", type=int, default=2000, help="latency samples at least, per rate")
     args = parser.parse_args()
+    # The daemons watch their loop finely here (loop_stalls.py: the default names only stalls over 100 ms).
+    os.environ.setdefault("FLIGHTCTL_LOOP_STALL_MS", "20")
     results = []
     for rate in (float(r) for r in args.rates.split(",")):
         with tempfile.TemporaryDirectory(prefix="flightctl-bench-") as folder:

@@ -83,7 +83,7 @@ def relay(config: Annotated[Path, typer.Option("--config", help="Relay config (.
             # waits out a full collection of the imports.
             freeze_startup()
             servers.callback(GcPauses().install().remove)
-            servers.callback(LoopStalls().start().stop)  # anything else holding the loop, named in the log
+            servers.callback(LoopStalls.configured().start().stop)  # anything else holding the loop, named in the log
             await status_relay.run()
 
     run_service(serve)

@@ -125,7 +125,7 @@ class Daemon:
         worker.extra_status = link.status
         remove = vehicle.connection.add_listener("GLOBAL_POSITION_INT", sampler.on_position)
         pauses = GcPauses()
-        stalls = LoopStalls()
+        stalls = LoopStalls.configured()
         try:
             await worker.resume_open_order()
             # Start-up is over: what it built is never walked by a collection again (gc_pauses.py: a full

@@ -107,3 +107,26 @@ async def test_a_loop_held_again_and_again_logs_at_most_its_rate_and_counts_the_
     assert len(stalls.stalls) == 5
     assert len([r for r in caplog.records if r.name == "flightctl.loop_stalls"]) == 2
     assert stalls.unlogged == 3
+
+
+@pytest.mark.parametrize("value", ["abc", "5", "NaN", "1e999", "-20", "", "20" * 30])
+def test_a_bad_threshold_in_the_environment_is_logged_and_the_default_kept(
+    value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Test that FLIGHTCTL_LOOP_STALL_MS set to anything but 10 to 10,000 ms is said in the log and changes
+    nothing: the default watch (stalls over 100 ms, a beat every 200 ms), never a daemon that will not start."""
+    monkeypatch.setenv("FLIGHTCTL_LOOP_STALL_MS", value)
+    with caplog.at_level(logging.WARNING, logger="flightctl.loop_stalls"):
+        stalls = LoopStalls.configured()
+    assert (stalls.warn_ms, stalls.period_ms) == (100.0, 200.0)
+    (record,) = caplog.records
+    assert "FLIGHTCTL_LOOP_STALL_MS" in record.getMessage()
+
+
+def test_a_threshold_in_the_environment_sets_the_watch_finer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test that FLIGHTCTL_LOOP_STALL_MS=20 watches for stalls over 20 ms with a beat every 10 ms, and that
+    without it the watch is the default."""
+    monkeypatch.setenv("FLIGHTCTL_LOOP_STALL_MS", "20")
+    assert (LoopStalls.configured().warn_ms, LoopStalls.configured().period_ms) == (20.0, 10.0)
+    monkeypatch.delenv("FLIGHTCTL_LOOP_STALL_MS")
+    assert (LoopStalls.configured().warn_ms, LoopStalls.configured().period_ms) == (100.0, 200.0)
