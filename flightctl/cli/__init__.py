@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -45,8 +46,16 @@ app.command()(report)
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the link does.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=errors, show_path=False)],
-    )
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[log_handler()])
+
+
+def log_handler() -> logging.Handler:
+    """Rich's handler on a terminal; one plain line per record anywhere else (systemd's journal, a log file).
+    Rich lays every record out as a table wrapped to the terminal's width: in a daemon under load that held the
+    event loop for hundreds of milliseconds (loop_stalls.py named it), and it broke long lines in the middle
+    of what one searches a log for."""
+    if errors.is_terminal:
+        return RichHandler(console=errors, show_path=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler

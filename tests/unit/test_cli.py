@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.logging import RichHandler
 from typer.testing import CliRunner
 
-from flightctl.cli import app
+from flightctl.cli import app, log_handler
 
 runner = CliRunner()
 
@@ -239,3 +241,16 @@ def test_a_service_stops_on_sigterm_even_when_a_task_ignores_it(kind: str, code:
         assert "telemetry" in err
         assert "in stubborn" in err  # its stack says where it is stuck
         assert "well-behaved" not in err.split("exiting")[0]
+
+
+def test_logs_off_a_terminal_are_one_plain_line_per_record() -> None:
+    """Test that where stderr is no terminal (systemd's journal, a daemon's log file) a record is one line with
+    its time, level and logger, however long: not Rich's table, wrapped to a terminal's width."""
+    handler = log_handler()
+    assert not isinstance(handler, RichHandler)
+    message = "the event loop was held for 38 ms, in: " + " <- ".join(
+        f"flightctl/m{n}.py:{n} in f{n}" for n in range(9)
+    )
+    record = logging.LogRecord("flightctl.loop_stalls", logging.WARNING, __file__, 1, message, None, None)
+    (line,) = handler.format(record).splitlines()
+    assert line.endswith(f" WARNING flightctl.loop_stalls: {message}"), line
