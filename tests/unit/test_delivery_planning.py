@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from flightctl.delivery.routing import LocalFrame, PlanningError, plan_route
 from flightctl.delivery.wind import GroundWind
 from flightctl.dialect import mavlink as m
 from flightctl.errors import ConfigError
-from flightctl.geo import AltFrame, Location
+from flightctl.geo import AltFrame, Location, distance_m
 from flightctl.missions.ardupilot import Firmware
 from flightctl.missions.model import MissionType
 from flightctl.missions.verify import expected_on_vehicle
@@ -220,3 +221,23 @@ def test_a_site_names_the_time_zone_its_customers_read_and_a_wrong_one_is_refuse
     wrong.write_text(text)
     with pytest.raises(ConfigError, match="timezone: Value error, 'Orkney/Kirkwall' is not a time zone this machine"):
         read_yaml_model(wrong, Site)
+
+
+def test_a_local_frame_is_made_once_per_origin_and_thread_and_stays_exact() -> None:
+    """Test that the projection for an origin is built once (it costs tens of milliseconds of the daemon's loop
+    per order otherwise) and reused for every later plan from there, that another origin or another thread gets
+    its own, and that the reused frame still maps the origin to (0, 0) and back."""
+    depot = Location(58.9580, -2.9590, 0.0, AltFrame.ABSOLUTE)
+    first, again = LocalFrame(depot), LocalFrame(depot)
+    assert first._forward is again._forward  # the same transformers, not rebuilt
+    assert LocalFrame(Location(59.3, -2.4, 0.0, AltFrame.ABSOLUTE))._forward is not first._forward
+    elsewhere: list[LocalFrame] = []
+    worker = threading.Thread(target=lambda: elsewhere.append(LocalFrame(depot)))
+    worker.start()
+    worker.join(timeout=30)
+    assert elsewhere[0]._forward is not first._forward, "a pyproj Transformer is not shared between threads"
+    x, y = again.xy(depot.lat_deg, depot.lon_deg)
+    assert abs(x) < 1e-6
+    assert abs(y) < 1e-6
+    back = again.location(1000.0, 0.0, 0.0, AltFrame.ABSOLUTE)
+    assert distance_m(back, depot) == pytest.approx(1000.0, abs=0.01)
