@@ -363,14 +363,6 @@ class MavConnection:
             system_status=mavlink.MAV_STATE_ACTIVE,
             mavlink_version=3,
         )
-        # Until the vehicle is heard, each of our heartbeats also asks for one of its own (MAV_CMD_REQUEST_MESSAGE,
-        # to every system unless one was named): ArduPilot queues it at once on the link it was asked on
-        # (GCS_Common.cpp handle_command_request_message), so a connection is made in a round trip, not in up
-        # to the vehicle's heartbeat period (1 s). An autopilot that ignores the request is heard at its period.
-        heartbeat_request = mavlink.MAVLink_command_long_message(
-            self._wanted_system or 0, 0, mavlink.MAV_CMD_REQUEST_MESSAGE, 0, mavlink.MAVLINK_MSG_ID_HEARTBEAT,
-            0, 0, 0, 0, 0, 0,
-        )  # fmt: skip
         loop = asyncio.get_running_loop()
         check_period_s = min(self.heartbeat_period_s, self.link_timeout_s / 4)
         next_heartbeat = loop.time()
@@ -379,8 +371,6 @@ class MavConnection:
             now = loop.time()
             if now >= next_heartbeat:
                 self.send(heartbeat)
-                if self._state is LinkState.WAITING:
-                    self.send(heartbeat_request)
                 next_heartbeat = now + self.heartbeat_period_s
             if now >= next_quality:
                 self._quality_window.append((self._seq_received, self._seq_lost))

@@ -17,10 +17,8 @@ async def peer() -> AsyncIterator[ScriptedPeer]:
 
 @pytest.fixture
 async def connection(peer: ScriptedPeer) -> AsyncIterator[MavConnection]:
-    """A connection to the scripted peer that has already heard its heartbeat. What it sent to get there (its
-    heartbeat and its request for the vehicle's) is forgotten, so a test sees only what the test caused."""
+    """A connection to the scripted peer that has already heard its heartbeat."""
     async with MavConnection(peer.transport, heartbeat_period_s=0.1, link_timeout_s=0.5) as conn:
         peer.start_heartbeats()
         await conn.wait_vehicle(timeout_s=2.0)
-        peer.received.clear()
         yield conn

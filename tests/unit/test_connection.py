@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from flightctl.dialect import MAVLinkMessage, mavlink
+from flightctl.dialect import mavlink
 from flightctl.errors import LinkClosed, VehicleTimeout
 from flightctl.link.connection import LinkState, MavConnection
 from tests.support.conditions import eventually
@@ -28,48 +28,6 @@ async def test_vehicle_identity_learned_from_heartbeat(connection: MavConnection
     assert connection.vehicle is not None
     assert (connection.vehicle.system_id, connection.vehicle.component_id) == (1, 1)
     assert connection.vehicle.type_name == "QUADROTOR"
-
-
-def heartbeat_requests(peer: ScriptedPeer) -> list[tuple[int, int]]:
-    """The (target system, target component) of each request flightctl sent for the vehicle's heartbeat."""
-    return [
-        (m.target_system, m.target_component)
-        for m in peer.sent("COMMAND_LONG")
-        if m.command == mavlink.MAV_CMD_REQUEST_MESSAGE and m.param1 == mavlink.MAVLINK_MSG_ID_HEARTBEAT
-    ]
-
-
-async def test_the_vehicle_is_asked_for_its_heartbeat_and_heard_in_a_round_trip() -> None:
-    """Test that a connection does not wait out a vehicle's heartbeat period: its first heartbeat of ours goes
-    with a request (to every system) for one of the vehicle's, and a vehicle that answers it, as ArduPilot does,
-    is connected on that answer though its own heartbeat is 10 s away."""
-    peer = ScriptedPeer()
-
-    def answer(request: MAVLinkMessage) -> None:
-        if request.command == mavlink.MAV_CMD_REQUEST_MESSAGE and request.param1 == 0:
-            peer.ack(request)
-            peer.send(peer.heartbeat())
-
-    peer.on("COMMAND_LONG", answer)
-    async with MavConnection(peer.transport, heartbeat_period_s=10.0) as conn:
-        identity = await conn.wait_vehicle(timeout_s=1.0)
-        assert (identity.system_id, identity.type_name) == (1, "QUADROTOR")
-    assert heartbeat_requests(peer) == [(0, 0)]
-
-
-async def test_heartbeat_requests_name_the_wanted_system_and_stop_once_it_is_heard() -> None:
-    """Test that a connection told which system to control asks only that one, asks again with each of its own
-    heartbeats while nothing answers, and stops asking once the vehicle is heard."""
-    peer = ScriptedPeer(system_id=7)
-    async with MavConnection(peer.transport, target_system=7, heartbeat_period_s=0.05) as conn:
-        await eventually(lambda: len(heartbeat_requests(peer)) >= 3, timeout_s=2.0)
-        peer.start_heartbeats()
-        await conn.wait_vehicle(timeout_s=1.0)
-        asked = len(heartbeat_requests(peer))
-        await peer.expect("HEARTBEAT", count=len(peer.sent("HEARTBEAT")) + 3, timeout_s=2.0)
-    assert set(heartbeat_requests(peer)) == {(7, 0)}
-    assert len(heartbeat_requests(peer)) == asked  # our heartbeats went on; the requests did not
-    peer.stop()
 
 
 async def test_gcs_heartbeat_is_not_taken_for_the_vehicle() -> None:
